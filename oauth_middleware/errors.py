@@ -1,0 +1,187 @@
+"""One error hierarchy, mapped to the error codes of the OAuth RFCs.
+
+Errors are data: each class only sets ``error``, ``status_code`` and a
+description. :mod:`oauth_middleware.responses` is the one place that turns
+them into HTTP. Whether an error may be redirected back to the client is
+answered by its type (:class:`FatalClientError` never is, RFC 6749
+§4.1.2.1), not by a flag passed around.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_DESCRIPTION_CHARS = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or has a bad value (raised at load time).
+
+    The message is one line that names the setting, e.g.
+    ``access_token_ttl: expected a whole number of seconds, got 'soon'``.
+    """
+
+
+class StoreUnavailable(Exception):
+    """The token store cannot be reached; callers fail closed with a 503."""
+
+
+class OAuthError(Exception):
+    """Base of every error that becomes an OAuth error response.
+
+    :param description: human-readable ``error_description``; restricted to
+        the characters RFC 6749 §5.2 allows, checked here so a bad message
+        fails where it is written, not when it is rendered.
+    """
+
+    #: The RFC error code sent as ``error``.
+    error: str = "invalid_request"
+    #: HTTP status used when the error is rendered as a JSON response.
+    status_code: int = 400
+
+    def __init__(self, description: str = "") -> None:
+        if not _DESCRIPTION_CHARS.match(description):
+            raise ValueError(f"error_description has characters RFC 6749 forbids: {description!r}")
+        super().__init__(description or self.error)
+        self.description = description
+
+
+class InvalidRequest(OAuthError):
+    """Malformed request: missing, repeated or bad parameter (RFC 6749 §5.2)."""
+
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2): 401."""
+
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str = "", *, used_basic: bool = False) -> None:
+        super().__init__(description)
+        #: The client tried HTTP Basic, so the 401 must carry a Basic challenge.
+        self.used_basic = used_basic
+
+
+class InvalidGrant(OAuthError):
+    """The grant (code, refresh token, password) is invalid or expired."""
+
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    """The client may not use this grant or response type."""
+
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    """The server does not offer this ``grant_type``."""
+
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    """The server does not offer this ``response_type``."""
+
+    error = "unsupported_response_type"
+
+
+class UnsupportedTokenType(OAuthError):
+    """RFC 7009 §2.2.1: the server cannot revoke this token type."""
+
+    error = "unsupported_token_type"
+
+
+class InvalidScope(OAuthError):
+    """The requested scope is unknown, malformed or beyond what is allowed."""
+
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    """The resource owner or the server denied the request."""
+
+    error = "access_denied"
+    status_code = 403
+
+
+class ServerError(OAuthError):
+    """Unexpected condition (RFC 6749 §4.1.2.1 ``server_error``)."""
+
+    error = "server_error"
+    status_code = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot handle the request now, e.g. the store is down."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+
+class MethodNotAllowed(OAuthError):
+    """Wrong HTTP method for one of our endpoints (405, with ``Allow``)."""
+
+    error = "invalid_request"
+    status_code = 405
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"method not allowed, use {' or '.join(allowed)}")
+        self.allowed = allowed
+
+
+class FatalClientError(OAuthError):
+    """An authorization request whose client or redirect URI cannot be trusted.
+
+    Never redirected (that would make us an open redirector); rendered as an
+    error page instead (RFC 6749 §4.1.2.1).
+    """
+
+    error = "invalid_request"
+
+
+class BearerError(OAuthError):
+    """Base of the resource-server errors of RFC 6750 §3.1."""
+
+
+class MissingToken(BearerError):
+    """No token on a protected path: a bare challenge, no error code (§3.1)."""
+
+    error = ""
+    status_code = 401
+
+
+class InvalidToken(BearerError):
+    """Unknown, expired, revoked or malformed access token (401)."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScope(BearerError):
+    """The token lacks a scope the path needs (403, with ``scope``)."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, required: tuple[str, ...]) -> None:
+        super().__init__("the token lacks a required scope")
+        #: The scopes the request needs, sent back in the challenge.
+        self.required = required
+
+
+class InvalidBearerRequest(BearerError):
+    """Malformed request to a protected path, e.g. two token sources (400)."""
+
+    error = "invalid_request"
+    status_code = 400
+
+
+class BearerUnavailable(BearerError):
+    """The store behind the guard is down: fail closed (503)."""
+
+    error = "temporarily_unavailable"
+    status_code = 503

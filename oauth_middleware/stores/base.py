@@ -1,0 +1,75 @@
+"""The storage Protocol every backend meets.
+
+Backends are deliberately dumb: a key/value space with expiry, an atomic
+*take*, sets used as indexes, and a counter. All OAuth logic (revocation
+cascades, refresh families, unique tokens) lives once, above them, in
+:mod:`oauth_middleware.repository`, so every backend behaves the same.
+
+Rules every backend keeps:
+
+* values are JSON-compatible ``dict`` objects; callers never mutate them;
+* ``ttl`` is whole seconds, ``None`` means no expiry; an expired entry is
+  never returned and is eventually removed;
+* :meth:`Store.take` is atomic: of two concurrent takes of one key, exactly
+  one gets the value;
+* any failure to reach the backend raises
+  :class:`~oauth_middleware.errors.StoreUnavailable`, never a driver error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Value = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """What a backend needs to open itself, built once from the settings.
+
+    :param url: the ``store`` setting, e.g. ``sqlite:///var/oauth.db``.
+    :param timeout: seconds before a call to a networked store gives up.
+    :param prefix: prefix for every key (shared Redis/memcached servers).
+    """
+
+    url: str
+    timeout: float = 2.0
+    prefix: str = "oauth2:"
+
+
+class Store(Protocol):
+    """A key/value store with expiry, atomic take, set indexes and counters."""
+
+    def ping(self) -> None:
+        """Check the store can be reached; raise ``StoreUnavailable`` if not."""
+
+    def get(self, key: str) -> Value | None:
+        """Return the live value under ``key``, or None."""
+
+    def put(self, key: str, value: Value, ttl: int | None) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+
+    def add(self, key: str, value: Value, ttl: int | None) -> bool:
+        """Store ``value`` only if ``key`` holds no live value; True if stored."""
+
+    def take(self, key: str) -> Value | None:
+        """Atomically remove and return the live value under ``key``."""
+
+    def delete(self, *keys: str) -> None:
+        """Remove the keys (missing keys are ignored)."""
+
+    def index_add(self, key: str, member: str, ttl: int | None) -> None:
+        """Add ``member`` to the set ``key``; the set lives at least ``ttl``."""
+
+    def index_discard(self, key: str, member: str) -> None:
+        """Remove ``member`` from the set ``key``."""
+
+    def index_members(self, key: str) -> set[str]:
+        """Return the members of the set ``key`` (empty when missing)."""
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one to the counter ``key`` (created with ``ttl``); return it."""
+
+    def close(self) -> None:
+        """Release connections and files."""

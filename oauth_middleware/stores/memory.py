@@ -1,0 +1,135 @@
+"""In-process store (``memory://``): for tests, demos and single processes.
+
+Everything lives in dicts guarded by one lock, so takes are atomic across
+threads. Nothing survives a restart and nothing is shared between worker
+processes: use SQLite, Redis or memcached for that.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .base import StoreConfig, Value
+
+#: Expired entries are swept at most this often (seconds).
+_SWEEP_INTERVAL = 60.0
+
+
+class MemoryStore:
+    """A :class:`~oauth_middleware.stores.base.Store` kept in dictionaries."""
+
+    def __init__(self, config: StoreConfig | None = None) -> None:
+        self._values: dict[str, tuple[Value, float | None]] = {}
+        self._indexes: dict[str, tuple[set[str], float | None]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
+
+    def ping(self) -> None:
+        """Always reachable."""
+
+    def get(self, key: str) -> Value | None:
+        """Return the live value under ``key``, or None."""
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= time.time():
+            return None
+        return value
+
+    def put(self, key: str, value: Value, ttl: int | None) -> None:
+        """Store ``value`` under ``key``."""
+        with self._lock:
+            self._values[key] = (value, _deadline(ttl))
+            self._maybe_sweep()
+
+    def add(self, key: str, value: Value, ttl: int | None) -> bool:
+        """Store ``value`` unless a live value is there; True if stored."""
+        with self._lock:
+            if self.get(key) is not None:
+                return False
+            self._values[key] = (value, _deadline(ttl))
+            return True
+
+    def take(self, key: str) -> Value | None:
+        """Atomically remove and return the live value under ``key``."""
+        with self._lock:
+            value = self.get(key)
+            self._values.pop(key, None)
+            return value
+
+    def delete(self, *keys: str) -> None:
+        """Remove the keys."""
+        with self._lock:
+            for key in keys:
+                self._values.pop(key, None)
+                self._indexes.pop(key, None)
+
+    def index_add(self, key: str, member: str, ttl: int | None) -> None:
+        """Add ``member`` to the set ``key``, extending its life to ``ttl``."""
+        with self._lock:
+            members, expires = self._live_index(key)
+            members.add(member)
+            self._indexes[key] = (members, _later(expires, _deadline(ttl), fresh=not members - {member}))
+
+    def index_discard(self, key: str, member: str) -> None:
+        """Remove ``member`` from the set ``key``."""
+        with self._lock:
+            entry = self._indexes.get(key)
+            if entry is not None:
+                entry[0].discard(member)
+
+    def index_members(self, key: str) -> set[str]:
+        """Return a copy of the set ``key``."""
+        with self._lock:
+            entry = self._indexes.get(key)
+            if entry is None or (entry[1] is not None and entry[1] <= time.time()):
+                return set()
+            return set(entry[0])
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one to the counter ``key``; a new counter expires after ``ttl``."""
+        with self._lock:
+            current = self.get(key)
+            count = (current["n"] if current else 0) + 1
+            expires = self._values[key][1] if current else _deadline(ttl)
+            self._values[key] = ({"n": count}, expires)
+            return count
+
+    def close(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._values.clear()
+            self._indexes.clear()
+
+    def _live_index(self, key: str) -> tuple[set[str], float | None]:
+        entry = self._indexes.get(key)
+        if entry is None or (entry[1] is not None and entry[1] <= time.time()):
+            entry = (set(), None)
+            self._indexes[key] = entry
+        return entry
+
+    def _maybe_sweep(self) -> None:
+        now_mono = time.monotonic()
+        if now_mono < self._next_sweep:
+            return
+        self._next_sweep = now_mono + _SWEEP_INTERVAL
+        now = time.time()
+        for key in [k for k, (_, exp) in self._values.items() if exp is not None and exp <= now]:
+            del self._values[key]
+        for key in [k for k, (_, exp) in self._indexes.items() if exp is not None and exp <= now]:
+            del self._indexes[key]
+
+
+def _deadline(ttl: int | None) -> float | None:
+    return None if ttl is None else time.time() + ttl
+
+
+def _later(current: float | None, new: float | None, *, fresh: bool) -> float | None:
+    """The expiry of an index after adding a member living until ``new``."""
+    if fresh:
+        return new
+    if current is None or new is None:
+        return None
+    return max(current, new)
