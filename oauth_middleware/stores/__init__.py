@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, StoreUnavailable
 from .base import Store, StoreConfig, Value
 
-__all__ = ["Store", "StoreConfig", "Value", "open_store", "SCHEMES"]
+__all__ = ["SCHEMES", "Store", "StoreConfig", "Value", "open_store"]
 
 #: URL scheme -> "module:class" of the backend, imported only when used so
 #: the optional drivers (redis-py, pymemcache) stay optional.
@@ -39,7 +39,9 @@ def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"{setting}: {scheme}:// needs an extra driver ({exc.name} is not installed)") from None
+        raise ConfigError(
+            f"{setting}: {scheme}:// needs an extra driver ({exc.name} is not installed)"
+        ) from None
     try:
         store: Store = getattr(module, class_name)(config)
         store.ping()

@@ -1,0 +1,31 @@
+"""Client credentials grant (RFC 6749 §4.4): a client acting for itself."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import TokenRequest
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
+
+
+class ClientCredentialsGrant:
+    """Issue an access token to an authenticated confidential client.
+
+    No refresh token: the client can always ask again (RFC 6749 §4.4.3).
+    """
+
+    grant_type = "client_credentials"
+    #: RFC 6749 §4.4: only confidential clients may use this grant.
+    allows_public_clients = False
+
+    def __init__(self, server: AuthorizationServer) -> None:
+        self.server = server
+
+    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+        """Grant the requested (or default) scope to the client itself."""
+        scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
+        return self.server.issuer.issue(
+            client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+        )

@@ -1,0 +1,69 @@
+"""The WSGI entry point: answer our own paths, guard every other one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from webob import Request, Response
+
+from .endpoints import routes
+from .errors import OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
+from .guard import Guard
+from .outage import OutageLog
+from .responses import oauth_error
+from .server import AuthorizationServer
+from .settings import Settings
+from .stores import Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("oauth_middleware")
+
+
+class OAuth2Middleware:
+    """Authorization server and resource-server guard in one WSGI middleware.
+
+    :param app: the WSGI application to protect.
+    :param settings: converted settings; or pass ini-style keyword arguments.
+    :param store_backend: an already open store to use instead of the ``store`` setting.
+
+    Example::
+
+        app = OAuth2Middleware(app, store="sqlite:///oauth.db", scopes="read write")
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: Settings | None = None,
+        *,
+        store_backend: Store | None = None,
+        **config: Any,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_config(config)
+        self.server = AuthorizationServer(self.settings, store_backend)
+        self.routes = routes(self.server)
+        self.guard = Guard(app, self.settings, self.server.tokens)
+        self.outage = OutageLog()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        endpoint = self.routes.get(environ.get("PATH_INFO", ""))
+        if endpoint is None:
+            return self.guard(environ, start_response)
+        request = Request(environ, charset="utf-8")
+        response: Response
+        try:
+            response = endpoint(self.server, request)
+        except OAuthError as error:
+            response = oauth_error(error, self.settings.realm)
+        except StoreUnavailable as exc:
+            self.outage.failed(exc)
+            response = oauth_error(TemporarilyUnavailable("the store is unavailable"), self.settings.realm)
+        except Exception:
+            # Never a traceback to the client; the log has it for the operator.
+            log.exception("unexpected error on %s", request.path_info)
+            response = oauth_error(ServerError("internal error"), self.settings.realm)
+        return response(environ, start_response)

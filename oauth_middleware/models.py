@@ -1,0 +1,108 @@
+"""The records the server keeps: clients and access tokens.
+
+Each record converts to and from the plain ``dict`` the stores hold, with
+short keys because the guard reads one on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def digest(secret: str) -> str:
+    """SHA-256 hex digest of a token or secret: what we store instead of it.
+
+    Tokens and generated secrets carry >= 256 bits of entropy, so an unsalted
+    fast hash is enough to make a leaked store useless to an attacker.
+    """
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered OAuth client.
+
+    :param client_id: the public identifier.
+    :param secret_hash: :func:`digest` of the secret; None for public clients.
+    :param redirect_uris: registered redirect URIs, matched exactly.
+    :param grant_types: grants the client may use.
+    :param response_types: ``code`` and/or ``token`` at the authorize endpoint.
+    :param scopes: the scopes the client may ask for.
+    :param name: shown on the consent page.
+    """
+
+    client_id: str
+    secret_hash: str | None
+    redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ()
+    response_types: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    name: str = ""
+
+    @property
+    def is_public(self) -> bool:
+        """True for a client without a secret (native and browser apps)."""
+        return self.secret_hash is None
+
+    def check_secret(self, secret: str) -> bool:
+        """Compare ``secret`` with the stored hash in constant time.
+
+        The presented value is always hashed first, so presenting the stored
+        hash itself never authenticates.
+        """
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(digest(secret), self.secret_hash)
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {
+            "id": self.client_id,
+            "sh": self.secret_hash,
+            "ru": list(self.redirect_uris),
+            "gt": list(self.grant_types),
+            "rt": list(self.response_types),
+            "sc": list(self.scopes),
+            "n": self.name,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> Client:
+        """Rebuild a client from :meth:`to_value` output."""
+        return cls(
+            client_id=value["id"],
+            secret_hash=value["sh"],
+            redirect_uris=tuple(value["ru"]),
+            grant_types=tuple(value["gt"]),
+            response_types=tuple(value["rt"]),
+            scopes=tuple(value["sc"]),
+            name=value.get("n", ""),
+        )
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A valid access token, as the guard puts it in ``environ['oauth2.token']``.
+
+    The same shape for opaque and JWT tokens.
+
+    :param token: the token string the client presented.
+    :param client_id: the client it was issued to.
+    :param user_id: the resource owner, or None for client-only tokens.
+    :param scopes: the granted scopes.
+    :param expires_at: expiry as a Unix timestamp.
+    :param extra: extra data the grant attached.
+    :param token_id: stable id (hash or ``jti``) used for revocation.
+    """
+
+    token: str
+    client_id: str
+    user_id: str | None
+    scopes: tuple[str, ...]
+    expires_at: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    token_id: str = ""

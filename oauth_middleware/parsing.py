@@ -1,0 +1,104 @@
+"""Pure parsers: bearer header, Basic credentials, scopes, form parameters.
+
+No I/O, no WebOb: strings in, values or an :class:`OAuthError` out, so each
+one can be tested (and fuzzed) on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+from urllib.parse import unquote_plus
+
+from .errors import InvalidBearerRequest, InvalidClient, InvalidRequest, InvalidScope
+
+#: RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+#: RFC 6749 appendix A: client_id and secret are VSCHAR (%x20-7E).
+_VSCHAR = re.compile(r"[\x20-\x7e]*")
+
+
+def bearer_from_header(value: str) -> str | None:
+    """Return the token of an ``Authorization: Bearer`` header value.
+
+    Another scheme (``Basic ...``) is not ours: None, so the guard answers
+    with a plain challenge. A Bearer header with no or a malformed token is
+    ``invalid_request`` (RFC 6750 §3.1).
+    """
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    credentials = credentials.strip()
+    if not _B64TOKEN.fullmatch(credentials):
+        raise InvalidBearerRequest("malformed bearer token")
+    return credentials
+
+
+def basic_credentials(value: str) -> tuple[str, str] | None:
+    """Return ``(client_id, client_secret)`` of an ``Authorization: Basic`` header.
+
+    Both parts are form-urlencoded before base64 (RFC 6749 §2.3.1), so they
+    are decoded again here. Another scheme gives None; a broken Basic header
+    is ``invalid_client`` with a Basic challenge.
+    """
+    scheme, _, encoded = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient("malformed Basic credentials", used_basic=True) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient("malformed Basic credentials", used_basic=True)
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not client_id or not _VSCHAR.fullmatch(client_id) or not _VSCHAR.fullmatch(secret):
+        raise InvalidClient("malformed Basic credentials", used_basic=True)
+    return client_id, secret
+
+
+def scope_list(value: str) -> tuple[str, ...]:
+    """Split a space-delimited scope string into its scope tokens, in order, once each.
+
+    :raises InvalidScope: a token has characters RFC 6749 §3.3 forbids.
+    """
+    tokens = value.split(" ")
+    result: list[str] = []
+    for token in tokens:
+        if not token:
+            continue
+        if not _SCOPE_TOKEN.fullmatch(token):
+            raise InvalidScope("scope contains a character that is not allowed")
+        if token not in result:
+            result.append(token)
+    return tuple(result)
+
+
+def scope_string(scopes: Iterable[str]) -> str:
+    """Join scope tokens into the space-delimited form used on the wire."""
+    return " ".join(scopes)
+
+
+def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Collapse request parameters into a dict, refusing repeated names.
+
+    RFC 6749 §3.1 and §3.2: request and response parameters MUST NOT be
+    included more than once. Empty values count as absent (§3.1).
+    """
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in params:
+            raise InvalidRequest(f"parameter {_safe(name)} is repeated")
+        if value != "":
+            params[name] = value
+    return params
+
+
+def _safe(text: str) -> str:
+    """``text`` reduced to characters allowed in an error description."""
+    cleaned = "".join(ch for ch in text[:40] if ch.isascii() and ch.isprintable() and ch not in '"\\')
+    return cleaned or "?"

@@ -1,0 +1,129 @@
+"""The only place that renders HTTP: JSON bodies, challenges, redirects, pages.
+
+Every response here that carries a token, a code or an error about one is
+marked ``Cache-Control: no-store`` (RFC 6749 §5.1, RFC 6750 §3).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from webob import Response
+
+from .errors import (
+    BearerError,
+    InsufficientScope,
+    InvalidClient,
+    MethodNotAllowed,
+    OAuthError,
+)
+
+_NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+#: Seconds a client should wait before retrying when the store is down.
+RETRY_AFTER = "5"
+
+
+def json_response(body: Mapping[str, Any], status: int = 200, *, cache: bool = False) -> Response:
+    """A JSON response; ``cache=False`` forbids caching (the default)."""
+    response = Response(
+        body=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+        status=status,
+        content_type="application/json",
+        charset=None,
+    )
+    if not cache:
+        response.headerlist.extend(_NO_STORE)
+    return response
+
+
+def error_body(error: OAuthError) -> dict[str, str]:
+    """``{"error": ..., "error_description": ...}`` for an error."""
+    body = {"error": error.error}
+    if error.description:
+        body["error_description"] = error.description
+    return body
+
+
+def oauth_error(error: OAuthError, realm: str) -> Response:
+    """Render an error of one of our own endpoints (RFC 6749 §5.2)."""
+    response = json_response(error_body(error), error.status_code)
+    if isinstance(error, InvalidClient) and error.used_basic:
+        # RFC 6749 §5.2: a client that tried Basic gets a matching challenge.
+        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
+    elif isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(error.allowed)
+    if error.status_code == 503:
+        response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
+def bearer_challenge(error: BearerError, realm: str) -> str:
+    """The ``WWW-Authenticate`` value for a guard error (RFC 6750 §3)."""
+    parts = [f'realm="{realm}"']
+    if error.error:
+        parts.append(f'error="{error.error}"')
+        if error.description:
+            parts.append(f'error_description="{error.description}"')
+    if isinstance(error, InsufficientScope):
+        parts.append(f'scope="{" ".join(error.required)}"')
+    return "Bearer " + ", ".join(parts)
+
+
+def bearer_error(error: BearerError, realm: str) -> Response:
+    """Render a guard error: status, challenge and a JSON body."""
+    body = error_body(error) if error.error else {"error": "unauthorized"}
+    response = json_response(body, error.status_code)
+    if error.status_code == 503:
+        response.headers["Retry-After"] = RETRY_AFTER
+    else:
+        response.headers["WWW-Authenticate"] = bearer_challenge(error, realm)
+    response.headers["Vary"] = "Authorization"
+    return response
+
+
+def redirect(
+    location: str, params: Mapping[str, str], *, fragment: bool = False, status: int = 302
+) -> Response:
+    """Redirect to ``location`` with ``params`` added to its query or fragment.
+
+    Parameters already in a registered redirect URI's query are kept
+    (RFC 6749 §3.1.2).
+    """
+    scheme, netloc, path, query, _ = urlsplit(location)
+    encoded = urlencode(params)
+    if fragment:
+        target = urlunsplit((scheme, netloc, path, query, encoded))
+    else:
+        target = urlunsplit((scheme, netloc, path, f"{query}&{encoded}" if query else encoded, ""))
+    response = Response(status=status, location=target)
+    response.headerlist.extend(_NO_STORE)
+    return response
+
+
+def html_page(title: str, body_html: str, status: int = 200) -> Response:
+    """A small HTML page that may not be framed by another site."""
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head><body>{body_html}</body></html>"
+    )
+    response = Response(body=page.encode("utf-8"), status=status, content_type="text/html", charset="utf-8")
+    response.headerlist.extend(_NO_STORE)
+    # Clickjacking (RFC 6749 §10.13): no page of ours may be framed.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    return response
+
+
+def error_page(error: OAuthError) -> Response:
+    """An HTML error page for errors that must not be redirected."""
+    message = html.escape(error.description or error.error)
+    return html_page(
+        "Authorization error",
+        f"<h1>Authorization error</h1><p><code>{html.escape(error.error)}</code>: {message}</p>",
+        status=400,
+    )

@@ -1,0 +1,51 @@
+"""The authorization server's parts, wired once from the settings."""
+
+from __future__ import annotations
+
+from .clients import load_clients_file
+from .errors import ConfigError
+from .grants import REGISTRY, Grant, load_grant
+from .repository import Repository
+from .scopes import ScopePolicy
+from .settings import Settings
+from .stores import Store, StoreConfig, open_store
+from .tokens import TokenFormat
+from .tokens.issuer import TokenIssuer
+from .tokens.opaque import OpaqueTokens
+
+
+def store_from_settings(settings: Settings) -> Store:
+    """Open the configured store (a one-line ``ConfigError`` if it cannot be)."""
+    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
+
+
+def token_format_from_settings(settings: Settings, repository: Repository) -> TokenFormat:
+    """The access-token format named by ``token_format``."""
+    if settings.token_format == "jwt":
+        raise ConfigError("token_format: jwt access tokens are not implemented yet")
+    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator)
+
+
+class AuthorizationServer:
+    """Everything the endpoints share: settings, store, tokens, grants.
+
+    :param settings: the converted settings.
+    :param store: an already open store (tests); by default the ``store``
+        setting is opened.
+    """
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else store_from_settings(settings)
+        self.repository = Repository(self.store)
+        self.tokens = token_format_from_settings(settings, self.repository)
+        self.issuer = TokenIssuer(self.tokens, settings.access_token_ttl)
+        self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
+        self.grants: dict[str, Grant] = {}
+        for grant_type in settings.grants:
+            if grant_type not in REGISTRY:
+                raise ConfigError(f"grants: unknown grant type {grant_type!r} (known: {', '.join(REGISTRY)})")
+            self.grants[grant_type] = load_grant(grant_type)(self)
+        if settings.clients_file:
+            for client in load_clients_file(settings.clients_file):
+                self.repository.save_client(client)

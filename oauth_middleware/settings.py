@@ -1,0 +1,345 @@
+"""Strict converters and the one frozen settings object, built once at load.
+
+Each setting is a dataclass field whose metadata holds its converter and its
+documentation; the README's configuration reference is generated from the
+same fields (``python -m oauth_middleware.settings``). Strings never reach
+the request path: everything is converted here, and a bad value is one
+:class:`~oauth_middleware.errors.ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .errors import ConfigError, OAuthError
+from .parsing import scope_list
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def asbool(value: str) -> bool:
+    """``true/yes/on/1`` or ``false/no/off/0``; anything else is an error.
+
+    A typo must never silently switch a security setting off.
+    """
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def seconds(value: str) -> int:
+    """A positive whole number of seconds."""
+    text = value.strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"expected a whole number of seconds above 0, got {value!r}")
+    return int(text)
+
+
+def positive_float(value: str) -> float:
+    """A positive number (timeouts)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"expected a number above 0, got {value!r}")
+    return number
+
+
+def aslist(value: str) -> tuple[str, ...]:
+    """Words separated by spaces, commas or new lines."""
+    return tuple(word for word in re.split(r"[\s,]+", value) if word)
+
+
+def text(value: str) -> str:
+    """A string, stripped."""
+    return value.strip()
+
+
+def scope_tokens(value: str) -> tuple[str, ...]:
+    """A list of scope tokens (RFC 6749 §3.3 characters)."""
+    try:
+        return scope_list(" ".join(aslist(value)))
+    except OAuthError:
+        raise ValueError(f"not a valid scope list: {value!r}") from None
+
+
+def url_path(value: str) -> str:
+    """An absolute URL path such as ``/oauth/token``."""
+    text_value = value.strip()
+    if not text_value.startswith("/") or any(ch.isspace() for ch in text_value):
+        raise ValueError(f"expected a path starting with '/', got {value!r}")
+    return text_value
+
+
+def http_url(value: str) -> str:
+    """An http(s) URL without a query or fragment, or empty."""
+    text_value = value.strip().rstrip("/")
+    if text_value and not re.fullmatch(r"https?://[^\s?#]+", text_value):
+        raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
+    return text_value
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    """A converter accepting exactly one of ``options``."""
+
+    def convert(value: str) -> str:
+        text_value = value.strip()
+        if text_value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return text_value
+
+    convert.__doc__ = f"One of: {', '.join(options)}."
+    return convert
+
+
+def dotted_callable(value: str) -> Callable[..., Any] | None:
+    """``package.module:function``, imported at load time; empty means none."""
+    text_value = value.strip()
+    if not text_value:
+        return None
+    module_name, sep, attr = text_value.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"expected package.module:function, got {value!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {text_value!r}: {exc}") from None
+    if not callable(target):
+        raise ValueError(f"{text_value!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+class PathMatcher(NamedTuple):
+    """Exact paths and prefixes (written with a trailing ``*``)."""
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def matches(self, path: str) -> bool:
+        """True when ``path`` is one of the exact paths or starts with a prefix."""
+        return path in self.exact or (bool(self.prefixes) and path.startswith(self.prefixes))
+
+
+def path_patterns(value: str) -> PathMatcher:
+    """Paths separated by spaces; ``/static/*`` matches everything under it."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for word in aslist(value):
+        pattern = url_path(word)
+        if pattern.endswith("*"):
+            prefixes.append(pattern[:-1])
+        else:
+            exact.add(pattern)
+    return PathMatcher(frozenset(exact), tuple(prefixes))
+
+
+class ScopeRule(NamedTuple):
+    """Scopes a request needs when its method and path match."""
+
+    methods: frozenset[str] | None
+    paths: PathMatcher
+    scopes: tuple[str, ...]
+
+
+def parse_scope_rules(value: str) -> tuple[ScopeRule, ...]:
+    """One rule per line: ``METHODS PATH SCOPE...``; the first match wins.
+
+    ``METHODS`` is ``*`` or a comma list (``GET,HEAD``); ``PATH`` is exact or
+    ends with ``*``. Example: ``POST,PUT,DELETE /api/* write``.
+    """
+    rules = []
+    for line in value.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if len(words) < 3:
+            raise ValueError(f"expected 'METHODS PATH SCOPE...', got {line.strip()!r}")
+        methods_word, path_word, *scope_words = words
+        methods = None if methods_word == "*" else frozenset(m.upper() for m in methods_word.split(","))
+        rules.append(ScopeRule(methods, path_patterns(path_word), scope_tokens(" ".join(scope_words))))
+    return tuple(rules)
+
+
+def _setting(default: str, convert: Callable[[str], Any], doc: str) -> Any:
+    """Declare a setting: its ini default (as written in an ini), converter and doc."""
+    return field(default=convert(default), metadata={"ini": default, "convert": convert, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the middleware, converted and checked.
+
+    Build it with :meth:`from_config`; the middleware keeps one instance for
+    its whole life.
+
+    >>> Settings.from_config({"store": "memory://", "access_token_ttl": "600"}).access_token_ttl
+    600
+    """
+
+    # -- storage ---------------------------------------------------------
+    store: str = _setting(
+        "sqlite:///oauth.db",
+        text,
+        "Where clients and tokens live: ``memory://``, ``sqlite:///path.db`` "
+        "(relative to the working directory; four slashes for an absolute path), "
+        "``redis://host:6379/0`` or ``memcache://host:11211``.",
+    )
+    store_timeout: float = _setting(
+        "2.0", positive_float, "Seconds before a store call gives up (the guard then answers 503)."
+    )
+    store_prefix: str = _setting("oauth2:", text, "Prefix of every key in a shared Redis or memcached.")
+    clients_file: str = _setting(
+        "",
+        text,
+        "An ini file of ``[client:ID]`` sections loaded into the store at start-up "
+        "(see *Clients as code*). Empty: none.",
+    )
+
+    # -- issuing -----------------------------------------------------------
+    issuer: str = _setting(
+        "",
+        http_url,
+        "This server's issuer URL (RFC 8414), e.g. ``https://auth.example.com``. "
+        "Empty: the URL the request came in on.",
+    )
+    token_format: str = _setting("opaque", choice("opaque", "jwt"), "Access tokens: ``opaque`` or ``jwt``.")
+    token_generator: str = _setting(
+        "secrets",
+        choice("secrets", "uuid4"),
+        "How opaque tokens are made: ``secrets`` (256 random bits) or ``uuid4`` "
+        "(122 random bits, for migrations from older libraries).",
+    )
+    grants: tuple[str, ...] = _setting(
+        "client_credentials",
+        aslist,
+        "The grant types the token endpoint accepts.",
+    )
+    scopes: tuple[str, ...] = _setting(
+        "",
+        scope_tokens,
+        "Every scope this server knows. Empty: no server-wide list, each client's registered scopes apply.",
+    )
+    default_scope: tuple[str, ...] = _setting(
+        "",
+        scope_tokens,
+        "Scope granted when a request names none. Empty: the client's registered scopes.",
+    )
+    access_token_ttl: int = _setting("3600", seconds, "Lifetime of an access token, in seconds.")
+
+    # -- endpoints ---------------------------------------------------------
+    authorize_path: str = _setting("/oauth/authorize", url_path, "Authorization endpoint.")
+    token_path: str = _setting("/oauth/token", url_path, "Token endpoint.")
+    revoke_path: str = _setting("/oauth/revoke", url_path, "Revocation endpoint (RFC 7009).")
+    introspect_path: str = _setting("/oauth/introspect", url_path, "Introspection endpoint (RFC 7662).")
+    metadata_path: str = _setting(
+        "/.well-known/oauth-authorization-server", url_path, "Server metadata (RFC 8414)."
+    )
+    jwks_path: str = _setting("/oauth/jwks", url_path, "Public signing keys (RFC 7517).")
+
+    # -- guard -------------------------------------------------------------
+    realm: str = _setting("oauth2", text, "Realm named in ``WWW-Authenticate`` challenges.")
+    token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
+    token_from_body: bool = _setting(
+        "true", asbool, "Accept ``access_token`` in a form-encoded body (not on GET)."
+    )
+    token_from_query: bool = _setting(
+        "false",
+        asbool,
+        "Accept ``access_token`` in the query string. Off by default: URLs end up in logs (RFC 9700).",
+    )
+    public_paths: PathMatcher = _setting(
+        "",
+        path_patterns,
+        "Paths the guard lets through without a token, separated by spaces; a trailing ``*`` "
+        "makes a prefix (``/static/*``).",
+    )
+    scope_rules: tuple[ScopeRule, ...] = _setting(
+        "",
+        parse_scope_rules,
+        "Scopes required per method and path, one rule a line: ``METHODS PATH SCOPE...`` "
+        "(``GET,HEAD /api/* read``; ``*`` for any method). The first matching rule wins; "
+        "with none matching, any valid token passes.",
+    )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Convert an ini section (or keyword arguments) into settings.
+
+        :param config: setting name -> value; strings are converted, other
+            values (ints, bools, lists from Python callers) are first written
+            as they would be in an ini.
+        :raises ConfigError: unknown key or bad value, naming the key.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in config.items():
+            spec = fields.get(key)
+            if spec is None:
+                raise ConfigError(f"{key}: unknown setting{_did_you_mean(key, fields)}")
+            try:
+                values[key] = spec.metadata["convert"](_as_ini(raw))
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+        settings = cls(**values)
+        settings._check_combinations()
+        return settings
+
+    def _check_combinations(self) -> None:
+        if self.scopes:
+            unknown = [s for s in self.default_scope if s not in self.scopes]
+            if unknown:
+                raise ConfigError(f"default_scope: {' '.join(unknown)} not listed in scopes")
+        endpoint_paths = [
+            self.authorize_path,
+            self.token_path,
+            self.revoke_path,
+            self.introspect_path,
+            self.metadata_path,
+            self.jwks_path,
+        ]
+        if len(set(endpoint_paths)) != len(endpoint_paths):
+            raise ConfigError("authorize_path: endpoint paths must all differ")
+        if not (self.token_from_header or self.token_from_body or self.token_from_query):
+            raise ConfigError("token_from_header: at least one token source must be enabled")
+
+
+def _as_ini(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, (list, tuple, set, frozenset)):
+        return " ".join(str(item) for item in raw)
+    return str(raw)
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def reference() -> str:
+    """The configuration reference in reStructuredText, for the README."""
+    lines = []
+    for spec in dataclasses.fields(Settings):
+        default = spec.metadata["ini"] or "(empty)"
+        lines.append(f"``{spec.name}``\n    Default: ``{default}``. {spec.metadata['doc']}\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference())

@@ -1,0 +1,43 @@
+"""What every access-token format offers, and how random tokens are made."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ..models import AccessToken
+
+
+def new_token_string(generator: str = "secrets") -> str:
+    """A fresh unguessable token: 256 bits from :mod:`secrets`, URL-safe.
+
+    :param generator: ``secrets`` (the default) or ``uuid4`` (122 random
+        bits, kept for users migrating from older libraries).
+    """
+    if generator == "uuid4":
+        return uuid.uuid4().hex
+    return secrets.token_urlsafe(32)
+
+
+class TokenFormat(Protocol):
+    """Makes access tokens and checks them on every guarded request."""
+
+    def issue(
+        self,
+        *,
+        client_id: str,
+        user_id: str | None,
+        scopes: tuple[str, ...],
+        extra: Mapping[str, Any],
+        family: str | None,
+    ) -> AccessToken:
+        """Create (and, if stateful, store) a new access token."""
+
+    def verify(self, token: str) -> AccessToken:
+        """Return the live token.
+
+        :raises InvalidToken: unknown, expired, revoked or malformed.
+        :raises StoreUnavailable: the store cannot be asked.
+        """

@@ -1,0 +1,65 @@
+"""Opaque access tokens: random strings, looked up by their hash in the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidToken
+from ..models import AccessToken, digest
+from ..repository import Repository
+from .base import new_token_string
+
+
+class OpaqueTokens:
+    """A :class:`~oauth_middleware.tokens.base.TokenFormat` backed by the store.
+
+    :param repository: where token records live (by hash, never in clear).
+    :param ttl: access token lifetime in seconds.
+    :param generator: ``secrets`` or ``uuid4``.
+    """
+
+    def __init__(self, repository: Repository, ttl: int, generator: str = "secrets") -> None:
+        self.repository = repository
+        self.ttl = ttl
+        self.generator = generator
+
+    def issue(
+        self,
+        *,
+        client_id: str,
+        user_id: str | None,
+        scopes: tuple[str, ...],
+        extra: Mapping[str, Any],
+        family: str | None,
+    ) -> AccessToken:
+        """Create a token and store its record under its hash."""
+        token = new_token_string(self.generator)
+        access = AccessToken(
+            token=token,
+            client_id=client_id,
+            user_id=user_id,
+            scopes=scopes,
+            expires_at=int(time.time()) + self.ttl,
+            extra=dict(extra),
+            token_id=digest(token),
+        )
+        self.repository.save_access_token(access, self.ttl, family)
+        return access
+
+    def verify(self, token: str) -> AccessToken:
+        """Look the token up by hash; unknown or expired is ``invalid_token``."""
+        token_id = digest(token)
+        record = self.repository.find_access_token(token_id)
+        if record is None or record["e"] <= time.time():
+            raise InvalidToken("the access token is invalid or has expired")
+        return AccessToken(
+            token=token,
+            client_id=record["c"],
+            user_id=record["u"],
+            scopes=tuple(record["s"]),
+            expires_at=record["e"],
+            extra=record["x"],
+            token_id=token_id,
+        )
