@@ -1,0 +1,442 @@
+"""SQLite store (``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``).
+
+One database file shared by every thread and every worker process on one
+host, with nothing to install: the right store for a single machine running
+``gunicorn --paste`` with several workers.
+
+Why it is safe with threads and forked workers:
+
+* the file is in WAL mode, so readers never wait for the writer, and every
+  connection waits up to ``timeout`` seconds for a lock (``busy_timeout``)
+  before giving up with :class:`~oauth_middleware.errors.StoreUnavailable`;
+* each thread of each process opens its own connection, lazily; a
+  connection opened before a ``fork()`` is never used by the child (SQLite
+  forbids it: locks are per process and the file can be corrupted);
+* the operations that must be atomic (``take``, ``add``, ``incr``, index
+  updates) are single statements or ``BEGIN IMMEDIATE`` transactions, so
+  SQLite's write lock serialises them across processes.
+
+The schema is versioned with ``PRAGMA user_version`` and created or
+upgraded on first use by :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from ..errors import StoreUnavailable
+from .base import StoreConfig, Value
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
+
+#: Schema version this code reads and writes, kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+#: Statements that bring a file from version ``n - 1`` to ``n``. Released
+#: entries are never edited (files in the field already ran them): a schema
+#: change is a new entry and a bump of :data:`SCHEMA_VERSION`.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL)",
+        # Partial indexes: only expiring rows are ever swept.
+        "CREATE INDEX kv_expires ON kv (expires) WHERE expires IS NOT NULL",
+        "CREATE TABLE idx (key TEXT NOT NULL, member TEXT NOT NULL, expires REAL,"
+        " PRIMARY KEY (key, member)) WITHOUT ROWID",
+        "CREATE INDEX idx_expires ON idx (expires) WHERE expires IS NOT NULL",
+    ),
+}
+
+#: Expired rows are deleted at most this often per process (seconds).
+_SWEEP_INTERVAL = 60.0
+
+#: UPSERT (used by ``add``) appeared in SQLite 3.24 (2018).
+_MIN_SQLITE = (3, 24, 0)
+
+#: ``DELETE ... RETURNING`` makes ``take`` one statement; older SQLite gets a transaction.
+_HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+# The statements, written out in full (sqlite3 caches each one prepared per
+# connection). "Live" is always: expires IS NULL OR expires > now.
+_GET = "SELECT value FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)"
+_GET_COUNTER = "SELECT value, expires FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)"
+_PUT = "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)"
+# The DO UPDATE only fires over an expired row, so a live one is left alone
+# and the statement reports no change.
+_ADD = (
+    "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET value = excluded.value, expires = excluded.expires"
+    " WHERE kv.expires IS NOT NULL AND kv.expires <= ?"
+)
+_TAKE = "DELETE FROM kv WHERE key = ? RETURNING value, expires"
+_INDEX_OTHERS = (
+    "SELECT COUNT(*), MAX(expires IS NULL), MAX(expires) FROM idx"
+    " WHERE key = ? AND member <> ? AND (expires IS NULL OR expires > ?)"
+)
+_INDEX_MEMBERS = "SELECT member FROM idx WHERE key = ? AND (expires IS NULL OR expires > ?)"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn any ``sqlite3.Error`` raised by ``method`` into ``StoreUnavailable``."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+
+    return wrapper
+
+
+class SQLiteStore:
+    """A :class:`~oauth_middleware.stores.base.Store` kept in one SQLite file.
+
+    :param config: ``config.url`` names the file (relative paths are taken
+        from the working directory at construction); ``config.timeout`` is
+        how long a call waits for a lock held by another process.
+
+    Example::
+
+        store = SQLiteStore(StoreConfig("sqlite:////var/lib/oauth/oauth.db"))
+        store.ping()  # creates the file and its schema, or raises StoreUnavailable
+        store.put("at:abc", {"client_id": "app"}, ttl=3600)
+    """
+
+    def __init__(self, config: StoreConfig) -> None:
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreUnavailable(
+                f"sqlite:// needs SQLite >= {'.'.join(map(str, _MIN_SQLITE))},"
+                f" this Python has {sqlite3.sqlite_version}"
+            )
+        #: Absolute path of the database file.
+        self.path = _database_path(config.url)
+        self._timeout = config.timeout
+        # Connections by thread id, each with the pid that opened it. A dict
+        # rather than a threading.local on purpose: after a fork the child
+        # frees other threads' locals, which would close (and so touch) the
+        # parent's SQLite handles; here they stay referenced and untouched.
+        self._conns: dict[int, tuple[int, sqlite3.Connection]] = {}
+        # Connections inherited from a parent process: kept alive, never used,
+        # never closed.
+        self._inherited: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
+        self._returning = _HAS_RETURNING
+        self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    @_translate_errors
+    def ping(self) -> None:
+        """Open the file, create or check its schema, and read from it.
+
+        Uses a short-lived connection of its own so that a server which pings
+        at load time and then forks its workers holds no connection at the fork.
+        """
+        conn = self._open()
+        try:
+            conn.execute("SELECT 1 FROM kv LIMIT 1").fetchall()
+        finally:
+            conn.close()
+
+    def get(self, key: str) -> Value | None:
+        """Return the live value under ``key``, or None."""
+        # The hot path: no decorator, one cached statement.
+        try:
+            rows = self._connection().execute(_GET, (key, time.time())).fetchall()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        return json.loads(rows[0][0]) if rows else None
+
+    @_translate_errors
+    def put(self, key: str, value: Value, ttl: int | None) -> None:
+        """Store ``value`` under ``key``, replacing what was there and its expiry."""
+        conn = self._connection()
+        conn.execute(_PUT, (key, _dump(value), _deadline(ttl)))
+        self._maybe_sweep(conn)
+
+    @_translate_errors
+    def add(self, key: str, value: Value, ttl: int | None) -> bool:
+        """Store ``value`` only if ``key`` holds no live value; True if stored.
+
+        One UPSERT statement, so two processes adding the same key cannot both win.
+        """
+        conn = self._connection()
+        stored = conn.execute(_ADD, (key, _dump(value), _deadline(ttl), time.time())).rowcount == 1
+        self._maybe_sweep(conn)
+        return stored
+
+    @_translate_errors
+    def take(self, key: str) -> Value | None:
+        """Atomically remove and return the live value under ``key``.
+
+        An expired row is removed too but not returned.
+        """
+        now = time.time()
+        if self._returning:
+            found = self._connection().execute(_TAKE, (key,)).fetchall()
+        else:
+            with self._transaction() as conn:
+                found = conn.execute("SELECT value, expires FROM kv WHERE key = ?", (key,)).fetchall()
+                if found:
+                    conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        if not found:
+            return None
+        value, expires = found[0]
+        return None if expires is not None and expires <= now else _load(value)
+
+    @_translate_errors
+    def delete(self, *keys: str) -> None:
+        """Remove the keys, values and indexes alike (missing keys are ignored)."""
+        if not keys:
+            return
+        params = [(key,) for key in keys]
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM kv WHERE key = ?", params)
+            conn.executemany("DELETE FROM idx WHERE key = ?", params)
+
+    @_translate_errors
+    def index_add(self, key: str, member: str, ttl: int | None) -> None:
+        """Add ``member`` to the set ``key``, extending the set's life to ``ttl``.
+
+        Like the memory store, the set expires as a whole: every member row
+        carries the set's expiry, the latest one asked for, and ``None``
+        (forever) wins. A set with no other live member starts afresh.
+        """
+        now = time.time()
+        deadline = _deadline(ttl)
+        with self._transaction() as conn:
+            others, forever, latest = conn.execute(_INDEX_OTHERS, (key, member, now)).fetchone()
+            if not others:
+                expires = deadline
+            elif forever or deadline is None:
+                expires = None
+            else:
+                expires = max(latest, deadline)
+            # Drop the dead rows of an expired set so they do not come back to life.
+            conn.execute("DELETE FROM idx WHERE key = ? AND expires <= ?", (key, now))
+            conn.execute(
+                "INSERT OR REPLACE INTO idx (key, member, expires) VALUES (?, ?, ?)", (key, member, expires)
+            )
+            conn.execute("UPDATE idx SET expires = ? WHERE key = ?", (expires, key))
+        self._maybe_sweep(conn)
+
+    @_translate_errors
+    def index_discard(self, key: str, member: str) -> None:
+        """Remove ``member`` from the set ``key``."""
+        self._connection().execute("DELETE FROM idx WHERE key = ? AND member = ?", (key, member))
+
+    @_translate_errors
+    def index_members(self, key: str) -> set[str]:
+        """Return the live members of the set ``key`` (empty when missing)."""
+        rows = self._connection().execute(_INDEX_MEMBERS, (key, time.time()))
+        return {member for (member,) in rows.fetchall()}
+
+    @_translate_errors
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one to the counter ``key`` and return it.
+
+        A new (or expired) counter expires after ``ttl``; counting up keeps
+        the original expiry, so a rate-limit window does not slide.
+        """
+        now = time.time()
+        with self._transaction() as conn:
+            rows = conn.execute(_GET_COUNTER, (key, now)).fetchall()
+            if rows:
+                count = int(_load(rows[0][0])["n"]) + 1
+                expires = rows[0][1]
+            else:
+                count, expires = 1, now + ttl
+            conn.execute(_PUT, (key, _dump({"n": count}), expires))
+        self._maybe_sweep(conn)
+        return count
+
+    def close(self) -> None:
+        """Close this process's connections; a later call opens new ones."""
+        pid = os.getpid()
+        with self._lock_of(pid):
+            conns, self._conns = self._conns, {}
+            for owner, conn in conns.values():
+                if owner == pid:
+                    with suppress(sqlite3.Error):
+                        conn.close()
+                else:
+                    self._inherited.append(conn)
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use in this process."""
+        entry = self._conns.get(threading.get_ident())
+        if entry is not None and entry[0] == os.getpid():
+            return entry[1]
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        ident, pid = threading.get_ident(), os.getpid()
+        conn = self._open()
+        with self._lock_of(pid):
+            old = self._conns.get(ident)
+            self._conns[ident] = (pid, conn)
+            if old is not None and old[0] != pid:
+                # Opened by the parent before fork(): closing it here could
+                # release or checkpoint on the parent's behalf, so keep it.
+                self._inherited.append(old[1])
+            elif old is not None:
+                # Left by a finished thread whose id was reused.
+                with suppress(sqlite3.Error):
+                    old[1].close()
+        return conn
+
+    def _lock_of(self, pid: int) -> threading.Lock:
+        """The lock guarding ``_conns``, made anew in a forked child.
+
+        A lock held by another thread at fork time stays held forever in the
+        child, which would hang its first connection.
+        """
+        if self._lock_pid != pid:
+            self._lock, self._lock_pid = threading.Lock(), pid
+        return self._lock
+
+    def _open(self) -> sqlite3.Connection:
+        """A new connection in autocommit mode with the schema in place."""
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._timeout,
+            isolation_level=None,
+            # close() may run on another thread; each connection is otherwise
+            # only used by the thread that opened it.
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            # In WAL mode NORMAL never corrupts the file; a power cut may lose
+            # the last commits, which for short-lived tokens is the right trade
+            # against an fsync on every request.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: takes SQLite's write lock up front.
+
+        ``BEGIN IMMEDIATE`` rather than a deferred BEGIN: a deferred
+        transaction that reads then writes can fail at once with "database is
+        locked" when another process wrote meanwhile; IMMEDIATE waits its turn.
+        """
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    def _maybe_sweep(self, conn: sqlite3.Connection) -> None:
+        """Delete expired rows, at most once per interval per process."""
+        now_mono = time.monotonic()
+        if now_mono < self._next_sweep:
+            return
+        self._next_sweep = now_mono + _SWEEP_INTERVAL
+        now = time.time()
+        # The caller's write succeeded; a busy sweep just waits for next time.
+        with suppress(sqlite3.Error):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM kv WHERE expires <= ?", (now,))
+                conn.execute("DELETE FROM idx WHERE expires <= ?", (now,))
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file's schema to :data:`SCHEMA_VERSION`, or refuse a newer one."""
+    version = _user_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    _refuse_newer(version)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        version = _user_version(conn)
+        _refuse_newer(version)
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        # PRAGMA takes no parameters; the value is our own integer constant.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        # Writing to a schema we do not know could destroy a newer release's data.
+        raise StoreUnavailable(
+            f"database schema version {version} is newer than this oauth_middleware"
+            f" supports ({SCHEMA_VERSION}); upgrade oauth_middleware"
+        )
+
+
+def _database_path(url: str) -> str:
+    """The absolute file path named by a ``sqlite:///`` URL."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if parts.scheme != "sqlite" or parts.netloc or not path.startswith("/") or len(path) < 2:
+        raise StoreUnavailable(
+            "expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            " (three slashes, then the path)"
+        )
+    if parts.query or parts.fragment:
+        raise StoreUnavailable("a sqlite:// URL takes no query string or fragment")
+    path = path[1:]
+    if path == ":memory:" or path.startswith("file:"):
+        raise StoreUnavailable("an in-memory SQLite database is not shared between workers; name a file")
+    # Resolved now, so a later chdir (daemonising) does not move the database.
+    return os.path.abspath(path)
+
+
+def _deadline(ttl: int | None) -> float | None:
+    return None if ttl is None else time.time() + ttl
+
+
+def _dump(value: Value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _load(text: str) -> Any:
+    return json.loads(text)
+
+
+def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    """A short message for ``exc``: SQLite's own reason, never our SQL."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StoreUnavailable(f"sqlite: {reason}")

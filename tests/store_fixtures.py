@@ -1,0 +1,88 @@
+"""The store backends the contract suite runs against, one entry each.
+
+A test module gets the fixtures with::
+
+    from store_fixtures import backend, store  # noqa: F401
+
+(pytest's default ``prepend`` import mode puts ``tests/`` on ``sys.path``).
+Each test that asks for ``store`` then runs once per entry of
+:data:`BACKENDS`, with the entry's name as the test id (``test_x[sqlite]``).
+
+To add a backend, write a context manager that opens a clean store for one
+test (skip with ``pytest.skip`` when its server is not reachable) and add
+one line to :data:`BACKENDS`::
+
+    "redis": Backend(_redis, marks=(pytest.mark.redis,)),
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oauth_middleware.stores import Store, StoreConfig, open_store
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to open one backend for one test.
+
+    :param open: given the pytest ``request``, a context manager yielding an
+        empty store and cleaning up after it.
+    :param expiry_slack: seconds to wait past a ttl before an entry must be
+        gone; more for servers with a coarse clock (memcached ticks once a second).
+    :param marks: pytest marks for the backend's tests, e.g. to select them.
+    """
+
+    open: Callable[[pytest.FixtureRequest], AbstractContextManager[Store]]
+    expiry_slack: float = 0.2
+    marks: tuple[Any, ...] = ()
+
+
+@contextmanager
+def _memory(request: pytest.FixtureRequest) -> Iterator[Store]:
+    store = open_store(StoreConfig("memory://"))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def sqlite_url(directory: Path, name: str = "store.db") -> str:
+    """A ``sqlite://`` URL for a file in ``directory`` (absolute, so four slashes)."""
+    return f"sqlite:///{directory / name}"
+
+
+@contextmanager
+def _sqlite(request: pytest.FixtureRequest) -> Iterator[Store]:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    store = open_store(StoreConfig(sqlite_url(tmp_path)))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+#: Backend name (the test id) -> how to open it.
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend(_memory),
+    "sqlite": Backend(_sqlite),
+}
+
+
+@pytest.fixture(params=[pytest.param(name, id=name, marks=spec.marks) for name, spec in BACKENDS.items()])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The :class:`Backend` under test (one test per entry of :data:`BACKENDS`)."""
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, backend: Backend) -> Iterator[Store]:
+    """An empty store of each backend, closed after the test."""
+    with backend.open(request) as opened:
+        yield opened
