@@ -77,8 +77,9 @@ def build_client(
 
     :raises ValueError: with a message naming the bad argument.
     """
-    if not client_id or not re.fullmatch(r"[\x21-\x7e]{1,200}", client_id) or ":" in client_id:
-        raise ValueError(f"client id must be 1-200 visible ASCII characters without ':': {client_id!r}")
+    # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
+    if not re.fullmatch(r"[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?", client_id):
+        raise ValueError(f"client id must be 1-200 printable ASCII characters: {client_id!r}")
     if secret_hash is not None and not _HEX_DIGEST.fullmatch(secret_hash):
         raise ValueError("secret hash must be the 64 hex digits printed by 'oauth-middleware client hash'")
     grants = tuple(dict.fromkeys(grant_types))

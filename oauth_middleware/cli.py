@@ -1,0 +1,209 @@
+"""The ``oauth-middleware`` command: serve a config, check it, manage clients.
+
+Every failure is one line on stderr and a non-zero exit status, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import logging.config
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .clients import build_client, generate_secret
+from .errors import ConfigError
+from .models import digest
+from .repository import Repository
+from .server import store_from_settings
+from .settings import Settings
+
+#: ``use =`` values that name our filters in an ini file.
+_OUR_FILTERS = ("egg:oauth-middleware#oauth2", "egg:oauth-middleware#guard")
+_DEFAULT_HOST = "127.0.0.1"
+_DEFAULT_PORT = 8080
+
+
+class CommandError(Exception):
+    """A command-line problem, printed as one line."""
+
+
+def _read_ini(path: str) -> configparser.ConfigParser:
+    if not os.path.isfile(path):
+        raise CommandError(f"{path}: no such config file")
+    parser = configparser.ConfigParser(
+        defaults={"here": os.path.dirname(os.path.abspath(path)), "__file__": os.path.abspath(path)}
+    )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: {str(exc).splitlines()[0]}") from None
+    return parser
+
+
+def filter_settings(path: str) -> Settings:
+    """The settings of the oauth2 (or guard) filter section of an ini file."""
+    parser = _read_ini(path)
+    for section in parser.sections():
+        if section.startswith("filter:") and parser.get(section, "use", fallback="") in _OUR_FILTERS:
+            local = {
+                key: value
+                for key, value in parser.items(section)
+                if key not in ("use", "here", "__file__") and key not in parser.defaults()
+            }
+            return Settings.from_config(local)
+    raise CommandError(f"{path}: no [filter:...] section with use = {_OUR_FILTERS[0]}")
+
+
+def _repository(path: str) -> Repository:
+    return Repository(store_from_settings(filter_settings(path)))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Load the ini with PasteDeploy and serve it with waitress."""
+    import waitress
+    from paste.deploy import loadapp
+
+    parser = _read_ini(args.config)
+    if parser.has_section("loggers"):
+        logging.config.fileConfig(args.config, disable_existing_loggers=False)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    host = args.host or parser.get("server:main", "host", fallback=_DEFAULT_HOST)
+    port = args.port or parser.getint("server:main", "port", fallback=_DEFAULT_PORT)
+    app = loadapp(f"config:{os.path.abspath(args.config)}")
+    print(f"serving {args.config} on http://{host}:{port}", flush=True)
+    waitress.serve(app, host=host, port=port)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Load the ini (settings, store, clients) without serving."""
+    from paste.deploy import loadapp
+
+    _read_ini(args.config)
+    loadapp(f"config:{os.path.abspath(args.config)}")
+    print(f"{args.config}: ok")
+    return 0
+
+
+def cmd_client_add(args: argparse.Namespace) -> int:
+    """Register a client; a generated secret is printed once, stored hashed."""
+    if args.public and args.secret is not None:
+        raise CommandError("--secret and --public exclude each other")
+    secret = None if args.public else (args.secret or generate_secret())
+    try:
+        client = build_client(
+            args.client_id,
+            secret_hash=None if secret is None else digest(secret),
+            redirect_uris=args.redirect_uri,
+            grant_types=args.grant,
+            response_types=args.response_type or (["code"] if "authorization_code" in args.grant else []),
+            scopes=args.scope,
+            name=args.name or "",
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    repository = _repository(args.config)
+    if repository.get_client(client.client_id) is not None and not args.replace:
+        raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
+    repository.save_client(client)
+    print(f"client_id: {client.client_id}")
+    if secret is not None and args.secret is None:
+        print(f"client_secret: {secret}")
+        print("Store this secret now: it is kept hashed and cannot be shown again.")
+    return 0
+
+
+def cmd_client_list(args: argparse.Namespace) -> int:
+    """List clients without secrets."""
+    for client in _repository(args.config).list_clients():
+        kind = "public" if client.is_public else "confidential"
+        print(
+            f"{client.client_id}\t{kind}\tgrants={','.join(client.grant_types) or '-'}"
+            f"\tscopes={' '.join(client.scopes) or '-'}\tredirect_uris={' '.join(client.redirect_uris) or '-'}"
+        )
+    return 0
+
+
+def cmd_client_remove(args: argparse.Namespace) -> int:
+    """Remove a client."""
+    if not _repository(args.config).remove_client(args.client_id):
+        raise CommandError(f"no client {args.client_id!r}")
+    print(f"removed {args.client_id}")
+    return 0
+
+
+def cmd_client_hash(args: argparse.Namespace) -> int:
+    """Print the hash of a secret for a ``clients_file`` (generating one if none given)."""
+    secret = args.secret
+    if secret is None:
+        secret = generate_secret()
+        print(f"client_secret: {secret}")
+    print(f"secret_hash: {digest(secret)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``oauth-middleware`` command."""
+    parser = argparse.ArgumentParser(prog="oauth-middleware", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve an ini file with waitress")
+    serve.add_argument("config")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check", help="load an ini file and report the first problem")
+    check.add_argument("config")
+    check.set_defaults(func=cmd_check)
+
+    client = commands.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    add = client.add_parser("add", help="register a client")
+    add.add_argument("config")
+    add.add_argument("--client-id", required=True)
+    kind = add.add_mutually_exclusive_group()
+    kind.add_argument("--secret", help="the client secret (default: generate one)")
+    kind.add_argument("--public", action="store_true", help="a public client without a secret")
+    add.add_argument("--redirect-uri", action="append", default=[], metavar="URI")
+    add.add_argument("--grant", action="append", default=[], metavar="TYPE")
+    add.add_argument("--response-type", action="append", default=[], metavar="TYPE")
+    add.add_argument("--scope", action="append", default=[], metavar="SCOPE")
+    add.add_argument("--name")
+    add.add_argument("--replace", action="store_true", help="overwrite an existing client")
+    add.set_defaults(func=cmd_client_add)
+
+    listing = client.add_parser("list", help="list clients (never their secrets)")
+    listing.add_argument("config")
+    listing.set_defaults(func=cmd_client_list)
+
+    remove = client.add_parser("remove", help="remove a client")
+    remove.add_argument("config")
+    remove.add_argument("--client-id", required=True)
+    remove.set_defaults(func=cmd_client_remove)
+
+    hashing = client.add_parser("hash", help="print the secret_hash of a secret for a clients_file")
+    hashing.add_argument("--secret", help="the secret to hash (default: generate one and print it)")
+    hashing.set_defaults(func=cmd_client_hash)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; errors are one line on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (CommandError, ConfigError) as exc:
+        print(f"oauth-middleware: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
