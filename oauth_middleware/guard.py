@@ -73,10 +73,14 @@ def extract_token(environ: WSGIEnvironment, sources: TokenSources) -> str | None
 
 def _form_items(environ: WSGIEnvironment) -> Iterable[tuple[str, str]]:
     request = Request(environ, charset="utf-8")
+    request.make_body_seekable()
     try:
         return list(request.POST.items())
     except (UnicodeDecodeError, ValueError):
         raise InvalidBearerRequest("the form body could not be decoded") from None
+    finally:
+        # The app reads the body after us: rewind the buffered copy.
+        request.body_file_raw.seek(0)
 
 
 def _access_tokens(items: Iterable[tuple[str, str]]) -> list[str]:

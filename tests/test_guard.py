@@ -1,0 +1,284 @@
+"""The guard on every other path (RFC 6750)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import webtest
+from conftest import issue_token
+from flaky_store import FlakyStore
+
+from oauth_middleware.models import digest
+
+ME = "/api/me"
+
+
+class RecordingApp:
+    """A WSGI app that remembers its last environ and echoes the body it can still read."""
+
+    def __init__(self, headers=None):
+        self.calls = 0
+        self.environ = None
+        self.headers = headers or []
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        self.environ = environ
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        start_response("200 OK", [("Content-Type", "text/plain"), *self.headers])
+        return [body or b"ok"]
+
+
+@pytest.fixture
+def recorder():
+    return RecordingApp()
+
+
+@pytest.fixture
+def guarded(make_middleware, recorder):
+    return webtest.TestApp(make_middleware(recorder, public_paths="/health /static/*", token_from_query="true"))
+
+
+def test_header_token_reaches_app_with_environ(guarded, recorder):
+    token = issue_token(guarded, "read write")
+    response = guarded.get("/anything", headers={"Authorization": f"Bearer {token}"})
+    assert response.text == "ok"
+    environ = recorder.environ
+    assert environ["oauth2.token"].token == token
+    assert environ["oauth2.token"].client_id == "service"
+    assert environ["oauth2.token"].expires_at > time.time()
+    assert environ["oauth2.client_id"] == "service"
+    assert environ["oauth2.scopes"] == ("read", "write")
+    assert environ["oauth2.user"] is None
+    assert "REMOTE_USER" not in environ  # client-only token
+    assert response.headers["Vary"] == "Authorization"
+
+
+def test_scheme_is_case_insensitive(guarded):
+    token = issue_token(guarded)
+    guarded.get("/x", headers={"Authorization": f"bEaReR {token}"}, status=200)
+
+
+def test_remote_user_set_when_token_has_user(middleware, recorder):
+    from oauth_middleware.models import AccessToken
+
+    token = AccessToken("user-token", "service", "alice", ("read",), int(time.time()) + 60, {}, digest("user-token"))
+    middleware.server.repository.save_access_token(token, 60, None)
+    middleware.guard.app = recorder
+    webtest.TestApp(middleware).get("/x", headers={"Authorization": "Bearer user-token"})
+    assert recorder.environ["REMOTE_USER"] == "alice"
+    assert recorder.environ["oauth2.user"] == "alice"
+
+
+def test_body_token_leaves_body_readable(guarded, recorder):
+    token = issue_token(guarded)
+    response = guarded.post("/submit", {"access_token": token, "note": "hello"})
+    assert recorder.calls == 1
+    assert b"note=hello" in response.body  # the app read the whole body itself
+
+
+def test_body_token_ignored_on_get(guarded, recorder):
+    token = issue_token(guarded)
+    # A GET with a form body does not count as a token source (RFC 6750 §2.2).
+    guarded.request(
+        "/x", method="GET", body=f"access_token={token}".encode(), content_type="application/x-www-form-urlencoded", status=401
+    )
+    assert recorder.calls == 0
+
+
+def test_query_token_when_enabled(guarded):
+    token = issue_token(guarded)
+    guarded.get(f"/x?access_token={token}", status=200)
+
+
+def test_query_token_ignored_by_default(app):
+    token = issue_token(app)
+    response = app.get(f"{ME}?access_token={token}", status=401)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="oauth2"'
+
+
+def test_body_token_can_be_switched_off(make_middleware, recorder):
+    app = webtest.TestApp(make_middleware(recorder, token_from_body="false"))
+    token = issue_token(app)
+    app.post("/x", {"access_token": token}, status=401)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        pytest.param("header+query", 400, id="header-and-query"),
+        pytest.param("header+body", 400, id="header-and-body"),
+        pytest.param("query+body", 400, id="query-and-body"),
+        pytest.param("query+query", 400, id="query-twice"),
+    ],
+)
+def test_two_sources_is_invalid_request(guarded, recorder, how, expected):
+    token = issue_token(guarded)
+    headers = {"Authorization": f"Bearer {token}"} if "header" in how else {}
+    query = f"?access_token={token}" if "query" in how else ""
+    if how == "query+query":
+        query += f"&access_token={token}"
+    if "body" in how:
+        response = guarded.post(f"/x{query}", {"access_token": token}, headers=headers, status=expected)
+    else:
+        response = guarded.get(f"/x{query}", headers=headers, status=expected)
+    assert response.json["error"] == "invalid_request"
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+    assert recorder.calls == 0
+
+
+def test_missing_token_is_bare_challenge(guarded, recorder):
+    response = guarded.get("/x", status=401)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="oauth2"'
+    assert response.headers["Vary"] == "Authorization"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert recorder.calls == 0
+
+
+def test_other_scheme_is_treated_as_missing(guarded):
+    response = guarded.get("/x", headers={"Authorization": "Basic Zm9vOmJhcg=="}, status=401)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="oauth2"'
+
+
+def test_realm_setting(make_middleware):
+    app = webtest.TestApp(make_middleware(realm="api.example"))
+    assert app.get(ME, status=401).headers["WWW-Authenticate"] == 'Bearer realm="api.example"'
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("Bearer", id="no-token"),
+        pytest.param("Bearer    ", id="blank-token"),
+        pytest.param("Bearer a b", id="two-words"),
+        pytest.param("Bearer tok\u00e9n", id="non-ascii"),
+        pytest.param("Bearer \xff\xfe", id="latin1-bytes"),
+        pytest.param('Bearer "quoted"', id="bad-characters"),
+    ],
+)
+def test_malformed_bearer_header_is_400(guarded, recorder, header):
+    response = guarded.get("/x", headers={"Authorization": header}, status=400)
+    assert response.json["error"] == "invalid_request"
+    assert recorder.calls == 0
+
+
+def test_non_utf8_raw_header_is_not_500(guarded):
+    # Headers reach WSGI as latin-1 strings; bytes that are not UTF-8 must give a 4xx.
+    raw = b"Bearer \xc3\x28".decode("latin-1")
+    response = guarded.get("/x", extra_environ={"HTTP_AUTHORIZATION": raw}, status=400)
+    assert response.json["error"] == "invalid_request"
+
+
+def test_non_utf8_body_is_400(guarded):
+    response = guarded.post("/x", b"access_token=%ff%fe", content_type="application/x-www-form-urlencoded", status=400)
+    assert response.json["error"] == "invalid_request"
+
+
+def test_unknown_token_is_invalid_token(guarded, recorder):
+    response = guarded.get("/x", headers={"Authorization": "Bearer not-a-real-token"}, status=401)
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="oauth2", error="invalid_token"')
+    assert response.json["error"] == "invalid_token"
+    assert recorder.calls == 0
+
+
+def test_expired_token_is_invalid_token(middleware, recorder):
+    from oauth_middleware.models import AccessToken
+
+    # Record still in the store (its store TTL is long) but past its expiry.
+    token = AccessToken("old-token", "service", None, ("read",), int(time.time()) - 1, {}, digest("old-token"))
+    middleware.server.repository.save_access_token(token, 60, None)
+    middleware.guard.app = recorder
+    response = webtest.TestApp(middleware).get("/x", headers={"Authorization": "Bearer old-token"}, status=401)
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert recorder.calls == 0
+
+
+def test_token_expires_by_ttl(make_middleware, recorder):
+    app = webtest.TestApp(make_middleware(recorder, access_token_ttl="1"))
+    token = issue_token(app)
+    app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=200)
+    time.sleep(1.1)
+    app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=401)
+
+
+def test_revoked_token_is_invalid(middleware, recorder):
+    app = webtest.TestApp(middleware)
+    middleware.guard.app = recorder
+    token = issue_token(app)
+    middleware.server.repository.revoke_access_token(digest(token))
+    app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=401)
+
+
+@pytest.fixture
+def scoped(make_middleware, recorder):
+    rules = "GET,HEAD /api/* read\nPOST,DELETE /api/* write\n* /admin admin"
+    return webtest.TestApp(make_middleware(recorder, scope_rules=rules, public_paths="/health"))
+
+
+@pytest.mark.parametrize(
+    ("scope", "method", "path", "status", "needed"),
+    [
+        pytest.param("read", "GET", "/api/items", 200, None, id="read-get"),
+        pytest.param("read", "POST", "/api/items", 403, "write", id="read-cannot-post"),
+        pytest.param("write", "GET", "/api/items", 403, "read", id="write-cannot-get"),
+        pytest.param("read write", "DELETE", "/api/items/1", 200, None, id="write-delete"),
+        pytest.param("read write", "GET", "/admin", 403, "admin", id="admin-any-method"),
+        pytest.param("read", "GET", "/elsewhere", 200, None, id="no-rule-any-token"),
+    ],
+)
+def test_scope_rules(scoped, recorder, scope, method, path, status, needed):
+    token = issue_token(scoped, scope)
+    response = scoped.request(path, method=method, headers={"Authorization": f"Bearer {token}"}, status=status)
+    if needed:
+        challenge = response.headers["WWW-Authenticate"]
+        assert 'error="insufficient_scope"' in challenge
+        assert f'scope="{needed}"' in challenge
+        assert response.json["error"] == "insufficient_scope"
+        assert recorder.calls == 0
+
+
+def test_public_paths_pass_untouched(guarded, recorder):
+    response = guarded.get("/health")
+    assert response.text == "ok"
+    assert "oauth2.token" not in recorder.environ
+    assert "Vary" not in response.headers
+    guarded.get("/static/app.css", status=200)
+    guarded.get("/staticfile", status=401)  # the prefix is /static/, not /static
+
+
+def test_public_path_exact_match_only(guarded):
+    guarded.get("/health/deeper", status=401)
+
+
+def test_vary_appended_to_existing_vary(make_middleware):
+    app = webtest.TestApp(make_middleware(RecordingApp(headers=[("Vary", "Accept-Encoding")])))
+    token = issue_token(app)
+    response = app.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert response.headers["Vary"] == "Accept-Encoding, Authorization"
+
+
+def test_store_down_fails_closed_with_503(make_middleware, recorder, caplog):
+    store = FlakyStore()
+    app = webtest.TestApp(make_middleware(recorder, store_backend=store))
+    token = issue_token(app)
+    store.down = True
+    for _ in range(5):
+        response = app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=503)
+        assert response.json["error"] == "temporarily_unavailable"
+        assert response.headers["Retry-After"].isdigit()
+    assert recorder.calls == 0
+    outage_lines = [r for r in caplog.records if "store unavailable" in r.getMessage()]
+    assert len(outage_lines) == 1  # logged once per interval, not per request
+    store.down = False
+    app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=200)
+    assert recorder.calls == 1
+
+
+def test_missing_token_does_not_touch_store(make_middleware, recorder):
+    store = FlakyStore()
+    app = webtest.TestApp(make_middleware(recorder, store_backend=store))
+    store.down = True
+    app.get("/x", status=401)  # nothing to look up: a plain challenge
