@@ -102,6 +102,33 @@ def choice(*options: str) -> Callable[[str], str]:
     return convert
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A converter accepting a whole number from ``low`` to ``high``."""
+
+    def convert(value: str) -> int:
+        text_value = value.strip()
+        if not text_value.isdigit() or not low <= int(text_value) <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, got {value!r}")
+        return int(text_value)
+
+    convert.__doc__ = f"A whole number from {low} to {high}."
+    return convert
+
+
+#: Claims a JWT access token sets itself (RFC 9068 §2.2), so never the extra-data claim.
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr"}
+)
+
+
+def claim_name(value: str) -> str:
+    """A JWT claim name that is not one of the claims the token sets itself."""
+    text_value = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text_value) or text_value in RESERVED_CLAIMS:
+        raise ValueError(f"expected a claim name other than {', '.join(sorted(RESERVED_CLAIMS))}, got {value!r}")
+    return text_value
+
+
 def dotted_callable(value: str) -> Callable[..., Any] | None:
     """``package.module:function``, imported at load time; empty means none."""
     text_value = value.strip()
@@ -172,9 +199,16 @@ def parse_scope_rules(value: str) -> tuple[ScopeRule, ...]:
     return tuple(rules)
 
 
-def _setting(default: str, convert: Callable[[str], Any], doc: str) -> Any:
-    """Declare a setting: its ini default (as written in an ini), converter and doc."""
-    return field(default=convert(default), metadata={"ini": default, "convert": convert, "doc": doc})
+def _setting(default: str, convert: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
+    """Declare a setting: its ini default (as written in an ini), converter and doc.
+
+    ``secret=True`` keeps the value out of ``repr()``, hence out of logs and tracebacks.
+    """
+    return field(
+        default=convert(default),
+        repr=not secret,
+        metadata={"ini": default, "convert": convert, "doc": doc},
+    )
 
 
 @dataclass(frozen=True)
@@ -238,6 +272,70 @@ class Settings:
     )
     access_token_ttl: int = _setting("3600", seconds, "Lifetime of an access token, in seconds.")
 
+    # -- JWT access tokens (token_format = jwt) -----------------------------
+    audience: tuple[str, ...] = _setting(
+        "",
+        aslist,
+        "The ``aud`` of JWT access tokens: the resource servers' identifiers (RFC 9068 §3). "
+        "A guard accepts a token naming any of them. Required with ``token_format = jwt``.",
+    )
+    jwt_algorithm: str = _setting(
+        "RS256",
+        choice("HS256", "RS256", "ES256", "EdDSA"),
+        "Algorithm of the signing key. Verification keys keep their own algorithm, so an "
+        "algorithm can be changed by rotation.",
+    )
+    jwt_signing_key: str = _setting(
+        "",
+        text,
+        "PEM file of the private key that signs JWTs (RS256, ES256, EdDSA), e.g. one written by "
+        "``oauth-middleware keys generate``. Its ``kid`` is its RFC 7638 thumbprint.",
+    )
+    jwt_verification_keys: tuple[str, ...] = _setting(
+        "",
+        aslist,
+        "PEM files (public or private) of keys that verify but never sign: previous signing keys "
+        "during a rotation, or the public keys on a guard-only resource server.",
+    )
+    jwt_jwks_file: str = _setting(
+        "",
+        text,
+        "A JWKS file (RFC 7517) of keys to verify with; those with a private part (or ``oct`` "
+        "secrets) can also sign. Keys without ``kid`` get their RFC 7638 thumbprint.",
+    )
+    jwt_signing_kid: str = _setting(
+        "",
+        text,
+        "The ``kid`` of the key that signs. Empty: ``jwt_signing_key``, else the first ``jwt_secret`` "
+        "(HS256), else the first key of ``jwt_algorithm`` in ``jwt_jwks_file`` that can sign.",
+    )
+    jwt_secret: tuple[str, ...] = _setting(
+        "",
+        aslist,
+        "HS256 secrets of at least 32 characters: the first signs, the others only verify "
+        "(rotation). Never published. Every resource server must know them, so prefer a key pair.",
+        secret=True,
+    )
+    jwt_leeway: int = _setting(
+        "10", whole_number(0, 300), "Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."
+    )
+    jwt_extra_claim: str = _setting(
+        "ext", claim_name, "Claim that carries the extra data a grant attached to the token."
+    )
+    jwt_check_revocation: bool = _setting(
+        "false",
+        asbool,
+        "Make the guard look up every JWT's ``jti`` in the store's deny list, so a revoked JWT "
+        "stops working at once (one store read per request). Off: a revoked JWT keeps working on "
+        "guards until it expires; the introspection endpoint always checks.",
+    )
+    jwt_cache_size: int = _setting(
+        "1024",
+        whole_number(0, 1_000_000),
+        "How many verified JWTs the guard remembers (never past their ``exp``) to skip the "
+        "signature check. 0 turns the cache off.",
+    )
+
     # -- endpoints ---------------------------------------------------------
     authorize_path: str = _setting("/oauth/authorize", url_path, "Authorization endpoint.")
     token_path: str = _setting("/oauth/token", url_path, "Token endpoint.")
@@ -246,7 +344,15 @@ class Settings:
     metadata_path: str = _setting(
         "/.well-known/oauth-authorization-server", url_path, "Server metadata (RFC 8414)."
     )
-    jwks_path: str = _setting("/oauth/jwks", url_path, "Public signing keys (RFC 7517).")
+    jwks_path: str = _setting(
+        "/oauth/jwks", url_path, "Public signing keys (RFC 7517); served only with ``token_format = jwt``."
+    )
+    introspection_clients: tuple[str, ...] = _setting(
+        "",
+        aslist,
+        "Ids of the confidential clients (resource servers) allowed to call the introspection "
+        "endpoint. Empty: none is.",
+    )
 
     # -- guard -------------------------------------------------------------
     realm: str = _setting("oauth2", text, "Realm named in ``WWW-Authenticate`` challenges.")
@@ -313,6 +419,12 @@ class Settings:
             raise ConfigError("authorize_path: endpoint paths must all differ")
         if not (self.token_from_header or self.token_from_body or self.token_from_query):
             raise ConfigError("token_from_header: at least one token source must be enabled")
+        if self.token_format == "jwt":
+            # A guard must know who issues tokens and who they are for (RFC 9068 §4).
+            if not self.issuer:
+                raise ConfigError("issuer: required with token_format = jwt (it is the tokens' iss)")
+            if not self.audience:
+                raise ConfigError("audience: required with token_format = jwt (it is the tokens' aud)")
 
 
 def _as_ini(raw: Any) -> str:
@@ -341,5 +453,20 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def update_readme(path: str) -> None:
+    """Rewrite the reference between the markers of ``path`` (the README)."""
+    start, end = ".. settings-reference-start\n", ".. settings-reference-end\n"
+    with open(path, encoding="utf-8") as handle:
+        before, rest = handle.read().split(start, 1)
+    after = rest.split(end, 1)[1]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"{before}{start}\n{reference()}\n{end}{after}")
+
+
 if __name__ == "__main__":
-    print(reference())
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_readme(sys.argv[2])
+    else:
+        print(reference())
