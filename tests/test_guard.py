@@ -38,7 +38,9 @@ def recorder():
 
 @pytest.fixture
 def guarded(make_middleware, recorder):
-    return webtest.TestApp(make_middleware(recorder, public_paths="/health /static/*", token_from_query="true"))
+    return webtest.TestApp(
+        make_middleware(recorder, public_paths="/health /static/*", token_from_query="true")
+    )
 
 
 def test_header_token_reaches_app_with_environ(guarded, recorder):
@@ -64,7 +66,9 @@ def test_scheme_is_case_insensitive(guarded):
 def test_remote_user_set_when_token_has_user(middleware, recorder):
     from oauth_middleware.models import AccessToken
 
-    token = AccessToken("user-token", "service", "alice", ("read",), int(time.time()) + 60, {}, digest("user-token"))
+    token = AccessToken(
+        "user-token", "service", "alice", ("read",), int(time.time()) + 60, {}, digest("user-token")
+    )
     middleware.server.repository.save_access_token(token, 60, None)
     middleware.guard.app = recorder
     webtest.TestApp(middleware).get("/x", headers={"Authorization": "Bearer user-token"})
@@ -83,7 +87,11 @@ def test_body_token_ignored_on_get(guarded, recorder):
     token = issue_token(guarded)
     # A GET with a form body does not count as a token source (RFC 6750 §2.2).
     guarded.request(
-        "/x", method="GET", body=f"access_token={token}".encode(), content_type="application/x-www-form-urlencoded", status=401
+        "/x",
+        method="GET",
+        body=f"access_token={token}".encode(),
+        content_type="application/x-www-form-urlencoded",
+        status=401,
     )
     assert recorder.calls == 0
 
@@ -172,7 +180,9 @@ def test_non_utf8_raw_header_is_not_500(guarded):
 
 
 def test_non_utf8_body_is_400(guarded):
-    response = guarded.post("/x", b"access_token=%ff%fe", content_type="application/x-www-form-urlencoded", status=400)
+    response = guarded.post(
+        "/x", b"access_token=%ff%fe", content_type="application/x-www-form-urlencoded", status=400
+    )
     assert response.json["error"] == "invalid_request"
 
 
@@ -188,10 +198,14 @@ def test_expired_token_is_invalid_token(middleware, recorder):
     from oauth_middleware.models import AccessToken
 
     # Record still in the store (its store TTL is long) but past its expiry.
-    token = AccessToken("old-token", "service", None, ("read",), int(time.time()) - 1, {}, digest("old-token"))
+    token = AccessToken(
+        "old-token", "service", None, ("read",), int(time.time()) - 1, {}, digest("old-token")
+    )
     middleware.server.repository.save_access_token(token, 60, None)
     middleware.guard.app = recorder
-    response = webtest.TestApp(middleware).get("/x", headers={"Authorization": "Bearer old-token"}, status=401)
+    response = webtest.TestApp(middleware).get(
+        "/x", headers={"Authorization": "Bearer old-token"}, status=401
+    )
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert recorder.calls == 0
 
@@ -231,7 +245,9 @@ def scoped(make_middleware, recorder):
 )
 def test_scope_rules(scoped, recorder, scope, method, path, status, needed):
     token = issue_token(scoped, scope)
-    response = scoped.request(path, method=method, headers={"Authorization": f"Bearer {token}"}, status=status)
+    response = scoped.request(
+        path, method=method, headers={"Authorization": f"Bearer {token}"}, status=status
+    )
     if needed:
         challenge = response.headers["WWW-Authenticate"]
         assert 'error="insufficient_scope"' in challenge

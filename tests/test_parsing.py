@@ -26,7 +26,9 @@ def test_bearer_from_header(header, token):
     assert bearer_from_header(header) == token
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer a b", "Bearer =abc", "Bearer a\tb", "Bearer ä"])
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer ", "Bearer a b", "Bearer =abc", "Bearer a\tb", "Bearer ä"]
+)
 def test_bearer_from_header_malformed(header):
     with pytest.raises(InvalidBearerRequest):
         bearer_from_header(header)

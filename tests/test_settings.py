@@ -48,25 +48,51 @@ def test_asbool_rejects_typos(word):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        pytest.param({"access_token_ttl": "soon"}, "access_token_ttl: expected a whole number of seconds", id="ttl-word"),
+        pytest.param(
+            {"access_token_ttl": "soon"},
+            "access_token_ttl: expected a whole number of seconds",
+            id="ttl-word",
+        ),
         pytest.param({"access_token_ttl": "0"}, "access_token_ttl: expected a whole number", id="ttl-zero"),
-        pytest.param({"access_token_ttl": "-5"}, "access_token_ttl: expected a whole number", id="ttl-negative"),
-        pytest.param({"token_from_query": "ture"}, "token_from_query: expected true or false", id="bool-typo"),
-        pytest.param({"token_format": "paseto"}, "token_format: expected one of opaque, jwt", id="bad-choice"),
-        pytest.param({"token_path": "oauth/token"}, "token_path: expected a path starting with '/'", id="relative-path"),
+        pytest.param(
+            {"access_token_ttl": "-5"}, "access_token_ttl: expected a whole number", id="ttl-negative"
+        ),
+        pytest.param(
+            {"token_from_query": "ture"}, "token_from_query: expected true or false", id="bool-typo"
+        ),
+        pytest.param(
+            {"token_format": "paseto"}, "token_format: expected one of opaque, jwt", id="bad-choice"
+        ),
+        pytest.param(
+            {"token_path": "oauth/token"}, "token_path: expected a path starting with '/'", id="relative-path"
+        ),
         pytest.param({"issuer": "ftp://x"}, "issuer: expected an http(s) URL", id="bad-issuer"),
         pytest.param({"issuer": "https://x/?q=1"}, "issuer: expected an http(s) URL", id="issuer-query"),
         pytest.param({"scopes": 'read "write'}, "scopes: not a valid scope list", id="bad-scope"),
         pytest.param({"store_timeout": "fast"}, "store_timeout: expected a number", id="bad-timeout"),
         pytest.param({"store_timeout": "inf"}, "store_timeout: expected a number above 0", id="inf-timeout"),
-        pytest.param({"scope_rules": "GET /api"}, "scope_rules: expected 'METHODS PATH SCOPE...'", id="short-rule"),
-        pytest.param({"public_paths": "health"}, "public_paths: expected a path", id="bad-public-path"),
-        pytest.param({"acess_token_ttl": "60"}, "acess_token_ttl: unknown setting (did you mean 'access_token_ttl'?)", id="typo-key"),
-        pytest.param({"colour": "blue"}, "colour: unknown setting", id="unknown-key"),
-        pytest.param({"scopes": "read", "default_scope": "write"}, "default_scope: write not listed in scopes", id="default-not-in-scopes"),
-        pytest.param({"token_path": "/same", "revoke_path": "/same"}, "endpoint paths must all differ", id="same-paths"),
         pytest.param(
-            {"token_from_header": "false", "token_from_body": "false"}, "at least one token source", id="no-token-source"
+            {"scope_rules": "GET /api"}, "scope_rules: expected 'METHODS PATH SCOPE...'", id="short-rule"
+        ),
+        pytest.param({"public_paths": "health"}, "public_paths: expected a path", id="bad-public-path"),
+        pytest.param(
+            {"acess_token_ttl": "60"},
+            "acess_token_ttl: unknown setting (did you mean 'access_token_ttl'?)",
+            id="typo-key",
+        ),
+        pytest.param({"colour": "blue"}, "colour: unknown setting", id="unknown-key"),
+        pytest.param(
+            {"scopes": "read", "default_scope": "write"},
+            "default_scope: write not listed in scopes",
+            id="default-not-in-scopes",
+        ),
+        pytest.param(
+            {"token_path": "/same", "revoke_path": "/same"}, "endpoint paths must all differ", id="same-paths"
+        ),
+        pytest.param(
+            {"token_from_header": "false", "token_from_body": "false"},
+            "at least one token source",
+            id="no-token-source",
         ),
     ],
 )
@@ -79,7 +105,9 @@ def test_bad_settings_fail_with_one_line_naming_the_key(config, message):
 
 
 def test_python_values_are_accepted():
-    settings = Settings.from_config({"access_token_ttl": 60, "token_from_query": True, "scopes": ["read", "write"]})
+    settings = Settings.from_config(
+        {"access_token_ttl": 60, "token_from_query": True, "scopes": ["read", "write"]}
+    )
     assert settings.access_token_ttl == 60
     assert settings.token_from_query is True
     assert settings.scopes == ("read", "write")
@@ -110,7 +138,9 @@ def test_readme_reference_matches_settings():
     start, end = ".. settings-reference-start\n", ".. settings-reference-end\n"
     assert start in readme and end in readme, "README.rst lacks the settings reference markers"
     block = readme.split(start, 1)[1].split(end, 1)[0]
-    assert block.strip() == reference().strip(), "run: python -m oauth_middleware.settings --update README.rst"
+    assert block.strip() == reference().strip(), (
+        "run: python -m oauth_middleware.settings --update README.rst"
+    )
 
 
 def test_every_setting_has_a_doc():

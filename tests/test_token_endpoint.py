@@ -19,7 +19,9 @@ def post_token(app, params, *, headers=None, status=200):
 
 def test_client_credentials_with_basic_auth(app):
     response = post_token(
-        app, {"grant_type": "client_credentials", "scope": "read"}, headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}
+        app,
+        {"grant_type": "client_credentials", "scope": "read"},
+        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
     )
     body = response.json
     assert body["token_type"] == "Bearer"
@@ -43,7 +45,9 @@ def test_client_credentials_with_body_auth(app):
 
 def test_basic_credentials_are_form_decoded(middleware, app):
     register(middleware, "odd id", "p@ss:w/rd+=", grant_types=["client_credentials"])
-    response = post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": basic("odd id", "p@ss:w/rd+=")})
+    response = post_token(
+        app, {"grant_type": "client_credentials"}, headers={"Authorization": basic("odd id", "p@ss:w/rd+=")}
+    )
     assert response.json["token_type"] == "Bearer"
 
 
@@ -51,7 +55,11 @@ def test_default_scope_setting(make_middleware):
     import webtest
 
     app = webtest.TestApp(make_middleware(default_scope="read"))
-    response = post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)})
+    response = post_token(
+        app,
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+    )
     assert response.json["scope"] == "read"
 
 
@@ -71,9 +79,19 @@ def _error(response):
 @pytest.mark.parametrize(
     ("params", "headers", "status", "error"),
     [
-        pytest.param({"scope": "read"}, {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}, 400, "invalid_request", id="no-grant-type"),
         pytest.param(
-            {"grant_type": "urn:unknown"}, {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}, 400, "unsupported_grant_type", id="unknown-grant"
+            {"scope": "read"},
+            {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+            400,
+            "invalid_request",
+            id="no-grant-type",
+        ),
+        pytest.param(
+            {"grant_type": "urn:unknown"},
+            {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+            400,
+            "unsupported_grant_type",
+            id="unknown-grant",
         ),
         pytest.param(
             {"grant_type": "password", "username": "u", "password": "p"},
@@ -105,7 +123,11 @@ def _error(response):
         ),
         pytest.param({"grant_type": "client_credentials"}, {}, 401, "invalid_client", id="no-client-auth"),
         pytest.param(
-            {"grant_type": "client_credentials", "client_id": SERVICE_ID}, {}, 401, "invalid_client", id="confidential-without-secret"
+            {"grant_type": "client_credentials", "client_id": SERVICE_ID},
+            {},
+            401,
+            "invalid_client",
+            id="confidential-without-secret",
         ),
         pytest.param(
             {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": "wrong"},
@@ -115,10 +137,18 @@ def _error(response):
             id="wrong-secret-in-body",
         ),
         pytest.param(
-            {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}, {}, 401, "invalid_client", id="unknown-client"
+            {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"},
+            {},
+            401,
+            "invalid_client",
+            id="unknown-client",
         ),
         pytest.param(
-            {"grant_type": "client_credentials", "client_secret": SERVICE_SECRET}, {}, 401, "invalid_client", id="secret-without-id"
+            {"grant_type": "client_credentials", "client_secret": SERVICE_SECRET},
+            {},
+            401,
+            "invalid_client",
+            id="secret-without-id",
         ),
         pytest.param(
             {"grant_type": "client_credentials", "client_secret": SERVICE_SECRET},
@@ -145,19 +175,29 @@ def test_stored_hash_is_not_accepted_as_the_secret(middleware, app):
     """Regression for a bug other libraries shipped: comparing the presented secret with the stored hash."""
     stored_hash = middleware.server.repository.get_client(SERVICE_ID).secret_hash
     response = post_token(
-        app, {"grant_type": "client_credentials"}, headers={"Authorization": basic(SERVICE_ID, stored_hash)}, status=401
+        app,
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic(SERVICE_ID, stored_hash)},
+        status=401,
     )
     assert _error(response) == "invalid_client"
 
 
 def test_invalid_client_with_basic_has_basic_challenge(app):
-    response = post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": basic(SERVICE_ID, "wrong")}, status=401)
+    response = post_token(
+        app,
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic(SERVICE_ID, "wrong")},
+        status=401,
+    )
     assert response.headers["WWW-Authenticate"] == 'Basic realm="oauth2"'
     assert _error(response) == "invalid_client"
 
 
 def test_invalid_client_without_basic_has_no_basic_challenge(app):
-    response = post_token(app, {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}, status=401)
+    response = post_token(
+        app, {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}, status=401
+    )
     assert "WWW-Authenticate" not in response.headers
 
 
@@ -171,20 +211,35 @@ def test_invalid_client_without_basic_has_no_basic_challenge(app):
     ],
 )
 def test_malformed_basic_is_invalid_client(app, header):
-    response = post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": header}, status=401)
+    response = post_token(
+        app, {"grant_type": "client_credentials"}, headers={"Authorization": header}, status=401
+    )
     assert _error(response) == "invalid_client"
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_public_client_cannot_use_client_credentials(middleware, app):
-    register(middleware, "spa", None, grant_types=["authorization_code"], redirect_uris=["https://spa.example/cb"])
+    register(
+        middleware, "spa", None, grant_types=["authorization_code"], redirect_uris=["https://spa.example/cb"]
+    )
     response = post_token(app, {"grant_type": "client_credentials", "client_id": "spa"}, status=400)
     assert _error(response) == "unauthorized_client"
 
 
 def test_client_not_registered_for_grant(middleware, app):
-    register(middleware, "web", "web-secret", grant_types=["authorization_code"], redirect_uris=["https://web.example/cb"])
-    response = post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": basic("web", "web-secret")}, status=400)
+    register(
+        middleware,
+        "web",
+        "web-secret",
+        grant_types=["authorization_code"],
+        redirect_uris=["https://web.example/cb"],
+    )
+    response = post_token(
+        app,
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic("web", "web-secret")},
+        status=400,
+    )
     assert _error(response) == "unauthorized_client"
 
 
@@ -204,7 +259,10 @@ def test_repeated_parameter_is_invalid_request(app):
     response = app.post(
         TOKEN,
         body,
-        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET), "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            "Authorization": basic(SERVICE_ID, SERVICE_SECRET),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
         status=400,
     )
     assert _error(response) == "invalid_request"
@@ -214,7 +272,10 @@ def test_non_utf8_body_is_invalid_request(app):
     response = app.post(
         TOKEN,
         b"grant_type=client_credentials&scope=%ff%fe",
-        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET), "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            "Authorization": basic(SERVICE_ID, SERVICE_SECRET),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
         status=400,
     )
     assert _error(response) in {"invalid_request", "invalid_scope"}
@@ -227,8 +288,17 @@ def test_store_down_is_503_temporarily_unavailable(make_middleware):
     middleware = make_middleware(store_backend=store)
     app = webtest.TestApp(middleware)
     store.down = True
-    response = post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}, status=503)
+    response = post_token(
+        app,
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+        status=503,
+    )
     assert _error(response) == "temporarily_unavailable"
     assert response.headers["Retry-After"].isdigit()
     store.down = False
-    post_token(app, {"grant_type": "client_credentials"}, headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)})
+    post_token(
+        app,
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+    )

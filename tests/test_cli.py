@@ -1,0 +1,257 @@
+"""The oauth-middleware command: client add/list/remove/hash, and clients_file."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+import webtest
+from conftest import basic
+
+from oauth_middleware.cli import main
+from oauth_middleware.demo import DemoApp
+from oauth_middleware.errors import ConfigError
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.models import digest
+
+
+@pytest.fixture
+def config(tmp_path: pathlib.Path) -> str:
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "store = sqlite:///%(here)s/oauth.db\nscopes = read write\n"
+    )
+    return str(ini)
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _app(config: str) -> webtest.TestApp:
+    store_url = f"sqlite:///{pathlib.Path(config).parent}/oauth.db"
+    return webtest.TestApp(OAuth2Middleware(DemoApp(), store=store_url, scopes="read write"))
+
+
+def test_add_generates_secret_once_and_stores_only_its_hash(capsys, config):
+    status, out, _ = run(
+        capsys,
+        "client",
+        "add",
+        config,
+        "--client-id",
+        "svc",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "read",
+    )
+    assert status == 0
+    secret = re.search(r"client_secret: (\S+)", out).group(1)
+    assert len(secret) >= 43
+    # The secret works at the token endpoint of an app on the same store...
+    response = _app(config).post(
+        "/oauth/token", {"grant_type": "client_credentials"}, headers={"Authorization": basic("svc", secret)}
+    )
+    assert response.json["scope"] == "read"
+    # ...is never shown again, and is not in the database file.
+    status, out, _ = run(capsys, "client", "list", config)
+    assert status == 0
+    assert "svc\tconfidential\tgrants=client_credentials\tscopes=read" in out
+    assert secret not in out
+    # WAL mode: recent writes may still sit in the -wal file.
+    db = b"".join(p.read_bytes() for p in pathlib.Path(config).parent.glob("oauth.db*"))
+    assert secret.encode() not in db
+    assert digest(secret).encode() in db
+
+
+def test_add_with_given_secret_does_not_print_it(capsys, config):
+    status, out, _ = run(
+        capsys,
+        "client",
+        "add",
+        config,
+        "--client-id",
+        "svc",
+        "--secret",
+        "given-secret-123",
+        "--grant",
+        "client_credentials",
+    )
+    assert status == 0
+    assert "given-secret-123" not in out
+    _app(config).post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic("svc", "given-secret-123")},
+    )
+
+
+def test_add_public_client(capsys, config):
+    status, out, _ = run(
+        capsys,
+        "client", "add", config, "--client-id", "app", "--public",
+        "--redirect-uri", "http://127.0.0.1:9000/cb", "--grant", "authorization_code", "--scope", "read",
+    )  # fmt: skip
+    assert status == 0
+    assert "client_secret" not in out
+    _, out, _ = run(capsys, "client", "list", config)
+    assert "app\tpublic\tgrants=authorization_code" in out
+    assert "redirect_uris=http://127.0.0.1:9000/cb" in out
+
+
+def test_add_existing_client_needs_replace(capsys, config):
+    run(capsys, "client", "add", config, "--client-id", "svc", "--grant", "client_credentials")
+    status, _, err = run(
+        capsys, "client", "add", config, "--client-id", "svc", "--grant", "client_credentials"
+    )
+    assert status == 2
+    assert "exists" in err
+    status, _, _ = run(
+        capsys, "client", "add", config, "--client-id", "svc", "--grant", "client_credentials", "--replace"
+    )
+    assert status == 0
+
+
+def test_remove(capsys, config):
+    run(capsys, "client", "add", config, "--client-id", "svc", "--grant", "client_credentials")
+    assert run(capsys, "client", "remove", config, "--client-id", "svc")[0] == 0
+    assert "svc" not in run(capsys, "client", "list", config)[1]
+    status, _, err = run(capsys, "client", "remove", config, "--client-id", "svc")
+    assert status == 2
+    assert err.strip() == "oauth-middleware: error: no client 'svc'"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--grant", "teleport"], "unknown grant 'teleport'", id="unknown-grant"),
+        pytest.param(
+            ["--grant", "authorization_code", "--redirect-uri", "http://example.com/cb"],
+            "only allowed for loopback",
+            id="http-redirect",
+        ),
+        pytest.param(
+            ["--grant", "authorization_code", "--redirect-uri", "https://example.com/cb#frag"],
+            "without a fragment",
+            id="fragment",
+        ),
+        pytest.param(
+            ["--grant", "authorization_code", "--redirect-uri", "/relative"],
+            "absolute",
+            id="relative-redirect",
+        ),
+        pytest.param(
+            ["--public", "--grant", "client_credentials"],
+            "public client cannot use the client_credentials",
+            id="public-cc",
+        ),
+        pytest.param(["--scope", 'a"b'], "invalid scope", id="bad-scope"),
+        pytest.param(["--response-type", "id_token"], "unknown response type", id="bad-response-type"),
+    ],
+)
+def test_add_rejects_bad_arguments_with_one_line(capsys, config, args, message):
+    status, _, err = run(capsys, "client", "add", config, "--client-id", "c", *args)
+    assert status == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    status, _, err = run(capsys, "client", "list", str(tmp_path / "nope.ini"))
+    assert status == 2
+    assert "no such config file" in err
+
+
+def test_config_without_our_filter(capsys, tmp_path):
+    ini = tmp_path / "other.ini"
+    ini.write_text("[app:main]\nuse = egg:something#main\n")
+    status, _, err = run(capsys, "client", "list", str(ini))
+    assert status == 2
+    assert "no [filter:...] section" in err
+
+
+def test_bad_setting_in_config_is_one_line(capsys, tmp_path):
+    ini = tmp_path / "bad.ini"
+    ini.write_text(
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nstore = memory://\naccess_token_ttl = soon\n"
+    )
+    status, _, err = run(capsys, "client", "list", str(ini))
+    assert status == 2
+    assert err.startswith("oauth-middleware: error: access_token_ttl: expected a whole number")
+
+
+def test_hash_given_secret(capsys):
+    status, out, _ = run(capsys, "client", "hash", "--secret", "s3cret")
+    assert status == 0
+    assert out.strip() == f"secret_hash: {digest('s3cret')}"
+
+
+def test_hash_generates_secret(capsys):
+    _, out, _ = run(capsys, "client", "hash")
+    secret = re.search(r"client_secret: (\S+)", out).group(1)
+    assert f"secret_hash: {digest(secret)}" in out
+
+
+# -- clients_file -------------------------------------------------------------
+
+
+def _clients_file(tmp_path, text):
+    path = tmp_path / "clients.ini"
+    path.write_text(text)
+    return str(path)
+
+
+def test_clients_file_loads_clients_into_memory_store(tmp_path):
+    path = _clients_file(
+        tmp_path,
+        f"[client:svc]\nsecret_hash = {digest('svc-secret')}\ngrants = client_credentials\nscopes = read\n"
+        "[client:web]\npublic = true\ngrants = authorization_code\nredirect_uris = https://web.example/cb\n",
+    )
+    middleware = OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+    assert [c.client_id for c in middleware.server.repository.list_clients()] == ["svc", "web"]
+    assert middleware.server.repository.get_client("web").is_public
+    app = webtest.TestApp(middleware)
+    token = app.post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic("svc", "svc-secret")},
+    ).json["access_token"]
+    app.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "[client:a]\ngrants = client_credentials\n", "needs secret_hash or public = true", id="no-secret"
+        ),
+        pytest.param(
+            "[client:a]\nsecret_hash = plain-secret\n",
+            "secret hash must be the 64 hex digits",
+            id="raw-secret",
+        ),
+        pytest.param("[svc]\npublic = true\n", "should be [client:ID]", id="bad-section"),
+        pytest.param("[client:a]\npublic = true\ncolour = red\n", "unknown key 'colour'", id="unknown-key"),
+        pytest.param("[client:a]\npublic = true\ngrants = teleport\n", "unknown grant", id="bad-grant"),
+        pytest.param("not an ini", "cannot read", id="not-ini"),
+    ],
+)
+def test_clients_file_errors_name_the_setting(tmp_path, text, message):
+    path = _clients_file(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+    assert str(info.value).startswith("clients_file:")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_clients_file(tmp_path):
+    with pytest.raises(ConfigError, match="clients_file: cannot read"):
+        OAuth2Middleware(DemoApp(), store="memory://", clients_file=str(tmp_path / "missing.ini"))
