@@ -143,6 +143,38 @@ class FatalClientError(OAuthError):
     error = "invalid_request"
 
 
+class RedirectedError(OAuthError):
+    """An authorization-endpoint error sent back to the client's redirect URI.
+
+    Only raised once the client and its redirect URI are known to be good
+    (RFC 6749 §4.1.2.1, §4.2.2.1); until then errors are
+    :class:`FatalClientError`.
+
+    :param error: the error to report (its ``error`` and description are used).
+    :param redirect_uri: the validated redirect URI.
+    :param state: the request's ``state``, echoed back when it was sent.
+    :param fragment: put the parameters in the fragment (implicit grant)
+        rather than the query.
+    :param status: 302 after a GET, 303 after a POST (RFC 9700 §4.12: never 307).
+    """
+
+    def __init__(
+        self,
+        error: OAuthError,
+        *,
+        redirect_uri: str,
+        state: str | None,
+        fragment: bool = False,
+        status: int = 302,
+    ) -> None:
+        super().__init__(error.description)
+        self.error = error.error
+        self.status_code = status
+        self.redirect_uri = redirect_uri
+        self.state = state
+        self.fragment = fragment
+
+
 class BearerError(OAuthError):
     """Base of the resource-server errors of RFC 6750 §3.1."""
 

@@ -12,7 +12,7 @@ from .endpoints import routes
 from .errors import OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
 from .guard import Guard
 from .outage import OutageLog
-from .responses import oauth_error
+from .responses import oauth_error, render_error
 from .server import AuthorizationServer
 from .settings import Settings
 from .stores import Store
@@ -58,7 +58,7 @@ class OAuth2Middleware:
         try:
             response = endpoint(self.server, request)
         except OAuthError as error:
-            response = oauth_error(error, self.settings.realm)
+            response = render_error(error, self.settings.realm)
         except StoreUnavailable as exc:
             self.outage.failed(exc)
             response = oauth_error(TemporarilyUnavailable("the store is unavailable"), self.settings.realm)

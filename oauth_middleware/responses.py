@@ -16,10 +16,12 @@ from webob import Response
 
 from .errors import (
     BearerError,
+    FatalClientError,
     InsufficientScope,
     InvalidClient,
     MethodNotAllowed,
     OAuthError,
+    RedirectedError,
 )
 
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
@@ -111,12 +113,45 @@ def html_page(title: str, body_html: str, status: int = 200) -> Response:
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title></head><body>{body_html}</body></html>"
     )
+    return html_document(page, status)
+
+
+def html_document(page: str, status: int = 200) -> Response:
+    """A whole HTML document (login and consent pages), never cached or framed."""
     response = Response(body=page.encode("utf-8"), status=status, content_type="text/html", charset="utf-8")
     response.headerlist.extend(_NO_STORE)
     # Clickjacking (RFC 6749 §10.13): no page of ours may be framed.
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    # The page's URL carries state and PKCE challenges: keep it out of Referer.
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def set_cookie(response: Response, name: str, value: str, *, path: str, max_age: int, secure: bool) -> None:
+    """Add a session cookie: HttpOnly, SameSite=Lax, Secure over https."""
+    response.set_cookie(name, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="lax")
+
+
+def error_redirect(error: RedirectedError) -> Response:
+    """Send an authorization error back to the client (RFC 6749 §4.1.2.1, §4.2.2.1)."""
+    params = error_body(error)
+    if error.state is not None:
+        params["state"] = error.state
+    return redirect(error.redirect_uri, params, fragment=error.fragment, status=error.status_code)
+
+
+def render_error(error: OAuthError, realm: str) -> Response:
+    """Render any error of our endpoints, choosing the form by its type.
+
+    :class:`FatalClientError` becomes a page (never a redirect),
+    :class:`RedirectedError` a redirect to the client, anything else JSON.
+    """
+    if isinstance(error, FatalClientError):
+        return error_page(error)
+    if isinstance(error, RedirectedError):
+        return error_redirect(error)
+    return oauth_error(error, realm)
 
 
 def error_page(error: OAuthError) -> Response:
