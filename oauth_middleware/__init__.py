@@ -1,1 +1,24 @@
-"""oauth-middleware: OAuth 2.0 authorization server and guard as one WSGI middleware."""
+"""oauth-middleware: OAuth 2.0 authorization server and guard as one WSGI middleware.
+
+>>> from oauth_middleware import OAuth2Middleware
+>>> app = OAuth2Middleware(my_wsgi_app, store="sqlite:///oauth.db")  # doctest: +SKIP
+"""
+
+from .errors import ConfigError, OAuthError, StoreUnavailable
+from .guard import Guard
+from .middleware import OAuth2Middleware
+from .models import AccessToken, Client
+from .resource import guard_from_settings
+from .settings import Settings
+
+__all__ = [
+    "AccessToken",
+    "Client",
+    "ConfigError",
+    "Guard",
+    "OAuth2Middleware",
+    "OAuthError",
+    "Settings",
+    "StoreUnavailable",
+    "guard_from_settings",
+]
