@@ -10,12 +10,17 @@ things the same way:
 ``rt:<sha256>``        a refresh token record (same fields as an access
                        token record; ``f`` is always set)
 ``family:<id>``        index of the token keys issued from one grant
-                       (one code, one refresh chain), revoked together
+                       (one code, one refresh chain), revoked together;
+                       a JWT access token is the member
+                       ``jwt:<jti>:<deny-until>`` (nothing is stored for it)
+``deny:<jti>``         a revoked JWT access token's ``jti``, kept until the
+                       token can no longer pass (its ``exp`` plus leeway)
 =====================  =====================================================
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .models import AccessToken, Client
@@ -106,6 +111,35 @@ class Repository:
     # -- families ----------------------------------------------------------
 
     def revoke_family(self, family: str) -> None:
-        """Remove every token issued in ``family`` (a code or a refresh chain)."""
-        keys = self.store.index_members(f"family:{family}")
+        """Remove every token issued in ``family`` (a code or a refresh chain).
+
+        Stored tokens are deleted; JWT access tokens, which are not stored,
+        go on the deny list until they expire.
+        """
+        keys = []
+        for member in self.store.index_members(f"family:{family}"):
+            if member.startswith("jwt:"):
+                jti, _, until = member[4:].rpartition(":")
+                self.deny_jwt(jti, int(until))
+            else:
+                keys.append(member)
         self.store.delete(*keys, f"family:{family}")
+
+    # -- JWT deny list -----------------------------------------------------
+
+    def index_jwt(self, family: str, jti: str, deny_until: int, ttl: int) -> None:
+        """Record a JWT access token in ``family``, so revoking the family denies it.
+
+        :param deny_until: Unix time after which the token cannot pass anyway.
+        """
+        self.store.index_add(f"family:{family}", f"jwt:{jti}:{deny_until}", ttl)
+
+    def deny_jwt(self, jti: str, until: int) -> None:
+        """Put a JWT's ``jti`` on the deny list until ``until`` (Unix time)."""
+        ttl = until - int(time.time())
+        if ttl > 0:  # a token past ``until`` fails its exp check: nothing to keep
+            self.store.put(f"deny:{jti}", {"u": until}, ttl)
+
+    def is_jwt_denied(self, jti: str) -> bool:
+        """True when the JWT with this ``jti`` was revoked."""
+        return self.store.get(f"deny:{jti}") is not None

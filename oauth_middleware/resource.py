@@ -19,5 +19,7 @@ def guard_from_settings(app: WSGIApplication, settings: Settings) -> Guard:
     :param app: the WSGI application to protect.
     :param settings: the same settings the authorization server uses.
     """
-    repository = Repository(store_from_settings(settings))
-    return Guard(app, settings, token_format_from_settings(settings, repository))
+    # A JWT guard without revocation checks validates locally: no store to open.
+    needs_store = settings.token_format == "opaque" or settings.jwt_check_revocation
+    repository = Repository(store_from_settings(settings)) if needs_store else None
+    return Guard(app, settings, token_format_from_settings(settings, repository, issuing=False))

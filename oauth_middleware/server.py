@@ -11,6 +11,7 @@ from .settings import Settings
 from .stores import Store, StoreConfig, open_store
 from .tokens import TokenFormat
 from .tokens.issuer import TokenIssuer
+from .tokens.jwt import jwt_tokens
 from .tokens.opaque import OpaqueTokens
 
 
@@ -19,10 +20,19 @@ def store_from_settings(settings: Settings) -> Store:
     return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
 
 
-def token_format_from_settings(settings: Settings, repository: Repository) -> TokenFormat:
-    """The access-token format named by ``token_format``."""
+def token_format_from_settings(
+    settings: Settings, repository: Repository | None, *, issuing: bool = True
+) -> TokenFormat:
+    """The access-token format named by ``token_format``.
+
+    :param repository: None only on a guard that verifies JWTs without
+        revocation checks, which never touches a store.
+    :param issuing: False on a guard-only resource server: no signing key needed.
+    """
     if settings.token_format == "jwt":
-        raise ConfigError("token_format: jwt access tokens are not implemented yet")
+        return jwt_tokens(settings, repository, issuing=issuing)
+    if repository is None:
+        raise ConfigError("store: opaque access tokens are looked up in the store")
     return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator)
 
 

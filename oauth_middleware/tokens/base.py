@@ -41,3 +41,14 @@ class TokenFormat(Protocol):
         :raises InvalidToken: unknown, expired, revoked or malformed.
         :raises StoreUnavailable: the store cannot be asked.
         """
+
+    def introspect(self, token: str) -> AccessToken | None:
+        """Return the token if it is active, checking revocation in the store
+        whatever the guard does (introspection and revocation endpoints).
+
+        :returns: None for an unknown, expired, revoked or malformed token.
+        :raises StoreUnavailable: the store cannot be asked.
+        """
+
+    def revoke(self, token: AccessToken) -> None:
+        """Make an active token invalid from now on (RFC 7009)."""

@@ -63,3 +63,14 @@ class OpaqueTokens:
             extra=record["x"],
             token_id=token_id,
         )
+
+    def introspect(self, token: str) -> AccessToken | None:
+        """The live token, or None: the store is the truth for opaque tokens."""
+        try:
+            return self.verify(token)
+        except InvalidToken:
+            return None
+
+    def revoke(self, token: AccessToken) -> None:
+        """Delete the token's record."""
+        self.repository.revoke_access_token(token.token_id)

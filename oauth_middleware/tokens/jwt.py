@@ -1,0 +1,282 @@
+"""JWT access tokens (RFC 9068): signed here, verified anywhere with a public key.
+
+Nothing is stored for a token, so a guard checks it without touching the
+store, unless ``jwt_check_revocation`` asks it to read the deny list. A
+bounded cache of tokens already verified spares the signature check on the
+requests that follow; an entry never outlives the token's ``exp``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import jwt
+
+from ..errors import ConfigError, InvalidToken
+from ..keys import Key, KeySet, load_keys
+from ..models import AccessToken
+from ..repository import Repository
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+log = logging.getLogger("oauth_middleware.tokens")
+
+#: RFC 9068 §2.1: the ``typ`` header of an access token (case-insensitive, §4).
+TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: Claims every token must carry (RFC 9068 §2.2); PyJWT refuses a token without one.
+REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]
+_INVALID = "the access token is invalid or has expired"
+
+
+class VerifiedCache:
+    """A bounded, thread-safe map of token string -> verified token.
+
+    The oldest entry is dropped when full; an entry is dropped, never
+    returned, once its token has expired.
+
+    :param size: most entries kept; 0 disables the cache.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, AccessToken] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> AccessToken | None:
+        """The verified token, or None when unknown or expired."""
+        if not self.size:
+            return None
+        with self._lock:
+            access = self._entries.get(token)
+            if access is None:
+                return None
+            if access.expires_at <= now:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return access
+
+    def put(self, access: AccessToken, now: float) -> None:
+        """Remember a verified token until its ``exp``."""
+        if not self.size or access.expires_at <= now:
+            return
+        with self._lock:
+            self._entries[access.token] = access
+            self._entries.move_to_end(access.token)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def discard(self, token: str) -> None:
+        """Forget a token (it was revoked here)."""
+        with self._lock:
+            self._entries.pop(token, None)
+
+    def clear(self) -> None:
+        """Forget every token."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class JWTTokens:
+    """A :class:`~oauth_middleware.tokens.base.TokenFormat` of signed JWTs.
+
+    :param keys: the signing key and every verification key.
+    :param issuer: ``iss`` written and required.
+    :param audience: ``aud`` written; a token must name one of them.
+    :param ttl: lifetime of a new token, in seconds.
+    :param leeway: clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+    :param extra_claim: the claim that carries a grant's extra data.
+    :param repository: the deny list and refresh families; None on a guard
+        that never checks revocation.
+    :param check_revocation: look every token's ``jti`` up in the deny list.
+    :param cache_size: verified tokens kept in memory; 0 for none.
+
+    Example::
+
+        tokens = JWTTokens(load_keys(settings), issuer="https://auth.example.com",
+                           audience=("https://api.example.com",), ttl=600)
+        access = tokens.verify(token_string)
+    """
+
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: tuple[str, ...],
+        ttl: int,
+        leeway: int = 10,
+        extra_claim: str = "ext",
+        repository: Repository | None = None,
+        check_revocation: bool = False,
+        cache_size: int = 1024,
+    ) -> None:
+        if check_revocation and repository is None:
+            raise ValueError("checking revocation needs a repository")
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        self.leeway = leeway
+        self.extra_claim = extra_claim
+        self.repository = repository
+        self.check_revocation = check_revocation
+        self.cache = VerifiedCache(cache_size)
+
+    def issue(
+        self,
+        *,
+        client_id: str,
+        user_id: str | None,
+        scopes: tuple[str, ...],
+        extra: Mapping[str, Any],
+        family: str | None,
+    ) -> AccessToken:
+        """Sign a new token; with a ``family``, index its ``jti`` so the family can deny it."""
+        key = self.keys.signing
+        if key is None:
+            raise ConfigError("jwt_signing_key: this process has no key to sign tokens with")
+        now = int(time.time())
+        jti = secrets.token_urlsafe(16)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user_id if user_id is not None else client_id,  # RFC 9068 §2.2
+            "aud": self.audience[0] if len(self.audience) == 1 else list(self.audience),
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + self.ttl,
+            "jti": jti,
+        }
+        if scopes:
+            claims["scope"] = " ".join(scopes)
+        if extra:
+            claims[self.extra_claim] = dict(extra)
+        headers = {"typ": "at+jwt", "kid": key.kid}
+        token = jwt.encode(claims, key.signer, algorithm=key.alg, headers=headers)
+        if family is not None and self.repository is not None:
+            self.repository.index_jwt(family, jti, now + self.ttl + self.leeway, self.ttl + self.leeway)
+        return AccessToken(token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti)
+
+    def verify(self, token: str) -> AccessToken:
+        """The valid token, from the cache or by checking its signature and claims.
+
+        :raises InvalidToken: bad signature, header or claim; expired; revoked
+            (only when revocation checking is on).
+        :raises StoreUnavailable: the deny list cannot be read.
+        """
+        now = time.time()
+        access = self.cache.get(token, now)
+        if access is None:
+            access = self.decode(token)
+            self.cache.put(access, now)
+        if self.check_revocation and self.is_revoked(access):
+            raise InvalidToken(_INVALID)
+        return access
+
+    def introspect(self, token: str) -> AccessToken | None:
+        """The token if its signature and claims hold and it is not revoked, else None."""
+        try:
+            access = self.decode(token)
+        except InvalidToken:
+            return None
+        return None if self.is_revoked(access) else access
+
+    def revoke(self, token: AccessToken) -> None:
+        """Deny the token's ``jti`` until it would have failed its ``exp`` check anyway."""
+        if self.repository is None:
+            raise ConfigError("store: revoking JWTs needs the store")
+        self.repository.deny_jwt(token.token_id, token.expires_at + self.leeway)
+        self.cache.discard(token.token)
+
+    def is_revoked(self, token: AccessToken) -> bool:
+        """True when the token's ``jti`` is on the deny list."""
+        return self.repository is not None and self.repository.is_jwt_denied(token.token_id)
+
+    def decode(self, token: str) -> AccessToken:
+        """Check the header, signature and claims of a token (no cache, no deny list).
+
+        The algorithm comes from the key the ``kid`` names, never from the token.
+        """
+        key = self.key_for(token)
+        try:
+            claims = jwt.decode(
+                token,
+                key.verifier,
+                algorithms=[key.alg],
+                audience=list(self.audience),
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.InvalidTokenError as exc:
+            _rejected(type(exc).__name__)
+        return self._access_token(token, claims)
+
+    def key_for(self, token: str) -> Key:
+        """The verification key named by the token's ``kid``, if its ``typ`` is right."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            _rejected(type(exc).__name__)
+        typ, kid = header.get("typ"), header.get("kid")
+        if not isinstance(typ, str) or typ.lower() not in TOKEN_TYPES:
+            _rejected("wrong typ")
+        key = self.keys.verification.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            _rejected("unknown kid")
+        return key
+
+    def _access_token(self, token: str, claims: Mapping[str, Any]) -> AccessToken:
+        client_id, sub, jti = claims["client_id"], claims["sub"], claims["jti"]
+        scope, extra = claims.get("scope", ""), claims.get(self.extra_claim, {})
+        if not all(isinstance(v, str) for v in (client_id, sub, jti, scope)) or not isinstance(extra, dict):
+            _rejected("claim of the wrong type")
+        return AccessToken(
+            token=token,
+            client_id=client_id,
+            # A client-only token names the client as sub (RFC 9068 §2.2).
+            user_id=None if sub == client_id else sub,
+            scopes=tuple(scope.split()),
+            expires_at=int(claims["exp"]),
+            extra=extra,
+            token_id=jti,
+        )
+
+
+def _rejected(reason: str) -> NoReturn:
+    """Log why a JWT was refused (never sent to the client) and raise ``invalid_token``."""
+    log.info("JWT access token rejected: %s", reason)
+    raise InvalidToken(_INVALID)
+
+
+def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bool = True) -> JWTTokens:
+    """The JWT token format described by the settings, keys loaded now.
+
+    :param repository: the store's repository; may be None on a guard that
+        does not check revocation.
+    :param issuing: False on a guard-only resource server (no signing key needed).
+    :raises ConfigError: a key cannot be loaded or revocation checking has no store.
+    """
+    if settings.jwt_check_revocation and repository is None:
+        raise ConfigError("jwt_check_revocation: checking revocation needs the store")
+    return JWTTokens(
+        load_keys(settings, signing=issuing),
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl=settings.access_token_ttl,
+        leeway=settings.jwt_leeway,
+        extra_claim=settings.jwt_extra_claim,
+        repository=repository,
+        check_revocation=settings.jwt_check_revocation,
+        cache_size=settings.jwt_cache_size,
+    )
