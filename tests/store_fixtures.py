@@ -17,6 +17,7 @@ one line to :data:`BACKENDS`::
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import shared_memcached, shared_redis
 
 from oauth_middleware.stores import Store, StoreConfig, open_store
 
@@ -68,10 +70,31 @@ def _sqlite(request: pytest.FixtureRequest) -> Iterator[Store]:
         store.close()
 
 
+@contextmanager
+def _networked(url: str) -> Iterator[Store]:
+    # A fresh prefix per test: tests share the server but never see each other's keys.
+    store = open_store(StoreConfig(url, timeout=1.0, prefix=f"test-{uuid.uuid4().hex}:"))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _redis(request: pytest.FixtureRequest) -> AbstractContextManager[Store]:
+    return _networked(shared_redis(request).url)
+
+
+def _memcache(request: pytest.FixtureRequest) -> AbstractContextManager[Store]:
+    return _networked(shared_memcached(request).url)
+
+
 #: Backend name (the test id) -> how to open it.
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(_memory),
     "sqlite": Backend(_sqlite),
+    "redis": Backend(_redis),
+    # Counters are native memcached numbers, which outlive their ttl by up to a second.
+    "memcache": Backend(_memcache, expiry_slack=1.2),
 }
 
 
