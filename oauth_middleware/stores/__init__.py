@@ -45,6 +45,8 @@ def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
     try:
         store: Store = getattr(module, class_name)(config)
         store.ping()
+    except ConfigError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
     except (StoreUnavailable, OSError) as exc:
         raise ConfigError(f"{setting}: cannot open {_redacted(config.url)}: {exc}") from None
     return store
