@@ -15,12 +15,24 @@ things the same way:
                        ``jwt:<jti>:<deny-until>`` (nothing is stored for it)
 ``deny:<jti>``         a revoked JWT access token's ``jti``, kept until the
                        token can no longer pass (its ``exp`` plus leeway)
+``code:<sha256>``      an authorization code's record, keyed by the code's
+                       hash (codes are never stored in clear)
+``code-used:<sha256>`` a redeemed code: its family, and ``r`` once it was
+                       presented again (replay, RFC 6749 §4.1.2)
+``used:<sha256>``      a rotated refresh token: its chain's data, kept as
+                       long as the token would have lived, to detect reuse
+``consent:<sha256>``   scopes a user approved for a client (the hash of
+                       user id and client id), for ``remember_consent``
+``unique:<sha256>``    the encrypted current access token of one client,
+                       user, grant type and scope set, for ``unique_tokens``
 =====================  =====================================================
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .models import AccessToken, Client
@@ -70,7 +82,14 @@ class Repository:
         """Store an access token's record under its hash (never the token)."""
         self._save(f"at:{token.token_id}", token, ttl, family)
 
-    def _save(self, key: str, token: AccessToken, ttl: int, family: str | None) -> None:
+    def _save(
+        self,
+        key: str,
+        token: AccessToken,
+        ttl: int,
+        family: str | None,
+        more: Mapping[str, Any] | None = None,
+    ) -> None:
         record = {
             "c": token.client_id,
             "u": token.user_id,
@@ -78,6 +97,7 @@ class Repository:
             "e": token.expires_at,
             "x": dict(token.extra),
             "f": family,
+            **(more or {}),
         }
         self.store.put(key, record, ttl)
         if family is not None:
@@ -93,12 +113,18 @@ class Repository:
 
     # -- refresh tokens ----------------------------------------------------
 
-    def save_refresh_token(self, token: AccessToken, ttl: int, family: str) -> None:
+    def save_refresh_token(
+        self, token: AccessToken, ttl: int, family: str, chain_expires_at: int | None = None
+    ) -> None:
         """Store a refresh token's record under its hash, in ``family``.
 
         ``token`` carries the refresh token's own hash as ``token_id``.
+
+        :param chain_expires_at: when the whole rotation chain ends (``ce``);
+            a rotated token never outlives it.
         """
-        self._save(f"rt:{token.token_id}", token, ttl, family)
+        more = {"ce": chain_expires_at} if chain_expires_at is not None else None
+        self._save(f"rt:{token.token_id}", token, ttl, family, more)
 
     def find_refresh_token(self, token_id: str) -> dict[str, Any] | None:
         """The live record of the refresh token whose hash is ``token_id``."""
@@ -107,6 +133,77 @@ class Repository:
     def take_refresh_token(self, token_id: str) -> dict[str, Any] | None:
         """Atomically remove and return a refresh token's record (one winner)."""
         return self.store.take(f"rt:{token_id}")
+
+    def claim_rotation(self, token_id: str, marker: Mapping[str, Any], ttl: int) -> bool:
+        """Mark a refresh token as rotated; exactly one concurrent caller gets True.
+
+        :param marker: what reuse detection needs later (family, client, time).
+        """
+        claimed = self.store.add(f"used:{token_id}", dict(marker), ttl)
+        if claimed:
+            self.store.delete(f"rt:{token_id}")
+        return claimed
+
+    def rotated_refresh_token(self, token_id: str) -> dict[str, Any] | None:
+        """The marker of a refresh token that was already rotated, or None."""
+        return self.store.get(f"used:{token_id}")
+
+    def mark_refresh_reused(self, token_id: str, marker: Mapping[str, Any], ttl: int) -> None:
+        """Record that a rotated refresh token was presented again (``r``)."""
+        self.store.put(f"used:{token_id}", {**marker, "r": True}, ttl)
+
+    # -- authorization codes -----------------------------------------------
+
+    def save_code(self, code_id: str, record: Mapping[str, Any], ttl: int) -> None:
+        """Store a new authorization code's record under the code's hash."""
+        self.store.put(f"code:{code_id}", dict(record), ttl)
+
+    def find_code(self, code_id: str) -> dict[str, Any] | None:
+        """The record of an unredeemed, unexpired code, or None."""
+        return self.store.get(f"code:{code_id}")
+
+    def claim_code(self, code_id: str, family: str, ttl: int) -> bool:
+        """Redeem a code: exactly one concurrent caller gets True (single use).
+
+        The ``code-used`` marker is written before the code is deleted, so a
+        second redemption always finds one or the other.
+        """
+        claimed = self.store.add(f"code-used:{code_id}", {"f": family}, ttl)
+        if claimed:
+            self.store.delete(f"code:{code_id}")
+        return claimed
+
+    def redeemed_code(self, code_id: str) -> dict[str, Any] | None:
+        """The ``code-used`` marker of a code (``f``: family, ``r``: replayed)."""
+        return self.store.get(f"code-used:{code_id}")
+
+    def mark_code_replayed(self, code_id: str, family: str, ttl: int) -> None:
+        """Record that a redeemed code was presented again."""
+        self.store.put(f"code-used:{code_id}", {"f": family, "r": True}, ttl)
+
+    # -- remembered consent --------------------------------------------------
+
+    def save_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...], ttl: int) -> None:
+        """Remember that ``user_id`` approved ``scopes`` for ``client_id`` (added to earlier ones)."""
+        key = f"consent:{_pair_digest(user_id, client_id)}"
+        earlier = self.store.get(key)
+        merged = sorted(set(scopes) | set(earlier["s"] if earlier else ()))
+        self.store.put(key, {"s": merged}, ttl)
+
+    def has_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> bool:
+        """True when ``user_id`` already approved all of ``scopes`` for ``client_id``."""
+        record = self.store.get(f"consent:{_pair_digest(user_id, client_id)}")
+        return record is not None and set(scopes) <= set(record["s"])
+
+    # -- unique tokens -------------------------------------------------------
+
+    def find_unique_token(self, key: str) -> dict[str, Any] | None:
+        """The kept current token of a unique-token key (see :mod:`.tokens.unique`)."""
+        return self.store.get(f"unique:{key}")
+
+    def save_unique_token(self, key: str, record: Mapping[str, Any], ttl: int) -> None:
+        """Keep the current token of a unique-token key for ``ttl`` seconds."""
+        self.store.put(f"unique:{key}", dict(record), ttl)
 
     # -- families ----------------------------------------------------------
 
@@ -143,3 +240,8 @@ class Repository:
     def is_jwt_denied(self, jti: str) -> bool:
         """True when the JWT with this ``jti`` was revoked."""
         return self.store.get(f"deny:{jti}") is not None
+
+
+def _pair_digest(user_id: str, client_id: str) -> str:
+    """A fixed-length key part for a (user, client) pair, whatever characters they hold."""
+    return hashlib.sha256(f"{user_id}\x00{client_id}".encode()).hexdigest()

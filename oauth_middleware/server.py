@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from .clients import load_clients_file
+from .consent import Pages
 from .errors import ConfigError
 from .grants import REGISTRY, Grant, load_grant
 from .repository import Repository
 from .scopes import ScopePolicy
+from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store, StoreConfig, open_store
 from .tokens import TokenFormat
 from .tokens.issuer import TokenIssuer
 from .tokens.jwt import jwt_tokens
 from .tokens.opaque import OpaqueTokens
+from .tokens.refresh import RefreshTokens
+from .tokens.unique import UniqueTokens
+from .users import SessionCookies, Users
 
 
 def store_from_settings(settings: Settings) -> Store:
@@ -49,7 +54,20 @@ class AuthorizationServer:
         self.store = store if store is not None else store_from_settings(settings)
         self.repository = Repository(self.store)
         self.tokens = token_format_from_settings(settings, self.repository)
-        self.issuer = TokenIssuer(self.tokens, settings.access_token_ttl)
+        #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
+        self.key = master_key(settings.session_secret)
+        unique = (
+            UniqueTokens(self.repository, self.tokens, derive_key(self.key, "unique-tokens"))
+            if settings.unique_tokens
+            else None
+        )
+        self.issuer = TokenIssuer(self.tokens, settings.access_token_ttl, unique)
+        self.refresh_tokens = RefreshTokens(self.repository, settings)
+        sessions = SessionCookies(
+            derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl
+        )
+        self.users = Users(settings, sessions)
+        self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.grants: dict[str, Grant] = {}
         for grant_type in settings.grants:

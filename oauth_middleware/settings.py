@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -148,6 +149,89 @@ def dotted_callable(value: str) -> Callable[..., Any] | None:
     return target  # type: ignore[no-any-return]
 
 
+def response_type_list(value: str) -> tuple[str, ...]:
+    """Response types of the authorization endpoint: ``code`` and/or ``token``."""
+    words = aslist(value)
+    for word in words:
+        if word not in ("code", "token"):
+            raise ValueError(f"expected code and/or token, got {word!r}")
+    return words
+
+
+def refresh_grant_list(value: str) -> tuple[str, ...]:
+    """Grants that may hand out refresh tokens: ``authorization_code``, ``password``."""
+    words = aslist(value)
+    for word in words:
+        if word not in ("authorization_code", "password"):
+            raise ValueError(f"expected authorization_code and/or password, got {word!r}")
+    return words
+
+
+def login_location(value: str) -> str:
+    """An absolute path or an http(s) URL, or empty."""
+    text_value = value.strip()
+    if text_value and not re.fullmatch(r"(/|https?://)[^\s#]*", text_value):
+        raise ValueError(f"expected a path starting with '/' or an http(s) URL, got {value!r}")
+    return text_value
+
+
+def key_text(value: str) -> str:
+    """A secret key of at least 32 characters, or empty."""
+    text_value = value.strip()
+    if text_value and len(text_value) < 32:
+        raise ValueError("expected at least 32 characters, e.g. from secrets.token_urlsafe(32)")
+    return text_value
+
+
+def cookie_name(value: str) -> str:
+    """A cookie name: letters, digits, ``_`` and ``-``."""
+    text_value = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text_value):
+        raise ValueError(f"expected letters, digits, '_' or '-', got {value!r}")
+    return text_value
+
+
+def html_template(*names: str) -> Callable[[str], str]:
+    """A converter reading a :class:`string.Template` HTML file, or empty for the built-in one.
+
+    The file must use only the placeholders ``names`` and must contain
+    ``$hidden_fields`` (the form cannot work without it).
+    """
+
+    def convert(value: str) -> str:
+        path = value.strip()
+        if not path:
+            return ""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                source = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {path!r}: {exc}") from None
+        used = {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(source)}
+        unknown = sorted(name for name in used - set(names) if name)
+        if unknown:
+            raise ValueError(f"{path!r} uses unknown placeholder ${unknown[0]} (known: {', '.join(names)})")
+        if "hidden_fields" not in used:
+            raise ValueError(f"{path!r} must put $hidden_fields inside its form")
+        return source
+
+    convert.__doc__ = f"An HTML template file using: {', '.join(names)}."
+    return convert
+
+
+#: Placeholders of the login and consent page templates (values arrive HTML-escaped).
+LOGIN_PLACEHOLDERS = ("action_url", "hidden_fields", "client_name", "client_id", "error", "username")
+CONSENT_PLACEHOLDERS = (
+    "action_url",
+    "hidden_fields",
+    "client_name",
+    "client_id",
+    "scope_items",
+    "user",
+    "redirect_host",
+)
+
+
 class PathMatcher(NamedTuple):
     """Exact paths and prefixes (written with a trailing ``*``)."""
 
@@ -256,9 +340,11 @@ class Settings:
         "(122 random bits, for migrations from older libraries).",
     )
     grants: tuple[str, ...] = _setting(
-        "client_credentials",
+        "authorization_code refresh_token client_credentials",
         aslist,
-        "The grant types the token endpoint accepts.",
+        "The grant types the token endpoint accepts: ``authorization_code``, ``refresh_token``, "
+        "``client_credentials`` and ``password`` (resource owner password credentials: off by "
+        "default, it needs ``verify_password``).",
     )
     scopes: tuple[str, ...] = _setting(
         "",
@@ -271,6 +357,119 @@ class Settings:
         "Scope granted when a request names none. Empty: the client's registered scopes.",
     )
     access_token_ttl: int = _setting("3600", seconds, "Lifetime of an access token, in seconds.")
+
+    # -- authorization endpoint (RFC 6749 §3.1, §4.1, §4.2) -------------------
+    response_types: tuple[str, ...] = _setting(
+        "code",
+        response_type_list,
+        "Response types the authorization endpoint offers: ``code`` (with the "
+        "``authorization_code`` grant enabled) and ``token``, the implicit grant, off by default "
+        "because RFC 9700 advises against it. A client needs the type in its registration too.",
+    )
+    code_ttl: int = _setting(
+        "600", seconds, "Lifetime of an authorization code, in seconds; codes are single use."
+    )
+    require_pkce: bool = _setting(
+        "true",
+        asbool,
+        "Require PKCE (RFC 7636) from confidential clients too. Public clients always need it.",
+    )
+    allow_plain_pkce: bool = _setting(
+        "false", asbool, "Accept ``code_challenge_method=plain``. Off: only ``S256`` is accepted."
+    )
+    remember_consent: bool = _setting(
+        "false",
+        asbool,
+        "Remember a user's approval per client and scope set, so a returning user asking for "
+        "the same or fewer scopes is not asked again.",
+    )
+    consent_ttl: int = _setting("2592000", seconds, "How long a remembered approval lasts, in seconds.")
+    consent_template: str = _setting(
+        "",
+        html_template(*CONSENT_PLACEHOLDERS),
+        "An HTML file replacing the built-in consent page: a ``string.Template`` using "
+        f"{', '.join('``$' + n + '``' for n in CONSENT_PLACEHOLDERS)}; it must submit a POST form "
+        "to ``$action_url`` holding ``$hidden_fields`` and a button ``name=decision`` with value "
+        "``approve`` or ``deny``. Empty: the built-in page.",
+    )
+    login_template: str = _setting(
+        "",
+        html_template(*LOGIN_PLACEHOLDERS),
+        "An HTML file replacing the built-in login page: a ``string.Template`` using "
+        f"{', '.join('``$' + n + '``' for n in LOGIN_PLACEHOLDERS)}; it must POST "
+        "``$hidden_fields``, ``username`` and ``password`` to ``$action_url``. Empty: the built-in page.",
+    )
+
+    # -- users ---------------------------------------------------------------
+    authenticate_user: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function`` given the WebOb request, returning the logged-in user's id "
+        "or None. Asked when no upstream component set ``REMOTE_USER``. Empty: only "
+        "``REMOTE_USER`` and the built-in login page's session.",
+    )
+    verify_password: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function(username, password)`` returning the user's id, or None when "
+        "the password is wrong. Used by the built-in login page and the password grant. "
+        "``oauth_middleware.demo:verify_password`` checks the demo app's ``users``.",
+    )
+    login_url: str = _setting(
+        "",
+        login_location,
+        "Where to send a user who is not logged in; the authorization URL to come back to is "
+        "added as ``next``. Empty: the built-in login page (it needs ``verify_password``).",
+    )
+    session_secret: str = _setting(
+        "",
+        key_text,
+        "Key (32 characters or more) signing the login session cookie and the CSRF tokens of "
+        "the login and consent forms, and encrypting tokens kept for ``unique_tokens``. Empty: "
+        "a random key made at start-up, so sessions end with the process. Deployments with "
+        "more than one process (``gunicorn -w 2``) must set it, to the same value everywhere.",
+        secret=True,
+    )
+    session_ttl: int = _setting("3600", seconds, "Lifetime of a built-in login session, in seconds.")
+    session_cookie: str = _setting(
+        "oauth2_session", cookie_name, "Name of the login session cookie (its path is ``authorize_path``)."
+    )
+
+    # -- refresh tokens (RFC 6749 §6) and unique tokens --------------------------
+    refresh_token_grants: tuple[str, ...] = _setting(
+        "authorization_code password",
+        refresh_grant_list,
+        "Grants whose token response carries a refresh token, when the ``refresh_token`` grant "
+        "is enabled and the client is registered for it.",
+    )
+    refresh_token_ttl: int = _setting(
+        "1209600",
+        seconds,
+        "Longest life of a refresh token, in seconds, counted from the grant that started its "
+        "chain (14 days); rotation does not extend it.",
+    )
+    refresh_token_idle_ttl: int = _setting(
+        "0", whole_number(0, 10**9), "A refresh token unused for this many seconds expires. 0: no idle limit."
+    )
+    rotate_refresh_tokens: bool = _setting(
+        "true",
+        asbool,
+        "Each refresh returns a new refresh token and the old one dies; presenting a rotated "
+        "token again revokes every token of its chain (reuse detection, RFC 9700 §4.14).",
+    )
+    refresh_token_reuse_grace: int = _setting(
+        "0",
+        whole_number(0, 300),
+        "Seconds during which a just-rotated refresh token still works for its client, for "
+        "clients that retry after losing a response. 0: none.",
+    )
+    unique_tokens: bool = _setting(
+        "false",
+        asbool,
+        "For the same client, user, grant type and scope, return the still-valid access token "
+        "instead of minting a new one (tokens from an earlier grant then outlive a revocation "
+        "of the later grant's family).",
+    )
 
     # -- JWT access tokens (token_format = jwt) -----------------------------
     audience: tuple[str, ...] = _setting(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from webob import Request, Response
 
+from .authorize import authorize_endpoint
 from .token import token_endpoint
 
 if TYPE_CHECKING:
@@ -19,5 +20,6 @@ def routes(server: AuthorizationServer) -> dict[str, Endpoint]:
     """Exact ``PATH_INFO`` -> endpoint, from the path settings."""
     settings = server.settings
     return {
+        settings.authorize_path: authorize_endpoint,
         settings.token_path: token_endpoint,
     }

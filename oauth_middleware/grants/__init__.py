@@ -14,6 +14,9 @@ __all__ = ["REGISTRY", "Grant", "TokenRequest", "load_grant"]
 
 #: grant_type -> "module:class" of its handler.
 REGISTRY: dict[str, str] = {
+    "authorization_code": "oauth_middleware.grants.authorization_code:AuthorizationCodeGrant",
+    "refresh_token": "oauth_middleware.grants.refresh_token:RefreshTokenGrant",
+    "password": "oauth_middleware.grants.password:PasswordGrant",
     "client_credentials": "oauth_middleware.grants.client_credentials:ClientCredentialsGrant",
 }
 

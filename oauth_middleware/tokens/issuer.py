@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..models import Client
 from ..parsing import scope_string
 from .base import TokenFormat
+
+if TYPE_CHECKING:
+    from .unique import UniqueTokens
 
 log = logging.getLogger("oauth_middleware.tokens")
 
@@ -18,11 +22,13 @@ class TokenIssuer:
 
     :param tokens: the access-token format (opaque or JWT).
     :param ttl: access-token lifetime, reported as ``expires_in``.
+    :param unique: with ``unique_tokens``, hands out a still-valid token again.
     """
 
-    def __init__(self, tokens: TokenFormat, ttl: int) -> None:
+    def __init__(self, tokens: TokenFormat, ttl: int, unique: UniqueTokens | None = None) -> None:
         self.tokens = tokens
         self.ttl = ttl
+        self.unique = unique
 
     def issue(
         self,
@@ -39,16 +45,27 @@ class TokenIssuer:
         :param family: groups tokens issued from one code or refresh chain,
             so that they can be revoked together.
         """
-        access = self.tokens.issue(
-            client_id=client.client_id, user_id=user_id, scopes=scopes, extra=extra or {}, family=family
-        )
+        access = self.unique.find(client.client_id, user_id, grant_type, scopes) if self.unique else None
+        expires_in = self.ttl
+        if access is None:
+            access = self.tokens.issue(
+                client_id=client.client_id, user_id=user_id, scopes=scopes, extra=extra or {}, family=family
+            )
+            if self.unique is not None:
+                self.unique.keep(grant_type, access)
+        else:
+            expires_in = max(1, access.expires_at - int(time.time()))
         log.info(
-            "token issued: client_id=%r grant=%s scope=%r", client.client_id, grant_type, scope_string(scopes)
+            "token %s: client_id=%r grant=%s scope=%r",
+            "issued" if expires_in == self.ttl else "reused",
+            client.client_id,
+            grant_type,
+            scope_string(scopes),
         )
         body: dict[str, Any] = {
             "access_token": access.token,
             "token_type": "Bearer",
-            "expires_in": self.ttl,
+            "expires_in": expires_in,
         }
         if scopes:
             body["scope"] = scope_string(scopes)

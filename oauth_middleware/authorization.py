@@ -1,0 +1,233 @@
+"""The authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3), validated once.
+
+Validation runs in two stages, because the answer to "may we redirect?"
+depends on it: first the client and its redirect URI, whose errors are
+:class:`~oauth_middleware.errors.FatalClientError` (an error page, never a
+redirect: we must not become an open redirector); then everything else,
+whose errors go back to the client as a
+:class:`~oauth_middleware.errors.RedirectedError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from . import pkce
+from .clients import is_loopback_host
+from .errors import (
+    FatalClientError,
+    InvalidRequest,
+    OAuthError,
+    RedirectedError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from .models import Client
+from .parsing import single_params
+
+if TYPE_CHECKING:
+    from .server import AuthorizationServer
+
+#: The parameters of an authorization request that this server reads; the
+#: login and consent forms carry exactly these through to the decision.
+REQUEST_PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+#: Parameters whose trust must be settled before any redirect (RFC 6749 §4.1.2.1).
+_FATAL_PARAMS = ("client_id", "redirect_uri")
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A valid authorization request.
+
+    :param client: the registered client.
+    :param response_type: ``code`` or ``token``.
+    :param redirect_uri: where the answer goes (validated against the registration).
+    :param redirect_uri_given: whether the request named it; if so, the token
+        request must name it too (RFC 6749 §4.1.3).
+    :param scopes: the scopes the user is asked for.
+    :param state: the client's ``state``, sent back unchanged.
+    :param code_challenge: the PKCE challenge, for ``code``.
+    :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
+    :param params: the request's own parameters, re-sent by the forms.
+    """
+
+    client: Client
+    response_type: str
+    redirect_uri: str
+    redirect_uri_given: bool
+    scopes: tuple[str, ...]
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    params: Mapping[str, str]
+
+    @property
+    def fragment(self) -> bool:
+        """Whether the answer travels in the fragment (implicit grant, RFC 6749 §4.2.2)."""
+        return self.response_type == "token"
+
+    def redirect_error(self, error: OAuthError, status: int) -> RedirectedError:
+        """``error`` as a redirect back to this request's client."""
+        return RedirectedError(
+            error, redirect_uri=self.redirect_uri, state=self.state, fragment=self.fragment, status=status
+        )
+
+
+def validate_request(
+    server: AuthorizationServer, items: Iterable[tuple[str, str]], *, status: int = 302
+) -> AuthorizationRequest:
+    """Check an authorization request's parameters.
+
+    :param items: the request's parameters (query or form), unparsed.
+    :param status: the redirect status for errors: 302 after GET, 303 after POST.
+    :raises FatalClientError: missing, unknown or mismatched client or redirect URI.
+    :raises RedirectedError: any other problem, to be sent to the client.
+    """
+    pairs = [(name, value) for name, value in items if name in REQUEST_PARAMS]
+    for name in _FATAL_PARAMS:
+        if sum(1 for key, _ in pairs if key == name) > 1:
+            raise FatalClientError(f"{name} is repeated")
+    trusted = {name: value for name, value in pairs if name in _FATAL_PARAMS and value}
+    client = _client(server, trusted.get("client_id"))
+    redirect_uri = _redirect_uri(client, trusted.get("redirect_uri"))
+    states = [value for name, value in pairs if name == "state" and value]
+    fragment = any(name == "response_type" and value == "token" for name, value in pairs)
+    try:
+        params = single_params(pairs)
+        return _checked(server, client, redirect_uri, params)
+    except (FatalClientError, RedirectedError):
+        raise
+    except OAuthError as error:
+        state = states[0] if len(states) == 1 else None
+        raise RedirectedError(
+            error, redirect_uri=redirect_uri, state=state, fragment=fragment, status=status
+        ) from None
+
+
+def _client(server: AuthorizationServer, client_id: str | None) -> Client:
+    if client_id is None:
+        raise FatalClientError("client_id is required")
+    client = server.repository.get_client(client_id)
+    if client is None:
+        raise FatalClientError("unknown client_id")
+    return client
+
+
+def _redirect_uri(client: Client, requested: str | None) -> str:
+    """The registered redirect URI the request names, or the only one registered (§3.1.2.3)."""
+    if requested is None:
+        if len(client.redirect_uris) != 1:
+            raise FatalClientError("redirect_uri is required")
+        return client.redirect_uris[0]
+    if not any(redirect_uri_matches(registered, requested, client) for registered in client.redirect_uris):
+        raise FatalClientError("redirect_uri is not registered for this client")
+    return requested
+
+
+def redirect_uri_matches(registered: str, requested: str, client: Client) -> bool:
+    """Exact string match (RFC 9700 §4.1.3), except the port of a native client's loopback URI.
+
+    RFC 8252 §7.3: a native app listens on whatever port the OS gives it, so
+    for a public client's ``http`` loopback URI any port matches; every
+    other part must still be identical.
+    """
+    if requested == registered:
+        return True
+    if not client.is_public:
+        return False
+    want, got = urlsplit(registered), urlsplit(requested)
+    try:
+        got.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        return False
+    return (
+        want.scheme == got.scheme == "http"
+        and is_loopback_host(want.hostname)
+        and want.hostname == got.hostname
+        and got.username is None
+        and got.password is None
+        and (want.path, want.query) == (got.path, got.query)
+        and not got.fragment
+        and "#" not in requested
+    )
+
+
+def _checked(
+    server: AuthorizationServer, client: Client, redirect_uri: str, params: Mapping[str, str]
+) -> AuthorizationRequest:
+    response_type = _response_type(server, client, params.get("response_type"))
+    scopes = server.scope_policy.resolve(params.get("scope"), client)
+    challenge, method = _pkce(server, client, response_type, params)
+    return AuthorizationRequest(
+        client=client,
+        response_type=response_type,
+        redirect_uri=redirect_uri,
+        redirect_uri_given="redirect_uri" in params,
+        scopes=scopes,
+        state=params.get("state"),
+        code_challenge=challenge,
+        code_challenge_method=method,
+        params=dict(params),
+    )
+
+
+def offered_response_types(server: AuthorizationServer) -> tuple[str, ...]:
+    """The response types this server offers: ``code`` needs its grant enabled."""
+    settings = server.settings
+    return tuple(
+        rt for rt in settings.response_types if rt != "code" or "authorization_code" in settings.grants
+    )
+
+
+def client_response_types(client: Client) -> frozenset[str]:
+    """The response types a client may use, from its registration.
+
+    A client registered for the ``authorization_code`` grant (or ``implicit``)
+    may use ``code`` (or ``token``) even when its ``response_types`` is empty.
+    """
+    allowed = set(client.response_types)
+    if "authorization_code" in client.grant_types:
+        allowed.add("code")
+    if "implicit" in client.grant_types:
+        allowed.add("token")
+    return frozenset(allowed)
+
+
+def _response_type(server: AuthorizationServer, client: Client, response_type: str | None) -> str:
+    if response_type is None:
+        raise InvalidRequest("response_type is required")
+    if response_type not in offered_response_types(server):
+        raise UnsupportedResponseType("this response_type is not supported")
+    if response_type not in client_response_types(client):
+        raise UnauthorizedClient(f"the client may not use response_type {response_type}")
+    return response_type
+
+
+def _pkce(
+    server: AuthorizationServer, client: Client, response_type: str, params: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The PKCE challenge and method of a ``code`` request (RFC 7636 §4.4)."""
+    if response_type != "code":
+        return None, None
+    challenge = params.get("code_challenge")
+    if challenge is None:
+        if "code_challenge_method" in params:
+            raise InvalidRequest("code_challenge_method without code_challenge")
+        if client.is_public or server.settings.require_pkce:
+            raise InvalidRequest("code_challenge is required (PKCE, RFC 7636)")
+        return None, None
+    method = pkce.check_challenge(
+        challenge, params.get("code_challenge_method"), allow_plain=server.settings.allow_plain_pkce
+    )
+    return challenge, method

@@ -1,0 +1,113 @@
+"""Authorization code grant (RFC 6749 §4.1) with PKCE (RFC 7636).
+
+A code is 256 random bits, stored only as its hash, bound to the client,
+redirect URI, scopes, user and PKCE challenge, and short-lived
+(``code_ttl``). Redeeming it is single use: the first redemption claims it
+atomically; any later one is ``invalid_grant`` and revokes every token issued
+from the code (its family), as RFC 6749 §4.1.2 asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .. import pkce
+from ..errors import InvalidGrant, InvalidRequest
+from ..models import digest
+from .base import TokenRequest
+
+if TYPE_CHECKING:
+    from ..authorization import AuthorizationRequest
+    from ..server import AuthorizationServer
+
+log = logging.getLogger("oauth_middleware.grants")
+
+
+def issue_code(server: AuthorizationServer, request: AuthorizationRequest, user_id: str) -> str:
+    """Create and store a code for an approved authorization request; return it."""
+    code = secrets.token_urlsafe(32)
+    ttl = server.settings.code_ttl
+    record = {
+        "c": request.client.client_id,
+        "r": request.redirect_uri,
+        "rg": request.redirect_uri_given,
+        "s": list(request.scopes),
+        "u": user_id,
+        "cc": request.code_challenge,
+        "cm": request.code_challenge_method,
+        "e": int(time.time()) + ttl,
+    }
+    server.repository.save_code(digest(code), record, ttl)
+    return code
+
+
+class AuthorizationCodeGrant:
+    """Exchange an authorization code for tokens (RFC 6749 §4.1.3)."""
+
+    grant_type = "authorization_code"
+    #: Public clients may redeem codes; they must have used PKCE.
+    allows_public_clients = True
+
+    def __init__(self, server: AuthorizationServer) -> None:
+        self.server = server
+        self.repository = server.repository
+
+    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+        """Check the code, claim it once, and issue tokens in the code's family."""
+        code = request.params.get("code")
+        if code is None:
+            raise InvalidRequest("code is required")
+        code_id = digest(code)
+        record = self.repository.find_code(code_id)
+        if record is None or record["e"] <= time.time():
+            self._used_or_unknown(code_id)
+        self._check(record, request)
+        # The code's id is the family of every token issued from it.
+        if not self.repository.claim_code(code_id, code_id, self.server.settings.code_ttl):
+            self._replayed(code_id, code_id)
+        body = self._issue(record, request)
+        marker = self.repository.redeemed_code(code_id)
+        if marker is not None and marker.get("r"):
+            # A replay raced this redemption; make sure its tokens die too.
+            self.repository.revoke_family(code_id)
+        return body
+
+    def _check(self, record: Mapping[str, Any], request: TokenRequest) -> None:
+        """The code must be redeemed by its client, with its redirect URI and verifier."""
+        if record["c"] != request.client.client_id:
+            raise InvalidGrant("the code was issued to another client")
+        redirect_uri = request.params.get("redirect_uri")
+        if (record["rg"] or redirect_uri is not None) and redirect_uri != record["r"]:
+            raise InvalidGrant("redirect_uri differs from the authorization request")
+        pkce.verify(request.params.get("code_verifier"), record["cc"], record["cm"])
+
+    def _issue(self, record: Mapping[str, Any], request: TokenRequest) -> dict[str, Any]:
+        scopes, user_id, family = tuple(record["s"]), record["u"], digest(request.params["code"])
+        body = self.server.issuer.issue(
+            client=request.client, user_id=user_id, scopes=scopes, grant_type=self.grant_type, family=family
+        )
+        return self.server.refresh_tokens.add_to(
+            body,
+            grant_type=self.grant_type,
+            client=request.client,
+            user_id=user_id,
+            scopes=scopes,
+            family=family,
+        )
+
+    def _used_or_unknown(self, code_id: str) -> NoReturn:
+        marker = self.repository.redeemed_code(code_id)
+        if marker is not None:
+            self._replayed(code_id, marker["f"])
+        raise InvalidGrant("the code is invalid or has expired")
+
+    def _replayed(self, code_id: str, family: str) -> NoReturn:
+        """RFC 6749 §4.1.2: a code used twice is refused and its tokens revoked."""
+        self.repository.mark_code_replayed(code_id, family, self.server.settings.code_ttl)
+        self.repository.revoke_family(family)
+        log.warning("authorization code replayed: its tokens are revoked (family %s)", family[:12])
+        raise InvalidGrant("the code was already used")

@@ -1,0 +1,55 @@
+"""Resource owner password credentials grant (RFC 6749 §4.3).
+
+Off unless ``password`` is in the ``grants`` setting: RFC 9700 §2.4 says it
+MUST NOT be used, and it is here for applications migrating from older
+libraries. The password is checked by the ``verify_password`` callable and
+is never logged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, InvalidGrant, InvalidRequest
+from ..tokens.refresh import new_family
+from ..users import log_failed_login
+from .base import TokenRequest
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
+
+
+class PasswordGrant:
+    """Issue tokens to a client that sends the user's username and password."""
+
+    grant_type = "password"
+    #: RFC 6749 §4.3.2: a public client may use it (a confidential one must authenticate).
+    allows_public_clients = True
+
+    def __init__(self, server: AuthorizationServer) -> None:
+        if server.users.verify_password is None:
+            raise ConfigError("verify_password: required by the password grant (grants = ... password)")
+        self.server = server
+
+    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+        """Check the scope, then the password, and issue tokens for the user."""
+        username, password = request.params.get("username"), request.params.get("password")
+        if username is None or password is None:
+            raise InvalidRequest("username and password are required")
+        scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
+        user_id = self.server.users.check_password(username, password)
+        if user_id is None:
+            log_failed_login("password grant", username, request.client.client_id)
+            raise InvalidGrant("wrong username or password")
+        family = new_family()
+        body = self.server.issuer.issue(
+            client=request.client, user_id=user_id, scopes=scopes, grant_type=self.grant_type, family=family
+        )
+        return self.server.refresh_tokens.add_to(
+            body,
+            grant_type=self.grant_type,
+            client=request.client,
+            user_id=user_id,
+            scopes=scopes,
+            family=family,
+        )

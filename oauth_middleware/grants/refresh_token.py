@@ -1,0 +1,120 @@
+"""Refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14).
+
+With ``rotate_refresh_tokens`` (the default) each refresh claims the
+presented token atomically, kills it, and returns a new one in the same
+family. The claim leaves a ``used`` marker for the old token's remaining
+life: presenting a rotated token again revokes the whole family, unless it
+comes from the same client within ``refresh_token_reuse_grace`` seconds (a
+client retrying after losing the response). Of N concurrent refreshes with
+one token exactly one wins; the others are ``invalid_grant``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidGrant, InvalidRequest, InvalidScope
+from ..models import Client, digest
+from ..parsing import scope_list
+from .base import TokenRequest
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
+
+log = logging.getLogger("oauth_middleware.grants")
+
+
+def narrowed_scope(requested: str | None, granted: tuple[str, ...]) -> tuple[str, ...]:
+    """The scope of a refreshed access token: the grant's, or less (RFC 6749 §6).
+
+    :raises InvalidScope: a scope the original grant did not include.
+    """
+    if requested is None:
+        return granted
+    scopes = scope_list(requested)
+    wider = [scope for scope in scopes if scope not in granted]
+    if wider:
+        raise InvalidScope(f"scope {wider[0]} was not granted to this refresh token")
+    return scopes
+
+
+class RefreshTokenGrant:
+    """Exchange a refresh token for a new access token (and a new refresh token)."""
+
+    grant_type = "refresh_token"
+    #: RFC 6749 §6: public clients refresh too (the token is bound to them).
+    allows_public_clients = True
+
+    def __init__(self, server: AuthorizationServer) -> None:
+        self.server = server
+        self.repository = server.repository
+        self.rotate = server.settings.rotate_refresh_tokens
+        self.grace = server.settings.refresh_token_reuse_grace
+
+    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+        """Check the refresh token and its scope, rotate it, and issue tokens."""
+        presented = request.params.get("refresh_token")
+        if presented is None:
+            raise InvalidRequest("refresh_token is required")
+        token_id = digest(presented)
+        record = self.repository.find_refresh_token(token_id)
+        if record is None or record["e"] <= time.time():
+            return self._rotated_before(token_id, request)
+        if record["c"] != request.client.client_id:
+            raise InvalidGrant("the refresh token was issued to another client")
+        scopes = narrowed_scope(request.params.get("scope"), tuple(record["s"]))
+        if not self.rotate:
+            return self._issue(request.client, record, scopes, rotate=False)
+        marker = {key: record[key] for key in ("c", "u", "s", "e", "f")}
+        marker.update(ce=record.get("ce", record["e"]), t=int(time.time()))
+        if not self.repository.claim_rotation(token_id, marker, _ttl(record["e"])):
+            return self._rotated_before(token_id, request)
+        body = self._issue(request.client, marker, scopes, rotate=True)
+        after = self.repository.rotated_refresh_token(token_id)
+        if after is not None and after.get("r"):
+            # A reuse raced this rotation; make sure the new tokens die too.
+            self.repository.revoke_family(marker["f"])
+        return body
+
+    def _rotated_before(self, token_id: str, request: TokenRequest) -> dict[str, Any]:
+        """A token that is not live: a retry within the grace period, a reuse, or unknown."""
+        marker = self.repository.rotated_refresh_token(token_id)
+        if marker is None:
+            raise InvalidGrant("the refresh token is invalid or has expired")
+        in_grace = time.time() - marker["t"] <= self.grace and not marker.get("r")
+        if self.grace and in_grace and marker["c"] == request.client.client_id:
+            scopes = narrowed_scope(request.params.get("scope"), tuple(marker["s"]))
+            return self._issue(request.client, marker, scopes, rotate=True)
+        self.repository.mark_refresh_reused(token_id, marker, _ttl(marker["e"]))
+        self.repository.revoke_family(marker["f"])
+        log.warning(
+            "rotated refresh token reused: family revoked: client_id=%r family=%s",
+            request.client.client_id,
+            str(marker["f"])[:12],
+        )
+        raise InvalidGrant("the refresh token was already used; its tokens are revoked")
+
+    def _issue(
+        self, client: Client, grant: Mapping[str, Any], scopes: tuple[str, ...], *, rotate: bool
+    ) -> dict[str, Any]:
+        """An access token for ``scopes``; with ``rotate``, the chain's next refresh token."""
+        body = self.server.issuer.issue(
+            client=client, user_id=grant["u"], scopes=scopes, grant_type=self.grant_type, family=grant["f"]
+        )
+        if rotate:
+            body["refresh_token"] = self.server.refresh_tokens.issue(
+                client_id=client.client_id,
+                user_id=grant["u"],
+                scopes=tuple(grant["s"]),  # the next token keeps the grant's full scope (§6)
+                family=grant["f"],
+                chain_expires_at=grant.get("ce", grant["e"]),
+            )
+        return body
+
+
+def _ttl(expires_at: int) -> int:
+    """Seconds until ``expires_at``, at least one (a store TTL must be positive)."""
+    return max(1, int(expires_at - time.time()))

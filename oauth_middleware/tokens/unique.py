@@ -1,0 +1,73 @@
+"""Unique access tokens (the ``unique_tokens`` setting).
+
+For one client, user, grant type and scope set, the token endpoint hands
+out the still-valid token it issued before instead of minting another. The
+token must be given back in clear, yet the store never holds tokens in
+clear: the kept copy is encrypted with AES-GCM under a key derived from
+``session_secret``. Without a shared ``session_secret`` another process
+cannot decrypt it and simply mints a new token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import InvalidToken
+from ..models import AccessToken
+from ..repository import Repository
+from .base import TokenFormat
+
+#: A kept token this close to its expiry is not handed out again.
+MIN_REMAINING = 5
+
+
+class UniqueTokens:
+    """Keeps the current token of each (client, user, grant type, scope set).
+
+    :param repository: where the encrypted copies live (``unique:<sha256>``).
+    :param tokens: the token format, which re-checks a kept token is still valid.
+    :param key: 256-bit AES-GCM key.
+    """
+
+    def __init__(self, repository: Repository, tokens: TokenFormat, key: bytes) -> None:
+        self.repository = repository
+        self.tokens = tokens
+        self.aead = AESGCM(key)
+
+    def find(
+        self, client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...]
+    ) -> AccessToken | None:
+        """The kept token for this combination if it is still valid, else None."""
+        slot = _slot(client_id, user_id, grant_type, scopes)
+        record = self.repository.find_unique_token(slot)
+        if record is None:
+            return None
+        try:
+            sealed = base64.b64decode(record["t"])
+            token = self.aead.decrypt(sealed[:12], sealed[12:], slot.encode()).decode("utf-8")
+            access = self.tokens.verify(token)
+        except (InvalidTag, InvalidToken, ValueError, KeyError):
+            return None
+        if access.client_id != client_id or access.user_id != user_id or set(access.scopes) != set(scopes):
+            return None
+        return access if access.expires_at - time.time() >= MIN_REMAINING else None
+
+    def keep(self, grant_type: str, access: AccessToken) -> None:
+        """Remember ``access`` as the current token of its combination."""
+        slot = _slot(access.client_id, access.user_id, grant_type, access.scopes)
+        nonce = os.urandom(12)
+        sealed = nonce + self.aead.encrypt(nonce, access.token.encode("utf-8"), slot.encode())
+        ttl = max(1, access.expires_at - int(time.time()))
+        self.repository.save_unique_token(slot, {"t": base64.b64encode(sealed).decode("ascii")}, ttl)
+
+
+def _slot(client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...]) -> str:
+    key = json.dumps([client_id, user_id, grant_type, sorted(scopes)], separators=(",", ":"))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
