@@ -159,8 +159,9 @@ def load_jwks(path: str, setting: str) -> list[Key]:
 
     :raises ConfigError: unreadable, not a JWK Set, or a key we cannot use.
     """
+    data = _read(path, setting)
     try:
-        document = json.loads(_read(path, setting))
+        document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise ConfigError(f"{setting}: {path!r} is not JSON") from None
     entries = document.get("keys") if isinstance(document, dict) else None

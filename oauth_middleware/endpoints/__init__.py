@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING
 from webob import Request, Response
 
 from .authorize import authorize_endpoint
+from .introspect import introspect_endpoint
+from .jwks import jwks_endpoint
+from .metadata import metadata_endpoint
+from .revoke import revoke_endpoint
 from .token import token_endpoint
 
 if TYPE_CHECKING:
@@ -19,7 +23,14 @@ Endpoint = Callable[["AuthorizationServer", Request], Response]
 def routes(server: AuthorizationServer) -> dict[str, Endpoint]:
     """Exact ``PATH_INFO`` -> endpoint, from the path settings."""
     settings = server.settings
-    return {
+    table: dict[str, Endpoint] = {
         settings.authorize_path: authorize_endpoint,
         settings.token_path: token_endpoint,
+        settings.revoke_path: revoke_endpoint,
+        settings.introspect_path: introspect_endpoint,
+        settings.metadata_path: metadata_endpoint,
     }
+    if settings.token_format == "jwt":
+        # With opaque tokens there are no keys to publish: the path stays the app's.
+        table[settings.jwks_path] = jwks_endpoint
+    return table

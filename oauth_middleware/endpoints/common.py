@@ -1,11 +1,16 @@
-"""Method and content checks shared by our POST endpoints."""
+"""Method and content checks shared by our endpoints, and the issuer URL."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from webob import Request
 
 from ..errors import InvalidRequest, MethodNotAllowed
 from ..parsing import single_params
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -25,3 +30,17 @@ def form_params(request: Request) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the body is not valid UTF-8 form data") from None
     return single_params(items)
+
+
+def require_get(request: Request) -> None:
+    """Refuse anything but GET and HEAD (the documents: metadata, JWKS).
+
+    :raises MethodNotAllowed: another method.
+    """
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed(("GET", "HEAD"))
+
+
+def issuer_url(server: AuthorizationServer, request: Request) -> str:
+    """The ``issuer`` setting, else the URL the request came in on (scheme, host, script name)."""
+    return server.settings.issuer or request.application_url.rstrip("/")

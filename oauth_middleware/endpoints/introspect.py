@@ -1,0 +1,93 @@
+"""Introspection endpoint (RFC 7662): resource servers ask whether a token is active.
+
+Only the confidential clients listed in ``introspection_clients`` may ask,
+which keeps the endpoint from being a token-scanning oracle (§4). An
+unknown, expired or revoked token is ``{"active": false}`` and nothing more
+(§2.2). Revocation is always checked here, for JWTs too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from webob import Request, Response
+
+from ..clients import authenticate_client
+from ..errors import AccessDenied, InvalidClient, InvalidRequest
+from ..models import Client, digest
+from ..parsing import scope_string
+from ..responses import json_response
+from .common import form_params, issuer_url
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
+
+log = logging.getLogger("oauth_middleware.introspect")
+
+
+def introspect_endpoint(server: AuthorizationServer, request: Request) -> Response:
+    """Describe ``token`` to an authorized resource server (RFC 7662 §2.2)."""
+    params = form_params(request)
+    client = authenticate_client(server.repository, request, params)
+    check_may_introspect(server, client)
+    token = params.get("token")
+    if token is None:
+        raise InvalidRequest("token is required")
+    issuer = issuer_url(server, request)
+    if params.get("token_type_hint") == "refresh_token":
+        body = refresh_token_info(server, token, issuer) or access_token_info(server, token, issuer)
+    else:
+        body = access_token_info(server, token, issuer) or refresh_token_info(server, token, issuer)
+    log.info("introspection by client_id=%r: active=%s", client.client_id, body is not None)
+    return json_response(body or {"active": False})
+
+
+def check_may_introspect(server: AuthorizationServer, client: Client) -> None:
+    """Only authenticated clients named in ``introspection_clients`` may introspect.
+
+    :raises InvalidClient: a public client, which cannot authenticate.
+    :raises AccessDenied: an authenticated client that is not listed.
+    """
+    if client.is_public:
+        raise InvalidClient("introspection needs client authentication")
+    if client.client_id not in server.settings.introspection_clients:
+        log.warning("client %r may not introspect tokens", client.client_id)
+        raise AccessDenied("the client may not introspect tokens")
+
+
+def access_token_info(server: AuthorizationServer, token: str, issuer: str) -> dict[str, Any] | None:
+    """The members for an active access token, or None."""
+    access = server.tokens.introspect(token)
+    if access is None:
+        return None
+    body = _members(issuer, access.client_id, access.user_id, access.scopes, access.expires_at)
+    body["token_type"] = "Bearer"
+    if server.settings.audience:
+        body["aud"] = list(server.settings.audience)
+    if server.settings.token_format == "jwt":
+        body["jti"] = access.token_id
+    return body
+
+
+def refresh_token_info(server: AuthorizationServer, token: str, issuer: str) -> dict[str, Any] | None:
+    """The members for a live refresh token, or None."""
+    record = server.repository.find_refresh_token(digest(token))
+    if record is None or (record["e"] is not None and record["e"] <= time.time()):
+        return None
+    return _members(issuer, record["c"], record["u"], tuple(record["s"]), record["e"])
+
+
+def _members(
+    issuer: str, client_id: str, user_id: str | None, scopes: tuple[str, ...], expires_at: int | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"active": True, "client_id": client_id, "iss": issuer}
+    if expires_at is not None:
+        body["exp"] = expires_at
+    body["sub"] = user_id if user_id is not None else client_id
+    if user_id is not None:
+        body["username"] = user_id
+    if scopes:
+        body["scope"] = scope_string(scopes)
+    return body

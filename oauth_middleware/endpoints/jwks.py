@@ -1,0 +1,29 @@
+"""JWK Set endpoint (RFC 7517 §5): the public keys that verify our JWTs.
+
+Routed only with ``token_format = jwt``. It lists the public half of every
+verification key (so tokens signed before a rotation still verify) and
+never an HS256 secret or a private member.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from webob import Request, Response
+
+from ..errors import ServerError
+from ..responses import json_response
+from ..tokens.jwt import JWTTokens
+from .common import require_get
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
+
+
+def jwks_endpoint(server: AuthorizationServer, request: Request) -> Response:
+    """Serve ``{"keys": [...]}``; public and cacheable."""
+    require_get(request)
+    tokens = server.tokens
+    if not isinstance(tokens, JWTTokens):
+        raise ServerError("no JWT keys")  # not routed unless token_format = jwt
+    return json_response(tokens.keys.jwks(), cache=True)
