@@ -187,22 +187,30 @@ class DemoApp:
         if error or not code:
             body = f"<p>No code: <code id='error'>{html.escape(error or 'missing code')}</code></p>"
         elif not state or request.GET.get("state") != state:
-            body = "<p id='error'>The state does not match the one this browser sent: not redeeming.</p>"
-        else:
-            base = request.host_url
-            command = (
-                f"curl -s {base}/oauth/token -d grant_type=authorization_code -d client_id={self.client_id} "
-                f"-d redirect_uri={base}/callback -d code={code} -d code_verifier={verifier}"
-            )
+            # Not started by /start in this browser (e.g. a hand-made URL): the
+            # verifier is whoever made the challenge's business.
             body = (
                 f"<p>Code: <code id='code'>{html.escape(code)}</code></p>"
-                f"<p>PKCE verifier: <code id='verifier'>{html.escape(verifier)}</code></p>"
-                f"<p>Redeem it within ten minutes, once:</p><pre id='curl'>{html.escape(command)}</pre>"
+                "<p>This browser did not start the flow at /start, so redeem the code "
+                "with your own <code>code_verifier</code>.</p>"
             )
+        else:
+            body = self._redeem_help(request.host_url, code, verifier)
         page = _CALLBACK.format(body=body)
         response = Response(body=page.encode(), content_type="text/html", charset="utf-8")
         response.cache_control = "no-store"
         return response
+
+    def _redeem_help(self, base: str, code: str, verifier: str) -> str:
+        command = (
+            f"curl -s {base}/oauth/token -d grant_type=authorization_code -d client_id={self.client_id} "
+            f"-d redirect_uri={base}/callback -d code={code} -d code_verifier={verifier}"
+        )
+        return (
+            f"<p>Code: <code id='code'>{html.escape(code)}</code></p>"
+            f"<p>PKCE verifier: <code id='verifier'>{html.escape(verifier)}</code></p>"
+            f"<p>Redeem it within ten minutes, once:</p><pre id='curl'>{html.escape(command)}</pre>"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
