@@ -1,0 +1,135 @@
+"""Authorization server metadata (RFC 8414), generated from the settings."""
+
+from __future__ import annotations
+
+import pytest
+import webtest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from jwt_keys import EchoApp, jwt_settings, make_keys
+
+from oauth_middleware.clients import AUTH_METHODS
+
+METADATA = "/.well-known/oauth-authorization-server"
+ISSUER = "https://auth.example.com"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+def metadata(make_middleware, status=200, **settings):
+    app = webtest.TestApp(make_middleware(EchoApp(), **settings))
+    return app.get(METADATA, status=status)
+
+
+def test_default_document_validates_with_authlib(make_middleware):
+    document = metadata(make_middleware, issuer=ISSUER).json
+    AuthorizationServerMetadata(document).validate()
+    assert document == {
+        "issuer": ISSUER,
+        "authorization_endpoint": f"{ISSUER}/oauth/authorize",
+        "token_endpoint": f"{ISSUER}/oauth/token",
+        "scopes_supported": ["read", "write", "admin"],
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": f"{ISSUER}/oauth/revoke",
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": f"{ISSUER}/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+    }
+
+
+def test_jwt_document_names_the_jwks_and_validates(make_middleware, keys):
+    settings = jwt_settings(
+        keys,
+        grants="authorization_code refresh_token client_credentials password",
+        verify_password="oauth_middleware.demo:verify_password",
+    )
+    document = metadata(make_middleware, **settings).json
+    AuthorizationServerMetadata(document).validate()
+    assert document["jwks_uri"] == "https://auth.example.com/oauth/jwks"
+    assert document["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+    ]
+
+
+def test_auth_methods_follow_the_registry(make_middleware):
+    document = metadata(make_middleware, issuer=ISSUER).json
+    assert document["token_endpoint_auth_methods_supported"] == list(AUTH_METHODS)
+    # Introspection needs an authenticated client: never "none".
+    assert "none" not in document["introspection_endpoint_auth_methods_supported"]
+
+
+def test_paths_and_options_come_from_the_settings(make_middleware):
+    app = webtest.TestApp(
+        make_middleware(
+            EchoApp(),
+            issuer=ISSUER,
+            metadata_path="/meta",
+            token_path="/t",
+            authorize_path="/a",
+            revoke_path="/r",
+            introspect_path="/i",
+            scopes="",
+            allow_plain_pkce="true",
+            response_types="code token",
+        )
+    )
+    document = app.get("/meta").json
+    AuthorizationServerMetadata(document).validate()
+    assert document["authorization_endpoint"] == f"{ISSUER}/a"
+    assert document["token_endpoint"] == f"{ISSUER}/t"
+    assert document["revocation_endpoint"] == f"{ISSUER}/r"
+    assert document["introspection_endpoint"] == f"{ISSUER}/i"
+    assert "scopes_supported" not in document
+    assert document["code_challenge_methods_supported"] == ["S256", "plain"]
+    assert document["response_types_supported"] == ["code", "token"]
+    assert document["grant_types_supported"][-1] == "implicit"
+    assert "jwks_uri" not in document  # opaque tokens: no keys
+    # The default path is no longer ours: it is the app's, behind the guard.
+    assert app.get(METADATA, status=401).headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_client_credentials_only_server_has_no_authorization_endpoint(make_middleware):
+    document = metadata(make_middleware, issuer=ISSUER, grants="client_credentials").json
+    assert "authorization_endpoint" not in document
+    assert "code_challenge_methods_supported" not in document
+    assert document["response_types_supported"] == []
+    assert document["grant_types_supported"] == ["client_credentials"]
+
+
+def test_issuer_defaults_to_the_request_url(make_middleware):
+    app = webtest.TestApp(make_middleware(EchoApp()))
+    document = app.get(
+        METADATA,
+        extra_environ={"HTTP_HOST": "login.example.org", "wsgi.url_scheme": "https", "SCRIPT_NAME": "/sso"},
+    ).json
+    assert document["issuer"] == "https://login.example.org/sso"
+    assert document["token_endpoint"] == "https://login.example.org/sso/oauth/token"
+    AuthorizationServerMetadata(document).validate()
+
+
+def test_document_is_public_and_cacheable(make_middleware):
+    response = metadata(make_middleware, issuer=ISSUER)
+    assert response.content_type == "application/json"
+    assert "no-store" not in response.headers.get("Cache-Control", "")
+
+
+def test_head_is_allowed(make_middleware):
+    app = webtest.TestApp(make_middleware(EchoApp(), issuer=ISSUER))
+    response = app.head(METADATA)
+    assert response.status_int == 200
+    assert response.body == b""
+
+
+def test_post_is_not_allowed(make_middleware):
+    app = webtest.TestApp(make_middleware(EchoApp(), issuer=ISSUER))
+    response = app.post(METADATA, {"a": "b"}, status=405)
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.json["error"] == "invalid_request"
