@@ -9,6 +9,7 @@ import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token, register
 from flaky_store import FlakyStore
 from jwt_keys import ME, EchoApp, claims, jwt_settings, make_keys, sign
+from oauth_flows import NATIVE_ID, TOKEN, USERS, api_status, flow_middleware, get_code, redeem
 
 from oauth_middleware.models import AccessToken, digest
 
@@ -231,3 +232,73 @@ def test_store_down_answers_503(make_middleware):
     response = revoke(app, {"token": token}, status=503)
     assert response.json["error"] == "temporarily_unavailable"
     assert response.headers["Retry-After"]
+
+
+# -- end to end through the real password, refresh and code grants ---------------------------
+
+
+@pytest.fixture(params=["opaque", "jwt"])
+def flows(request, make_middleware, keys):
+    """The three-legged test setup (users, public ``native`` client) in either token format."""
+    grants = "authorization_code refresh_token client_credentials password"
+    config = jwt_settings(keys, grants=grants, jwt_check_revocation="true") if request.param == "jwt" else {}
+    config.setdefault("grants", grants)
+    return webtest.TestApp(flow_middleware(make_middleware, **config))
+
+
+def password_tokens(app):
+    body = app.post(
+        TOKEN,
+        {"grant_type": "password", "username": "alice", "password": USERS["alice"], "client_id": NATIVE_ID},
+    ).json
+    return body["access_token"], body["refresh_token"]
+
+
+def refresh(app, refresh_token, status=200):
+    params = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": NATIVE_ID}
+    return app.post(TOKEN, params, status=status).json
+
+
+def test_revoking_a_rotated_chain_kills_every_access_token_of_it(flows):
+    first_access, first_refresh = password_tokens(flows)
+    rotated = refresh(flows, first_refresh)
+    second_access, second_refresh = rotated["access_token"], rotated["refresh_token"]
+    assert api_status(flows, first_access) == api_status(flows, second_access) == 200
+    revoke(flows, {"token": second_refresh, "client_id": NATIVE_ID}, headers={})
+    assert api_status(flows, first_access) == 401
+    assert api_status(flows, second_access) == 401
+    assert refresh(flows, second_refresh, status=400)["error"] == "invalid_grant"
+
+
+def test_revoking_an_access_token_leaves_the_refresh_token(flows):
+    access, refresh_token = password_tokens(flows)
+    revoke(flows, {"token": access, "client_id": NATIVE_ID}, headers={})
+    assert api_status(flows, access) == 401
+    fresh = refresh(flows, refresh_token)
+    assert api_status(flows, fresh["access_token"]) == 200
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_jwts_of_the_family_too(flows):
+    access, first_refresh = password_tokens(flows)
+    rotated = refresh(flows, first_refresh)
+    assert refresh(flows, first_refresh, status=400)["error"] == "invalid_grant"  # reuse: family revoked
+    assert api_status(flows, access) == 401
+    assert api_status(flows, rotated["access_token"]) == 401
+
+
+def test_revoking_the_refresh_token_of_a_code_grant(flows):
+    tokens = redeem(flows, get_code(flows))
+    revoke(
+        flows,
+        {"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": NATIVE_ID},
+        headers={},
+    )
+    assert api_status(flows, tokens["access_token"]) == 401
+
+
+def test_another_client_cannot_revoke_a_token_from_the_code_flow(flows):
+    tokens = redeem(flows, get_code(flows))
+    response = revoke(flows, {"token": tokens["refresh_token"]}, status=400)
+    assert response.json["error"] == "invalid_grant"
+    assert api_status(flows, tokens["access_token"]) == 200
+    assert refresh(flows, tokens["refresh_token"])["access_token"]
