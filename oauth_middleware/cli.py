@@ -147,6 +147,21 @@ def cmd_client_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    """Write a new private signing key (mode 0600) and print its ``kid``."""
+    from .keys import write_private_key
+
+    try:
+        key = write_private_key(args.out, args.alg, args.bits)
+    except FileExistsError:
+        raise CommandError(f"{args.out}: exists; a live key is never overwritten") from None
+    except OSError as exc:
+        raise CommandError(f"{args.out}: {exc.strerror}") from None
+    print(f"kid: {key.kid}")
+    print(f"In the ini: jwt_algorithm = {key.alg}  and  jwt_signing_key = {os.path.abspath(args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
     parser = argparse.ArgumentParser(prog="oauth-middleware", description=__doc__.splitlines()[0])
@@ -189,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     hashing = client.add_parser("hash", help="print the secret_hash of a secret for a clients_file")
     hashing.add_argument("--secret", help="the secret to hash (default: generate one and print it)")
     hashing.set_defaults(func=cmd_client_hash)
+
+    keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
+    generate = keys.add_parser("generate", help="write a new private key as a PEM file and print its kid")
+    generate.add_argument("--alg", required=True, choices=("RS256", "ES256", "EdDSA"))
+    generate.add_argument(
+        "--out", required=True, metavar="FILE", help="the PEM file to create (never overwritten)"
+    )
+    generate.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096), help="RSA key size")
+    generate.set_defaults(func=cmd_keys_generate)
     return parser
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -267,3 +268,34 @@ def _public_bytes(key: Key) -> bytes:
     return bytes(
         key.verifier.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+
+
+def generate_private_key(alg: str, rsa_bits: int = 2048) -> Any:
+    """A new private key for ``RS256``, ``ES256`` or ``EdDSA`` (Ed25519)."""
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=max(rsa_bits, MIN_RSA_BITS))
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"cannot generate a key for {alg!r} (use RS256, ES256 or EdDSA)")
+
+
+def write_private_key(path: str, alg: str, rsa_bits: int = 2048) -> Key:
+    """Generate a key and write it as an unencrypted PKCS#8 PEM readable by its owner only.
+
+    An existing file is never overwritten: it may be the key live tokens depend on.
+
+    :returns: the key, whose ``kid`` the ini's ``jwt_signing_kid`` may name.
+    :raises FileExistsError: ``path`` exists.
+    :raises OSError: the file cannot be created.
+    """
+    private = generate_private_key(alg, rsa_bits)
+    data = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    # O_EXCL: never replace a file; mode 0600 from the start, no window where others can read it.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return asymmetric_key(private, private.public_key(), "keys generate")
