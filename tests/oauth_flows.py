@@ -7,13 +7,18 @@ the browser: it reads the login and consent forms and submits them.
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
+import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+import waitress.server
 import webtest
 from conftest import register
+from waitress import wasyncore
 
 from oauth_middleware import pkce
 from oauth_middleware.middleware import OAuth2Middleware
@@ -92,9 +97,11 @@ def location_params(location: str, *, fragment: bool = False) -> dict[str, str]:
 
 
 def login(app: webtest.TestApp, params: dict[str, str], user: str = "alice") -> webtest.TestResponse:
-    """Open the authorization URL and sign in; return the page that follows (consent)."""
+    """Open the authorization URL and sign in if asked; return the consent page."""
     page = app.get(AUTHORIZE, params)
     form = page.forms[0]
+    if form["step"].value == "consent":  # this browser is logged in already
+        return page
     form["username"], form["password"] = user, USERS[user]
     answer = form.submit()
     assert answer.status_int == 303
@@ -116,7 +123,7 @@ def get_code(app: webtest.TestApp, **overrides: str | None) -> str:
     return location_params(approve(app, code_request(**overrides)))["code"]
 
 
-def redeem(app: webtest.TestApp, code: str, *, status: int = 200, **overrides: str | None) -> Any:
+def redeem(app: webtest.TestApp, code: str, /, *, status: int = 200, **overrides: str | None) -> Any:
     """The token endpoint's JSON for a code of the native client."""
     params: dict[str, str | None] = {
         "grant_type": "authorization_code",
@@ -171,3 +178,48 @@ def browser_approve(session: requests.Session, authorization_url: str, user: str
     decision = submit_form(session, consent_page, decision="approve")
     assert decision.status_code == 303
     return str(decision.headers["Location"])
+
+
+def race(url: str, data: dict[str, str], threads: int = 20) -> list[requests.Response]:
+    """POST ``data`` to ``url`` from ``threads`` threads released at the same moment."""
+    import threading
+
+    barrier = threading.Barrier(threads)
+    results: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def post() -> None:
+        with requests.Session() as session:
+            barrier.wait()
+            response = session.post(url, data=data, timeout=30)
+        with lock:
+            results.append(response)
+
+    workers = [threading.Thread(target=post) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
+@contextlib.contextmanager
+def serve(app: Any, threads: int = 8) -> Iterator[str]:
+    """Serve ``app`` with waitress on a free loopback port in a thread; yield the base URL.
+
+    The server is stopped from inside its own loop (closing its sockets from
+    another thread would race the loop's ``select``).
+    """
+    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+
+        def stop() -> None:
+            server.task_dispatcher.shutdown()
+            wasyncore.close_all(server._map)
+
+        server.trigger.pull_trigger(stop)
+        thread.join(timeout=10)
