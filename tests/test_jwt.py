@@ -251,6 +251,9 @@ REJECTED = [
     pytest.param(lambda k: sign(claims(client_id=5), k.rsa, kid=k.rsa_kid), id="client-id-not-a-string"),
     pytest.param(lambda k: sign(claims(ext="string"), k.rsa, kid=k.rsa_kid), id="extra-not-an-object"),
     pytest.param(lambda k: "abc.def.ghi", id="garbage"),
+    pytest.param(lambda k: f"{b64json([1])}.{b64json(claims())}.c2ln", id="header-not-an-object"),
+    pytest.param(lambda k: f"{b64(bytes([255, 254]))}.{b64json(claims())}.c2ln", id="header-not-utf8"),
+    pytest.param(lambda k: f".{b64json(claims())}.c2ln", id="empty-header"),
     pytest.param(lambda k: "opaque-looking-token", id="not-a-jwt"),
 ]
 
@@ -517,5 +520,12 @@ def test_guard_only_tokens_cannot_issue(keys):
 
 def test_decode_refuses_directly(jwt_app, keys):
     _, middleware = jwt_app()
+    tokens = middleware.server.tokens
     with pytest.raises(InvalidToken):
-        middleware.server.tokens.decode(sign(claims(), keys.rsa_old, kid=keys.rsa_old_kid))
+        tokens.decode(sign(claims(), keys.rsa_old, kid=keys.rsa_old_kid))
+    # The bearer syntax keeps "=" inside a token from the guard; the format refuses it on its own too.
+    padded = sign(claims(), keys.rsa, kid=keys.rsa_kid).replace(".", "=.", 1)
+    with pytest.raises(InvalidToken):
+        tokens.decode(padded)
+    assert tokens.introspect(padded) is None
+    assert tokens.decode(sign(claims(), keys.rsa, kid=keys.rsa_kid)).client_id == SERVICE_ID
