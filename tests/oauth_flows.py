@@ -223,3 +223,30 @@ def serve(app: Any, threads: int = 8) -> Iterator[str]:
 
         server.trigger.pull_trigger(stop)
         thread.join(timeout=10)
+
+
+class SlowReads:
+    """A store wrapper whose reads of some keys take a while, so that concurrent
+    requests all read before any of them writes: the worst case for a race."""
+
+    def __init__(self, store: Any, prefixes: tuple[str, ...], delay: float = 0.05) -> None:
+        self.store, self.prefixes, self.delay = store, prefixes, delay
+
+    def get(self, key: str) -> Any:
+        value = self.store.get(key)
+        if key.startswith(self.prefixes):
+            import time
+
+            time.sleep(self.delay)  # the value read may be stale by the time it is used
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def race_store(kind: str, tmp_path: Any, prefixes: tuple[str, ...]) -> SlowReads:
+    """A memory or SQLite store with slow reads of ``prefixes`` keys."""
+    from oauth_middleware.stores import StoreConfig, open_store
+
+    url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/oauth.db"
+    return SlowReads(open_store(StoreConfig(url)), prefixes)

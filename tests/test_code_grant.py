@@ -23,6 +23,7 @@ from oauth_flows import (
     get_code,
     location_params,
     race,
+    race_store,
     redeem,
     serve,
 )
@@ -235,8 +236,8 @@ def test_no_refresh_token_unless_offered(make_middleware):
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_concurrent_redemption_has_exactly_one_winner(make_middleware, tmp_path, store):
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/oauth.db"
-    middleware = flow_middleware(make_middleware, store=url)
+    # Every request reads the record before any of them claims it.
+    middleware = flow_middleware(make_middleware, store_backend=race_store(store, tmp_path, ("code:",)))
     app = webtest.TestApp(middleware)
     code = get_code(app)
     data = {
