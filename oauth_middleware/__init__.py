@@ -6,6 +6,7 @@
 
 from .errors import ConfigError, OAuthError, StoreUnavailable
 from .guard import Guard
+from .helpers import current_token, require_scope, scope_denial
 from .middleware import OAuth2Middleware
 from .models import AccessToken, Client
 from .resource import guard_from_settings
@@ -20,5 +21,8 @@ __all__ = [
     "OAuthError",
     "Settings",
     "StoreUnavailable",
+    "current_token",
     "guard_from_settings",
+    "require_scope",
+    "scope_denial",
 ]
