@@ -250,3 +250,19 @@ def race_store(kind: str, tmp_path: Any, prefixes: tuple[str, ...]) -> SlowReads
 
     url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/oauth.db"
     return SlowReads(open_store(StoreConfig(url)), prefixes)
+
+
+def load_demo(directory: Any) -> OAuth2Middleware:
+    """The shipped demo (examples/demo.ini and its clients file), copied to ``directory``
+    so that its SQLite file lands there, loaded with PasteDeploy as ``serve`` does."""
+    import pathlib
+    import shutil
+
+    from paste.deploy import loadapp
+
+    examples = pathlib.Path(__file__).resolve().parent.parent / "examples"
+    for name in ("demo.ini", "demo_clients.ini"):
+        shutil.copy(examples / name, directory / name)
+    app = loadapp(f"config:{directory / 'demo.ini'}")
+    assert isinstance(app, OAuth2Middleware)
+    return app
