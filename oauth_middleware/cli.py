@@ -62,10 +62,27 @@ def _repository(path: str) -> Repository:
     return Repository(store_from_settings(filter_settings(path)))
 
 
+def _load_app(path: str) -> object:
+    """Load the ini's main app with PasteDeploy, as ``pserve`` and gunicorn do.
+
+    The working directory goes on ``sys.path`` first (gunicorn does the same),
+    so ``use = call:myapp.wsgi:make_app`` finds a project's own modules.
+    """
+    from paste.deploy import loadapp
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return loadapp(f"config:{os.path.abspath(path)}")
+    except (ImportError, LookupError) as exc:
+        raise CommandError(
+            f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the ini with PasteDeploy and serve it with waitress."""
     import waitress
-    from paste.deploy import loadapp
 
     parser = _read_ini(args.config)
     if parser.has_section("loggers"):
@@ -74,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     host = args.host or parser.get("server:main", "host", fallback=_DEFAULT_HOST)
     port = args.port or parser.getint("server:main", "port", fallback=_DEFAULT_PORT)
-    app = loadapp(f"config:{os.path.abspath(args.config)}")
+    app = _load_app(args.config)
     print(f"serving {args.config} on http://{host}:{port}", flush=True)
     waitress.serve(app, host=host, port=port)
     return 0
@@ -82,10 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Load the ini (settings, store, clients) without serving."""
-    from paste.deploy import loadapp
-
     _read_ini(args.config)
-    loadapp(f"config:{os.path.abspath(args.config)}")
+    _load_app(args.config)
     print(f"{args.config}: ok")
     return 0
 
