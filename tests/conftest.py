@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import waitress.server
 import webtest
+from waitress import wasyncore
 
 from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
@@ -29,16 +30,25 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_wsgi(app: Any) -> Iterator[str]:
-    """Serve ``app`` with waitress on a free loopback port; yield its base URL."""
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=8)
+def serve_wsgi(app: Any, threads: int = 8) -> Iterator[str]:
+    """Serve ``app`` with waitress on a free loopback port in a thread; yield the base URL.
+
+    The server is stopped from inside its own loop (closing its sockets from
+    another thread would race the loop's ``select``).
+    """
+    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
-        thread.join(timeout=5)
+
+        def stop() -> None:
+            server.task_dispatcher.shutdown()
+            wasyncore.close_all(server._map)
+
+        server.trigger.pull_trigger(stop)
+        thread.join(timeout=10)
 
 
 def register(middleware: OAuth2Middleware, client_id: str, secret: str | None, **fields: Any) -> Client:

@@ -7,18 +7,15 @@ the browser: it reads the login and consent forms and submits them.
 
 from __future__ import annotations
 
-import contextlib
 import html.parser
 import threading
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-import waitress.server
 import webtest
 from conftest import register
-from waitress import wasyncore
+from conftest import serve_wsgi as serve  # noqa: F401  (re-exported for the flow tests)
 
 from oauth_middleware import pkce
 from oauth_middleware.middleware import OAuth2Middleware
@@ -182,8 +179,6 @@ def browser_approve(session: requests.Session, authorization_url: str, user: str
 
 def race(url: str, data: dict[str, str], threads: int = 20) -> list[requests.Response]:
     """POST ``data`` to ``url`` from ``threads`` threads released at the same moment."""
-    import threading
-
     barrier = threading.Barrier(threads)
     results: list[requests.Response] = []
     lock = threading.Lock()
@@ -201,28 +196,6 @@ def race(url: str, data: dict[str, str], threads: int = 20) -> list[requests.Res
     for worker in workers:
         worker.join()
     return results
-
-
-@contextlib.contextmanager
-def serve(app: Any, threads: int = 8) -> Iterator[str]:
-    """Serve ``app`` with waitress on a free loopback port in a thread; yield the base URL.
-
-    The server is stopped from inside its own loop (closing its sockets from
-    another thread would race the loop's ``select``).
-    """
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-
-        def stop() -> None:
-            server.task_dispatcher.shutdown()
-            wasyncore.close_all(server._map)
-
-        server.trigger.pull_trigger(stop)
-        thread.join(timeout=10)
 
 
 class SlowReads:
