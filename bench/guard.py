@@ -1,0 +1,457 @@
+"""What the guard costs: the demo's ``/api/me`` bare and behind ``OAuth2Middleware``.
+
+Run from the repository root::
+
+    python bench/guard.py            # full run, a table
+    python bench/guard.py --quick    # a few seconds, for a smoke test
+    python bench/guard.py --json     # machine-readable results
+    python bench/guard.py --only memory --profile   # cProfile one case's calls
+
+Every case is a WSGI app and a prepared environ; the app is called directly
+(no server, no sockets) with a trivial ``start_response`` and its body is
+consumed, so the numbers are the Python cost of the request path and nothing
+else. All cases run in one process, interleaved repetition by repetition so
+that a noisy neighbour slows them all alike; each case reports the median of
+its repetitions.
+
+Adding a row is one small function returning a :class:`Case` (or a list of
+them), listed in :data:`BUILDERS`; :func:`guarded_case` builds the usual
+"middleware with these settings, a client, a valid token" case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gc
+import io
+import itertools
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from webob import Request
+
+from oauth_middleware.clients import build_client
+from oauth_middleware.demo import DemoApp
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.models import AccessToken, digest
+from oauth_middleware.settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+#: The protected endpoint every case calls.
+PATH = "/api/me"
+#: The client the guarded cases get their token from.
+CLIENT_ID = "bench-service"
+CLIENT_SECRET = "bench-service-secret-0123456789"
+#: Settings shared by the guarded cases: those of examples/demo.ini, so the
+#: guard also matches public paths and scope rules as it does in the demo.
+DEMO_SETTINGS: Mapping[str, str] = {
+    "issuer": "http://127.0.0.1:8080",
+    "grants": "client_credentials",
+    "scopes": "read write",
+    "default_scope": "read",
+    "access_token_ttl": "3600",
+    "public_paths": "/ /health",
+    "scope_rules": "GET,HEAD /api/* read\nPOST,PUT,PATCH,DELETE /api/* write",
+}
+
+
+@dataclass
+class Case:
+    """One row of the table: an app and the environ(s) it is called with.
+
+    :param name: the row's label (``--only`` matches substrings of it).
+    :param app: the WSGI application to call.
+    :param environs: prepared environs, used in turn (copied per call); one is
+        the usual case, many distinct ones measure first-sight costs (e.g. a
+        JWT verify cache), in which case give at least as many as there are
+        calls, or the later calls see tokens again.
+    :param baseline: the row other rows are compared with (one per run).
+    :param close: called once when the run is over (close stores, ...).
+    """
+
+    name: str
+    app: WSGIApplication
+    environs: Sequence[dict[str, Any]]
+    baseline: bool = False
+    close: Callable[[], None] = lambda: None
+    _next: Iterator[dict[str, Any]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.environs:
+            raise ValueError(f"{self.name}: no environ to call the app with")
+        self._next = itertools.cycle(self.environs)
+
+    def call(self, number: int) -> None:
+        """Make ``number`` requests, consuming each body (the timed loop)."""
+        app, environs = self.app, self._next
+        for _ in range(number):
+            body = app(next(environs).copy(), _start_response)
+            try:
+                for _chunk in body:
+                    pass
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+
+@dataclass
+class Result:
+    """The timings of one case.
+
+    :param name: the case's name.
+    :param per_call_ns: nanoseconds per request, one value per repetition.
+    :param number: requests per repetition.
+    """
+
+    name: str
+    per_call_ns: list[float]
+    number: int
+
+    @property
+    def median_us(self) -> float:
+        """Median over repetitions, in microseconds per request."""
+        return statistics.median(self.per_call_ns) / 1000
+
+    @property
+    def min_us(self) -> float:
+        """Fastest repetition, in microseconds per request."""
+        return min(self.per_call_ns) / 1000
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range relative to the median: how noisy the run was."""
+        if len(self.per_call_ns) < 4:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.per_call_ns, n=4)
+        return (q3 - q1) / statistics.median(self.per_call_ns)
+
+
+def _start_response(
+    status: str, headers: list[tuple[str, str]], exc_info: object = None
+) -> Callable[..., Any]:
+    return _write
+
+
+def _write(data: bytes) -> None:
+    """The ``write`` callable of :func:`_start_response`: discard."""
+
+
+def environ(
+    path: str = PATH, *, authorization: str | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A minimal GET environ for ``path`` (what a WSGI server would pass).
+
+    :param path: the ``PATH_INFO``.
+    :param authorization: the ``Authorization`` header value, if any.
+    :param extra: more environ keys (the guard's injections for the bare app).
+    """
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8080",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        # A GET has no body: one empty stream can be shared by every copy.
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if authorization is not None:
+        env["HTTP_AUTHORIZATION"] = authorization
+    env.update(extra or {})
+    return env
+
+
+def issue_token(app: WSGIApplication, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
+    """A client-credentials access token from ``app``'s own token endpoint."""
+    request = Request.blank(
+        "/oauth/token", method="POST", POST={"grant_type": "client_credentials", "scope": "read"}
+    )
+    request.authorization = ("Basic", _basic(client_id, secret))
+    response = request.get_response(app)
+    if response.status_code != 200:
+        raise RuntimeError(f"token request failed: {response.status} {response.text}")
+    return str(response.json["access_token"])
+
+
+def _basic(client_id: str, secret: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def check(case: Case) -> None:
+    """Call the case once and insist on a 200 whose JSON names the client.
+
+    A benchmark of 401 responses would be fast and worthless.
+    """
+    for env in case.environs[:1]:
+        request = Request(env.copy())
+        response = request.get_response(case.app)
+        if response.status_code != 200 or CLIENT_ID not in response.text:
+            raise RuntimeError(
+                f"{case.name}: expected 200 from {PATH}, got {response.status}: {response.text}"
+            )
+
+
+# -- the rows ----------------------------------------------------------------
+
+
+def guarded_case(name: str, stack: contextlib.ExitStack, **settings: str) -> Case:
+    """The demo app behind ``OAuth2Middleware(**settings)``, called with a valid token.
+
+    Registers the bench client, issues it a token through the token endpoint
+    and puts it in the ``Authorization`` header.
+
+    :param name: the row's label.
+    :param stack: unused here; builders that make temporary files or servers
+        register their clean-up on it.
+    :param settings: ini-style settings over :data:`DEMO_SETTINGS`.
+    """
+    middleware = OAuth2Middleware(DemoApp(), Settings.from_config({**DEMO_SETTINGS, **settings}))
+    middleware.server.repository.save_client(
+        build_client(
+            CLIENT_ID,
+            secret_hash=digest(CLIENT_SECRET),
+            grant_types=["client_credentials"],
+            scopes=["read", "write"],
+        )
+    )
+    token = issue_token(middleware)
+    return Case(
+        name,
+        middleware,
+        [environ(authorization=f"Bearer {token}")],
+        close=middleware.server.store.close,
+    )
+
+
+def bare(stack: contextlib.ExitStack) -> Case:
+    """The demo app alone, with what the guard would have injected already in the environ."""
+    token = AccessToken(
+        token="x" * 43,
+        client_id=CLIENT_ID,
+        user_id=None,
+        scopes=("read",),
+        expires_at=int(time.time()) + 3600,
+        token_id="0" * 64,
+    )
+    injected = {
+        "oauth2.token": token,
+        "oauth2.user": None,
+        "oauth2.client_id": CLIENT_ID,
+        "oauth2.scopes": token.scopes,
+    }
+    return Case("bare app (no middleware)", DemoApp(), [environ(extra=injected)], baseline=True)
+
+
+def opaque_memory(stack: contextlib.ExitStack) -> Case:
+    """Opaque token, ``memory://`` store."""
+    return guarded_case("opaque, memory://", stack, store="memory://")
+
+
+def opaque_sqlite(stack: contextlib.ExitStack) -> Case:
+    """Opaque token, SQLite store in a temporary file."""
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-guard-"))
+    return guarded_case("opaque, sqlite://", stack, store=f"sqlite:///{directory}/oauth.db")
+
+
+#: The row builders, in table order. Each takes the run's ExitStack and
+#: returns one Case or several.
+BUILDERS: list[Callable[[contextlib.ExitStack], Case | Iterable[Case]]] = [
+    bare,
+    opaque_memory,
+    opaque_sqlite,
+]
+
+
+def build_cases(stack: contextlib.ExitStack, only: Sequence[str] = ()) -> list[Case]:
+    """Every case of :data:`BUILDERS`, checked; with ``only``, those whose name matches.
+
+    The baseline is always kept, so ratios stay meaningful.
+    """
+    cases: list[Case] = []
+    for builder in BUILDERS:
+        built = builder(stack)
+        for case in [built] if isinstance(built, Case) else built:
+            stack.callback(case.close)
+            if case.baseline or not only or any(word in case.name for word in only):
+                check(case)
+                cases.append(case)
+    return cases
+
+
+# -- measuring ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure.
+
+    :param repeats: repetitions per case (the median is reported).
+    :param target_s: the wall time one repetition aims for.
+    :param warmup_s: the time each case runs untimed first.
+    """
+
+    repeats: int = 21
+    target_s: float = 0.05
+    warmup_s: float = 0.2
+
+
+QUICK = Plan(repeats=5, target_s=0.01, warmup_s=0.02)
+
+
+def calibrate(case: Case, plan: Plan) -> int:
+    """Warm the case up and return how many calls make one repetition."""
+    number, elapsed = 1, 0
+    deadline = time.perf_counter_ns() + int(plan.warmup_s * 1e9)
+    while True:
+        start = time.perf_counter_ns()
+        case.call(number)
+        elapsed = time.perf_counter_ns() - start
+        if time.perf_counter_ns() >= deadline and elapsed > 0:
+            break
+        number = min(number * 2, 1 << 20)
+    per_call = elapsed / number
+    return max(1, int(plan.target_s * 1e9 / per_call))
+
+
+def measure(cases: Sequence[Case], plan: Plan) -> list[Result]:
+    """Time every case, repetitions interleaved across cases.
+
+    The garbage collector is off while timing (as in :mod:`timeit`), so a
+    collection triggered by one case does not land on another.
+    """
+    numbers = [calibrate(case, plan) for case in cases]
+    results = [Result(case.name, [], number) for case, number in zip(cases, numbers, strict=True)]
+    gc_was_enabled = gc.isenabled()
+    try:
+        for _ in range(plan.repeats):
+            for case, result in zip(cases, results, strict=True):
+                gc.collect()
+                gc.disable()
+                start = time.perf_counter_ns()
+                case.call(result.number)
+                elapsed = time.perf_counter_ns() - start
+                if gc_was_enabled:
+                    gc.enable()
+                result.per_call_ns.append(elapsed / result.number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return results
+
+
+def profile(cases: Sequence[Case], calls: int, limit: int = 30) -> None:
+    """Run each non-baseline case ``calls`` times under cProfile and print the top functions."""
+    for case in cases:
+        if case.baseline:
+            continue
+        case.call(1000)
+        profiler = cProfile.Profile()
+        profiler.runcall(case.call, calls)
+        print(f"\n== {case.name}: {calls} calls, by own time ==")
+        stats = pstats.Stats(profiler).strip_dirs().sort_stats("tottime")
+        stats.print_stats(limit)
+
+
+# -- reporting ---------------------------------------------------------------
+
+
+def ratio(result: Result, base: Result) -> float:
+    """How many times slower than the baseline (medians)."""
+    return result.median_us / base.median_us
+
+
+def table(results: Sequence[Result], base: Result) -> str:
+    """The results as a plain-text table."""
+    width = max(len("case"), *(len(r.name) for r in results))
+    lines = [
+        f"{'case':<{width}}  {'µs/req':>8}  {'min':>8}  {'IQR':>5}  {'x bare':>7}",
+        f"{'-' * width}  {'-' * 8}  {'-' * 8}  {'-' * 5}  {'-' * 7}",
+    ]
+    for r in results:
+        lines.append(
+            f"{r.name:<{width}}  {r.median_us:>8.2f}  {r.min_us:>8.2f}  {r.spread:>5.0%}  {ratio(r, base):>7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def as_json(results: Sequence[Result], base: Result, plan: Plan) -> str:
+    """The results and the run's conditions as JSON."""
+    return json.dumps(
+        {
+            "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "repeats": plan.repeats,
+            "baseline": base.name,
+            "results": [
+                {
+                    "case": r.name,
+                    "median_us": round(r.median_us, 3),
+                    "min_us": round(r.min_us, 3),
+                    "iqr_ratio": round(r.spread, 4),
+                    "ratio_to_baseline": round(ratio(r, base), 3),
+                    "calls_per_repeat": r.number,
+                    "per_call_ns": [round(v, 1) for v in r.per_call_ns],
+                }
+                for r in results
+            ],
+        },
+        indent=2,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the cases, measure them, print a table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--repeats", type=int, help="repetitions per case (default 21, quick 5)")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="WORD", help="only cases whose name contains WORD"
+    )
+    parser.add_argument(
+        "--profile", type=int, nargs="?", const=20_000, metavar="CALLS", help="cProfile the cases instead"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else Plan()
+    if args.repeats:
+        plan = Plan(args.repeats, plan.target_s, plan.warmup_s)
+    with contextlib.ExitStack() as stack:
+        cases = build_cases(stack, args.only)
+        if args.profile:
+            profile(cases, args.profile)
+            return 0
+        results = measure(cases, plan)
+    base = next(r for r, c in zip(results, cases, strict=True) if c.baseline)
+    print(as_json(results, base, plan) if args.json else table(results, base))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
