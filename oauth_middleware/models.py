@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 
@@ -84,7 +85,7 @@ class Client:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccessToken:
     """A valid access token, as the guard puts it in ``environ['oauth2.token']``.
 
@@ -97,6 +98,9 @@ class AccessToken:
     :param expires_at: expiry as a Unix timestamp.
     :param extra: extra data the grant attached.
     :param token_id: stable id (hash or ``jti``) used for revocation.
+
+    ``extra`` is a read-only copy: an app cannot change what the store (or
+    the JWT verify cache) holds for the next request.
     """
 
     token: str
@@ -106,3 +110,7 @@ class AccessToken:
     expires_at: int
     extra: Mapping[str, Any] = field(default_factory=dict)
     token_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.extra, MappingProxyType):
+            object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))

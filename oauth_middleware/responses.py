@@ -26,6 +26,9 @@ from .errors import (
 
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
+#: One compact encoder for every JSON body (``json.dumps`` builds one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
 #: Seconds a client should wait before retrying when the store is down.
 RETRY_AFTER = "5"
 
@@ -33,7 +36,7 @@ RETRY_AFTER = "5"
 def json_response(body: Mapping[str, Any], status: int = 200, *, cache: bool = False) -> Response:
     """A JSON response; ``cache=False`` forbids caching (the default)."""
     response = Response(
-        body=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+        body=_JSON.encode(body).encode("utf-8"),
         status=status,
         content_type="application/json",
         charset=None,

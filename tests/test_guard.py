@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -298,3 +299,28 @@ def test_missing_token_does_not_touch_store(make_middleware, recorder):
     app = webtest.TestApp(make_middleware(recorder, store_backend=store))
     store.down = True
     app.get("/x", status=401)  # nothing to look up: a plain challenge
+
+
+def test_app_cannot_change_the_stored_token_extra(middleware):
+    """The injected token's extra data is read-only, whatever the store hands back."""
+    from oauth_middleware.models import AccessToken
+
+    token = AccessToken(
+        "extra-token", "service", None, ("read",), int(time.time()) + 60, {"n": 1}, digest("extra-token")
+    )
+    middleware.server.repository.save_access_token(token, 60, None)
+    seen = []
+
+    def app(environ, start_response):
+        extra = environ["oauth2.token"].extra
+        seen.append(dict(extra))
+        with contextlib.suppress(TypeError):
+            extra["n"] = 2
+        start_response("200 OK", [])
+        return [b""]
+
+    middleware.guard.app = app
+    client = webtest.TestApp(middleware)
+    for _ in range(2):
+        client.get("/x", headers={"Authorization": "Bearer extra-token"})
+    assert seen == [{"n": 1}, {"n": 1}]
