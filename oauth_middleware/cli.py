@@ -17,7 +17,7 @@ from .clients import build_client, generate_secret
 from .errors import ConfigError
 from .models import digest
 from .repository import Repository
-from .server import store_from_settings
+from .server import client_store_from_settings, store_from_settings
 from .settings import Settings
 
 #: ``use =`` values that name our filters in an ini file.
@@ -58,8 +58,15 @@ def filter_settings(path: str) -> Settings:
     raise CommandError(f"{path}: no [filter:...] section with use = {_OUR_FILTERS[0]}")
 
 
-def _repository(path: str) -> Repository:
-    return Repository(store_from_settings(filter_settings(path)))
+def _client_repository(path: str) -> Repository:
+    """A repository for the client commands: only the store clients live in is opened.
+
+    With ``client_store`` set, that is the only store the commands need, so a
+    token store (memcached) that this host cannot reach is no obstacle.
+    """
+    settings = filter_settings(path)
+    clients = client_store_from_settings(settings) or store_from_settings(settings)
+    return Repository(clients)
 
 
 def _load_app(path: str) -> object:
@@ -122,7 +129,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    repository = _repository(args.config)
+    repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
     repository.save_client(client)
@@ -135,7 +142,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
 
 def cmd_client_list(args: argparse.Namespace) -> int:
     """List clients without secrets."""
-    for client in _repository(args.config).list_clients():
+    for client in _client_repository(args.config).list_clients():
         kind = "public" if client.is_public else "confidential"
         print(
             f"{client.client_id}\t{kind}\tgrants={','.join(client.grant_types) or '-'}"
@@ -146,7 +153,7 @@ def cmd_client_list(args: argparse.Namespace) -> int:
 
 def cmd_client_remove(args: argparse.Namespace) -> int:
     """Remove a client."""
-    if not _repository(args.config).remove_client(args.client_id):
+    if not _client_repository(args.config).remove_client(args.client_id):
         raise CommandError(f"no client {args.client_id!r}")
     print(f"removed {args.client_id}")
     return 0

@@ -47,7 +47,8 @@ class OAuth2Middleware:
         self.server = AuthorizationServer(self.settings, store_backend)
         self.routes = routes(self.server)
         self.guard = Guard(app, self.settings, self.server.tokens)
-        self.outage = OutageLog()
+        # One log for the endpoints and the guard: one outage, one line per interval.
+        self.outage: OutageLog = self.guard.outage
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         endpoint = self.routes.get(environ.get("PATH_INFO", ""))

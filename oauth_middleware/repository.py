@@ -62,8 +62,11 @@ class Repository:
 
     def save_client(self, client: Client) -> None:
         """Register or replace a client."""
-        self.client_store.put(f"client:{client.client_id}", client.to_value(), None)
+        # Index first: if the store fails between the two writes, a listed id
+        # without a record is skipped by list_clients, whereas a client that
+        # works but is missing from ``client list`` could not be audited.
         self.client_store.index_add(_CLIENTS_INDEX, client.client_id, None)
+        self.client_store.put(f"client:{client.client_id}", client.to_value(), None)
 
     def remove_client(self, client_id: str) -> bool:
         """Remove a client; False when there was none."""
@@ -99,9 +102,14 @@ class Repository:
             "f": family,
             **(more or {}),
         }
-        self.store.put(key, record, ttl)
+        # Family index first, record second: should the store fail between the
+        # two writes (a timeout, a server going down), a token can never exist
+        # outside its family, where revoking the family (code replay, refresh
+        # reuse) would miss it. A member without a record is harmless: deleting
+        # it is a no-op.
         if family is not None:
             self.store.index_add(f"family:{family}", key, ttl)
+        self.store.put(key, record, ttl)
 
     def find_access_token(self, token_id: str) -> dict[str, Any] | None:
         """The record of the access token whose hash is ``token_id``."""

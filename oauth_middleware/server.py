@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .clients import load_clients_file
 from .consent import Pages
 from .errors import ConfigError
@@ -19,10 +21,20 @@ from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
 from .users import SessionCookies, Users
 
+log = logging.getLogger("oauth_middleware")
+
 
 def store_from_settings(settings: Settings) -> Store:
     """Open the configured store (a one-line ``ConfigError`` if it cannot be)."""
     return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
+
+
+def client_store_from_settings(settings: Settings) -> Store | None:
+    """Open the ``client_store`` setting's store; None when clients live in ``store``."""
+    if not settings.client_store or settings.client_store == settings.store:
+        return None
+    config = StoreConfig(settings.client_store, settings.store_timeout, settings.store_prefix)
+    return open_store(config, setting="client_store")
 
 
 def token_format_from_settings(
@@ -52,7 +64,12 @@ class AuthorizationServer:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store if store is not None else store_from_settings(settings)
-        self.repository = Repository(self.store)
+        self.repository = Repository(self.store, client_store_from_settings(settings))
+        if settings.store.startswith("memcache:") and not settings.client_store:
+            log.warning(
+                "store: memcached may evict or lose clients (restart, memory pressure); "
+                "keep them in a durable client_store"
+            )
         self.tokens = token_format_from_settings(settings, self.repository)
         #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
         self.key = master_key(settings.session_secret)

@@ -312,7 +312,15 @@ class Settings:
         text,
         "Where clients and tokens live: ``memory://``, ``sqlite:///path.db`` "
         "(relative to the working directory; four slashes for an absolute path), "
-        "``redis://host:6379/0`` or ``memcache://host:11211``.",
+        "``redis://host:6379/0`` (also ``rediss://`` and ``redis+sentinel://``) or "
+        "``memcache://host:11211[,host2:11211...]``; see *Scaling out: Redis and memcached*.",
+    )
+    client_store: str = _setting(
+        "",
+        text,
+        "A second store for clients only (the ``oauth-middleware client`` commands write there "
+        "too), e.g. ``sqlite:///clients.db`` when ``store`` is a memcached that may evict or "
+        "lose entries. Same URL forms as ``store``. Empty: clients live in ``store``.",
     )
     store_timeout: float = _setting(
         "2.0", positive_float, "Seconds before a store call gives up (the guard then answers 503)."

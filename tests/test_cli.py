@@ -255,3 +255,60 @@ def test_clients_file_errors_name_the_setting(tmp_path, text, message):
 def test_missing_clients_file(tmp_path):
     with pytest.raises(ConfigError, match="clients_file: cannot read"):
         OAuth2Middleware(DemoApp(), store="memory://", clients_file=str(tmp_path / "missing.ini"))
+
+
+# -- client_store ---------------------------------------------------------------
+
+
+def test_client_commands_use_only_the_client_store(capsys, tmp_path):
+    # The token store is unreachable: the client commands never open it.
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "store = memcache://127.0.0.1:1\nclient_store = sqlite:///%(here)s/clients.db\n"
+    )
+    status, _, err = run(
+        capsys, "client", "add", str(ini), "--client-id", "svc", "--secret", "svc-secret-0123456789",
+        "--grant", "client_credentials", "--scope", "read",
+    )  # fmt: skip
+    assert status == 0, err
+    assert run(capsys, "client", "list", str(ini))[1].startswith("svc\tconfidential")
+
+    # An app with tokens elsewhere finds the client in the client store, and only there.
+    middleware = OAuth2Middleware(
+        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db"
+    )
+    app = webtest.TestApp(middleware)
+    app.post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        headers={"Authorization": basic("svc", "svc-secret-0123456789")},
+    )
+    assert middleware.server.store.get("client:svc") is None
+    assert middleware.server.repository.client_store.get("client:svc") is not None
+
+    assert run(capsys, "client", "remove", str(ini), "--client-id", "svc")[0] == 0
+    assert middleware.server.repository.get_client("svc") is None
+
+
+def test_clients_file_goes_to_the_client_store(tmp_path):
+    path = _clients_file(tmp_path, "[client:web]\npublic = true\ngrants = authorization_code\n")
+    middleware = OAuth2Middleware(
+        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db", clients_file=path
+    )
+    assert middleware.server.store.get("client:web") is None
+    assert [c.client_id for c in middleware.server.repository.list_clients()] == ["web"]
+
+
+def test_unreachable_client_store_is_one_line_naming_it(capsys, tmp_path):
+    with pytest.raises(ConfigError, match=r"^client_store: cannot open redis://127\.0\.0\.1:1/0: "):
+        OAuth2Middleware(DemoApp(), store="memory://", client_store="redis://127.0.0.1:1/0")
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "store = memory://\nclient_store = redis://127.0.0.1:1/0\n"
+    )
+    status, _, err = run(capsys, "client", "list", str(ini))
+    assert status == 2
+    assert err.startswith("oauth-middleware: error: client_store: cannot open") and err.count("\n") == 1

@@ -386,6 +386,33 @@ def test_server_down_is_unavailable_and_the_store_recovers(
     assert store.incr("n", 60) == 1
 
 
+def test_idle_pooled_connections_survive_a_server_restart(
+    memcached_server: MemcachedServer, prefix: str
+) -> None:
+    store = MemcacheStore(StoreConfig(memcached_server.url, timeout=0.5, prefix=prefix))
+    # Eight threads at once leave eight idle connections in the pool.
+    run_together(8, lambda i: [store.put(f"k{i}", {"i": i}, 60) for _ in range(20)])
+    memcached_server.restart()  # every pooled connection is now closed by the server
+    try:
+        # The first command on each dead connection would fail without the check.
+        for i in range(20):
+            store.put(f"k{i}", {"i": i}, 60)
+        # Eight at once: every pooled connection is used again.
+        values = run_together(8, lambda i: store.get(f"k{i}"))
+        assert sorted(value["i"] for value in values) == list(range(8))  # type: ignore[index]
+    finally:
+        store.close()
+
+
+def test_healthy_idle_connections_are_reused(store: MemcacheStore, raw: Client) -> None:
+    store.put("k", {"x": 1}, 60)
+    before = int(raw.stats()[b"total_connections"])
+    for _ in range(50):
+        assert store.get("k") == {"x": 1}
+    # raw's own stats calls reuse its one connection: nothing new was opened.
+    assert int(raw.stats()[b"total_connections"]) == before
+
+
 def test_forked_child_gets_its_own_connections(store: MemcacheStore) -> None:
     store.put("k", {"from": "parent"}, 60)
     parent_clients = store._all_clients()

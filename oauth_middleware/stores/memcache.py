@@ -56,6 +56,7 @@ import json
 import math
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -63,7 +64,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from pymemcache.client.base import PooledClient  # type: ignore[import-untyped]
+from pymemcache.client.base import Client, PooledClient  # type: ignore[import-untyped]
 from pymemcache.exceptions import MemcacheClientError, MemcacheError  # type: ignore[import-untyped]
 
 from ..errors import ConfigError, StoreUnavailable
@@ -124,6 +125,54 @@ def _parse_host(item: str) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"memcache:// URL has a bad port {port_text!r} for host {host!r}")
     return host, int(port_text)
+
+
+class _FreshClient(Client):  # type: ignore[misc]
+    """A pymemcache client that drops a connection the server closed before using it.
+
+    A pooled connection left idle while memcached restarted (or while a
+    firewall timed it out) is dead, and pymemcache only finds out from the
+    command that fails on it: after an outage every idle connection of the
+    pool would cost one request a 503. Before each command, a non-blocking
+    peek tells a healthy idle socket (nothing to read) from a closed one (end
+    of file, a reset, or stray bytes of an aborted reply), which is dropped
+    so that the command opens a fresh connection. redis-py checks its pooled
+    connections the same way.
+    """
+
+    def _fetch_cmd(self, *args: Any, **kwargs: Any) -> Any:
+        self._drop_if_closed()
+        return super()._fetch_cmd(*args, **kwargs)
+
+    def _store_cmd(self, *args: Any, **kwargs: Any) -> Any:
+        self._drop_if_closed()
+        return super()._store_cmd(*args, **kwargs)
+
+    def _misc_cmd(self, *args: Any, **kwargs: Any) -> Any:
+        self._drop_if_closed()
+        return super()._misc_cmd(*args, **kwargs)
+
+    def _drop_if_closed(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            sock.setblocking(False)
+            try:
+                sock.recv(1, socket.MSG_PEEK)
+            finally:
+                sock.settimeout(self.timeout)
+        except BlockingIOError:
+            return  # nothing to read: the connection is idle and alive
+        except OSError:
+            pass  # reset by the peer, or the socket is unusable
+        self.close()
+
+
+class _FreshPooledClient(PooledClient):  # type: ignore[misc]
+    """pymemcache's pooled client, made of :class:`_FreshClient` connections."""
+
+    client_class = _FreshClient
 
 
 class MemcacheStore:
@@ -355,7 +404,7 @@ class MemcacheStore:
             return self._clients
 
     def _make_client(self, server: tuple[str, int]) -> Any:
-        return PooledClient(
+        return _FreshPooledClient(
             server,
             connect_timeout=self._timeout,
             timeout=self._timeout,

@@ -1,0 +1,313 @@
+"""Failing closed, end to end: the middleware on a real Redis or memcached that goes away.
+
+While the token store is down (stopped, or hanging) the guard answers 503
+with ``Retry-After`` and never lets a request through, the token endpoint
+answers 503 ``temporarily_unavailable``, and the outage is logged once per
+interval. When the server is back, the same middleware object works again
+without a restart. Each test module run gets servers of its own, because
+these tests stop them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token
+from servers import MemcachedServer, RedisServer, Server, shared_memcached
+
+from oauth_middleware.clients import build_client
+from oauth_middleware.demo import DemoApp
+from oauth_middleware.errors import StoreUnavailable
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.models import AccessToken, digest
+from oauth_middleware.repository import Repository
+from oauth_middleware.stores import StoreConfig
+from oauth_middleware.stores.memcache import MemcacheStore
+from oauth_middleware.stores.memory import MemoryStore
+from oauth_middleware.stores.redis import RedisStore
+
+#: Seconds a store call may take; small so that the hang tests are quick.
+TIMEOUT = 0.5
+
+
+class CountingApp:
+    """The demo app, counting the requests that reach it."""
+
+    def __init__(self) -> None:
+        self.app = DemoApp()
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module", params=["redis", "memcache"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of each kind for this module alone (the tests stop and start it)."""
+    directory = tmp_path_factory.mktemp(f"failclosed-{request.param}")
+    made: Server = RedisServer(directory) if request.param == "redis" else MemcachedServer(directory)
+    made.start()
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def server_url(server: Server) -> str:
+    assert isinstance(server, (RedisServer, MemcachedServer))
+    return server.url
+
+
+@pytest.fixture
+def counting_app() -> CountingApp:
+    return CountingApp()
+
+
+@pytest.fixture
+def middleware(
+    make_middleware: Callable[..., OAuth2Middleware],
+    server: Server,
+    tmp_path: Path,
+    counting_app: CountingApp,
+) -> OAuth2Middleware:
+    """The middleware with tokens on ``server`` and clients in a SQLite ``client_store``."""
+    return make_middleware(
+        counting_app,
+        store=server_url(server),
+        client_store=f"sqlite:///{tmp_path}/clients.db",
+        store_timeout=str(TIMEOUT),
+        store_prefix=f"t{uuid.uuid4().hex[:12]}:",
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_request(app: webtest.TestApp, status: int) -> webtest.TestResponse:
+    return app.post(
+        "/oauth/token",
+        {"grant_type": "client_credentials", "scope": "read"},
+        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+        status=status,
+    )
+
+
+def assert_unavailable(response: webtest.TestResponse) -> None:
+    """A fail-closed answer: 503, ``Retry-After``, JSON ``temporarily_unavailable``."""
+    assert response.status_int == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.content_type == "application/json"
+    assert response.json["error"] == "temporarily_unavailable"
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "oauth_middleware.store" and r.levelno == logging.ERROR
+    ]
+
+
+def test_store_down_fails_closed_and_the_same_app_recovers(
+    server: Server,
+    middleware: OAuth2Middleware,
+    counting_app: CountingApp,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="oauth_middleware")
+    app = webtest.TestApp(middleware)
+    token = issue_token(app)
+    assert app.get("/api/me", headers=bearer(token)).json["client_id"] == SERVICE_ID
+    assert counting_app.calls == 1
+    middleware.outage.interval = 1.0
+
+    server.stop()
+    try:
+        for presented in (token, "never-issued-token"):
+            for _ in range(3):
+                answer = app.get("/api/me", headers=bearer(presented), status=503)
+                assert_unavailable(answer)
+                assert "WWW-Authenticate" not in answer.headers  # not a 401: the token may be fine
+        assert_unavailable(app.post("/api/me", {"access_token": token}, status=503))
+        assert_unavailable(token_request(app, 503))
+        assert counting_app.calls == 1, "a request reached the app while the store was down"
+        # Seven failed store calls, from the guard and the token endpoint: one line.
+        lines = outage_lines(caplog)
+        assert len(lines) == 1 and "failing closed" in lines[0], lines
+        assert "Traceback" not in caplog.text
+        time.sleep(middleware.outage.interval)
+        assert_unavailable(app.get("/api/me", headers=bearer(token), status=503))
+        assert len(outage_lines(caplog)) == 2  # the next interval, the next line
+    finally:
+        server.start()
+
+    # The same middleware object, without a restart. The throwaway server kept
+    # nothing, so the old token is unknown now (401, not 200) and a new one works.
+    assert app.get("/api/me", headers=bearer(token), status=401).json["error"] == "invalid_token"
+    fresh = issue_token(app)
+    assert app.get("/api/me", headers=bearer(fresh)).json["client_id"] == SERVICE_ID
+    assert counting_app.calls == 2
+    assert "store reachable again" in caplog.text
+
+
+def test_a_store_that_never_answers_is_503_within_the_timeout(
+    server: Server, middleware: OAuth2Middleware, counting_app: CountingApp
+) -> None:
+    """A server that accepts connections but never answers (here: SIGSTOP)."""
+    app = webtest.TestApp(middleware)
+    token = issue_token(app)
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        for request in (
+            lambda: app.get("/api/me", headers=bearer(token), status=503),
+            lambda: token_request(app, 503),
+        ):
+            started = time.monotonic()
+            assert_unavailable(request())
+            assert time.monotonic() - started < 2 * TIMEOUT
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert counting_app.calls == 0
+    assert app.get("/api/me", headers=bearer(token)).json["client_id"] == SERVICE_ID
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel completes the handshake) and never replies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "make_store",
+    [
+        pytest.param(
+            lambda port: RedisStore(StoreConfig(f"redis://127.0.0.1:{port}/0", TIMEOUT)), id="redis"
+        ),
+        pytest.param(
+            lambda port: MemcacheStore(StoreConfig(f"memcache://127.0.0.1:{port}", TIMEOUT)), id="memcache"
+        ),
+    ],
+)
+def test_a_silent_socket_is_503_within_the_timeout(
+    make_store: Callable[[int], Any],
+    silent_port: int,
+    make_middleware: Callable[..., OAuth2Middleware],
+    tmp_path: Path,
+    counting_app: CountingApp,
+) -> None:
+    # Opened without open_store's ping, which would refuse to start on it.
+    middleware = make_middleware(
+        counting_app,
+        store_backend=make_store(silent_port),
+        client_store=f"sqlite:///{tmp_path}/clients.db",
+        store_timeout=str(TIMEOUT),
+    )
+    app = webtest.TestApp(middleware)
+    for request in (
+        lambda: app.get("/api/me", headers=bearer("some-token"), status=503),
+        lambda: token_request(app, 503),  # the client is found in SQLite, the token cannot be saved
+        lambda: app.get("/api/me", headers=bearer("some-token"), status=503),
+    ):
+        started = time.monotonic()
+        assert_unavailable(request())
+        elapsed = time.monotonic() - started
+        assert TIMEOUT * 0.8 < elapsed < 2 * TIMEOUT, elapsed
+    assert counting_app.calls == 0
+
+
+# -- write order: a failure between two writes leaves nothing that matters -----
+
+
+class FailingWrites(MemoryStore):
+    """A memory store whose writes of some kinds fail, as if the server died mid-request."""
+
+    def __init__(self, *failing: str) -> None:
+        super().__init__(StoreConfig("memory://"))
+        self.failing = failing
+
+    def _fail(self, operation: str) -> None:
+        if operation in self.failing:
+            raise StoreUnavailable(f"{operation}: connection reset")
+
+    def put(self, key: str, value: Any, ttl: int | None) -> None:
+        self._fail("put")
+        super().put(key, value, ttl)
+
+    def index_add(self, key: str, member: str, ttl: int | None) -> None:
+        self._fail("index_add")
+        super().index_add(key, member, ttl)
+
+
+def _token() -> AccessToken:
+    return AccessToken(
+        token="t",
+        client_id="c",
+        user_id="u",
+        scopes=("read",),
+        expires_at=int(time.time()) + 60,
+        extra={},
+        token_id="hash-of-t",
+    )
+
+
+@pytest.mark.parametrize("save", ["access", "refresh"])
+def test_a_token_never_exists_outside_its_family(save: str) -> None:
+    store = FailingWrites("index_add")
+    repository = Repository(store)
+    with pytest.raises(StoreUnavailable):
+        if save == "access":
+            repository.save_access_token(_token(), 60, "fam")
+        else:
+            repository.save_refresh_token(_token(), 60, "fam")
+    # The family index could not take the token, so the token was never stored:
+    # revoking the family can never miss it.
+    assert repository.find_access_token("hash-of-t") is None
+    assert repository.find_refresh_token("hash-of-t") is None
+
+
+def test_a_dangling_family_member_is_harmless() -> None:
+    store = FailingWrites("put")
+    repository = Repository(store)
+    with pytest.raises(StoreUnavailable):
+        repository.save_access_token(_token(), 60, "fam")
+    store.failing = ()
+    repository.revoke_family("fam")  # deletes a record that was never written
+    assert store.index_members("family:fam") == set()
+
+
+def test_a_client_is_never_registered_without_being_listed() -> None:
+    clients = FailingWrites("index_add")
+    repository = Repository(MemoryStore(StoreConfig("memory://")), clients)
+    client = build_client("c", secret_hash=digest("secret"), grant_types=["client_credentials"])
+    with pytest.raises(StoreUnavailable):
+        repository.save_client(client)
+    assert repository.get_client("c") is None
+
+
+def test_memcached_without_a_client_store_warns(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = shared_memcached(request).url
+    with caplog.at_level(logging.WARNING, logger="oauth_middleware"):
+        OAuth2Middleware(DemoApp(), store=url, store_prefix=f"t{uuid.uuid4().hex[:12]}:")
+    assert "keep them in a durable client_store" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="oauth_middleware"):
+        OAuth2Middleware(DemoApp(), store=url, client_store="memory://")
+    assert "client_store" not in caplog.text
