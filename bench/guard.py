@@ -43,6 +43,7 @@ from webob import Request
 
 from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
+from oauth_middleware.keys import write_private_key
 from oauth_middleware.middleware import OAuth2Middleware
 from oauth_middleware.models import AccessToken, digest
 from oauth_middleware.settings import Settings
@@ -278,12 +279,58 @@ def opaque_sqlite(stack: contextlib.ExitStack) -> Case:
     return guarded_case("opaque, sqlite://", stack, store=f"sqlite:///{directory}/oauth.db")
 
 
+def _jwt_key_settings(directory: str, alg: str) -> dict[str, str]:
+    """Key settings for ``alg``: a fresh key pair on disk, or an HS256 secret."""
+    if alg == "HS256":
+        return {"jwt_secret": "bench-hs256-secret-0123456789abcdef"}
+    path = os.path.join(directory, f"{alg}.pem")
+    write_private_key(path, alg)
+    return {"jwt_signing_key": path}
+
+
+def jwt_tokens(stack: contextlib.ExitStack) -> list[Case]:
+    """JWT access tokens, HS256 / RS256 / ES256: verified on every request, and from the cache.
+
+    "first sight" turns the verified-token cache off (``jwt_cache_size = 0``),
+    so every call pays the full header, signature and claims check, as the
+    first request with a new token does; "cached" is every later request.
+    The last row adds the per-request deny-list read of
+    ``jwt_check_revocation`` (SQLite store).
+    """
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-jwt-"))
+    cases = []
+    for alg in ("HS256", "RS256", "ES256"):
+        settings = {
+            "store": "memory://",
+            "token_format": "jwt",
+            "audience": "http://127.0.0.1:8080/api",
+            "jwt_algorithm": alg,
+            **_jwt_key_settings(directory, alg),
+        }
+        cases.append(guarded_case(f"jwt {alg}, first sight", stack, jwt_cache_size="0", **settings))
+        cases.append(guarded_case(f"jwt {alg}, cached", stack, **settings))
+    cases.append(
+        guarded_case(
+            "jwt ES256, cached + revocation check, sqlite://",
+            stack,
+            store=f"sqlite:///{directory}/oauth.db",
+            token_format="jwt",
+            audience="http://127.0.0.1:8080/api",
+            jwt_algorithm="ES256",
+            jwt_signing_key=os.path.join(directory, "ES256.pem"),
+            jwt_check_revocation="true",
+        )
+    )
+    return cases
+
+
 #: The row builders, in table order. Each takes the run's ExitStack and
 #: returns one Case or several.
 BUILDERS: list[Callable[[contextlib.ExitStack], Case | Iterable[Case]]] = [
     bare,
     opaque_memory,
     opaque_sqlite,
+    jwt_tokens,
 ]
 
 
