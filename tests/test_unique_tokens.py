@@ -121,3 +121,15 @@ def test_another_process_without_the_secret_mints_a_new_token(make_middleware):
 def test_off_by_default(make_middleware):
     app = webtest.TestApp(flow_middleware(make_middleware))
     assert client_credentials(app)["access_token"] != client_credentials(app)["access_token"]
+
+
+def test_revoked_jwt_is_not_handed_out_again(make_middleware, tmp_path):
+    """Regression: with JWTs the guard may skip the deny list, the unique-token lookup must not."""
+    from jwt_keys import jwt_settings
+
+    app = webtest.TestApp(make_middleware(unique_tokens="true", **jwt_settings(None, "HS256")))
+    first = client_credentials(app)["access_token"]
+    assert client_credentials(app)["access_token"] == first
+    app.post("/oauth/revoke", {"token": first}, headers=SERVICE)
+    second = client_credentials(app)["access_token"]
+    assert second != first

@@ -19,7 +19,6 @@ import time
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import InvalidToken
 from ..models import AccessToken
 from ..repository import Repository
 from .base import TokenFormat
@@ -52,8 +51,12 @@ class UniqueTokens:
         try:
             sealed = base64.b64decode(record["t"])
             token = self.aead.decrypt(sealed[:12], sealed[12:], slot.encode()).decode("utf-8")
-            access = self.tokens.verify(token)
-        except (InvalidTag, InvalidToken, ValueError, KeyError):
+        except (InvalidTag, ValueError, KeyError):
+            return None
+        # introspect, not verify: it always consults the deny list, so a revoked
+        # JWT is never handed out again (the guard may skip that check).
+        access = self.tokens.introspect(token)
+        if access is None:
             return None
         if access.client_id != client_id or access.user_id != user_id or set(access.scopes) != set(scopes):
             return None
