@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import jwt
 import pytest
 import requests
 import webtest
-from conftest import SERVICE_ID, SERVICE_SECRET, issue_token
+from conftest import SERVICE_ID, SERVICE_SECRET, issue_token, serve_wsgi
 from jwt_keys import AUDIENCE, ISSUER, ME, EchoApp, jwt_settings, make_keys
-from webtest.http import StopableWSGIServer
 
 from oauth_middleware.keys import PRIVATE_MEMBERS
 
@@ -21,17 +19,6 @@ JWKS = "/oauth/jwks"
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     return make_keys(tmp_path_factory.mktemp("keys"))
-
-
-@contextlib.contextmanager
-def serve_wsgi(app):
-    """Serve ``app`` with waitress on a free 127.0.0.1 port in a thread; yield its base URL."""
-    server = StopableWSGIServer.create(app, host="127.0.0.1")  # listening once created
-    try:
-        yield server.application_url.rstrip("/")
-    finally:
-        server.shutdown()
-        server.runner.join(timeout=5)
 
 
 def live_token(base, scope="read write"):
