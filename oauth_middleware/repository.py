@@ -228,7 +228,13 @@ class Repository:
                 self.deny_jwt(jti, int(until))
             else:
                 keys.append(member)
-        self.store.delete(*keys, f"family:{family}")
+        # The index stays (it expires with its last member). The winner of a
+        # code redemption or a rotation lists its new tokens here, then looks for
+        # a replay, and revokes the family again if it sees one; a replay marks
+        # itself, then revokes. Whichever runs last finds every token, but only if
+        # no revocation in between emptied the index. Revoking twice is harmless.
+        if keys:
+            self.store.delete(*keys)
 
     # -- JWT deny list -----------------------------------------------------
 

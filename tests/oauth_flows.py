@@ -217,14 +217,6 @@ class SlowReads:
         return getattr(self.store, name)
 
 
-def race_store(kind: str, tmp_path: Any, prefixes: tuple[str, ...]) -> SlowReads:
-    """A memory or SQLite store with slow reads of ``prefixes`` keys."""
-    from oauth_middleware.stores import StoreConfig, open_store
-
-    url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/oauth.db"
-    return SlowReads(open_store(StoreConfig(url)), prefixes)
-
-
 def load_demo(directory: Any) -> OAuth2Middleware:
     """The shipped demo (examples/demo.ini and its clients file), copied to ``directory``
     so that its SQLite file lands there, loaded with PasteDeploy as ``serve`` does."""

@@ -22,10 +22,7 @@ from oauth_flows import (
     flow_middleware,
     get_code,
     location_params,
-    race,
-    race_store,
     redeem,
-    serve,
 )
 
 from oauth_middleware.models import digest
@@ -232,28 +229,3 @@ def test_no_refresh_token_unless_offered(make_middleware):
     assert "refresh_token" not in redeem(app, get_code(app))
     app = webtest.TestApp(flow_middleware(make_middleware, grants="authorization_code"))
     assert "refresh_token" not in redeem(app, get_code(app))
-
-
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_concurrent_redemption_has_exactly_one_winner(make_middleware, tmp_path, store):
-    # Every request reads the record before any of them claims it.
-    middleware = flow_middleware(make_middleware, store_backend=race_store(store, tmp_path, ("code:",)))
-    app = webtest.TestApp(middleware)
-    code = get_code(app)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "client_id": NATIVE_ID,
-        "redirect_uri": NATIVE_REDIRECT,
-        "code_verifier": VERIFIER,
-    }
-    with serve(middleware) as base:
-        results = race(base + TOKEN, data, threads=20)
-    statuses = sorted(response.status_code for response in results)
-    assert statuses == [200] + [400] * 19
-    assert {response.json()["error"] for response in results if response.status_code == 400} == {
-        "invalid_grant"
-    }
-    # The other 19 were replays: the winner's tokens are revoked too.
-    winner = next(response.json() for response in results if response.status_code == 200)
-    assert api_status(app, winner["access_token"]) == 401

@@ -14,10 +14,7 @@ from oauth_flows import (
     api_status,
     flow_middleware,
     get_code,
-    race,
-    race_store,
     redeem,
-    serve,
 )
 
 from oauth_middleware.models import digest
@@ -225,19 +222,3 @@ def test_idle_expiry(make_middleware, monkeypatch):
     rotated = refresh(app, rotated["refresh_token"])
     clock.advance(51)
     assert refresh(app, rotated["refresh_token"], status=400)["error"] == "invalid_grant"
-
-
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_parallel_refreshes_have_exactly_one_winner(make_middleware, tmp_path, store):
-    # Every request reads the record before any of them claims it.
-    middleware = flow_middleware(make_middleware, store_backend=race_store(store, tmp_path, ("rt:",)))
-    app = webtest.TestApp(middleware)
-    tokens = first_tokens(app)
-    data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": NATIVE_ID}
-    with serve(middleware) as base:
-        results = race(base + TOKEN, data, threads=20)
-    statuses = sorted(response.status_code for response in results)
-    assert statuses == [200] + [400] * 19  # and no 5xx
-    assert {response.json()["error"] for response in results if response.status_code == 400} == {
-        "invalid_grant"
-    }
