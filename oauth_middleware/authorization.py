@@ -158,6 +158,9 @@ def redirect_uri_matches(registered: str, requested: str, client: Client) -> boo
         and got.username is None
         and got.password is None
         and (want.path, want.query) == (got.path, got.query)
+        # No user info on either side: only the port may differ from the registration.
+        and want.username is None
+        and want.password is None
         and not got.fragment
         and "#" not in requested
     )

@@ -76,7 +76,8 @@ def _form_items(environ: WSGIEnvironment) -> Iterable[tuple[str, str]]:
     request.make_body_seekable()
     try:
         return list(request.POST.items())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, DeprecationWarning):
+        # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
         raise InvalidBearerRequest("the form body could not be decoded") from None
     finally:
         # The app reads the body after us: rewind the buffered copy.

@@ -90,9 +90,12 @@ def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     included more than once. Empty values count as absent (§3.1).
     """
     params: dict[str, str] = {}
+    seen: set[str] = set()
     for name, value in items:
-        if name in params:
+        # An empty value still counts as an occurrence: ``a=&a=x`` is as repeated as ``a=x&a=``.
+        if name in seen:
             raise InvalidRequest(f"parameter {_safe(name)} is repeated")
+        seen.add(name)
         if value != "":
             params[name] = value
     return params

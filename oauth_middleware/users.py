@@ -81,7 +81,10 @@ class SessionCookies:
 
     def load(self, request: Request) -> Session | None:
         """The request's valid, unexpired session, or None."""
-        value = request.cookies.get(self.name)
+        try:
+            value = request.cookies.get(self.name)
+        except UnicodeDecodeError:  # WebOb decodes every cookie of the header as UTF-8
+            return None
         if not value:
             return None
         body, _, signature = value.partition(".")

@@ -33,7 +33,7 @@ _FORM_FIELDS = ("step", "csrf_token", "username", "password", "decision")
 def authorize_endpoint(server: AuthorizationServer, request: Request) -> Response:
     """Answer an authorization request, a login form or a consent decision."""
     if request.method == "GET":
-        return show(server, request, list(request.GET.items()), status=302)
+        return show(server, request, _query_items(request), status=302)
     if request.method != "POST":
         raise MethodNotAllowed(("GET", "POST"))
     items = _form_items(request)
@@ -170,10 +170,18 @@ def _form_items(request: Request) -> list[tuple[str, str]]:
         raise FatalClientError(f"the body must be {_FORM}")
     try:
         return list(request.POST.items())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, DeprecationWarning):
+        # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
         raise FatalClientError("the body is not valid UTF-8 form data") from None
 
 
 def _cookie_path(server: AuthorizationServer, request: Request) -> str:
     """The session cookie is only sent to the authorization endpoint."""
     return f"{request.script_name}{server.settings.authorize_path}"
+def _query_items(request: Request) -> list[tuple[str, str]]:
+    try:
+        return list(request.GET.items())
+    except UnicodeDecodeError:
+        raise FatalClientError("the query string is not valid UTF-8") from None
+
+

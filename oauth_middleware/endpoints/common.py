@@ -27,7 +27,8 @@ def form_params(request: Request) -> dict[str, str]:
         raise InvalidRequest(f"the body must be {_FORM}")
     try:
         items = list(request.POST.items())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, DeprecationWarning):
+        # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
         raise InvalidRequest("the body is not valid UTF-8 form data") from None
     return single_params(items)
 

@@ -1,0 +1,402 @@
+"""Property tests (Hypothesis) for every pure parser: whatever comes in, the answer
+is a value that keeps the parser's promise or the parser's own error, never a crash.
+
+Parsers: the bearer header, Basic credentials, scope strings and repeated
+parameters (``parsing.py``), the redirect URI comparison of the
+authorization endpoint (``authorization.py``), PKCE challenges and
+verifiers (``pkce.py``), and every string converter of ``settings.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+import re
+import string
+from urllib.parse import quote_plus, urlsplit
+
+import pytest
+from fuzz_support import examples
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from oauth_middleware import pkce, settings
+from oauth_middleware.authorization import redirect_uri_matches
+from oauth_middleware.clients import check_redirect_uri, is_loopback_host
+from oauth_middleware.errors import (
+    ConfigError,
+    InvalidBearerRequest,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    OAuthError,
+)
+from oauth_middleware.models import Client
+from oauth_middleware.parsing import (
+    basic_credentials,
+    bearer_from_header,
+    scope_list,
+    scope_string,
+    single_params,
+)
+
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+VSCHAR = re.compile(r"[\x20-\x7e]*")
+#: RFC 6749 §5.2: what an error_description may hold.
+DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+
+#: Any text, biased towards the characters these parsers split on.
+noisy_text = st.text(
+    alphabet=st.one_of(st.characters(), st.sampled_from(' \t\r\n:=+/%"\\,.-_~#?@[]')), max_size=80
+)
+#: What arrives in a WSGI header: bytes seen as latin-1.
+header_text = st.binary(max_size=80).map(lambda raw: raw.decode("latin-1"))
+B64_ALPHABET = string.ascii_letters + string.digits + "-._~+/"
+# Built from alphabets rather than st.from_regex, which is ten times slower.
+b64tokens = st.builds(
+    lambda body, pad: body + "=" * pad, st.text(B64_ALPHABET, min_size=1, max_size=60), st.integers(0, 2)
+)
+SCOPE_ALPHABET = "".join(chr(c) for c in [0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)])
+scope_tokens = st.text(SCOPE_ALPHABET, min_size=1, max_size=20)
+vschar_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+
+
+def assert_rfc_description(error: OAuthError) -> None:
+    assert DESCRIPTION.fullmatch(error.description), error.description
+
+
+# -- the bearer header (RFC 6750 §2.1) ----------------------------------------------
+
+
+@examples(150)
+@given(value=st.one_of(noisy_text, header_text, st.builds(lambda t: "Bearer " + t, noisy_text)))
+@example(value="Bearer \x00")
+@example(value="bearer  a==b")
+def test_bearer_header_any_input(value):
+    try:
+        token = bearer_from_header(value)
+    except InvalidBearerRequest as error:
+        assert error.status_code == 400
+        assert_rfc_description(error)
+        assert value.strip().partition(" ")[0].lower() == "bearer"  # only a Bearer header is malformed
+        return
+    if token is not None:
+        assert B64TOKEN.fullmatch(token)
+        assert token in value
+        assert value.strip()[:6].lower() == "bearer"
+
+
+@examples(100)
+@given(
+    token=b64tokens,
+    scheme=st.sampled_from(["Bearer", "bearer", "BEARER", "bEaReR"]),
+    before=st.sampled_from(["", " ", "  "]),
+    gap=st.sampled_from([" ", "  ", " \t"]),
+    after=st.sampled_from(["", " ", "\t"]),
+)
+def test_bearer_header_round_trip(token, scheme, before, gap, after):
+    assert bearer_from_header(f"{before}{scheme}{gap}{token}{after}") == token
+
+
+# -- Basic credentials (RFC 6749 §2.3.1) ---------------------------------------------
+
+
+def basic_header(client_id: str, secret: str) -> str:
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@examples(150)
+@given(
+    value=st.one_of(
+        noisy_text,
+        header_text,
+        st.binary(max_size=60).map(lambda raw: "Basic " + base64.b64encode(raw).decode("ascii")),
+        st.builds(lambda t: "Basic " + t, noisy_text),
+    )
+)
+@example(value="Basic " + base64.b64encode(b"a:%ff").decode())  # percent-decodes to a bad byte
+@example(value="Basic " + base64.b64encode(b"%0a:x").decode())  # a control character after decoding
+def test_basic_credentials_any_input(value):
+    try:
+        credentials = basic_credentials(value)
+    except InvalidClient as error:
+        assert error.used_basic  # the 401 must carry a Basic challenge
+        assert_rfc_description(error)
+        return
+    if credentials is not None:
+        client_id, secret = credentials
+        assert client_id and VSCHAR.fullmatch(client_id) and VSCHAR.fullmatch(secret)
+
+
+@examples(150)
+@given(client_id=vschar_text.filter(bool), secret=vschar_text)
+def test_basic_credentials_round_trip(client_id, secret):
+    assert basic_credentials(basic_header(client_id, secret)) == (client_id, secret)
+
+
+# -- scopes (RFC 6749 §3.3) ----------------------------------------------------------
+
+
+@examples(150)
+@given(value=st.one_of(noisy_text, st.lists(scope_tokens, max_size=6).map(" ".join)))
+def test_scope_list_any_input(value):
+    try:
+        scopes = scope_list(value)
+    except InvalidScope as error:
+        assert_rfc_description(error)
+        return
+    assert len(set(scopes)) == len(scopes)
+    assert all(SCOPE_TOKEN.fullmatch(scope) for scope in scopes)
+    assert scope_list(scope_string(scopes)) == scopes  # idempotent
+
+
+@examples(100)
+@given(
+    tokens=st.lists(scope_tokens, max_size=8),
+    gaps=st.lists(st.sampled_from([" ", "  "]), min_size=8, max_size=8),
+)
+def test_scope_list_round_trip(tokens, gaps):
+    value = "".join(token + gap for token, gap in zip(tokens, gaps, strict=False))
+    assert scope_list(value) == tuple(dict.fromkeys(tokens))
+
+
+# -- single-valued parameters (RFC 6749 §3.1, §3.2) ------------------------------------
+
+
+@examples(150)
+@given(
+    items=st.lists(
+        st.tuples(st.one_of(st.sampled_from(["a", "b", "scope"]), noisy_text), noisy_text), max_size=8
+    )
+)
+@example(items=[("a", ""), ("a", "x")])  # regression: an empty first occurrence hid the repeat
+def test_single_params_any_input(items):
+    names = [name for name, _ in items]
+    try:
+        params = single_params(items)
+    except InvalidRequest as error:
+        assert len(set(names)) < len(names)
+        assert_rfc_description(error)  # the repeated name was made safe to echo
+        return
+    assert len(set(names)) == len(names)
+    assert params == {name: value for name, value in items if value != ""}
+
+
+# -- redirect URI comparison (RFC 9700 §4.1.3, RFC 8252 §7.3) ------------------------------
+
+PUBLIC = Client("native", None)
+CONFIDENTIAL = Client("web", "0" * 64)
+
+loopback_hosts = st.sampled_from(["127.0.0.1", "localhost", "[::1]", "127.0.0.2", "LOCALHOST"])
+other_hosts = st.sampled_from(
+    ["example.com", "evil.example", "127.0.0.1.evil.example", "localhost.evil", "0.0.0.0"]
+)
+ports = st.one_of(
+    st.just(""), st.integers(0, 70000).map(lambda port: f":{port}"), st.sampled_from([":", ":x", ":-1"])
+)
+paths = st.sampled_from(["", "/", "/cb", "/cb/", "/CB", "/cb/x", "/%63b", "/cb;x", "//cb"])
+queries = st.sampled_from(["", "?", "?x=1", "?x=2", "?x=1&y=2"])
+tails = st.sampled_from(["", "#", "#frag", "?#", "@evil.example", "\\@evil.example", " "])
+userinfos = st.sampled_from(["", "user@", "user:pw@", "127.0.0.1@", "@"])
+
+
+@st.composite
+def uris(draw: st.DrawFn) -> str:
+    """URIs built from parts, most of them loopback, many nearly alike."""
+    scheme = draw(st.sampled_from(["http", "https", "HTTP", "com.example.app"]))
+    host = draw(st.one_of(loopback_hosts, other_hosts))
+    return f"{scheme}://{draw(userinfos)}{host}{draw(ports)}{draw(paths)}{draw(queries)}{draw(tails)}"
+
+
+def registrable(uri: str) -> bool:
+    try:
+        check_redirect_uri(uri)
+    except ValueError:
+        return False
+    return True
+
+
+def without_port(uri: str) -> tuple[object, ...]:
+    parts = urlsplit(uri)
+    return (parts.scheme, parts.hostname, parts.username, parts.password, parts.path, parts.query)
+
+
+@examples(150)
+@given(registered=st.one_of(uris(), noisy_text), requested=st.one_of(uris(), noisy_text))
+@example(registered="http://127.0.0.1/cb", requested="http://127.0.0.1:5000/cb")
+@example(registered="http://127.0.0.1/cb", requested="http://127.0.0.1:5000/cb#x")
+@example(registered="http://127.0.0.1/cb", requested="http://127.0.0.1:99999/cb")
+def test_redirect_uri_matching_any_input(registered, requested):
+    # Never raises, equal strings always match, and a confidential client needs the exact string.
+    assert redirect_uri_matches(registered, registered, PUBLIC)
+    assert redirect_uri_matches(registered, requested, CONFIDENTIAL) == (registered == requested)
+    if not redirect_uri_matches(registered, requested, PUBLIC) or registered == requested:
+        return
+    # A public client's other match is the same http loopback URI on another port, nothing else.
+    want, got = urlsplit(registered), urlsplit(requested)
+    assert want.scheme == got.scheme == "http"
+    assert is_loopback_host(want.hostname)
+    assert without_port(registered)[1:] == without_port(requested)[1:]
+    assert got.username is None and got.password is None
+    assert not got.fragment and "#" not in requested
+    assert got.port is None or 0 <= got.port < 65536
+
+
+@examples(150)
+@given(registered=uris().filter(registrable), requested=uris())
+@example(registered="http://user@127.0.0.1/cb", requested="http://127.0.0.1:5000/cb")  # regression
+def test_registered_uris_match_only_themselves_or_a_loopback_port(registered, requested):
+    if not redirect_uri_matches(registered, requested, PUBLIC):
+        return
+    if requested != registered:
+        # The only freedom: the port of an http loopback URI (RFC 8252 §7.3).
+        reg, req = urlsplit(registered), urlsplit(requested)
+        assert reg.scheme == "http" and is_loopback_host(reg.hostname)
+        assert without_port(registered) == without_port(requested)
+        assert not req.fragment and "#" not in requested
+
+
+# -- PKCE (RFC 7636) -------------------------------------------------------------------
+
+verifiers = st.text(string.ascii_letters + string.digits + "-._~", min_size=43, max_size=128)
+
+
+@examples(100)
+@given(
+    challenge=st.one_of(noisy_text, verifiers),
+    method=st.one_of(st.none(), st.sampled_from(["S256", "plain", "s256", ""]), noisy_text),
+    allow_plain=st.booleans(),
+)
+def test_pkce_challenge_any_input(challenge, method, allow_plain):
+    try:
+        chosen = pkce.check_challenge(challenge, method, allow_plain=allow_plain)
+    except InvalidRequest as error:
+        assert_rfc_description(error)
+        return
+    assert chosen == "S256" or (chosen == "plain" and allow_plain)
+    assert re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", challenge)
+
+
+@examples(100)
+@given(verifier=verifiers, presented=st.one_of(st.none(), noisy_text, verifiers))
+def test_pkce_verify_accepts_only_the_verifier(verifier, presented):
+    pkce.verify(verifier, pkce.s256(verifier), "S256")
+    try:
+        pkce.verify(presented, pkce.s256(verifier), "S256")
+    except InvalidGrant as error:
+        assert_rfc_description(error)
+        assert presented != verifier
+        return
+    assert presented == verifier  # (a SHA-256 collision would fail here)
+
+
+# -- settings converters ------------------------------------------------------------------
+
+SETTING_TEXT = st.one_of(
+    noisy_text,
+    st.sampled_from(
+        ["true", "False", " on ", "0", "1", "3600", "-1", "1e9", "nan", "inf", "/a", "/a*", "http://x/"]
+    ),
+    st.integers(-5, 10**12).map(str),
+)
+
+
+def ascii_words(value: str) -> bool:
+    return all(ch not in string.whitespace and ch != "," for ch in value)
+
+
+CONVERTER_PROPERTIES = {
+    "asbool": (settings.asbool, lambda v, text: v is (text.strip().lower() in {"true", "yes", "on", "1"})),
+    "seconds": (settings.seconds, lambda v, text: isinstance(v, int) and v > 0),
+    "positive_float": (settings.positive_float, lambda v, text: v > 0 and math.isfinite(v)),
+    "aslist": (settings.aslist, lambda v, text: all(word and ascii_words(word) for word in v)),
+    "text": (settings.text, lambda v, text: v == text.strip()),
+    "scope_tokens": (settings.scope_tokens, lambda v, text: all(SCOPE_TOKEN.fullmatch(s) for s in v)),
+    "url_path": (settings.url_path, lambda v, text: v.startswith("/") and not any(c.isspace() for c in v)),
+    "http_url": (settings.http_url, lambda v, text: v == "" or (re.match(r"https?://", v) and "?" not in v)),
+    "choice": (settings.choice("opaque", "jwt"), lambda v, text: v in ("opaque", "jwt")),
+    "whole_number": (settings.whole_number(0, 300), lambda v, text: isinstance(v, int) and 0 <= v <= 300),
+    "claim_name": (
+        settings.claim_name,
+        lambda v, text: v not in settings.RESERVED_CLAIMS and 0 < len(v) <= 200,
+    ),
+    "login_location": (settings.login_location, lambda v, text: v == "" or v.startswith(("/", "http"))),
+    "key_text": (settings.key_text, lambda v, text: v == "" or len(v) >= 32),
+    "cookie_name": (settings.cookie_name, lambda v, text: re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v)),
+    "response_type_list": (settings.response_type_list, lambda v, text: set(v) <= {"code", "token"}),
+    "refresh_grant_list": (
+        settings.refresh_grant_list,
+        lambda v, text: set(v) <= {"authorization_code", "password"},
+    ),
+    "path_patterns": (
+        settings.path_patterns,
+        lambda v, text: all(p.startswith("/") for p in v.exact | set(v.prefixes)),
+    ),
+    "parse_scope_rules": (settings.parse_scope_rules, lambda v, text: all(rule.scopes for rule in v)),
+}
+
+
+@pytest.mark.parametrize("name", CONVERTER_PROPERTIES)
+def test_setting_converter_any_input(name):
+    convert, holds = CONVERTER_PROPERTIES[name]
+
+    @examples(50)
+    @given(text=SETTING_TEXT)
+    def check(text):
+        try:
+            value = convert(text)
+        except ValueError as error:
+            assert "\n" not in str(error)  # one line, value shown with repr()
+            return
+        assert holds(value, text), value
+
+    check()
+
+
+@examples(100)
+@given(
+    path=noisy_text,
+    rules=st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "*", "POST,PUT"]),
+            st.sampled_from(["/api/*", "/x", "/"]),
+            st.sampled_from(["read", "write admin"]),
+        ),
+        max_size=3,
+    ),
+)
+def test_scope_rules_match_any_path(path, rules):
+    text = "\n".join(" ".join(rule) for rule in rules)
+    parsed = settings.parse_scope_rules(text)
+    assert len(parsed) == len(rules)
+    from oauth_middleware.guard import required_scopes
+
+    needed = required_scopes(parsed, "GET", path)
+    assert needed == () or any(needed == rule.scopes for rule in parsed)
+
+
+#: Settings whose converters import code or read files: not fed random text.
+_NOT_FUZZED = {"authenticate_user", "verify_password", "consent_template", "login_template"}
+#: Keys as an ini file can spell them: one line of printable characters.
+ini_keys = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30)
+FUZZED_KEYS = sorted(f.name for f in dataclasses.fields(settings.Settings) if f.name not in _NOT_FUZZED)
+
+
+@examples(150)
+@given(config=st.dictionaries(st.one_of(st.sampled_from(FUZZED_KEYS), ini_keys), SETTING_TEXT, max_size=4))
+def test_settings_from_any_config(config):
+    try:
+        converted = settings.Settings.from_config(config)
+    except ConfigError as error:
+        message = str(error)
+        assert "\n" not in message and "Traceback" not in message
+        # The key at fault, or for a contradiction one of the settings involved.
+        assert any(message.startswith(f"{key}: ") for key in [*config, *FUZZED_KEYS]), message
+        return
+    for key in config:
+        assert key in FUZZED_KEYS
+        assert getattr(converted, key) is not None
