@@ -31,7 +31,10 @@ import json
 import os
 import platform
 import pstats
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -324,12 +327,108 @@ def jwt_tokens(stack: contextlib.ExitStack) -> list[Case]:
     return cases
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def local_server(
+    stack: contextlib.ExitStack,
+    binary: str,
+    argv: Callable[[str, int], list[str]],
+    probe: bytes,
+    reply: bytes,
+) -> int | None:
+    """Start a throwaway server on a free loopback port, stopped when the run ends.
+
+    :param binary: the executable, looked up on ``PATH``.
+    :param argv: the command line, given the binary's path and the port.
+    :param probe: bytes sent until the server answers with ``reply``.
+    :returns: the port, or None (with a note on stderr) when ``binary`` is missing.
+    """
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if path is None:
+        print(f"bench: {binary} not found, its rows are left out", file=sys.stderr)
+        return None
+    port = _free_port()
+    process = subprocess.Popen(argv(path, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{binary} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(probe)
+            if sock.recv(64).startswith(reply):
+                return port
+        time.sleep(0.05)
+    raise RuntimeError(f"{binary} did not answer on port {port}")
+
+
+def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
+    """Opaque token on a local ``redis-server`` and ``memcached``, started by the bench.
+
+    Both listen on loopback, so each request pays one real round trip (one
+    ``GET``); clients of the memcached row live in a ``memory://``
+    ``client_store``, as they would in a durable one (the guard never reads them).
+    """
+    cases = []
+    redis_port = local_server(
+        stack,
+        "redis-server",
+        lambda path, port: [
+            path,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        b"PING\r\n",
+        b"+PONG",
+    )
+    if redis_port is not None:
+        cases.append(guarded_case("opaque, redis://", stack, store=f"redis://127.0.0.1:{redis_port}/0"))
+    root = ["-u", "root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    memcached_port = local_server(
+        stack,
+        "memcached",
+        lambda path, port: [path, "-p", str(port), "-l", "127.0.0.1", "-U", "0", *root],
+        b"version\r\n",
+        b"VERSION",
+    )
+    if memcached_port is not None:
+        cases.append(
+            guarded_case(
+                "opaque, memcache://",
+                stack,
+                store=f"memcache://127.0.0.1:{memcached_port}",
+                client_store="memory://",
+            )
+        )
+    return cases
+
+
 #: The row builders, in table order. Each takes the run's ExitStack and
 #: returns one Case or several.
 BUILDERS: list[Callable[[contextlib.ExitStack], Case | Iterable[Case]]] = [
     bare,
     opaque_memory,
     opaque_sqlite,
+    opaque_networked,
     jwt_tokens,
 ]
 
