@@ -10,6 +10,7 @@ these tests stop them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -171,6 +172,7 @@ def test_a_store_that_never_answers_is_503_within_the_timeout(
     assert server.process is not None
     os.kill(server.process.pid, signal.SIGSTOP)
     try:
+        wait_stopped(server.process.pid)
         for request in (
             lambda: app.get("/api/me", headers=bearer(token), status=503),
             lambda: token_request(app, 503),
@@ -182,6 +184,21 @@ def test_a_store_that_never_answers_is_503_within_the_timeout(
         os.kill(server.process.pid, signal.SIGCONT)
     assert counting_app.calls == 0
     assert app.get("/api/me", headers=bearer(token)).json["client_id"] == SERVICE_ID
+
+
+def wait_stopped(pid: int) -> None:
+    """Wait until every thread of ``pid`` is stopped: SIGSTOP takes effect asynchronously."""
+    deadline = time.monotonic() + 5
+    while True:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                # The state follows the command name, which is in parentheses.
+                states.append((task / "stat").read_text().rpartition(")")[2].split()[0])
+        if states and all(state in ("T", "t") for state in states):
+            return
+        assert time.monotonic() < deadline, f"process {pid} did not stop: {states}"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -286,9 +303,40 @@ def test_a_dangling_family_member_is_harmless() -> None:
     repository = Repository(store)
     with pytest.raises(StoreUnavailable):
         repository.save_access_token(_token(), 60, "fam")
+    assert store.index_members("family:fam") == {"at:hash-of-t"}
     store.failing = ()
     repository.revoke_family("fam")  # deletes a record that was never written
-    assert store.index_members("family:fam") == set()
+    assert repository.find_access_token("hash-of-t") is None
+
+
+class HookedIndex(MemoryStore):
+    """A memory store running ``hook`` once, right after a family index is read."""
+
+    def __init__(self) -> None:
+        super().__init__(StoreConfig("memory://"))
+        self.hook: Callable[[], None] | None = None
+
+    def index_members(self, key: str) -> set[str]:
+        members = super().index_members(key)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return members
+
+
+def test_a_token_saved_during_a_revocation_is_caught_by_the_next_one() -> None:
+    """The redemption race: a replay revokes the family while the winner saves its token.
+
+    The winner then sees the replay marker and revokes again; that second
+    revocation must still find the token, so the first must not have dropped
+    the index along with the members it had read.
+    """
+    store = HookedIndex()
+    repository = Repository(store)
+    store.hook = lambda: repository.save_access_token(_token(), 60, "fam")
+    repository.revoke_family("fam")  # the replay: reads the index, then the winner saves
+    repository.revoke_family("fam")  # the winner, having seen the replay marker
+    assert repository.find_access_token("hash-of-t") is None
 
 
 def test_a_client_is_never_registered_without_being_listed() -> None:
