@@ -187,6 +187,31 @@ def test_after_the_grace_period_reuse_revokes(make_middleware, monkeypatch):
     assert api_status(app, new["access_token"]) == 401
 
 
+def test_reuse_racing_a_grace_retry_revokes_the_retry_tokens(make_middleware, monkeypatch):
+    """A reuse that lands while a grace-period retry is issuing must not leave the retry's tokens alive."""
+    middleware = flow_middleware(make_middleware, refresh_token_reuse_grace="10")
+    app = webtest.TestApp(middleware)
+    tokens = first_tokens(app)
+    refresh(app, tokens["refresh_token"])  # rotated; the answer is "lost"
+    grant = middleware.server.grants["refresh_token"]
+    issue = grant._issue
+    repository = middleware.server.repository
+    token_id = digest(tokens["refresh_token"])
+
+    def issue_while_reuse_lands(*args, **kwargs):
+        # The concurrent reuse lands after the grace check, before our tokens exist.
+        marker = repository.rotated_refresh_token(token_id)
+        repository.mark_refresh_reused(token_id, marker, 60)
+        repository.revoke_family(marker["f"])
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(grant, "_issue", issue_while_reuse_lands)
+    retry = refresh(app, tokens["refresh_token"])
+    assert api_status(app, retry["access_token"]) == 401
+    monkeypatch.setattr(grant, "_issue", issue)
+    assert refresh(app, retry["refresh_token"], status=400)["error"] == "invalid_grant"
+
+
 def test_no_grace_by_default(app):
     tokens = first_tokens(app)
     refresh(app, tokens["refresh_token"])

@@ -72,12 +72,7 @@ class RefreshTokenGrant:
         marker.update(ce=record.get("ce", record["e"]), t=int(time.time()))
         if not self.repository.claim_rotation(token_id, marker, _ttl(record["e"])):
             return self._rotated_before(token_id, request)
-        body = self._issue(request.client, marker, scopes, rotate=True)
-        after = self.repository.rotated_refresh_token(token_id)
-        if after is not None and after.get("r"):
-            # A reuse raced this rotation; make sure the new tokens die too.
-            self.repository.revoke_family(marker["f"])
-        return body
+        return self._issue_unless_reused(token_id, request, marker, scopes)
 
     def _rotated_before(self, token_id: str, request: TokenRequest) -> dict[str, Any]:
         """A token that is not live: a retry within the grace period, a reuse, or unknown."""
@@ -87,7 +82,7 @@ class RefreshTokenGrant:
         in_grace = time.time() - marker["t"] <= self.grace and not marker.get("r")
         if self.grace and in_grace and marker["c"] == request.client.client_id:
             scopes = narrowed_scope(request.params.get("scope"), tuple(marker["s"]))
-            return self._issue(request.client, marker, scopes, rotate=True)
+            return self._issue_unless_reused(token_id, request, marker, scopes)
         self.repository.mark_refresh_reused(token_id, marker, _ttl(marker["e"]))
         self.repository.revoke_family(marker["f"])
         log.warning(
@@ -96,6 +91,16 @@ class RefreshTokenGrant:
             str(marker["f"])[:12],
         )
         raise InvalidGrant("the refresh token was already used; its tokens are revoked")
+
+    def _issue_unless_reused(
+        self, token_id: str, request: TokenRequest, marker: Mapping[str, Any], scopes: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """Rotate, then check no reuse of ``token_id`` raced us; if one did, the new tokens die too."""
+        body = self._issue(request.client, marker, scopes, rotate=True)
+        after = self.repository.rotated_refresh_token(token_id)
+        if after is not None and after.get("r"):
+            self.repository.revoke_family(marker["f"])
+        return body
 
     def _issue(
         self, client: Client, grant: Mapping[str, Any], scopes: tuple[str, ...], *, rotate: bool
