@@ -12,7 +12,8 @@ are valid, nearly valid or garbage.
 Each case is sent straight into the WSGI middleware (no socket) and
 :meth:`Harness.problems` lists what is wrong with the answer: a 5xx, an
 exception escaping the middleware, a traceback in the body, a header with
-a line break, a JSON answer that does not parse or lacks ``error``, or the
+a line break, a JSON answer that does not parse or lacks ``error``, a
+redirect other than 303 after a POST to the authorization endpoint, or the
 protected app called without a valid token for the path.
 """
 
@@ -665,6 +666,16 @@ def problems(target: str, server: Server, case: Case) -> tuple[Answer, list[str]
         else:
             if answer.status >= 400 and not (isinstance(document, dict) and document.get("error")):
                 found.append("error answer without error")
+    authorize_path = server.middleware.settings.authorize_path
+    if (
+        case.method == "POST"
+        and case.path == authorize_path
+        and 300 <= answer.status < 400
+        and answer.status != 303
+    ):
+        found.append(
+            f"a POST to the authorization endpoint answered {answer.status}, not 303"
+        )  # RFC 9700 §4.12
     if server.app.calls != calls_before:
         found.extend(_app_call_problems(target, server, case, environ))
     return answer, found
