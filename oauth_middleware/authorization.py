@@ -25,6 +25,7 @@ from .errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
+from .limits import check_lengths, max_length
 from .models import Client
 from .parsing import single_params
 
@@ -104,12 +105,14 @@ def validate_request(
     states = [value for name, value in pairs if name == "state" and value]
     fragment = any(name == "response_type" and value == "token" for name, value in pairs)
     try:
+        check_lengths(pairs)
         params = single_params(pairs)
         return _checked(server, client, redirect_uri, params)
     except (FatalClientError, RedirectedError):
         raise
     except OAuthError as error:
-        state = states[0] if len(states) == 1 else None
+        # A repeated state is not echoed (which one?), nor an over-long one (the redirect carries it).
+        state = states[0] if len(states) == 1 and len(states[0]) <= max_length("state") else None
         raise RedirectedError(
             error, redirect_uri=redirect_uri, state=state, fragment=fragment, status=status
         ) from None

@@ -122,6 +122,36 @@ class TemporarilyUnavailable(OAuthError):
     status_code = 503
 
 
+class TooManyRequests(OAuthError):
+    """Too many failed authentications from this client, address or user (429, ``Retry-After``).
+
+    RFC 6749 has no code for it. ``invalid_request`` is the token endpoint's
+    catch-all (§5.2) that every client understands; the status and
+    ``Retry-After`` (RFC 6585 §4) carry "try again later". Not
+    ``invalid_client`` or ``invalid_grant``: those would claim the
+    credentials were checked (they are not, so a guesser learns nothing), and
+    ``slow_down`` (RFC 8628) and ``temporarily_unavailable`` (a server fault,
+    authorization endpoint only) mean something else.
+
+    :param retry_after: whole seconds until the block ends.
+    """
+
+    error = "invalid_request"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed attempts, retry later")
+        #: Seconds to wait, sent as ``Retry-After``.
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(OAuthError):
+    """A request body larger than ``max_body_size`` (413); it is never read."""
+
+    error = "invalid_request"
+    status_code = 413
+
+
 class MethodNotAllowed(OAuthError):
     """Wrong HTTP method for one of our endpoints (405, with ``Allow``)."""
 

@@ -11,7 +11,9 @@ from webob import Request, Response
 from .endpoints import routes
 from .errors import OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
 from .guard import Guard
+from .limits import cap_body
 from .outage import OutageLog
+from .proxies import check_https, request_origin
 from .responses import oauth_error, render_error
 from .server import AuthorizationServer
 from .settings import Settings
@@ -46,6 +48,15 @@ class OAuth2Middleware:
         self.settings = settings if settings is not None else Settings.from_config(config)
         self.server = AuthorizationServer(self.settings, store_backend)
         self.routes = routes(self.server)
+        #: Where client secrets, passwords, codes and tokens travel: HTTPS only.
+        self.https_paths = frozenset(
+            {
+                self.settings.authorize_path,
+                self.settings.token_path,
+                self.settings.revoke_path,
+                self.settings.introspect_path,
+            }
+        )
         self.guard = Guard(app, self.settings, self.server.tokens)
         # One log for the endpoints and the guard: one outage, one line per interval.
         self.outage: OutageLog = self.guard.outage
@@ -57,6 +68,7 @@ class OAuth2Middleware:
         request = Request(environ, charset="utf-8")
         response: Response
         try:
+            self.admit(request)
             response = endpoint(self.server, request)
         except OAuthError as error:
             response = render_error(error, self.settings.realm)
@@ -68,3 +80,24 @@ class OAuth2Middleware:
             log.exception("unexpected error on %s", request.path_info)
             response = oauth_error(ServerError("internal error"), self.settings.realm)
         return response(environ, start_response)
+
+    def admit(self, request: Request) -> None:
+        """Checks every request to our endpoints passes before an endpoint reads it.
+
+        The scheme a trusted proxy reports becomes the request's own (issuer
+        URLs, Secure cookies); plain HTTP is refused where credentials travel
+        (``require_https``); the body is capped (``max_body_size``).
+
+        :raises OAuthError: ``invalid_request`` (an error page at the
+            authorization endpoint) or 413.
+        """
+        settings = self.settings
+        environ = request.environ
+        origin = request_origin(environ, settings.trusted_proxies)
+        if origin.proxied:
+            environ["wsgi.url_scheme"] = origin.scheme
+        path = request.path_info
+        if settings.require_https and path in self.https_paths:
+            host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
+            check_https(origin, host, page=path == settings.authorize_path)
+        cap_body(environ, settings.max_body_size)

@@ -25,6 +25,13 @@ things the same way:
                        user id and client id), for ``remember_consent``
 ``unique:<sha256>``    the encrypted current access token of one client,
                        user, grant type and scope set, for ``unique_tokens``
+``fail:<subject>``     a counter of failed authentications in the current
+                       ``throttle_window``; subjects are ``client:<id>``,
+                       ``addr:<ip>`` (an IPv6 client by its ``/64``, or
+                       ``addr:unknown``) and ``user:<sha256 of the username>``
+                       (usernames are never stored in clear)
+``block:<subject>``    a throttled subject: ``u``, the Unix time its block
+                       ends (see :mod:`oauth_middleware.throttle`)
 =====================  =====================================================
 """
 
@@ -212,6 +219,25 @@ class Repository:
     def save_unique_token(self, key: str, record: Mapping[str, Any], ttl: int) -> None:
         """Keep the current token of a unique-token key for ``ttl`` seconds."""
         self.store.put(f"unique:{key}", dict(record), ttl)
+
+    # -- throttling ----------------------------------------------------------
+
+    def count_failure(self, subject: str, window: int) -> int:
+        """Count a failed authentication of ``subject``; its count in this ``window`` (seconds)."""
+        return self.store.incr(f"fail:{subject}", window)
+
+    def block(self, subject: str, until: float, ttl: int) -> bool:
+        """Block ``subject`` until ``until`` (Unix time); False when it already was.
+
+        A block in place is kept as it is, so failures racing in while it is
+        set never lengthen it.
+        """
+        return self.store.add(f"block:{subject}", {"u": until}, ttl)
+
+    def blocked_until(self, subject: str) -> float | None:
+        """When the block of ``subject`` ends (Unix time), or None when it is not blocked."""
+        record = self.store.get(f"block:{subject}")
+        return None if record is None else float(record["u"])
 
     # -- families ----------------------------------------------------------
 

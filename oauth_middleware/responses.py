@@ -22,6 +22,7 @@ from .errors import (
     MethodNotAllowed,
     OAuthError,
     RedirectedError,
+    TooManyRequests,
 )
 
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
@@ -62,8 +63,17 @@ def oauth_error(error: OAuthError, realm: str) -> Response:
         response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
     elif isinstance(error, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(error.allowed)
+    elif isinstance(error, TooManyRequests):
+        throttled(response, error)
     if error.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
+def throttled(response: Response, error: TooManyRequests) -> Response:
+    """Make ``response`` (a JSON error or the login page) a 429 with ``Retry-After``."""
+    response.status = 429
+    response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

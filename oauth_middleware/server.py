@@ -13,6 +13,7 @@ from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store, StoreConfig, open_store
+from .throttle import Throttle
 from .tokens import TokenFormat
 from .tokens.issuer import TokenIssuer
 from .tokens.jwt import jwt_tokens
@@ -86,6 +87,7 @@ class AuthorizationServer:
         self.users = Users(settings, sessions)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
+        self.throttle = Throttle(self.repository, settings)
         self.grants: dict[str, Grant] = {}
         for grant_type in settings.grants:
             if grant_type not in REGISTRY:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import ipaddress
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
@@ -181,6 +182,21 @@ def key_text(value: str) -> str:
     if text_value and len(text_value) < 32:
         raise ValueError("expected at least 32 characters, e.g. from secrets.token_urlsafe(32)")
     return text_value
+
+
+def ip_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """IP addresses and CIDR networks (``10.0.0.0/8 ::1``), separated by spaces or commas."""
+    networks = []
+    for word in aslist(value):
+        try:
+            network = ipaddress.ip_network(word)
+        except ValueError as exc:
+            raise ValueError(f"expected an IP address or network, got {word!r} ({exc})") from None
+        if network.prefixlen == 0:
+            # Trusting every address would let anyone write X-Forwarded-For.
+            raise ValueError(f"{word!r} trusts every address; name your proxies")
+        networks.append(network)
+    return tuple(networks)
 
 
 def cookie_name(value: str) -> str:
@@ -559,6 +575,47 @@ class Settings:
         aslist,
         "Ids of the confidential clients (resource servers) allowed to call the introspection "
         "endpoint. Empty: none is.",
+    )
+
+    # -- transport, limits and throttling (see *Security model*) -----------
+    require_https: bool = _setting(
+        "true",
+        asbool,
+        "Refuse the authorization, token, revocation and introspection endpoints over plain "
+        "HTTP (400 ``invalid_request``). Exempt: requests whose ``Host`` is a loopback name "
+        "(``localhost``, ``127.0.0.1``, ``[::1]``) coming from a loopback address, or with no "
+        "``REMOTE_ADDR`` at all (in-process tests).",
+    )
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        "",
+        ip_networks,
+        "Addresses and networks (``10.0.0.0/8 ::1``) of the reverse proxies in front of this "
+        "server. From them alone ``X-Forwarded-For`` (read right to left, skipping trusted "
+        "hops) gives the client's address and ``X-Forwarded-Proto`` (its last value) the "
+        "scheme, for throttling and ``require_https``. Empty: both headers are ignored.",
+    )
+    max_body_size: int = _setting(
+        "65536",
+        whole_number(1024, 100 * 1024 * 1024),
+        "Largest request body our endpoints accept, in bytes; a larger one is 413 and never "
+        "read (a chunked body is read up to this size only).",
+    )
+    throttle: bool = _setting(
+        "true",
+        asbool,
+        "Count failed client authentications (per client id and address) and failed user "
+        "passwords (per username and address) in the store; past ``throttle_max_failures`` "
+        "the endpoint answers 429 with ``Retry-After``, without checking the credentials.",
+    )
+    throttle_max_failures: int = _setting(
+        "10",
+        whole_number(1, 1_000_000),
+        "Failures allowed per client id, address or username within ``throttle_window``.",
+    )
+    throttle_window: int = _setting(
+        "300",
+        seconds,
+        "Seconds over which failures are counted (from the first one), and how long a block lasts.",
     )
 
     # -- guard -------------------------------------------------------------

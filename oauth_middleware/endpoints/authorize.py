@@ -17,9 +17,10 @@ from urllib.parse import urlencode
 from webob import Request, Response
 
 from ..authorization import AuthorizationRequest, validate_request
-from ..errors import AccessDenied, FatalClientError, InvalidRequest, MethodNotAllowed
+from ..errors import AccessDenied, FatalClientError, InvalidRequest, MethodNotAllowed, TooManyRequests
 from ..grants.authorization_code import issue_code
-from ..responses import redirect
+from ..limits import too_long
+from ..responses import redirect, throttled
 from ..users import Session, log_failed_login
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ def authorize_endpoint(server: AuthorizationServer, request: Request) -> Respons
     areq = validate_request(server, items, status=303)
     if len([name for name, _ in items if name in _FORM_FIELDS]) != len(form):
         raise areq.redirect_error(InvalidRequest("a form field is repeated"), 303)
+    long_field = too_long(form.items())
+    if long_field is not None:
+        raise areq.redirect_error(InvalidRequest(f"{long_field} is too long"), 303)
     if form["step"] == "login":
         return login(server, request, areq, form)
     if form["step"] == "consent":
@@ -103,15 +107,27 @@ def ask_consent(
 def login(
     server: AuthorizationServer, request: Request, areq: AuthorizationRequest, form: dict[str, str]
 ) -> Response:
-    """Check the login form; on success start a new session and go back to the request."""
+    """Check the login form; on success start a new session and go back to the request.
+
+    Wrong passwords are throttled per username and address, like the password grant's.
+    """
     session = server.users.sessions.load(request)
     if not server.pages.check("login", session, None, areq.params, form.get("csrf_token")):
         raise FatalClientError("the login form expired or did not come from this server, please start again")
     assert session is not None  # check() refuses a missing session
     username, password = form.get("username", ""), form.get("password", "")
+    subjects = (server.throttle.user_subject(username), server.throttle.address_subject(request))
+    try:
+        server.throttle.check(subjects)
+    except TooManyRequests as error:
+        message = "Too many failed attempts. Please try again later."
+        return throttled(
+            server.pages.login(areq, session, request.path, error=message, username=username), error
+        )
     user_id = server.users.check_password(username, password)
     if user_id is None:
         log_failed_login("login page", username, areq.client.client_id)
+        server.throttle.failed(subjects)
         return server.pages.login(
             areq, session, request.path, error="Wrong username or password.", username=username
         )

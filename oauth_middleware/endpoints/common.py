@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from webob import Request
 
 from ..errors import InvalidRequest, MethodNotAllowed
+from ..limits import check_lengths
 from ..parsing import single_params
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ def form_params(request: Request) -> dict[str, str]:
     """The form parameters of a POST, each present once.
 
     :raises MethodNotAllowed: not a POST.
-    :raises InvalidRequest: not form-encoded, undecodable or repeated names.
+    :raises InvalidRequest: not form-encoded, undecodable, repeated names
+        or an over-long value (:mod:`oauth_middleware.limits`).
     """
     if request.method != "POST":
         raise MethodNotAllowed(("POST",))
@@ -30,6 +32,7 @@ def form_params(request: Request) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError, DeprecationWarning):
         # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
         raise InvalidRequest("the body is not valid UTF-8 form data") from None
+    check_lengths(items)
     return single_params(items)
 
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from webob import Request, Response
 
-from ..clients import authenticate_client
 from ..errors import AccessDenied, InvalidClient, InvalidRequest
 from ..models import Client, digest
 from ..parsing import scope_string
 from ..responses import json_response
+from ..throttle import authenticate
 from .common import form_params, issuer_url
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ log = logging.getLogger("oauth_middleware.introspect")
 def introspect_endpoint(server: AuthorizationServer, request: Request) -> Response:
     """Describe ``token`` to an authorized resource server (RFC 7662 §2.2)."""
     params = form_params(request)
-    client = authenticate_client(server.repository, request, params)
+    client = authenticate(server, request, params)
     check_may_introspect(server, client)
     token = params.get("token")
     if token is None:

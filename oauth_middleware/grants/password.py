@@ -3,7 +3,8 @@
 Off unless ``password`` is in the ``grants`` setting: RFC 9700 §2.4 says it
 MUST NOT be used, and it is here for applications migrating from older
 libraries. The password is checked by the ``verify_password`` callable and
-is never logged.
+is never logged. Wrong passwords are throttled per username and address
+(:mod:`oauth_middleware.throttle`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ class PasswordGrant:
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
         scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
+        throttle = self.server.throttle
+        user = throttle.user_subject(username)
+        throttle.check((user,))  # the address was checked with the client
         user_id = self.server.users.check_password(username, password)
         if user_id is None:
             log_failed_login("password grant", username, request.client.client_id)
+            throttle.failed((user, throttle.address_subject(request.request)))
             raise InvalidGrant("wrong username or password")
         family = new_family()
         body = self.server.issuer.issue(

@@ -1,0 +1,279 @@
+"""Throttling of failed client authentications and wrong passwords (oauth_middleware.throttle).
+
+Every request here names its client address (``REMOTE_ADDR``), so per-client
+and per-address counting can be told apart. ``throttle_max_failures`` is 3
+unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+import webtest
+from conftest import SERVICE_ID, SERVICE_SECRET, basic, register
+from oauth_flows import AUTHORIZE, TOKEN, code_request, flow_middleware
+
+from oauth_middleware.errors import StoreUnavailable
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.stores.memory import MemoryStore
+from oauth_middleware.throttle import Throttle
+
+OTHER_ID, OTHER_SECRET = "other", "other-secret-0123456789"
+CLI_ID, CLI_SECRET = "cli", "cli-secret-0123456789"
+WRONG = "wrong-secret-0123456789"
+
+
+def addr(ip: str) -> dict[str, str]:
+    """A request from ``ip`` over HTTPS (plain HTTP is only for loopback clients)."""
+    return {"REMOTE_ADDR": ip, "wsgi.url_scheme": "https"}
+
+
+def client_token(app, client_id=SERVICE_ID, secret=SERVICE_SECRET, *, ip="192.0.2.1", status=200, path=TOKEN):
+    params = {"grant_type": "client_credentials"} if path == TOKEN else {"token": "x" * 43}
+    return app.post(
+        path,
+        params,
+        headers={"Authorization": basic(client_id, secret)},
+        extra_environ=addr(ip),
+        status=status,
+    )
+
+
+def password_token(app, username="alice", password="alice-password", *, ip="192.0.2.1", status=200):
+    params = {"grant_type": "password", "username": username, "password": password}
+    headers = {"Authorization": basic(CLI_ID, CLI_SECRET)}
+    return app.post(TOKEN, params, headers=headers, extra_environ=addr(ip), status=status)
+
+
+def assert_throttled(response, window=300):
+    assert response.status_int == 429
+    assert response.json["error"] == "invalid_request"
+    assert "too many failed attempts" in response.json["error_description"]
+    assert 1 <= int(response.headers["Retry-After"]) <= window
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "WWW-Authenticate" not in response.headers  # nothing says the credentials were checked
+
+
+@pytest.fixture
+def middleware(make_middleware):
+    middleware = flow_middleware(
+        make_middleware,
+        throttle_max_failures="3",
+        grants="authorization_code password refresh_token client_credentials",
+    )
+    register(middleware, OTHER_ID, OTHER_SECRET, grant_types=["client_credentials"])
+    register(middleware, CLI_ID, CLI_SECRET, grant_types=["password"], scopes=["read"])
+    return middleware
+
+
+@pytest.fixture
+def app(middleware):
+    return webtest.TestApp(middleware)
+
+
+# -- client authentication ---------------------------------------------------------------------
+
+
+def test_the_right_secret_gets_429_once_the_client_is_blocked(app):
+    for _ in range(3):
+        response = client_token(app, secret=WRONG, status=401)
+        assert response.json["error"] == "invalid_client"
+    # Blocked before the secret is looked at: the right secret learns nothing either.
+    assert_throttled(client_token(app, status=429))
+    assert_throttled(client_token(app, secret=WRONG, status=429))
+
+
+def test_failures_below_the_limit_are_not_throttled(app):
+    for _ in range(2):
+        client_token(app, secret=WRONG, status=401)
+    client_token(app, status=200)
+
+
+def test_client_block_holds_from_every_address(app):
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        client_token(app, secret=WRONG, ip=ip, status=401)
+    assert_throttled(client_token(app, ip="198.51.100.9", status=429))
+    # Another client from one of those addresses: each address failed only once.
+    client_token(app, OTHER_ID, OTHER_SECRET, ip="192.0.2.1", status=200)
+
+
+def test_address_block_holds_for_every_client(app):
+    for client_id in ("nobody-1", "nobody-2", OTHER_ID):
+        client_token(app, client_id, WRONG, ip="203.0.113.7", status=401)
+    assert_throttled(client_token(app, ip="203.0.113.7", status=429))
+    client_token(app, ip="203.0.113.8", status=200)
+
+
+def test_basic_and_body_credentials_count_for_the_same_client(app):
+    client_token(app, secret=WRONG, status=401)
+    body = {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": WRONG}
+    app.post(TOKEN, body, extra_environ=addr("192.0.2.2"), status=401)
+    client_token(app, secret=WRONG, ip="192.0.2.3", status=401)
+    body["client_secret"] = SERVICE_SECRET
+    assert_throttled(app.post(TOKEN, body, extra_environ=addr("192.0.2.4"), status=429))
+
+
+def test_revocation_and_introspection_failures_count_too(app):
+    client_token(app, secret=WRONG, path="/oauth/revoke", status=401)
+    client_token(app, secret=WRONG, path="/oauth/introspect", status=401)
+    client_token(app, secret=WRONG, status=401)
+    assert_throttled(client_token(app, path="/oauth/revoke", status=429))
+    assert_throttled(client_token(app, path="/oauth/introspect", status=429))
+
+
+def test_ipv6_clients_count_per_64(app):
+    for n, ip in enumerate(("2001:db8:0:7::1", "2001:db8:0:7::2", "2001:db8:0:7:ffff:1:2:3")):
+        client_token(app, f"nobody-{n}", WRONG, ip=ip, status=401)
+    assert_throttled(client_token(app, ip="2001:db8:0:7::abcd", status=429))
+    client_token(app, ip="2001:db8:0:8::1", status=200)
+
+
+def test_other_errors_are_not_counted(app):
+    for _ in range(5):
+        params = {"grant_type": "refresh_token", "refresh_token": "not-a-refresh-token"}
+        headers = {"Authorization": basic(CLI_ID, CLI_SECRET)}
+        response = app.post(TOKEN, params, headers=headers, extra_environ=addr("192.0.2.1"), status=400)
+        assert response.json["error"] in ("invalid_grant", "unauthorized_client")
+    client_token(app, status=200)
+
+
+def test_success_does_not_reset_the_count(app):
+    client_token(app, secret=WRONG, status=401)
+    client_token(app, secret=WRONG, status=401)
+    client_token(app, status=200)
+    client_token(app, secret=WRONG, status=401)
+    assert_throttled(client_token(app, status=429))
+
+
+def test_block_ends_after_the_window_and_blocked_requests_do_not_extend_it(make_middleware):
+    app = webtest.TestApp(make_middleware(throttle_max_failures="2", throttle_window="1"))
+    client_token(app, secret=WRONG, status=401)
+    client_token(app, secret=WRONG, status=401)
+    for _ in range(5):
+        assert_throttled(client_token(app, status=429), window=1)
+    time.sleep(1.2)
+    # The count started again with the window: one failure is not a block.
+    client_token(app, secret=WRONG, status=401)
+    client_token(app, status=200)
+
+
+def test_throttle_off(make_middleware):
+    app = webtest.TestApp(make_middleware(throttle="false", throttle_max_failures="1"))
+    for _ in range(5):
+        client_token(app, secret=WRONG, status=401)
+    client_token(app, status=200)
+
+
+def test_block_is_logged_once(app, caplog):
+    with caplog.at_level("WARNING", logger="oauth_middleware.throttle"):
+        for _ in range(3):
+            client_token(app, secret=WRONG, status=401)
+        client_token(app, status=429)
+    lines = [record.getMessage() for record in caplog.records if record.name == "oauth_middleware.throttle"]
+    assert lines == [
+        f"throttling client:{SERVICE_ID} for 300 s after 3 failures",
+        "throttling addr:192.0.2.1 for 300 s after 3 failures",
+    ]
+
+
+# -- passwords -------------------------------------------------------------------------------------
+
+
+def test_wrong_passwords_block_the_user_before_the_password_is_checked(app):
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        assert password_token(app, password="guess", ip=ip, status=400).json["error"] == "invalid_grant"
+    assert_throttled(password_token(app, ip="198.51.100.1", status=429))
+    # The client all users share is not blocked, nor another user.
+    password_token(app, "bob", "bob-password", ip="198.51.100.1", status=200)
+
+
+def test_wrong_passwords_block_the_address(app):
+    for username in ("alice", "bob", "mallory"):
+        password_token(app, username, "guess", ip="203.0.113.7", status=400)
+    assert_throttled(password_token(app, "bob", "bob-password", ip="203.0.113.7", status=429))
+    password_token(app, "bob", "bob-password", ip="203.0.113.8", status=200)
+
+
+def test_usernames_are_kept_hashed(make_middleware):
+    store = MemoryStore()
+    middleware = flow_middleware(make_middleware, store_backend=store, grants="password client_credentials")
+    register(middleware, CLI_ID, CLI_SECRET, grant_types=["password"], scopes=["read"])
+    app = webtest.TestApp(middleware)
+    password_token(app, "alice", "guess", status=400)
+    keys = list(store._values)
+    assert not [key for key in keys if "alice" in key]
+    assert f"fail:user:{hashlib.sha256(b'alice').hexdigest()}" in keys
+    assert Throttle.user_subject("alice") == f"user:{hashlib.sha256(b'alice').hexdigest()}"
+
+
+def login_attempt(app, password, ip="192.0.2.1"):
+    page = app.get(AUTHORIZE, code_request(), extra_environ=addr(ip))
+    form = page.forms[0]
+    form["username"], form["password"] = "alice", password
+    return form.submit(extra_environ=addr(ip), expect_errors=True)
+
+
+def test_login_page_is_throttled_with_the_password_grant(app):
+    for _ in range(2):
+        assert login_attempt(app, "guess").status_int == 200
+    password_token(app, password="guess", ip="192.0.2.5", status=400)  # the same user's count
+    answer = login_attempt(app, "alice-password", ip="192.0.2.6")
+    assert answer.status_int == 429
+    assert 1 <= int(answer.headers["Retry-After"]) <= 300
+    assert "Too many failed attempts" in answer.text
+    assert answer.forms[0]["step"].value == "login"  # the form again, no session, no redirect
+    assert "Location" not in answer.headers and "Set-Cookie" not in answer.headers
+    assert_throttled(password_token(app, ip="192.0.2.7", status=429))
+
+
+# -- across workers, and store outages ----------------------------------------------------------
+
+
+def test_two_workers_sharing_sqlite_share_the_count(tmp_path):
+    url = f"sqlite:///{tmp_path / 'oauth.db'}"
+    workers = [
+        OAuth2Middleware(lambda e, s: [], store=url, throttle_max_failures="3", scopes="read")
+        for _ in range(2)
+    ]
+    register(workers[0], SERVICE_ID, SERVICE_SECRET, grant_types=["client_credentials"], scopes=["read"])
+    first, second = (webtest.TestApp(worker) for worker in workers)
+    client_token(first, secret=WRONG, status=401)
+    client_token(second, secret=WRONG, status=401)
+    client_token(first, secret=WRONG, status=401)
+    assert_throttled(client_token(second, status=429))
+    assert_throttled(client_token(first, status=429))
+
+
+class OutageOn(MemoryStore):
+    """A memory store whose calls of one kind fail: ``get`` of block markers, or ``incr``."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def get(self, key):
+        if self.what == "block" and key.startswith("block:"):
+            raise StoreUnavailable("connection refused")
+        return super().get(key)
+
+    def incr(self, key, ttl):
+        if self.what == "incr":
+            raise StoreUnavailable("connection refused")
+        return super().incr(key, ttl)
+
+
+@pytest.mark.parametrize(
+    ("what", "secret"),
+    [
+        pytest.param("block", SERVICE_SECRET, id="check-before-a-right-secret"),
+        pytest.param("block", WRONG, id="check-before-a-wrong-secret"),
+        pytest.param("incr", WRONG, id="counting-a-failure"),
+    ],
+)
+def test_store_outage_in_the_throttle_fails_closed(make_middleware, what, secret):
+    app = webtest.TestApp(make_middleware(store_backend=OutageOn(what)))
+    response = client_token(app, secret=secret, status=503)
+    assert response.json["error"] == "temporarily_unavailable"
+    assert response.headers["Retry-After"].isdigit()
