@@ -87,13 +87,29 @@ def _load_app(path: str) -> object:
         ) from None
 
 
+def _configure_logging(path: str) -> None:
+    """Apply the ini's ``[loggers]``, ``[handlers]`` and ``[formatters]``, as ``pserve`` does.
+
+    ``%(here)s`` in a handler's ``args`` is the ini's directory (so a log file
+    can sit next to it). A mistake in these sections is one line, like any other.
+    """
+    here = os.path.dirname(os.path.abspath(path))
+    try:
+        logging.config.fileConfig(
+            path, defaults={"here": here, "__file__": os.path.abspath(path)}, disable_existing_loggers=False
+        )
+    except Exception as exc:  # fileConfig raises whatever the section's contents cause
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CommandError(f"{path}: logging sections: {type(exc).__name__}: {reason}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the ini with PasteDeploy and serve it with waitress."""
     import waitress
 
     parser = _read_ini(args.config)
     if parser.has_section("loggers"):
-        logging.config.fileConfig(args.config, disable_existing_loggers=False)
+        _configure_logging(args.config)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     host = args.host or parser.get("server:main", "host", fallback=_DEFAULT_HOST)

@@ -132,6 +132,9 @@ class Guard:
             settings.token_from_header, settings.token_from_body, settings.token_from_query
         )
         self.outage = OutageLog()
+        #: Whether verifying a token reads the store, so that a verified token shows it is back
+        #: (JWTs without revocation checks never touch it).
+        self.reads_store: bool = getattr(tokens, "reads_store", True)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -154,7 +157,8 @@ class Guard:
         except StoreUnavailable as exc:
             self.outage.failed(exc)
             raise BearerUnavailable("the token store is unavailable, try again later") from None
-        self.outage.succeeded()
+        if self.reads_store:
+            self.outage.succeeded()
         needed = required_scopes(self.scope_rules, environ.get("REQUEST_METHOD", "GET"), path)
         if needed and not set(needed).issubset(token.scopes):
             raise InsufficientScope(needed)

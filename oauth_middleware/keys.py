@@ -175,6 +175,20 @@ def load_jwks(path: str, setting: str) -> list[Key]:
     return [_jwk_key(entry, f"{setting}: key {index} of {path!r}") for index, entry in enumerate(entries)]
 
 
+def public_jwk_key(entry: Any, where: str) -> Key:
+    """A verification-only key from a JWK another server published (its JWKS).
+
+    The same checks as a key from a file (one algorithm, RSA size, P-256), and
+    no private member and no ``oct`` secret: a key set fetched over the network
+    is public, and a secret in it would let anyone who reads it mint tokens.
+
+    :raises ConfigError: the JWK cannot be used; the message starts with ``where``.
+    """
+    if isinstance(entry, dict) and PRIVATE_MEMBERS.intersection(entry):
+        raise ConfigError(f"{where} is a private or symmetric key, refused in a published key set")
+    return _jwk_key(entry, where)
+
+
 def _jwk_key(entry: Any, where: str) -> Key:
     if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
         raise ConfigError(f"{where} is not a signing JWK")

@@ -60,6 +60,15 @@ class OAuth2Middleware:
         self.guard = Guard(app, self.settings, self.server.tokens)
         # One log for the endpoints and the guard: one outage, one line per interval.
         self.outage: OutageLog = self.guard.outage
+        #: Endpoints that always read the store (the client) before they answer successfully.
+        self.store_paths = frozenset(
+            {
+                self.settings.authorize_path,
+                self.settings.token_path,
+                self.settings.revoke_path,
+                self.settings.introspect_path,
+            }
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         endpoint = self.routes.get(environ.get("PATH_INFO", ""))
@@ -70,6 +79,8 @@ class OAuth2Middleware:
         try:
             self.admit(request)
             response = endpoint(self.server, request)
+            if request.path_info in self.store_paths:
+                self.outage.succeeded()  # an outage seen here ends here too, guard traffic or not
         except OAuthError as error:
             response = render_error(error, self.settings.realm)
         except StoreUnavailable as exc:

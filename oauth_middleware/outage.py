@@ -34,5 +34,8 @@ class OutageLog:
         if self._last is None:
             return
         with self._lock:
+            # Checked again under the lock: of the requests that see the recovery at once, one logs it.
+            if self._last is None:
+                return
             self._last = None
         log.warning("store reachable again")

@@ -91,6 +91,17 @@ def http_url(value: str) -> str:
     return text_value
 
 
+def fetch_url(value: str) -> str:
+    """An http(s) URL to fetch from (a query is allowed), without user info or fragment, or empty.
+
+    User info is refused so that no password sits in a URL we log.
+    """
+    text_value = value.strip()
+    if text_value and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s#]*)?", text_value):
+        raise ValueError(f"expected an http(s) URL without user info or fragment, got {value!r}")
+    return text_value
+
+
 def choice(*options: str) -> Callable[[str], str]:
     """A converter accepting exactly one of ``options``."""
 
@@ -558,6 +569,23 @@ class Settings:
         "How many verified JWTs the guard remembers (never past their ``exp``) to skip the "
         "signature check. 0 turns the cache off.",
     )
+    jwks_url: str = _setting(
+        "",
+        fetch_url,
+        "Only on a guard-only resource server (``egg:oauth-middleware#guard``): the authorization "
+        "server's JWKS, e.g. ``https://auth.example.com/oauth/jwks``, whose public keys verify "
+        "tokens next to any key files. Fetched at start-up (if it cannot be, the start fails) and "
+        "again when a token names an unknown ``kid``, at most once per ``jwks_refetch_interval``; "
+        "while a refetch fails, tokens with an unknown ``kid`` get 503. Empty: key files only.",
+    )
+    jwks_refetch_interval: int = _setting(
+        "60",
+        whole_number(1, 86400),
+        "Fewest seconds between two fetches of ``jwks_url``, failed ones included, so tokens "
+        "with made-up ``kid`` values cannot make the guard hammer the authorization server. A "
+        "token signed with a new key may be refused for this long after a refetch.",
+    )
+    jwks_timeout: float = _setting("5", positive_float, "Seconds before a fetch of ``jwks_url`` gives up.")
 
     # -- endpoints ---------------------------------------------------------
     authorize_path: str = _setting("/oauth/authorize", url_path, "Authorization endpoint.")
@@ -689,6 +717,8 @@ class Settings:
                 raise ConfigError("issuer: required with token_format = jwt (it is the tokens' iss)")
             if not self.audience:
                 raise ConfigError("audience: required with token_format = jwt (it is the tokens' aud)")
+        elif self.jwks_url:
+            raise ConfigError("jwks_url: only used with token_format = jwt")
 
 
 def _as_ini(raw: Any) -> str:

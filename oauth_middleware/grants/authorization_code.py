@@ -64,11 +64,11 @@ class AuthorizationCodeGrant:
         code_id = digest(code)
         record = self.repository.find_code(code_id)
         if record is None or record["e"] <= time.time():
-            self._used_or_unknown(code_id)
+            self._used_or_unknown(code_id, request.client.client_id)
         self._check(record, request)
         # The code's id is the family of every token issued from it.
         if not self.repository.claim_code(code_id, code_id, self.server.settings.code_ttl):
-            self._replayed(code_id, code_id)
+            self._replayed(code_id, code_id, request.client.client_id)
         body = self._issue(record, request)
         marker = self.repository.redeemed_code(code_id)
         if marker is not None and marker.get("r"):
@@ -99,15 +99,20 @@ class AuthorizationCodeGrant:
             family=family,
         )
 
-    def _used_or_unknown(self, code_id: str) -> NoReturn:
+    def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:
         marker = self.repository.redeemed_code(code_id)
         if marker is not None:
-            self._replayed(code_id, marker["f"])
+            self._replayed(code_id, marker["f"], client_id)
         raise InvalidGrant("the code is invalid or has expired")
 
-    def _replayed(self, code_id: str, family: str) -> NoReturn:
+    def _replayed(self, code_id: str, family: str, client_id: str) -> NoReturn:
         """RFC 6749 §4.1.2: a code used twice is refused and its tokens revoked."""
         self.repository.mark_code_replayed(code_id, family, self.server.settings.code_ttl)
         self.repository.revoke_family(family)
-        log.warning("authorization code replayed: its tokens are revoked (family %s)", family[:12])
+        # The family is the code's SHA-256: a prefix names it in the log without revealing the code.
+        log.warning(
+            "authorization code replayed: its tokens are revoked: client_id=%r family=%s",
+            client_id,
+            family[:12],
+        )
         raise InvalidGrant("the code was already used")

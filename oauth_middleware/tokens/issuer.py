@@ -46,6 +46,7 @@ class TokenIssuer:
             so that they can be revoked together.
         """
         access = self.unique.find(client.client_id, user_id, grant_type, scopes) if self.unique else None
+        reused = access is not None
         expires_in = self.ttl
         if access is None:
             access = self.tokens.issue(
@@ -55,10 +56,12 @@ class TokenIssuer:
                 self.unique.keep(grant_type, access)
         else:
             expires_in = max(1, access.expires_at - int(time.time()))
+        # Who got a token for what; never the token itself.
         log.info(
-            "token %s: client_id=%r grant=%s scope=%r",
-            "issued" if expires_in == self.ttl else "reused",
+            "token %s: client_id=%r user=%r grant=%s scope=%r",
+            "reused" if reused else "issued",
             client.client_id,
+            None if user_id is None else user_id[:100],
             grant_type,
             scope_string(scopes),
         )

@@ -25,6 +25,7 @@ import jwt
 from ..errors import ConfigError, InvalidToken
 from ..keys import Key, KeySet, load_keys
 from ..models import AccessToken
+from ..remote_keys import RemoteKeys
 from ..repository import Repository
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ class JWTTokens:
         that never checks revocation.
     :param check_revocation: look every token's ``jti`` up in the deny list.
     :param cache_size: verified tokens kept in memory; 0 for none.
+    :param remote: keys fetched from another server's JWKS (``jwks_url``),
+        asked for a ``kid`` that ``keys`` does not have.
 
     Example::
 
@@ -126,6 +129,7 @@ class JWTTokens:
         repository: Repository | None = None,
         check_revocation: bool = False,
         cache_size: int = 1024,
+        remote: RemoteKeys | None = None,
     ) -> None:
         if check_revocation and repository is None:
             raise ValueError("checking revocation needs a repository")
@@ -138,6 +142,12 @@ class JWTTokens:
         self.repository = repository
         self.check_revocation = check_revocation
         self.cache = VerifiedCache(cache_size)
+        self.remote = remote
+
+    @property
+    def reads_store(self) -> bool:
+        """Whether :meth:`verify` reads the store: only to check revocation."""
+        return self.check_revocation
 
     def issue(
         self,
@@ -234,7 +244,11 @@ class JWTTokens:
         typ, kid = header.get("typ"), header.get("kid")
         if not isinstance(typ, str) or typ.lower() not in TOKEN_TYPES:
             _rejected("wrong typ")
-        key = self.keys.verification.get(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            _rejected("no kid")
+        key = self.keys.verification.get(kid)
+        if key is None and self.remote is not None:
+            key = self.remote.find(kid)  # may refetch the JWKS, bounded in time
         if key is None:
             _rejected("unknown kid")
         return key
@@ -286,12 +300,31 @@ def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bo
     :param repository: the store's repository; may be None on a guard that
         does not check revocation.
     :param issuing: False on a guard-only resource server (no signing key needed).
-    :raises ConfigError: a key cannot be loaded or revocation checking has no store.
+    :raises ConfigError: a key cannot be loaded, the ``jwks_url`` cannot be
+        fetched, or revocation checking has no store.
     """
     if settings.jwt_check_revocation and repository is None:
         raise ConfigError("jwt_check_revocation: checking revocation needs the store")
+    if settings.jwks_url and issuing:
+        raise ConfigError("jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)")
+    key_files = (
+        settings.jwt_signing_key,
+        settings.jwt_secret,
+        settings.jwt_verification_keys,
+        settings.jwt_jwks_file,
+    )
+    # With jwks_url, key files are optional: the fetched keys may be all there is.
+    keys = (
+        load_keys(settings, signing=issuing) if any(key_files) or not settings.jwks_url else KeySet(None, {})
+    )
+    remote = None
+    if settings.jwks_url:
+        remote = RemoteKeys(
+            settings.jwks_url, interval=settings.jwks_refetch_interval, timeout=settings.jwks_timeout
+        )
+        remote.load()
     return JWTTokens(
-        load_keys(settings, signing=issuing),
+        keys,
         issuer=settings.issuer,
         audience=settings.audience,
         ttl=settings.access_token_ttl,
@@ -300,4 +333,5 @@ def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bo
         repository=repository,
         check_revocation=settings.jwt_check_revocation,
         cache_size=settings.jwt_cache_size,
+        remote=remote,
     )

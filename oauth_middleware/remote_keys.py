@@ -1,0 +1,170 @@
+"""The authorization server's public keys, fetched from its JWKS by a guard elsewhere.
+
+A guard-only resource server with ``jwks_url`` fetches the key set once at
+start-up (an unreachable or unusable JWKS stops the start with one line
+naming ``jwks_url``) and again only when a token names a ``kid`` it does not
+know, which is how it learns the key of a rotation. Those refetches are
+bounded: at most one per ``jwks_refetch_interval`` seconds, failed attempts
+included, so neither tokens with made-up ``kid``\\ s nor an outage of the
+authorization server make us hammer it.
+
+PyJWT's :class:`jwt.PyJWKClient` does the HTTP request (http and https
+only, no redirects, a timeout). Its own caching is not used, because it
+holds a lock across the network call (every verification would wait behind a
+slow refetch), starts its cooldown only after a *successful* fetch (an
+unreachable JWKS would be asked again on every request with an unknown
+``kid``), and takes a key's algorithm from the JWK. Here each key passes the
+same checks as a key read from a file (:func:`~.keys.public_jwk_key`).
+
+When a refetch fails, a token whose ``kid`` is unknown is refused with 503
+``temporarily_unavailable`` until a later refetch succeeds: it may be valid,
+we cannot tell, so it does not pass (fail closed), and the client is not told
+to throw it away. Tokens whose key is known keep working throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jwt
+
+from .errors import BearerUnavailable, ConfigError
+from .keys import Key, public_jwk_key
+
+log = logging.getLogger("oauth_middleware.keys")
+
+#: Sent as ``User-Agent`` with every fetch.
+USER_AGENT = "oauth-middleware"
+
+
+class KeysUnavailable(Exception):
+    """The key set could not be fetched or held no usable key; the message says why."""
+
+
+class RemoteKeys:
+    """The verification keys of a JWKS URL: fetched at start-up, refetched on an unknown ``kid``.
+
+    :param url: the JWKS URL (``jwks_url``).
+    :param interval: fewest seconds between two fetches (``jwks_refetch_interval``).
+    :param timeout: seconds before a fetch gives up (``jwks_timeout``).
+    :param clock: a monotonic clock; tests pass their own.
+
+    Example::
+
+        remote = RemoteKeys("https://auth.example.com/oauth/jwks", interval=60, timeout=5)
+        remote.load()                 # ConfigError naming jwks_url if it cannot be fetched
+        key = remote.find(kid)        # None: no such key, even after a refetch
+    """
+
+    def __init__(
+        self, url: str, *, interval: float, timeout: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.url = url
+        self.interval = interval
+        self.clock = clock
+        self.client = jwt.PyJWKClient(
+            url, cache_jwk_set=False, timeout=timeout, headers={"User-Agent": USER_AGENT}
+        )
+        #: How many fetches were attempted, successful or not.
+        self.fetches = 0
+        self._keys: Mapping[str, Key] = {}
+        self._next_fetch = float("-inf")
+        self._failing = False
+        # Taken only on an unknown kid: requests with a known key never wait for a fetch.
+        self._lock = threading.Lock()
+
+    @property
+    def keys(self) -> Mapping[str, Key]:
+        """The keys of the last successful fetch, by ``kid``."""
+        return self._keys
+
+    def load(self) -> None:
+        """Fetch the key set at start-up.
+
+        :raises ConfigError: one line naming ``jwks_url``.
+        """
+        with self._lock:
+            self._next_fetch = self.clock() + self.interval  # the start-up fetch counts too
+            try:
+                self._keys = self._fetch()
+            except KeysUnavailable as exc:
+                raise ConfigError(f"jwks_url: {exc}") from None
+        log.info("JWKS fetched from %s: %d keys", self.url, len(self._keys))
+
+    def find(self, kid: str) -> Key | None:
+        """The key named ``kid``, refetching the set first if it is unknown and a fetch is due.
+
+        :returns: None when the key set, fetched recently enough, has no such key.
+        :raises BearerUnavailable: the key is unknown and the JWKS could not be
+            fetched (now or at the last attempt).
+        """
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            # Another request may have fetched the set while this one waited.
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+            now = self.clock()
+            if now < self._next_fetch:
+                if self._failing:
+                    raise BearerUnavailable("the signing keys cannot be fetched, try again later")
+                return None
+            self._next_fetch = now + self.interval
+            return self._refetch(kid)
+
+    def _refetch(self, kid: str) -> Key | None:
+        """Fetch the set again (the lock is held) and look ``kid`` up in it."""
+        try:
+            keys = self._fetch()
+        except KeysUnavailable as exc:
+            if not self._failing:
+                log.error("JWKS unavailable, refusing tokens with an unknown kid: %s", exc)
+            self._failing = True
+            raise BearerUnavailable("the signing keys cannot be fetched, try again later") from None
+        if self._failing:
+            log.warning("JWKS at %s reachable again: %d keys", self.url, len(keys))
+        else:
+            log.info("JWKS refetched from %s for an unknown kid: %d keys", self.url, len(keys))
+        self._failing = False
+        self._keys = keys
+        return keys.get(kid)
+
+    def _fetch(self) -> dict[str, Key]:
+        """Fetch and check the key set; keys we cannot use are skipped and logged."""
+        self.fetches += 1
+        try:
+            document: Any = self.client.fetch_data()
+        except (jwt.PyJWKClientError, ValueError, OSError) as exc:
+            # PyJWT wraps connection errors; a body cut off or not JSON arrives as the others.
+            raise KeysUnavailable(f"cannot fetch {self.url}: {_one_line(exc)}") from None
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise KeysUnavailable(f"{self.url} did not answer with a JWK Set")
+        keys: dict[str, Key] = {}
+        for index, entry in enumerate(entries):
+            try:
+                key = public_jwk_key(entry, f"key {index} of {self.url}")
+            except ConfigError as exc:
+                log.info("JWKS key skipped: %s", exc)
+                continue
+            keys.setdefault(key.kid, key)
+        if not keys:
+            raise KeysUnavailable(f"{self.url} has no key this guard can verify with")
+        return keys
+
+
+def _one_line(exc: BaseException) -> str:
+    """Why a fetch failed, in one short line (the urllib error PyJWT wrapped, if any)."""
+    cause = exc.__cause__ or exc
+    reason: object = cause
+    if isinstance(cause, urllib.error.URLError) and not isinstance(cause, urllib.error.HTTPError):
+        reason = cause.reason
+    text = " ".join(str(reason).split())
+    return text[:300] or type(cause).__name__
