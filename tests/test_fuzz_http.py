@@ -15,8 +15,8 @@ from fuzz_support import examples
 from http_fuzz import CODE_REQUEST, FORM, TARGETS, Case, make_server, problems
 from hypothesis import given
 
-#: Cases per target in CI: nine targets, about 1,800 requests.
-CI_CASES = 200
+#: Cases per target in CI: nine targets, about 1,350 requests.
+CI_CASES = 150
 
 
 @pytest.fixture(scope="module")
