@@ -12,6 +12,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .clients import build_client, generate_secret
 from .errors import ConfigError
@@ -19,6 +20,9 @@ from .models import digest
 from .repository import Repository
 from .server import client_store_from_settings, store_from_settings
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 #: ``use =`` values that name our filters in an ini file.
 _OUR_FILTERS = ("egg:oauth-middleware#oauth2", "egg:oauth-middleware#guard")
@@ -69,7 +73,7 @@ def _client_repository(path: str) -> Repository:
     return Repository(clients)
 
 
-def _load_app(path: str) -> object:
+def _load_app(path: str) -> WSGIApplication:
     """Load the ini's main app with PasteDeploy, as ``pserve`` and gunicorn do.
 
     The working directory goes on ``sys.path`` first (gunicorn does the same),
@@ -80,7 +84,8 @@ def _load_app(path: str) -> object:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return loadapp(f"config:{os.path.abspath(path)}")
+        app: WSGIApplication = loadapp(f"config:{os.path.abspath(path)}")
+        return app
     except (ImportError, LookupError) as exc:
         raise CommandError(
             f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

@@ -22,6 +22,7 @@ from .errors import (
     MissingToken,
     StoreUnavailable,
 )
+from .forms import form_items
 from .models import AccessToken
 from .outage import OutageLog
 from .parsing import bearer_from_header
@@ -75,13 +76,10 @@ def _form_items(environ: WSGIEnvironment) -> Iterable[tuple[str, str]]:
     request = Request(environ, charset="utf-8")
     request.make_body_seekable()
     try:
-        return list(request.POST.items())
-    except (UnicodeDecodeError, ValueError, DeprecationWarning):
-        # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
-        raise InvalidBearerRequest("the form body could not be decoded") from None
+        return form_items(request, InvalidBearerRequest)
     finally:
         # The app reads the body after us: rewind the buffered copy.
-        request.body_file_raw.seek(0)
+        request.body_file_seekable.seek(0)
 
 
 def _access_tokens(items: Iterable[tuple[str, str]]) -> list[str]:

@@ -40,7 +40,6 @@ def json_response(body: Mapping[str, Any], status: int = 200, *, cache: bool = F
         body=_JSON.encode(body).encode("utf-8"),
         status=status,
         content_type="application/json",
-        charset=None,
     )
     if not cache:
         response.headerlist.extend(_NO_STORE)

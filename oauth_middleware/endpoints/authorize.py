@@ -18,6 +18,7 @@ from webob import Request, Response
 
 from ..authorization import AuthorizationRequest, validate_request
 from ..errors import AccessDenied, FatalClientError, InvalidRequest, MethodNotAllowed, TooManyRequests
+from ..forms import form_items
 from ..grants.authorization_code import issue_code
 from ..limits import too_long
 from ..responses import redirect, throttled
@@ -184,16 +185,9 @@ def approved(
 def _form_items(request: Request) -> list[tuple[str, str]]:
     if request.content_type.lower() != _FORM:
         raise FatalClientError(f"the body must be {_FORM}")
-    try:
-        return list(request.POST.items())
-    except (UnicodeDecodeError, ValueError, DeprecationWarning):
-        # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
-        raise FatalClientError("the body is not valid UTF-8 form data") from None
+    return form_items(request, FatalClientError)
 
 
-def _cookie_path(server: AuthorizationServer, request: Request) -> str:
-    """The session cookie is only sent to the authorization endpoint."""
-    return f"{request.script_name}{server.settings.authorize_path}"
 def _query_items(request: Request) -> list[tuple[str, str]]:
     try:
         return list(request.GET.items())
@@ -201,3 +195,6 @@ def _query_items(request: Request) -> list[tuple[str, str]]:
         raise FatalClientError("the query string is not valid UTF-8") from None
 
 
+def _cookie_path(server: AuthorizationServer, request: Request) -> str:
+    """The session cookie is only sent to the authorization endpoint."""
+    return f"{request.script_name}{server.settings.authorize_path}"

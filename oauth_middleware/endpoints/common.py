@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from webob import Request
 
 from ..errors import InvalidRequest, MethodNotAllowed
+from ..forms import form_items
 from ..limits import check_lengths
 from ..parsing import single_params
 
@@ -27,11 +28,7 @@ def form_params(request: Request) -> dict[str, str]:
         raise MethodNotAllowed(("POST",))
     if request.content_type.lower() != _FORM:
         raise InvalidRequest(f"the body must be {_FORM}")
-    try:
-        items = list(request.POST.items())
-    except (UnicodeDecodeError, ValueError, DeprecationWarning):
-        # WebOb raises DeprecationWarning for a form declared in a charset other than UTF-8.
-        raise InvalidRequest("the body is not valid UTF-8 form data") from None
+    items = form_items(request, InvalidRequest)
     check_lengths(items)
     return single_params(items)
 
