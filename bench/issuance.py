@@ -1,0 +1,360 @@
+"""Client-credentials tokens per second: our token endpoint beside oauthlib's.
+
+Run from the repository root::
+
+    python bench/issuance.py [--quick] [--json]
+
+Both sides are WSGI apps called in-process with the same POST (HTTP Basic
+client authentication, ``grant_type=client_credentials&scope=read``), from an
+environ built once and copied, with a fresh body stream per call:
+
+- **ours**: ``OAuth2Middleware`` on the ``memory://`` store, the demo's
+  settings, the bench client registered with its secret's SHA-256;
+- **oauthlib**: ``BackendApplicationServer`` with a ``RequestValidator``
+  that parses the Basic header, checks the secret's SHA-256 against a dict
+  in constant time, and whose ``save_bearer_token`` puts the token in a dict;
+  its ``(headers, body, status)`` answer becomes the WSGI response.
+
+Each issues a new token per call with its library's default generator and
+keeps it where a guard would find it. Timed like :mod:`guard`: repetitions
+interleaved, median reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hmac
+import io
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+import guard
+from webob import Request
+
+from oauth_middleware.clients import build_client
+from oauth_middleware.demo import DemoApp
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.models import digest
+from oauth_middleware.settings import Settings
+
+try:
+    from oauthlib.oauth2 import BackendApplicationServer, RequestValidator
+except ImportError:
+    # A bench-only dependency, never the middleware's.
+    sys.exit("bench: oauthlib is not installed: pip install -e '.[bench]' (or tox -e bench)")
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+BODY = b"grant_type=client_credentials&scope=read"
+OURS = "ours: OAuth2Middleware token endpoint, memory://"
+OAUTHLIB = "oauthlib BackendApplicationServer (dicts)"
+
+
+class PostCase(guard.Case):
+    """A :class:`guard.Case` whose calls each get a fresh request body."""
+
+    def call(self, number: int) -> None:
+        """Make ``number`` token requests, consuming each body (the timed loop)."""
+        app, environs = self.app, self._next
+        for _ in range(number):
+            environ = next(environs).copy()
+            environ["wsgi.input"] = io.BytesIO(BODY)
+            for _chunk in app(environ, guard._start_response):
+                pass
+
+
+def token_environ() -> dict[str, Any]:
+    """The token request's environ: POST /oauth/token, Basic credentials, the form."""
+    credentials = base64.b64encode(f"{guard.CLIENT_ID}:{guard.CLIENT_SECRET}".encode()).decode()
+    return guard.environ(
+        "/oauth/token",
+        authorization=f"Basic {credentials}",
+        extra={
+            "REQUEST_METHOD": "POST",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": str(len(BODY)),
+        },
+    )
+
+
+# -- ours ---------------------------------------------------------------------
+
+
+def ours() -> tuple[PostCase, OAuth2Middleware]:
+    """Our token endpoint on the memory store, with the bench client registered."""
+    middleware = OAuth2Middleware(
+        DemoApp(), Settings.from_config({**guard.DEMO_SETTINGS, "store": "memory://"})
+    )
+    middleware.server.repository.save_client(
+        build_client(
+            guard.CLIENT_ID,
+            secret_hash=digest(guard.CLIENT_SECRET),
+            grant_types=["client_credentials"],
+            scopes=["read", "write"],
+        )
+    )
+    return PostCase(OURS, middleware, [token_environ()], close=middleware.server.store.close), middleware
+
+
+# -- oauthlib -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerClient:
+    """A registered client as the oauthlib validator keeps it."""
+
+    client_id: str
+    secret_hash: str
+    grant_types: frozenset[str]
+    scopes: frozenset[str]
+
+
+class ClientCredentialsValidator(RequestValidator):  # type: ignore[misc]
+    """The ``RequestValidator`` methods the client credentials grant calls, over dicts.
+
+    :param clients: client id -> client.
+    :param tokens: where issued tokens go, by token string.
+    """
+
+    def __init__(self, clients: dict[str, PeerClient], tokens: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.clients = clients
+        self.tokens = tokens
+
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """HTTP Basic (RFC 6749 §2.3.1): form-decoded id and secret, SHA-256 compared in constant time."""
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            client_id, sep, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:
+            return False
+        client = self.clients.get(unquote_plus(client_id))
+        if not sep or client is None:
+            return False
+        if not hmac.compare_digest(digest(unquote_plus(secret)), client.secret_hash):
+            return False
+        request.client = client
+        return True
+
+    def validate_grant_type(self, client_id: str, grant_type: str, client: PeerClient, request: Any) -> bool:
+        """The client is registered for the grant."""
+        return grant_type in client.grant_types
+
+    def get_default_scopes(self, client_id: str, request: Any) -> list[str]:
+        """``read``, the demo's ``default_scope``."""
+        return ["read"]
+
+    def validate_scopes(self, client_id: str, scopes: list[str], client: PeerClient, request: Any) -> bool:
+        """Every scope asked for is registered for the client."""
+        return client.scopes.issuperset(scopes)
+
+    def save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> None:
+        """Keep the token where a resource server's look-up finds it."""
+        self.tokens[token["access_token"]] = {
+            "client_id": request.client.client_id,
+            "scopes": tuple(request.scopes),
+            "expires_at": int(time.time()) + token["expires_in"],
+        }
+
+
+class OauthlibTokenApp:
+    """oauthlib's token endpoint as a WSGI app.
+
+    :param server: the ``BackendApplicationServer``.
+    """
+
+    def __init__(self, server: BackendApplicationServer) -> None:
+        self.server = server
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+        headers = {"Content-Type": environ.get("CONTENT_TYPE", "")}
+        if "HTTP_AUTHORIZATION" in environ:
+            headers["Authorization"] = environ["HTTP_AUTHORIZATION"]
+        uri = f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}{environ['PATH_INFO']}"
+        out_headers, out_body, status = self.server.create_token_response(
+            uri, environ["REQUEST_METHOD"], body, headers
+        )
+        data = out_body.encode()
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [*out_headers.items(), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
+def oauthlib_server() -> tuple[PostCase, dict[str, dict[str, Any]]]:
+    """oauthlib's client credentials server with the bench client; also the token dict."""
+    client = PeerClient(
+        guard.CLIENT_ID,
+        digest(guard.CLIENT_SECRET),
+        frozenset({"client_credentials"}),
+        frozenset({"read", "write"}),
+    )
+    tokens: dict[str, dict[str, Any]] = {}
+    server = BackendApplicationServer(
+        ClientCredentialsValidator({client.client_id: client}, tokens), token_expires_in=3600
+    )
+    return PostCase(OAUTHLIB, OauthlibTokenApp(server), [token_environ()]), tokens
+
+
+# -- checks -------------------------------------------------------------------
+
+
+def issue_once(case: PostCase) -> dict[str, Any]:
+    """One token request through the case's app; insist on a 200 with a bearer token."""
+    environ = case.environs[0].copy()
+    environ["wsgi.input"] = io.BytesIO(BODY)
+    response = Request(environ).get_response(case.app)
+    if response.status_code != 200:
+        raise RuntimeError(f"{case.name}: expected 200, got {response.status}: {response.text}")
+    body: dict[str, Any] = response.json
+    if body.get("token_type") != "Bearer" or body.get("scope") != "read" or "access_token" not in body:
+        raise RuntimeError(f"{case.name}: unexpected token response {body}")
+    return body
+
+
+def check_ours(case: PostCase, middleware: OAuth2Middleware) -> None:
+    """A token our endpoint issued opens ``/api/me``; a wrong secret is refused."""
+    token = issue_once(case)["access_token"]
+    api = Request(guard.environ(authorization=f"Bearer {token}")).get_response(middleware)
+    if api.status_code != 200:
+        raise RuntimeError(f"{case.name}: the issued token was refused: {api.status}")
+    _check_refuses_wrong_secret(case)
+
+
+def check_oauthlib(case: PostCase, tokens: dict[str, dict[str, Any]]) -> None:
+    """A token oauthlib issued is in the dict; a wrong secret is refused."""
+    token = issue_once(case)["access_token"]
+    if token not in tokens:
+        raise RuntimeError(f"{case.name}: the issued token was not saved")
+    _check_refuses_wrong_secret(case)
+
+
+def _check_refuses_wrong_secret(case: PostCase) -> None:
+    environ = case.environs[0].copy()
+    environ["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(f"{guard.CLIENT_ID}:wrong".encode()).decode()
+    environ["wsgi.input"] = io.BytesIO(BODY)
+    logging.disable(logging.WARNING)  # the failure is expected: no log line for it
+    try:
+        response = Request(environ).get_response(case.app)
+    finally:
+        logging.disable(logging.NOTSET)
+    if response.status_code != 401:
+        raise RuntimeError(f"{case.name}: a wrong secret got {response.status}, not 401")
+
+
+# -- running and reporting ---------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Tokens per second of both sides.
+
+    :param ours: our result.
+    :param oauthlib: oauthlib's result.
+    """
+
+    ours: guard.Result
+    oauthlib: guard.Result
+
+    @staticmethod
+    def per_second(result: guard.Result) -> float:
+        """Tokens per second from the median time per request."""
+        return 1e6 / result.median_us
+
+    def ratio(self, *, fastest: bool = False) -> float:
+        """Our tokens per second over oauthlib's (the target is ≥ 2).
+
+        :param fastest: from the fastest repetitions instead of the medians.
+        """
+        if fastest:
+            return self.oauthlib.min_us / self.ours.min_us
+        return self.per_second(self.ours) / self.per_second(self.oauthlib)
+
+    def table(self) -> str:
+        """Both rows as plain text."""
+        width = max(len(OURS), len(OAUTHLIB))
+        lines = [
+            f"{'case':<{width}}  {'µs/token':>8}  {'IQR':>5}  {'tokens/s':>9}  {'x oauthlib':>10}",
+            f"{'-' * width}  {'-' * 8}  {'-' * 5}  {'-' * 9}  {'-' * 10}",
+        ]
+        for r in (self.ours, self.oauthlib):
+            lines.append(
+                f"{r.name:<{width}}  {r.median_us:>8.2f}  {r.spread:>5.0%}  {self.per_second(r):>9,.0f}  "
+                f"{self.per_second(r) / self.per_second(self.oauthlib):>10.2f}"
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready results."""
+        return {
+            "results": [
+                {
+                    "case": r.name,
+                    "median_us": round(r.median_us, 3),
+                    "iqr_ratio": round(r.spread, 4),
+                    "tokens_per_second": round(self.per_second(r)),
+                    "per_call_ns": [round(v, 1) for v in r.per_call_ns],
+                }
+                for r in (self.ours, self.oauthlib)
+            ],
+            "ours_over_oauthlib": round(self.ratio(), 3),
+            "ours_over_oauthlib_fastest": round(self.ratio(fastest=True), 3),
+        }
+
+
+def build_cases(stack: contextlib.ExitStack) -> list[PostCase]:
+    """Both token endpoints, each checked to issue working tokens and refuse a wrong secret."""
+    our_case, middleware = ours()
+    stack.callback(our_case.close)
+    check_ours(our_case, middleware)
+    peer_case, tokens = oauthlib_server()
+    check_oauthlib(peer_case, tokens)
+    return [our_case, peer_case]
+
+
+def run(plan: guard.Plan) -> Report:
+    """Measure both token endpoints."""
+    with contextlib.ExitStack() as stack:
+        ours_result, oauthlib_result = guard.measure(build_cases(stack), plan)
+    return Report(ours_result, oauthlib_result)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure and print the table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--profile", type=int, nargs="?", const=20_000, metavar="CALLS", help="cProfile both sides instead"
+    )
+    args = parser.parse_args(argv)
+    if args.profile:
+        with contextlib.ExitStack() as stack:
+            guard.profile(build_cases(stack), args.profile)
+        return 0
+    report = run(guard.QUICK if args.quick else guard.Plan())
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.table())
+    if not args.json:
+        print(
+            f"\nours / oauthlib tokens per second: {report.ratio():.2f} "
+            f"(fastest repetitions: {report.ratio(fastest=True):.2f}; target >= 2)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

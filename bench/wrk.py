@@ -1,0 +1,362 @@
+"""Requests per second through a real server: gunicorn (2 sync workers) and ``wrk``.
+
+Run from the repository root::
+
+    python bench/wrk.py                  # each server: wrk -t2 -c16 -d10s, three rounds
+    python bench/wrk.py --quick          # -d2s
+    python bench/wrk.py --rounds 5       # more interleaved rounds
+
+Three servers on free loopback ports serve the demo's ``/api/me``
+(:mod:`wrk_app`): the bare app, and the app behind ``OAuth2Middleware``
+with an opaque token on SQLite (a file every worker opens; ``memory://``
+would give each worker its own store) and with an HS256 JWT, which each
+worker verifies once and then finds in its cache. The token is issued
+before the servers start, and every server gets the same request with it.
+Rounds run the servers in turn (each round starting with the next one), and
+the ratio to the bare app is the median of the rounds' ratios, so a noisy
+neighbour's swings between rounds cancel out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import guard
+from peers import Unavailable, free_port
+
+from oauth_middleware.clients import build_client
+from oauth_middleware.demo import DemoApp
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.models import digest
+from oauth_middleware.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+#: The HS256 key of the JWT server (32 characters or more).
+JWT_SECRET = "bench-wrk-hs256-secret-0123456789abcdef"
+BARE = "bare app (no middleware)"
+SQLITE = "opaque, sqlite://"
+JWT = "jwt HS256, cached"
+
+
+@dataclass
+class Server:
+    """One gunicorn serving one app.
+
+    :param name: the row's label.
+    :param kind: ``bare`` or ``guarded`` (:func:`wrk_app.make_app`).
+    :param settings: the guarded app's settings over the demo's.
+    :param token: the bearer token every request carries.
+    """
+
+    name: str
+    kind: str
+    settings: Mapping[str, str]
+    token: str
+    port: int = 0
+    pid: int = 0
+    #: Requests per second, one per round.
+    rates: list[float] = field(default_factory=list)
+    #: CPU time the server's processes spent per request, in µs, one per round.
+    cpu_us: list[float] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The protected endpoint on this server."""
+        return f"http://127.0.0.1:{self.port}{guard.PATH}"
+
+
+def issued_token(settings: Mapping[str, str]) -> str:
+    """A client-credentials token from a middleware with ``settings``, the bench client registered.
+
+    For SQLite the client and the token land in the file the workers open;
+    for JWT the token is signed with the key the workers verify with.
+    """
+    middleware = OAuth2Middleware(DemoApp(), Settings.from_config({**guard.DEMO_SETTINGS, **settings}))
+    try:
+        middleware.server.repository.save_client(
+            build_client(
+                guard.CLIENT_ID,
+                secret_hash=digest(guard.CLIENT_SECRET),
+                grant_types=["client_credentials"],
+                scopes=["read", "write"],
+            )
+        )
+        return guard.issue_token(middleware)
+    finally:
+        middleware.server.store.close()
+
+
+def servers(directory: str) -> list[Server]:
+    """The three servers' apps, settings and tokens (the tokens issued now)."""
+    sqlite = {"store": f"sqlite:///{directory}/oauth.db"}
+    jwt = {
+        "store": "memory://",
+        "token_format": "jwt",
+        "audience": "http://127.0.0.1:8080/api",
+        "jwt_algorithm": "HS256",
+        "jwt_secret": JWT_SECRET,
+    }
+    sqlite_token = issued_token(sqlite)
+    return [
+        Server(BARE, "bare", {}, sqlite_token),
+        Server(SQLITE, "guarded", sqlite, sqlite_token),
+        Server(JWT, "guarded", jwt, issued_token(jwt)),
+    ]
+
+
+def start(server: Server, stack: contextlib.ExitStack, log: Path) -> None:
+    """Start gunicorn for ``server`` on a free port and wait until it answers 200.
+
+    A guarded server must also answer 401 to an unknown token: a guard that
+    lets everything through would make a fine-looking, worthless row.
+    """
+    server.port = free_port()
+    env = {**os.environ, "BENCH_SETTINGS": json.dumps(server.settings)}
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(HERE),
+        "--workers",
+        "2",
+        "--worker-class",
+        "sync",
+        "--bind",
+        f"127.0.0.1:{server.port}",
+        "--log-level",
+        "warning",
+        f"wrk_app:make_app({server.kind!r})",
+    ]
+    handle = stack.enter_context(open(log, "ab"))  # noqa: SIM115 - closed by the stack
+    process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    server.pid = process.pid
+    stack.callback(_stop, process)
+    deadline = time.monotonic() + 30
+    while status(server.url, server.token) != 200:
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.name}: gunicorn exited ({process.returncode}); see {log}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}: no 200 from {server.url} within 30 s; see {log}")
+        time.sleep(0.1)
+    if server.kind == "guarded" and status(server.url, "A" * 43) != 401:
+        raise RuntimeError(f"{server.name}: an unknown token was not refused with 401")
+
+
+def status(url: str, token: str) -> int | None:
+    """The status of a GET of ``url`` with the bearer ``token``; None when nothing answers."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_COUNT = re.compile(r"(\d+) requests in ")
+_BAD = re.compile(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` and its children (gunicorn's workers), from /proc."""
+    total = 0.0
+    for process in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{process}/stat", encoding="ascii") as stat:
+                # Fields after the parenthesised command: utime and stime are the 12th and 13th.
+                fields = stat.read().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+def wrk(binary: str, server: Server, duration: float, threads: int, connections: int) -> tuple[float, float]:
+    """One ``wrk`` run: requests per second, and the server's CPU µs per request.
+
+    Any non-2xx response or socket error fails the run: a benchmark of
+    errors would be fast and worthless.
+    """
+    argv = [
+        binary,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "-H",
+        f"Authorization: Bearer {server.token}",
+        server.url,
+    ]
+    cpu_before = cpu_seconds(server.pid)
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server.pid) - cpu_before
+    bad = _BAD.search(output)
+    if bad:
+        raise RuntimeError(f"{server.name}: {bad.group(0)}\n{output}")
+    rate, count = _RATE.search(output), _COUNT.search(output)
+    if rate is None or count is None:
+        raise RuntimeError(f"{server.name}: no request count in wrk's output:\n{output}")
+    return float(rate.group(1)), cpu / int(count.group(1)) * 1e6
+
+
+@dataclass
+class Report:
+    """Requests per second and server CPU per request of each server.
+
+    :param servers: the servers with their measurements, the bare app first.
+    :param command: the wrk command line (without the URL).
+    """
+
+    servers: list[Server]
+    command: str
+
+    def server(self, name: str) -> Server:
+        """The server called ``name``."""
+        return next(s for s in self.servers if s.name == name)
+
+    def rate(self, name: str) -> float:
+        """The median requests per second of the server called ``name``."""
+        return statistics.median(self.server(name).rates)
+
+    def ratio(self, name: str) -> float:
+        """Requests per second relative to the bare app (the target is ≥ 0.90).
+
+        The median of each round's ratio: a round's runs are close in time,
+        so a neighbour's load swing between rounds cancels out.
+        """
+        pairs = zip(self.server(name).rates, self.server(BARE).rates, strict=True)
+        return statistics.median(rate / bare for rate, bare in pairs)
+
+    def cpu_ratio(self, name: str) -> float:
+        """The bare app's server CPU per request over this server's (medians).
+
+        What the throughput ratio would be if the server's CPU were the only
+        limit; much less disturbed by a busy machine than requests per second.
+        """
+        return statistics.median(self.server(BARE).cpu_us) / statistics.median(self.server(name).cpu_us)
+
+    def table(self) -> str:
+        """The servers as plain text: req/s and its ratio, CPU per request and its ratio, each round."""
+        width = max(len("case"), *(len(s.name) for s in self.servers))
+        lines = [
+            f"{'case':<{width}}  {'req/s':>7}  {'x bare':>6}  {'CPU µs/req':>10}  {'x bare':>6}  rounds (req/s)",
+            f"{'-' * width}  {'-' * 7}  {'-' * 6}  {'-' * 10}  {'-' * 6}  {'-' * 14}",
+        ]
+        for s in self.servers:
+            rounds = " ".join(f"{r:.0f}" for r in s.rates)
+            lines.append(
+                f"{s.name:<{width}}  {self.rate(s.name):>7.0f}  {self.ratio(s.name):>6.2f}  "
+                f"{statistics.median(s.cpu_us):>10.0f}  {self.cpu_ratio(s.name):>6.2f}  {rounds}"
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready results."""
+        return {
+            "command": self.command,
+            "results": [
+                {
+                    "case": s.name,
+                    "requests_per_second": round(self.rate(s.name), 1),
+                    "ratio_to_bare": round(self.ratio(s.name), 3),
+                    "server_cpu_us_per_request": round(statistics.median(s.cpu_us), 1),
+                    "cpu_ratio_to_bare": round(self.cpu_ratio(s.name), 3),
+                    "rounds": s.rates,
+                    "rounds_cpu_us": [round(c, 1) for c in s.cpu_us],
+                }
+                for s in self.servers
+            ],
+        }
+
+
+def find_wrk() -> str:
+    """The ``wrk`` binary.
+
+    :raises Unavailable: not installed.
+    """
+    binary = shutil.which("wrk") or ("/usr/bin/wrk" if os.path.exists("/usr/bin/wrk") else None)
+    if binary is None:
+        raise Unavailable("no wrk binary (apt-get install wrk)")
+    return binary
+
+
+def run(duration: float = 10, rounds: int = 3, threads: int = 2, connections: int = 16) -> Report:
+    """Start the servers, run ``wrk`` against each in turn ``rounds`` times, stop them.
+
+    :raises Unavailable: ``wrk`` or gunicorn is missing.
+    """
+    binary = find_wrk()
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        raise Unavailable("gunicorn is not installed (pip install -e '.[bench]')") from None
+    with contextlib.ExitStack() as stack:
+        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-wrk-"))
+        all_servers = servers(directory)
+        for server in all_servers:
+            start(server, stack, Path(directory) / "gunicorn.log")
+        for server in all_servers:
+            wrk(binary, server, 1, threads, connections)  # warm-up: imports, caches, SQLite pages
+        for round_number in range(rounds):
+            # Each round starts with the next server, so none is always first after a pause.
+            shift = round_number % len(all_servers)
+            for server in all_servers[shift:] + all_servers[:shift]:
+                rate, cpu_us = wrk(binary, server, duration, threads, connections)
+                server.rates.append(rate)
+                server.cpu_us.append(cpu_us)
+    return Report(all_servers, f"wrk -t{threads} -c{connections} -d{duration:g}s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure the three servers and print the table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="-d2s instead of -d10s")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10, quick 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server, interleaved (default 3)")
+    args = parser.parse_args(argv)
+    duration = args.duration or (2 if args.quick else 10)
+    try:
+        report = run(duration, args.rounds)
+    except Unavailable as reason:
+        print(f"real-server benchmark skipped: {reason}")
+        return 1
+    print(json.dumps(report.as_dict(), indent=2) if args.json else f"{report.command}\n{report.table()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
