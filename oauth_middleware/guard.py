@@ -73,13 +73,8 @@ def extract_token(environ: WSGIEnvironment, sources: TokenSources) -> str | None
 
 
 def _form_items(environ: WSGIEnvironment) -> Iterable[tuple[str, str]]:
-    request = Request(environ, charset="utf-8")
-    request.make_body_seekable()
-    try:
-        return form_items(request, InvalidBearerRequest)
-    finally:
-        # The app reads the body after us: rewind the buffered copy.
-        request.body_file_seekable.seek(0)
+    # Request.body buffers the input and rewinds it, so the app can read it after us.
+    return form_items(Request(environ), InvalidBearerRequest)
 
 
 def _access_tokens(items: Iterable[tuple[str, str]]) -> list[str]:

@@ -99,7 +99,7 @@ class AccessToken:
     :param extra: extra data the grant attached.
     :param token_id: stable id (hash or ``jti``) used for revocation.
 
-    ``extra`` is a read-only copy: an app cannot change what the store (or
+    ``extra`` is a read-only view: an app cannot change what the store (or
     the JWT verify cache) holds for the next request.
     """
 
@@ -112,5 +112,6 @@ class AccessToken:
     token_id: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.extra, MappingProxyType):
-            object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        # A read-only view, not a copy: this runs on every guarded request.
+        if type(self.extra) is not MappingProxyType:
+            object.__setattr__(self, "extra", MappingProxyType(self.extra))

@@ -15,6 +15,7 @@ HTTPS requirement (:func:`check_https`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -46,11 +47,14 @@ class Origin:
     no_peer: bool = False
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     """An IP address from ``REMOTE_ADDR`` or a forwarded entry, or None.
 
     Ports (``1.2.3.4:5678``, ``[2001:db8::1]:443``) are dropped, and an
     IPv4-mapped IPv6 address counts as the IPv4 address it carries.
+    Cached (bounded): the same few peers come back on every request, and
+    ``ipaddress`` parsing was a tenth of a token request.
     """
     text = text.strip()
     if text.startswith("["):
