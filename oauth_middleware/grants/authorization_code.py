@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
-from .base import TokenRequest
+from .base import TokenRequest, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..authorization import AuthorizationRequest
@@ -87,16 +87,8 @@ class AuthorizationCodeGrant:
 
     def _issue(self, record: Mapping[str, Any], request: TokenRequest) -> dict[str, Any]:
         scopes, user_id, family = tuple(record["s"]), record["u"], digest(request.params["code"])
-        body = self.server.issuer.issue(
-            client=request.client, user_id=user_id, scopes=scopes, grant_type=self.grant_type, family=family
-        )
-        return self.server.refresh_tokens.add_to(
-            body,
-            grant_type=self.grant_type,
-            client=request.client,
-            user_id=user_id,
-            scopes=scopes,
-            family=family,
+        return issue_with_refresh(
+            self.server, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:

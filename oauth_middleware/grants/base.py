@@ -48,3 +48,24 @@ class Grant(Protocol):
         :raises OAuthError: any RFC 6749 §5.2 error.
         """
         ...
+
+
+def issue_with_refresh(
+    server: AuthorizationServer,
+    request: TokenRequest,
+    grant_type: str,
+    *,
+    user_id: str | None,
+    scopes: tuple[str, ...],
+    family: str,
+) -> dict[str, Any]:
+    """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
+
+    The shared last step of the authorization code and password grants.
+    """
+    body = server.issuer.issue(
+        client=request.client, user_id=user_id, scopes=scopes, grant_type=grant_type, family=family
+    )
+    return server.refresh_tokens.add_to(
+        body, grant_type=grant_type, client=request.client, user_id=user_id, scopes=scopes, family=family
+    )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, InvalidGrant, InvalidRequest
 from ..tokens.refresh import new_family
 from ..users import log_failed_login
-from .base import TokenRequest
+from .base import TokenRequest, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
@@ -47,14 +47,6 @@ class PasswordGrant:
             throttle.failed((user, throttle.address_subject(request.request)))
             raise InvalidGrant("wrong username or password")
         family = new_family()
-        body = self.server.issuer.issue(
-            client=request.client, user_id=user_id, scopes=scopes, grant_type=self.grant_type, family=family
-        )
-        return self.server.refresh_tokens.add_to(
-            body,
-            grant_type=self.grant_type,
-            client=request.client,
-            user_id=user_id,
-            scopes=scopes,
-            family=family,
+        return issue_with_refresh(
+            self.server, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
         )

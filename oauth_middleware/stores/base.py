@@ -18,6 +18,7 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,3 +74,21 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+def expiry_time(ttl: int | None) -> float | None:
+    """The Unix time a value stored now with ``ttl`` dies at (None: never)."""
+    return None if ttl is None else time.time() + ttl
+
+
+def index_deadline(current: float | None, new: float | None, *, fresh: bool) -> float | None:
+    """The deadline of a set index after adding a member that lives until ``new``.
+
+    A fresh (empty or expired) set takes the member's deadline; otherwise the
+    later of the two wins, and None (forever) beats any time.
+    """
+    if fresh:
+        return new
+    if current is None or new is None:
+        return None
+    return max(current, new)

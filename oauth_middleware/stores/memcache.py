@@ -68,7 +68,7 @@ from pymemcache.client.base import Client, PooledClient  # type: ignore[import-u
 from pymemcache.exceptions import MemcacheClientError, MemcacheError  # type: ignore[import-untyped]
 
 from ..errors import ConfigError, StoreUnavailable
-from .base import StoreConfig, Value
+from .base import StoreConfig, Value, expiry_time, index_deadline
 
 #: memcached's default port.
 _PORT = 11211
@@ -226,14 +226,14 @@ class MemcacheStore:
     def put(self, key: str, value: Value, ttl: int | None) -> None:
         """Store ``value`` under ``key``, replacing it and its expiry."""
         mkey = self._key("v", key)
-        deadline = _deadline(ttl)
+        deadline = expiry_time(ttl)
         with self._client(mkey) as client:
             client.set(mkey, _encode_value(value, deadline), expire=_expire(deadline), noreply=False)
 
     def add(self, key: str, value: Value, ttl: int | None) -> bool:
         """Store ``value`` only if ``key`` holds no live value; True if stored."""
         mkey = self._key("v", key)
-        deadline = _deadline(ttl)
+        deadline = expiry_time(ttl)
         payload = _encode_value(value, deadline)
         with self._client(mkey) as client:
             for _ in range(_CAS_ATTEMPTS):
@@ -288,7 +288,7 @@ class MemcacheStore:
     def index_add(self, key: str, member: str, ttl: int | None) -> None:
         """Add ``member`` to the set ``key``; the set lives at least ``ttl``."""
         mkey = self._key("i", key)
-        new_deadline = _deadline(ttl)
+        new_deadline = expiry_time(ttl)
         with self._client(mkey) as client:
             for _ in range(_CAS_ATTEMPTS):
                 raw, cas = client.gets(mkey)
@@ -297,7 +297,7 @@ class MemcacheStore:
                 # exactly like the memory store.
                 fresh = not members - {member}
                 members.add(member)
-                deadline = _later(deadline, new_deadline, fresh=fresh)
+                deadline = index_deadline(deadline, new_deadline, fresh=fresh)
                 payload = _encode_index(members, deadline)
                 if raw is None:
                     done = client.add(mkey, payload, expire=_expire(deadline), noreply=False)
@@ -339,7 +339,7 @@ class MemcacheStore:
         first, ``incr`` again.
         """
         mkey = self._key("v", key)
-        expire = _expire(_deadline(ttl))
+        expire = _expire(expiry_time(ttl))
         with self._client(mkey) as client:
             for _ in range(_CAS_ATTEMPTS):
                 try:
@@ -437,19 +437,6 @@ class MemcacheStore:
         return StoreUnavailable(
             f"memcached: a key kept changing during {_CAS_ATTEMPTS} compare-and-set rounds"
         )
-
-
-def _deadline(ttl: int | None) -> float | None:
-    return None if ttl is None else time.time() + ttl
-
-
-def _later(current: float | None, new: float | None, *, fresh: bool) -> float | None:
-    """The deadline of an index after adding a member living until ``new``."""
-    if fresh:
-        return new
-    if current is None or new is None:
-        return None
-    return max(current, new)
 
 
 def _expire(deadline: float | None) -> int:

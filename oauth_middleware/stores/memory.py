@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from .base import StoreConfig, Value
+from .base import StoreConfig, Value, expiry_time, index_deadline
 
 #: Expired entries are swept at most this often (seconds).
 _SWEEP_INTERVAL = 60.0
@@ -41,7 +41,7 @@ class MemoryStore:
     def put(self, key: str, value: Value, ttl: int | None) -> None:
         """Store ``value`` under ``key``."""
         with self._lock:
-            self._values[key] = (value, _deadline(ttl))
+            self._values[key] = (value, expiry_time(ttl))
             self._maybe_sweep()
 
     def add(self, key: str, value: Value, ttl: int | None) -> bool:
@@ -49,7 +49,7 @@ class MemoryStore:
         with self._lock:
             if self.get(key) is not None:
                 return False
-            self._values[key] = (value, _deadline(ttl))
+            self._values[key] = (value, expiry_time(ttl))
             return True
 
     def take(self, key: str) -> Value | None:
@@ -71,7 +71,10 @@ class MemoryStore:
         with self._lock:
             members, expires = self._live_index(key)
             members.add(member)
-            self._indexes[key] = (members, _later(expires, _deadline(ttl), fresh=not members - {member}))
+            self._indexes[key] = (
+                members,
+                index_deadline(expires, expiry_time(ttl), fresh=not members - {member}),
+            )
 
     def index_discard(self, key: str, member: str) -> None:
         """Remove ``member`` from the set ``key``."""
@@ -93,7 +96,7 @@ class MemoryStore:
         with self._lock:
             current = self.get(key)
             count = (current["n"] if current else 0) + 1
-            expires = self._values[key][1] if current else _deadline(ttl)
+            expires = self._values[key][1] if current else expiry_time(ttl)
             self._values[key] = ({"n": count}, expires)
             return count
 
@@ -120,16 +123,3 @@ class MemoryStore:
             del self._values[key]
         for key in [k for k, (_, exp) in self._indexes.items() if exp is not None and exp <= now]:
             del self._indexes[key]
-
-
-def _deadline(ttl: int | None) -> float | None:
-    return None if ttl is None else time.time() + ttl
-
-
-def _later(current: float | None, new: float | None, *, fresh: bool) -> float | None:
-    """The expiry of an index after adding a member living until ``new``."""
-    if fresh:
-        return new
-    if current is None or new is None:
-        return None
-    return max(current, new)
