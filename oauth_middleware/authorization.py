@@ -158,12 +158,12 @@ def redirect_uri_matches(registered: str, requested: str, client: Client) -> boo
         want.scheme == got.scheme == "http"
         and is_loopback_host(want.hostname)
         and want.hostname == got.hostname
-        and got.username is None
-        and got.password is None
-        and (want.path, want.query) == (got.path, got.query)
         # No user info on either side: only the port may differ from the registration.
         and want.username is None
         and want.password is None
+        and got.username is None
+        and got.password is None
+        and (want.path, want.query) == (got.path, got.query)
         and not got.fragment
         and "#" not in requested
     )

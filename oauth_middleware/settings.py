@@ -138,7 +138,9 @@ def claim_name(value: str) -> str:
     """A JWT claim name (a URI for a collision-resistant one) other than the claims the token sets itself."""
     text_value = value.strip()
     if not re.fullmatch(r"[A-Za-z0-9_.:/#-]{1,200}", text_value) or text_value in RESERVED_CLAIMS:
-        raise ValueError(f"expected a claim name other than {', '.join(sorted(RESERVED_CLAIMS))}, got {value!r}")
+        raise ValueError(
+            f"expected a claim name other than {', '.join(sorted(RESERVED_CLAIMS))}, got {value!r}"
+        )
     return text_value
 
 
