@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -214,70 +213,13 @@ def test_zero_ttl_stores_nothing(store: RedisStore) -> None:
     assert store.get("k") is None
 
 
-def test_twenty_threads_take_one_key_and_one_wins(store: RedisStore) -> None:
-    store.put("code", {"x": 1}, 60)
-    barrier = threading.Barrier(20)
-    results: list[object] = []
-
-    def take() -> None:
-        barrier.wait()
-        results.append(store.take("code"))
-
-    threads = [threading.Thread(target=take) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results.count({"x": 1}) == 1
-    assert results.count(None) == 19
-
-
-def test_twenty_threads_add_one_key_and_one_wins(store: RedisStore) -> None:
-    barrier = threading.Barrier(20)
-    results: list[bool] = []
-
-    def add(n: int) -> None:
-        barrier.wait()
-        results.append(store.add("nonce", {"n": n}, 60))
-
-    threads = [threading.Thread(target=add, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results.count(True) == 1
-
-
 # -- indexes and counters ----------------------------------------------------------
-
-
-def test_index_expiry_is_the_max_and_none_persists(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    key = f"{prefix}i:fam"
-    store.index_add("fam", "a", 100)
-    assert 99_000 < raw.pttl(key) <= 100_000
-    store.index_add("fam", "b", 10)  # shorter: the set keeps its later expiry
-    assert raw.pttl(key) > 99_000
-    store.index_add("fam", "c", 500)  # longer: the set lives longer
-    assert raw.pttl(key) > 499_000
-    store.index_add("fam", "d", None)  # no ttl: the set must never expire
-    assert raw.pttl(key) == -1
-    store.index_add("fam", "e", 5)
-    assert raw.pttl(key) == -1
-    assert store.index_members("fam") == {"a", "b", "c", "d", "e"}
 
 
 def test_index_without_ttl_never_expires(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
     store.index_add("clients", "c1", None)
     store.index_add("clients", "c2", 3)
     assert raw.ttl(f"{prefix}i:clients") == -1
-
-
-def test_emptied_index_starts_afresh(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    store.index_add("fam", "a", None)
-    store.index_discard("fam", "a")
-    assert store.index_members("fam") == set()
-    store.index_add("fam", "b", 30)
-    assert 0 < raw.ttl(f"{prefix}i:fam") <= 30
 
 
 def test_index_expires(store: RedisStore) -> None:
