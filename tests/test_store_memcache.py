@@ -19,6 +19,7 @@ import pytest
 import servers
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from servers import MemcachedServer, free_port
+from store_outage import check_outage_then_restart
 
 from oauth_middleware.errors import ConfigError, StoreUnavailable
 from oauth_middleware.stores import StoreConfig, open_store
@@ -314,28 +315,7 @@ def test_server_down_is_unavailable_and_the_store_recovers(
     memcached_server: MemcachedServer, prefix: str
 ) -> None:
     store = MemcacheStore(StoreConfig(memcached_server.url, timeout=0.5, prefix=prefix))
-    store.put("k", {"x": 1}, 60)  # the pool now holds a live connection
-    memcached_server.stop()
-    try:
-        calls: list[Callable[[], object]] = [
-            store.ping,
-            lambda: store.get("k"),
-            lambda: store.put("k", {"x": 2}, 60),
-            lambda: store.add("k", {"x": 2}, 60),
-            lambda: store.take("k"),
-            lambda: store.delete("k"),
-            lambda: store.index_add("i", "m", 60),
-            lambda: store.index_discard("i", "m"),
-            lambda: store.index_members("i"),
-            lambda: store.incr("n", 60),
-        ]
-        for call in calls:
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailable, match=r"^memcached at 127\.0\.0\.1:"):
-                call()
-            assert time.monotonic() - started < 1.0
-    finally:
-        memcached_server.start()
+    check_outage_then_restart(store, memcached_server, r"^memcached at 127\.0\.0\.1:")
     store.put("k", {"x": 3}, 60)
     assert store.get("k") == {"x": 3}
     assert store.incr("n", 60) == 1
