@@ -572,22 +572,33 @@ def as_json(results: Sequence[Result], base: Result, plan: Plan) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Build the cases, measure them, print a table (or JSON)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(
+    description: str, what: str, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, Plan]:
+    """The options this bench and ``bench/peers.py`` share, and the timing plan they ask for.
+
+    :param what: what the rows are called in the help ("cases", "rows").
+    """
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--repeats", type=int, help="repetitions per case (default 21, quick 5)")
+    parser.add_argument("--repeats", type=int, help=f"repetitions per {what[:-1]} (default 21, quick 5)")
     parser.add_argument(
-        "--only", action="append", default=[], metavar="WORD", help="only cases whose name contains WORD"
+        "--only", action="append", default=[], metavar="WORD", help=f"only {what} whose name contains WORD"
     )
     parser.add_argument(
-        "--profile", type=int, nargs="?", const=20_000, metavar="CALLS", help="cProfile the cases instead"
+        "--profile", type=int, nargs="?", const=20_000, metavar="CALLS", help=f"cProfile the {what} instead"
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     if args.repeats:
         plan = Plan(args.repeats, plan.target_s, plan.warmup_s)
+    return args, plan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the cases, measure them, print a table (or JSON)."""
+    args, plan = parse_arguments(__doc__.splitlines()[0], "cases", argv)
     with contextlib.ExitStack() as stack:
         cases = build_cases(stack, args.only)
         if args.profile:

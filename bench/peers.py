@@ -36,7 +36,6 @@ never holds it in clear), match public paths and scope rules, and add
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -487,20 +486,7 @@ def run(plan: guard.Plan, only: Sequence[str] = ()) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure our guard beside its peers and print the table (or JSON)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--repeats", type=int, help="repetitions per row (default 21, quick 5)")
-    parser.add_argument(
-        "--only", action="append", default=[], metavar="WORD", help="only rows whose name contains WORD"
-    )
-    parser.add_argument(
-        "--profile", type=int, nargs="?", const=20_000, metavar="CALLS", help="cProfile the rows instead"
-    )
-    args = parser.parse_args(argv)
-    plan = guard.QUICK if args.quick else guard.Plan()
-    if args.repeats:
-        plan = guard.Plan(args.repeats, plan.target_s, plan.warmup_s)
+    args, plan = guard.parse_arguments(__doc__.splitlines()[0], "rows", argv)
     if args.profile:
         with contextlib.ExitStack() as stack:
             guard.profile(build_rows(stack, args.only).cases, args.profile)

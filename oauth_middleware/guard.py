@@ -127,7 +127,7 @@ class Guard:
         self.outage = OutageLog()
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
-        self.reads_store: bool = getattr(tokens, "reads_store", True)
+        self.reads_store = tokens.reads_store
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

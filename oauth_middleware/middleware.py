@@ -48,8 +48,9 @@ class OAuth2Middleware:
         self.settings = settings if settings is not None else Settings.from_config(config)
         self.server = AuthorizationServer(self.settings, store_backend)
         self.routes = routes(self.server)
-        #: Where client secrets, passwords, codes and tokens travel: HTTPS only.
-        self.https_paths = frozenset(
+        #: Where client secrets, passwords, codes and tokens travel (HTTPS only), and
+        #: endpoints that always read the store before they answer successfully.
+        self.credential_paths = frozenset(
             {
                 self.settings.authorize_path,
                 self.settings.token_path,
@@ -60,15 +61,6 @@ class OAuth2Middleware:
         self.guard = Guard(app, self.settings, self.server.tokens)
         # One log for the endpoints and the guard: one outage, one line per interval.
         self.outage: OutageLog = self.guard.outage
-        #: Endpoints that always read the store (the client) before they answer successfully.
-        self.store_paths = frozenset(
-            {
-                self.settings.authorize_path,
-                self.settings.token_path,
-                self.settings.revoke_path,
-                self.settings.introspect_path,
-            }
-        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         endpoint = self.routes.get(environ.get("PATH_INFO", ""))
@@ -79,7 +71,7 @@ class OAuth2Middleware:
         try:
             self.admit(request)
             response = endpoint(self.server, request)
-            if request.path_info in self.store_paths:
+            if request.path_info in self.credential_paths:
                 self.outage.succeeded()  # an outage seen here ends here too, guard traffic or not
         except OAuthError as error:
             response = render_error(error, self.settings.realm)
@@ -108,7 +100,7 @@ class OAuth2Middleware:
         if origin.proxied:
             environ["wsgi.url_scheme"] = origin.scheme
         path = request.path_info
-        if settings.require_https and path in self.https_paths:
+        if settings.require_https and path in self.credential_paths:
             host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
             check_https(origin, host, page=path == settings.authorize_path)
         cap_body(environ, settings.max_body_size)

@@ -278,7 +278,7 @@ def test_non_utf8_body_is_invalid_request(app):
         },
         status=400,
     )
-    assert _error(response) in {"invalid_request", "invalid_scope"}
+    assert _error(response) == "invalid_request"
 
 
 def test_store_down_is_503_temporarily_unavailable(make_middleware):

@@ -24,6 +24,10 @@ def new_token_string(generator: str = "secrets") -> str:
 class TokenFormat(Protocol):
     """Makes access tokens and checks them on every guarded request."""
 
+    @property
+    def reads_store(self) -> bool:
+        """Whether :meth:`verify` reads the store (so a success shows it is reachable)."""
+
     def issue(
         self,
         *,

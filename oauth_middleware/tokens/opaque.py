@@ -20,6 +20,9 @@ class OpaqueTokens:
     :param generator: ``secrets`` or ``uuid4``.
     """
 
+    #: Every verification is a store look-up.
+    reads_store = True
+
     def __init__(self, repository: Repository, ttl: int, generator: str = "secrets") -> None:
         self.repository = repository
         self.ttl = ttl
