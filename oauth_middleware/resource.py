@@ -8,12 +8,35 @@ from .guard import Guard
 from .repository import Repository
 from .server import store_from_settings, token_format_from_settings
 from .settings import Settings
+from .stores import Store
+from .tokens import TokenFormat
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 
-def guard_from_settings(app: WSGIApplication, settings: Settings) -> Guard:
+class ResourceGuard(Guard):
+    """The guard of the guard-only filter: a :class:`Guard` that owns the store it opened.
+
+    :param app: the WSGI application to protect.
+    :param settings: token sources, public paths, scope rules and realm.
+    :param tokens: the token format that verifies tokens.
+    :param store: the store opened for the guard, or None when it needs none.
+    """
+
+    def __init__(
+        self, app: WSGIApplication, settings: Settings, tokens: TokenFormat, store: Store | None
+    ) -> None:
+        super().__init__(app, settings, tokens)
+        self.store = store
+
+    def close(self) -> None:
+        """Close the store the guard opened (its files, connections and sockets), if any."""
+        if self.store is not None:
+            self.store.close()
+
+
+def guard_from_settings(app: WSGIApplication, settings: Settings) -> ResourceGuard:
     """Wrap ``app`` in a guard that checks tokens in the configured store or by signature.
 
     :param app: the WSGI application to protect.
@@ -24,5 +47,7 @@ def guard_from_settings(app: WSGIApplication, settings: Settings) -> Guard:
     # ini shared with the authorization server may name it without this host
     # needing to reach it.
     needs_store = settings.token_format == "opaque" or settings.jwt_check_revocation
-    repository = Repository(store_from_settings(settings)) if needs_store else None
-    return Guard(app, settings, token_format_from_settings(settings, repository, issuing=False))
+    store = store_from_settings(settings) if needs_store else None
+    repository = Repository(store) if store is not None else None
+    tokens = token_format_from_settings(settings, repository, issuing=False)
+    return ResourceGuard(app, settings, tokens, store)

@@ -64,8 +64,16 @@ class AuthorizationServer:
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store if store is not None else store_from_settings(settings)
-        self.repository = Repository(self.store, client_store_from_settings(settings))
+        # What close() closes: the stores opened here, not one the caller passed in.
+        self._owned: list[Store] = []
+        if store is None:
+            store = store_from_settings(settings)
+            self._owned.append(store)
+        self.store = store
+        client_store = client_store_from_settings(settings)
+        if client_store is not None:
+            self._owned.append(client_store)
+        self.repository = Repository(self.store, client_store)
         if settings.store.startswith("memcache:") and not settings.client_store:
             log.warning(
                 "store: memcached may evict or lose clients (restart, memory pressure); "
@@ -96,3 +104,12 @@ class AuthorizationServer:
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file):
                 self.repository.save_client(client)
+
+    def close(self) -> None:
+        """Close the stores this server opened (``store`` and ``client_store``).
+
+        A store passed in stays open: it is its owner's to close. The stores
+        reconnect on their next use, so a request after close() still works.
+        """
+        for store in self._owned:
+            store.close()

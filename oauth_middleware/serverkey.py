@@ -24,7 +24,14 @@ def master_key(session_secret: str) -> bytes:
     """
     if session_secret:
         return hashlib.sha256(session_secret.encode("utf-8")).digest()
-    log.info("session_secret is not set: using a random key, valid in this process only")
+    # A WARNING, not INFO: with several worker processes this silently breaks
+    # a third to two thirds of logins, each refused by a worker that did not
+    # make the form.
+    log.warning(
+        "session_secret is not set: using a random key, valid in this process only; with several "
+        "worker processes (gunicorn -w 2) logins and consent then fail with 'the login form expired' "
+        "when a form is posted to another worker: set session_secret, the same in every process"
+    )
     return secrets.token_bytes(32)
 
 

@@ -435,6 +435,25 @@ def test_a_recovery_is_logged_once_by_many_requests_at_once(caplog: pytest.LogCa
     assert [r.getMessage() for r in caplog.records] == ["store reachable again"]
 
 
+def test_missing_session_secret_is_a_warning_naming_the_consequence(
+    make_middleware: Callable[..., OAuth2Middleware], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="oauth_middleware")
+    make_middleware()
+    about = [record for record in caplog.records if "session_secret" in record.getMessage()]
+    assert [(record.name, record.levelno) for record in about] == [("oauth_middleware", logging.WARNING)]
+    message = about[0].getMessage()
+    assert "several worker processes" in message and "the login form expired" in message, message
+
+
+def test_no_warning_with_a_session_secret(
+    make_middleware: Callable[..., OAuth2Middleware], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="oauth_middleware")
+    make_middleware(session_secret="a-session-secret-of-32-characters-or-more")
+    assert not [record for record in caplog.records if "session_secret" in record.getMessage()]
+
+
 # -- oauth-middleware serve and the ini's logging sections ------------------------------
 
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
+from itertools import islice
 
 from .base import StoreConfig, Value, expiry_time, index_deadline
 
 #: Expired entries are swept at most this often (seconds).
 _SWEEP_INTERVAL = 60.0
+
+#: Most expired values, and most expired indexes, one sweep deletes, so that
+#: the write which runs it holds the lock briefly however many expired. A
+#: full batch means more may be waiting: the next write sweeps again.
+SWEEP_BATCH = 1000
 
 
 class MemoryStore:
@@ -114,12 +121,27 @@ class MemoryStore:
         return entry
 
     def _maybe_sweep(self) -> None:
+        """Delete up to :data:`SWEEP_BATCH` expired values and indexes, once per interval.
+
+        After a full batch the next write sweeps again, so a backlog drains a
+        bounded batch per write.
+        """
         now_mono = time.monotonic()
         if now_mono < self._next_sweep:
             return
         self._next_sweep = now_mono + _SWEEP_INTERVAL
         now = time.time()
-        for key in [k for k, (_, exp) in self._values.items() if exp is not None and exp <= now]:
+        values, indexes = _expired(self._values, now), _expired(self._indexes, now)
+        for key in values:
             del self._values[key]
-        for key in [k for k, (_, exp) in self._indexes.items() if exp is not None and exp <= now]:
+        for key in indexes:
             del self._indexes[key]
+        if SWEEP_BATCH in (len(values), len(indexes)):
+            self._next_sweep = now_mono
+
+
+def _expired(table: Mapping[str, tuple[object, float | None]], now: float) -> list[str]:
+    """Up to :data:`SWEEP_BATCH` keys of ``table`` expired at ``now`` (the scan stops there)."""
+    return list(
+        islice((key for key, (_, exp) in table.items() if exp is not None and exp <= now), SWEEP_BATCH)
+    )

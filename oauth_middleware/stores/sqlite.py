@@ -9,15 +9,19 @@ Why it is safe with threads and forked workers:
 * the file is in WAL mode, so readers never wait for the writer, and every
   connection waits up to ``timeout`` seconds for a lock (``busy_timeout``)
   before giving up with :class:`~oauth_middleware.errors.StoreUnavailable`;
-* each thread of each process opens its own connection, lazily; a
-  connection opened before a ``fork()`` is never used by the child (SQLite
-  forbids it: locks are per process and the file can be corrupted);
+* each thread of each process opens its own connection, lazily, and it is
+  closed when the thread ends; a connection opened before a ``fork()`` is
+  never used nor closed by the child (SQLite forbids it: locks are per
+  process and the file can be corrupted);
 * the operations that must be atomic (``take``, ``add``, ``incr``, index
   updates) are single statements or ``BEGIN IMMEDIATE`` transactions, so
   SQLite's write lock serialises them across processes.
 
 The schema is versioned with ``PRAGMA user_version`` and created or
-upgraded on first use by :data:`MIGRATIONS`.
+upgraded on first use by :data:`MIGRATIONS`. A file the store creates is
+readable and writable by its owner only (mode 0600, and so are its ``-wal``
+and ``-shm``); a file that already exists keeps its mode. Expired rows are
+deleted by a sweep of at most :data:`SWEEP_BATCH` rows per table.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, ParamSpec, TypeVar
@@ -36,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from ..errors import StoreUnavailable
 from .base import StoreConfig, Value
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SWEEP_BATCH", "SQLiteStore"]
 
 #: Schema version this code reads and writes, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = 1
@@ -57,6 +62,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 #: Expired rows are deleted at most this often per process (seconds).
 _SWEEP_INTERVAL = 60.0
+
+#: Most expired rows one sweep deletes from each table, so that the write
+#: which runs it stays short however many rows expired. A full batch means
+#: more may be waiting: the next write sweeps again, until a batch comes back
+#: short.
+SWEEP_BATCH = 1000
 
 #: UPSERT (used by ``add``) appeared in SQLite 3.24 (2018).
 _MIN_SQLITE = (3, 24, 0)
@@ -82,6 +93,9 @@ _INDEX_OTHERS = (
     " WHERE key = ? AND member <> ? AND (expires IS NULL OR expires > ?)"
 )
 _INDEX_MEMBERS = "SELECT member FROM idx WHERE key = ? AND (expires IS NULL OR expires > ?)"
+# Both find their rows through the partial indexes on ``expires``.
+_SWEEP_KV = "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE expires <= ? LIMIT ?)"
+_SWEEP_IDX = "DELETE FROM idx WHERE (key, member) IN (SELECT key, member FROM idx WHERE expires <= ? LIMIT ?)"
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -128,6 +142,10 @@ class SQLiteStore:
         # frees other threads' locals, which would close (and so touch) the
         # parent's SQLite handles; here they stay referenced and untouched.
         self._conns: dict[int, tuple[int, sqlite3.Connection]] = {}
+        # What a threading.local does hold: one marker per thread, whose
+        # finalizer closes the thread's connection when the thread ends (see
+        # _release, which leaves other processes' connections alone).
+        self._ends = threading.local()
         # Connections inherited from a parent process: kept alive, never used,
         # never closed.
         self._inherited: list[sqlite3.Connection] = []
@@ -265,11 +283,15 @@ class SQLiteStore:
         return count
 
     def close(self) -> None:
-        """Close this process's connections; a later call opens new ones."""
+        """Close this process's connections, every thread's; a later call opens new ones."""
         pid = os.getpid()
         with self._lock_of(pid):
-            conns, self._conns = self._conns, {}
-            for owner, conn in conns.values():
+            for ident in list(self._conns):
+                # Popped one by one, as _release does: whichever pops a connection closes it.
+                entry = self._conns.pop(ident, None)
+                if entry is None:
+                    continue
+                owner, conn = entry
                 if owner == pid:
                     with suppress(sqlite3.Error):
                         conn.close()
@@ -297,6 +319,11 @@ class SQLiteStore:
                 # Left by a finished thread whose id was reused.
                 with suppress(sqlite3.Error):
                     old[1].close()
+        end = _ThreadEnd()
+        weakref.finalize(end, _release, self._conns, ident, pid, conn)
+        # Outside the lock: this drops the thread's previous marker (left by
+        # close() or by a fork), whose finalizer then runs, and finds nothing to do.
+        self._ends.marker = end
         return conn
 
     def _lock_of(self, pid: int) -> threading.Lock:
@@ -311,6 +338,7 @@ class SQLiteStore:
 
     def _open(self) -> sqlite3.Connection:
         """A new connection in autocommit mode with the schema in place."""
+        _create_owner_only(self.path)
         conn = sqlite3.connect(
             self.path,
             timeout=self._timeout,
@@ -351,7 +379,11 @@ class SQLiteStore:
             raise
 
     def _maybe_sweep(self, conn: sqlite3.Connection) -> None:
-        """Delete expired rows, at most once per interval per process."""
+        """Delete up to :data:`SWEEP_BATCH` expired rows per table, once per interval per process.
+
+        After a full batch the next write sweeps again: a backlog drains a
+        bounded batch per write instead of stalling one request.
+        """
         now_mono = time.monotonic()
         if now_mono < self._next_sweep:
             return
@@ -361,12 +393,56 @@ class SQLiteStore:
         with suppress(sqlite3.Error):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("DELETE FROM kv WHERE expires <= ?", (now,))
-                conn.execute("DELETE FROM idx WHERE expires <= ?", (now,))
+                deleted = [conn.execute(sql, (now, SWEEP_BATCH)).rowcount for sql in (_SWEEP_KV, _SWEEP_IDX)]
                 conn.execute("COMMIT")
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+            if max(deleted) >= SWEEP_BATCH:
+                self._next_sweep = now_mono
+
+
+class _ThreadEnd:
+    """The marker a thread keeps in a threading.local: its finalizer runs when the thread ends."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _release(
+    conns: dict[int, tuple[int, sqlite3.Connection]], ident: int, pid: int, conn: sqlite3.Connection
+) -> None:
+    """Close ``conn``, opened by thread ``ident`` of process ``pid``, now that the thread ended.
+
+    Also runs when the store itself is dropped, and in a forked child for the
+    parent's other threads, whose locals the child frees: those connections
+    belong to the parent and are neither closed nor used here.
+    """
+    if os.getpid() != pid:
+        return
+    entry = conns.get(ident)
+    # Gone or replaced: close() closed it already. Only this thread stores under
+    # its id, so the entry cannot change between the check and the pop; close()
+    # pops too, and whichever pops it closes it.
+    if entry is not None and entry[1] is conn and conns.pop(ident, None) is not None:
+        with suppress(sqlite3.Error):
+            conn.close()
+
+
+def _create_owner_only(path: str) -> None:
+    """Create the database file with mode 0600 if it does not exist yet.
+
+    SQLite would create it with the process's umask (often world-readable),
+    and gives its ``-wal`` and ``-shm`` files the mode of the database file,
+    so they are owner-only too. A file that exists keeps its mode: the
+    operator chose it. Created here rather than under a changed umask, which
+    is process-wide and would race with other threads.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        # It exists, or it cannot be made: then sqlite3 says why on the same path.
+        return
+    os.close(descriptor)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
