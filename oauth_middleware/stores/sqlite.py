@@ -316,7 +316,8 @@ class SQLiteStore:
                 # release or checkpoint on the parent's behalf, so keep it.
                 self._inherited.append(old[1])
             elif old is not None:
-                # Left by a finished thread whose id was reused.
+                # Left by a thread whose end went unseen (its locals were never
+                # freed) before a new thread reused its id.
                 with suppress(sqlite3.Error):
                     old[1].close()
         end = _ThreadEnd()
