@@ -386,12 +386,17 @@ class Settings:
     scopes: tuple[str, ...] = _setting(
         "",
         scope_tokens,
-        "Every scope this server knows. Empty: no server-wide list, each client's registered scopes apply.",
+        "Every scope this server offers. A scope outside it is ``invalid_scope`` at every endpoint "
+        "(authorization, token for every grant, refresh), whatever a client's registration says; "
+        "``client add`` and ``clients_file`` refuse to register one. Empty: no server-wide list, "
+        "the clients' registrations are the only limit.",
     )
     default_scope: tuple[str, ...] = _setting(
         "",
         scope_tokens,
-        "Scope granted when a request names none. Empty: the client's registered scopes.",
+        "Scope granted when a request names none, and the only scope a client registered without "
+        "scopes may have (least privilege, RFC 9700 §2.3). Empty: a request naming no scope gets "
+        "the client's registered scopes, and a client registered without scopes gets no scope.",
     )
     access_token_ttl: int = _setting("3600", seconds, "Lifetime of an access token, in seconds.")
 
@@ -418,7 +423,9 @@ class Settings:
         "false",
         asbool,
         "Remember a user's approval per client and scope set, so a returning user asking for "
-        "the same or fewer scopes is not asked again.",
+        "the same or fewer scopes is not asked again. Confidential clients only: a public "
+        "client (native or browser app, whose id anyone can send) is asked every time "
+        "(RFC 8252 §8.6).",
     )
     consent_ttl: int = _setting("2592000", seconds, "How long a remembered approval lasts, in seconds.")
     consent_template: str = _setting(
@@ -504,8 +511,8 @@ class Settings:
         "false",
         asbool,
         "For the same client, user, grant type and scope, return the still-valid access token "
-        "instead of minting a new one (tokens from an earlier grant then outlive a revocation "
-        "of the later grant's family).",
+        "instead of minting a new one. The token then belongs to every grant that handed it "
+        "out: a replayed code or a reused refresh token of any of them revokes it.",
     )
 
     # -- JWT access tokens (token_format = jwt) -----------------------------
