@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .clients import build_client, generate_secret
+from .clients import build_client, new_confidential_client_secret
 from .errors import ConfigError
-from .models import digest
+from .models import Client
 from .repository import Repository
+from .secret_hash import pbkdf2_hash
 from .server import client_store_from_settings, store_from_settings
 from .settings import Settings
 
@@ -134,19 +135,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_client_add(args: argparse.Namespace) -> int:
-    """Register a client; a generated secret is printed once, stored hashed."""
+    """Register a client and say what was stored; a generated secret is printed once, stored hashed."""
     if args.public and args.secret is not None:
         raise CommandError("--secret and --public exclude each other")
-    secret = None if args.public else (args.secret or generate_secret())
+    settings = filter_settings(args.config)
+    generated, secret_hash = None, None
+    if args.secret is not None:
+        secret_hash = pbkdf2_hash(args.secret)  # chosen, so maybe guessable: salted and slow
+    elif not args.public:
+        generated, secret_hash = new_confidential_client_secret()
     try:
         client = build_client(
             args.client_id,
-            secret_hash=None if secret is None else digest(secret),
+            secret_hash=secret_hash,
             redirect_uris=args.redirect_uri,
             grant_types=args.grant,
             response_types=args.response_type or (["code"] if "authorization_code" in args.grant else []),
             scopes=args.scope,
             name=args.name or "",
+            server_scopes=settings.scopes,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -154,11 +161,26 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
     repository.save_client(client)
-    print(f"client_id: {client.client_id}")
-    if secret is not None and args.secret is None:
-        print(f"client_secret: {secret}")
+    _print_registration(client, settings)
+    if generated is not None:
+        print(f"client_secret: {generated}")
         print("Store this secret now: it is kept hashed and cannot be shown again.")
     return 0
+
+
+def _print_registration(client: Client, settings: Settings) -> None:
+    """What ``client add`` stored, with what an empty scope list means (see :mod:`.scopes`)."""
+    scopes = " ".join(client.scopes)
+    if not scopes and settings.default_scope:
+        scopes = f"(none: it may only have the server's default_scope, {' '.join(settings.default_scope)})"
+    elif not scopes:
+        scopes = "(none: it may have no scope, as the server has no default_scope)"
+    print(f"client_id: {client.client_id}")
+    print(f"type: {'public (no secret)' if client.is_public else 'confidential'}")
+    print(f"grants: {' '.join(client.grant_types) or '(none)'}")
+    print(f"response_types: {' '.join(client.response_types) or '(none)'}")
+    print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
+    print(f"scopes: {scopes}")
 
 
 def cmd_client_list(args: argparse.Namespace) -> int:
@@ -181,12 +203,16 @@ def cmd_client_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_client_hash(args: argparse.Namespace) -> int:
-    """Print the hash of a secret for a ``clients_file`` (generating one if none given)."""
-    secret = args.secret
-    if secret is None:
-        secret = generate_secret()
-        print(f"client_secret: {secret}")
-    print(f"secret_hash: {digest(secret)}")
+    """Print the hash of a secret for a ``clients_file`` (generating one if none given).
+
+    A given secret gets a salted PBKDF2 hash, a generated one (256 random bits) its SHA-256.
+    """
+    if args.secret is not None:
+        print(f"secret_hash: {pbkdf2_hash(args.secret)}")
+        return 0
+    secret, secret_hash = new_confidential_client_secret()
+    print(f"client_secret: {secret}")
+    print(f"secret_hash: {secret_hash}")
     return 0
 
 

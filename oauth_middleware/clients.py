@@ -20,6 +20,8 @@ from .errors import ConfigError, InvalidClient, InvalidRequest
 from .models import Client, digest
 from .parsing import basic_credentials, scope_list
 from .repository import Repository
+from .secret_hash import is_secret_hash
+from .settings import asbool
 
 log = logging.getLogger("oauth_middleware.clients")
 
@@ -27,7 +29,6 @@ log = logging.getLogger("oauth_middleware.clients")
 KNOWN_GRANTS = ("authorization_code", "refresh_token", "client_credentials", "password", "implicit")
 #: Response types of the authorization endpoint.
 KNOWN_RESPONSE_TYPES = ("code", "token")
-_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def generate_secret() -> str:
@@ -72,16 +73,22 @@ def build_client(
     response_types: Iterable[str] = (),
     scopes: Iterable[str] = (),
     name: str = "",
+    server_scopes: Iterable[str] = (),
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
+    :param server_scopes: the server's ``scopes`` setting; when not empty, a
+        registered scope must be one of them (it could never be granted).
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
     if not re.fullmatch(r"[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?", client_id):
         raise ValueError(f"client id must be 1-200 printable ASCII characters: {client_id!r}")
-    if secret_hash is not None and not _HEX_DIGEST.fullmatch(secret_hash):
-        raise ValueError("secret hash must be the 64 hex digits printed by 'oauth-middleware client hash'")
+    if secret_hash is not None and not is_secret_hash(secret_hash):
+        raise ValueError(
+            "secret hash must be what 'oauth-middleware client hash' prints "
+            "(64 hex digits, or pbkdf2_sha256$ITERATIONS$SALT$HASH)"
+        )
     grants = tuple(dict.fromkeys(grant_types))
     for grant in grants:
         if grant not in KNOWN_GRANTS:
@@ -97,14 +104,20 @@ def build_client(
         scope_tuple = scope_list(" ".join(scopes))
     except Exception:
         raise ValueError(f"invalid scope in {' '.join(scopes)!r}") from None
+    known = tuple(server_scopes)
+    for scope in scope_tuple:
+        if known and scope not in known:
+            raise ValueError(f"scope {scope} is not in the server's scopes ({' '.join(known)})")
     return Client(client_id, secret_hash, uris, grants, responses, scope_tuple, name)
 
 
-def load_clients_file(path: str) -> list[Client]:
+def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Client]:
     """Read ``[client:ID]`` sections from an ini file (the ``clients_file`` setting).
 
     Keys: ``secret_hash`` (or ``public = true``), ``redirect_uris``, ``grants``,
     ``response_types``, ``scopes``, ``name``.
+
+    :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
     :raises ConfigError: naming ``clients_file``, the section and the problem.
     """
@@ -124,7 +137,11 @@ def load_clients_file(path: str) -> list[Client]:
         unknown = set(values) - allowed_keys
         if unknown:
             raise ConfigError(f"clients_file: [{section}] unknown key {sorted(unknown)[0]!r}")
-        public = values.get("public", "false").strip().lower() in ("true", "yes", "on", "1")
+        try:
+            public = asbool(values.get("public", "false"))
+        except ValueError as exc:
+            # The settings' strict boolean: a typo must not make a public client confidential.
+            raise ConfigError(f"clients_file: [{section}] public: {exc}") from None
         secret_hash = None if public else values.get("secret_hash", "").strip()
         if not public and not secret_hash:
             raise ConfigError(f"clients_file: [{section}] needs secret_hash or public = true")
@@ -138,6 +155,7 @@ def load_clients_file(path: str) -> list[Client]:
                     response_types=values.get("response_types", "").split(),
                     scopes=values.get("scopes", "").split(),
                     name=values.get("name", "").strip(),
+                    server_scopes=server_scopes,
                 )
             )
         except ValueError as exc:
@@ -218,6 +236,6 @@ def authenticate_client(repository: Repository, request: Request, params: Mappin
 
 
 def new_confidential_client_secret() -> tuple[str, str]:
-    """A fresh secret and its stored hash."""
+    """A fresh secret and its stored hash (a SHA-256: 256 random bits need no slow hash)."""
     secret = generate_secret()
     return secret, digest(secret)

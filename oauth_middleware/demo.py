@@ -13,10 +13,7 @@ oauth_middleware.demo:verify_password`` checks passwords against them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
-import re
 import secrets
 import sys
 from collections.abc import Iterable, Mapping
@@ -29,6 +26,7 @@ from .errors import ConfigError
 from .models import AccessToken
 from .pkce import s256
 from .responses import json_response
+from .secret_hash import check_pbkdf2, is_pbkdf2_hash, pbkdf2_hash
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -54,7 +52,6 @@ _CALLBACK = """<!doctype html><html><head><meta charset="utf-8"><title>demo call
 
 #: PBKDF2-SHA256 iterations of hashes made by ``hash-password``.
 HASH_ITERATIONS = 100_000
-_HASH = re.compile(r"pbkdf2_sha256\$(\d{1,7})\$([0-9a-f]{16,128})\$([0-9a-f]{64})")
 #: Compared against when the user is unknown, so timing does not reveal who exists.
 _DUMMY_HASH = f"pbkdf2_sha256${HASH_ITERATIONS}${'0' * 32}${'0' * 64}"
 #: user name -> password hash, from the demo app's ``users`` setting.
@@ -63,18 +60,12 @@ _USERS: dict[str, str] = {}
 
 def hash_password(password: str, *, iterations: int = HASH_ITERATIONS, salt: str | None = None) -> str:
     """A ``pbkdf2_sha256$ITERATIONS$SALT$HASH`` string for the ``users`` setting."""
-    salt = salt or secrets.token_hex(16)
-    derived = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), bytes.fromhex(salt), iterations)
-    return f"pbkdf2_sha256${iterations}${salt}${derived.hex()}"
+    return pbkdf2_hash(password, iterations=iterations, salt=salt)
 
 
 def check_password_hash(stored: str, password: str) -> bool:
     """Whether ``password`` matches a :func:`hash_password` string (constant-time compare)."""
-    match = _HASH.fullmatch(stored)
-    if match is None:
-        return False
-    derived = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), bytes.fromhex(match[2]), int(match[1]))
-    return hmac.compare_digest(derived.hex(), match[3])
+    return check_pbkdf2(stored, password)
 
 
 def parse_users(value: str) -> dict[str, str]:
@@ -82,7 +73,7 @@ def parse_users(value: str) -> dict[str, str]:
     users = {}
     for entry in value.split():
         name, _, stored = entry.partition(":")
-        if not name or not _HASH.fullmatch(stored):
+        if not name or not is_pbkdf2_hash(stored):
             raise ConfigError(
                 f"users: expected NAME:pbkdf2_sha256$ITERATIONS$SALT$HASH, got {entry[:40]!r} "
                 "(make one with: python -m oauth_middleware.demo hash-password)"

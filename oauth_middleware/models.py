@@ -6,21 +6,14 @@ short keys because the guard reads one on every request.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .secret_hash import check_secret, digest
 
-def digest(secret: str) -> str:
-    """SHA-256 hex digest of a token or secret: what we store instead of it.
-
-    Tokens and generated secrets carry >= 256 bits of entropy, so an unsalted
-    fast hash is enough to make a leaked store useless to an attacker.
-    """
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+__all__ = ["AccessToken", "Client", "digest"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +21,8 @@ class Client:
     """A registered OAuth client.
 
     :param client_id: the public identifier.
-    :param secret_hash: :func:`digest` of the secret; None for public clients.
+    :param secret_hash: the secret's SHA-256 (:func:`digest`, generated secrets) or its
+        salted PBKDF2 hash (chosen secrets, see :mod:`.secret_hash`); None for public clients.
     :param redirect_uris: registered redirect URIs, matched exactly.
     :param grant_types: grants the client may use.
     :param response_types: ``code`` and/or ``token`` at the authorize endpoint.
@@ -55,9 +49,7 @@ class Client:
         The presented value is always hashed first, so presenting the stored
         hash itself never authenticates.
         """
-        if self.secret_hash is None:
-            return False
-        return hmac.compare_digest(digest(secret), self.secret_hash)
+        return self.secret_hash is not None and check_secret(self.secret_hash, secret)
 
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""

@@ -21,8 +21,9 @@ things the same way:
                        presented again (replay, RFC 6749 §4.1.2)
 ``used:<sha256>``      a rotated refresh token: its chain's data, kept as
                        long as the token would have lived, to detect reuse
-``consent:<sha256>``   scopes a user approved for a client (the hash of
-                       user id and client id), for ``remember_consent``
+``consent:<sha256>``   index of the scopes a user approved for a client (the
+                       hash of user id and client id), plus the member
+                       :data:`APPROVED`, for ``remember_consent``
 ``unique:<sha256>``    the encrypted current access token of one client,
                        user, grant type and scope set, for ``unique_tokens``
 ``fail:<subject>``     a counter of failed authentications in the current
@@ -46,6 +47,9 @@ from .models import AccessToken, Client
 from .stores import Store
 
 _CLIENTS_INDEX = "clients"
+#: Member of every remembered approval, so that one of no scope is remembered too.
+#: A space is never part of a scope token (RFC 6749 §3.3), so no scope can be it.
+APPROVED = " approved"
 
 
 class Repository:
@@ -117,6 +121,10 @@ class Repository:
         if family is not None:
             self.store.index_add(f"family:{family}", key, ttl)
         self.store.put(key, record, ttl)
+
+    def add_access_token_to_family(self, token_id: str, family: str, ttl: int) -> None:
+        """List an access token, already stored, in one more ``family`` (see ``unique_tokens``)."""
+        self.store.index_add(f"family:{family}", f"at:{token_id}", ttl)
 
     def find_access_token(self, token_id: str) -> dict[str, Any] | None:
         """The record of the access token whose hash is ``token_id``."""
@@ -199,16 +207,23 @@ class Repository:
     # -- remembered consent --------------------------------------------------
 
     def save_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...], ttl: int) -> None:
-        """Remember that ``user_id`` approved ``scopes`` for ``client_id`` (added to earlier ones)."""
+        """Remember that ``user_id`` approved ``scopes`` for ``client_id`` (added to earlier ones).
+
+        Each scope is added to a set index, which every store does atomically,
+        so approvals given at the same time all stay (a read-merge-write of
+        one record would keep only the last). The set lives ``ttl`` seconds
+        from the latest approval.
+        """
         key = f"consent:{_pair_digest(user_id, client_id)}"
-        earlier = self.store.get(key)
-        merged = sorted(set(scopes) | set(earlier["s"] if earlier else ()))
-        self.store.put(key, {"s": merged}, ttl)
+        for scope in scopes:
+            self.store.index_add(key, scope, ttl)
+        # Last, so that a first approval is not seen at all until every scope is in.
+        self.store.index_add(key, APPROVED, ttl)
 
     def has_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> bool:
         """True when ``user_id`` already approved all of ``scopes`` for ``client_id``."""
-        record = self.store.get(f"consent:{_pair_digest(user_id, client_id)}")
-        return record is not None and set(scopes) <= set(record["s"])
+        approved = self.store.index_members(f"consent:{_pair_digest(user_id, client_id)}")
+        return APPROVED in approved and set(scopes) <= approved
 
     # -- unique tokens -------------------------------------------------------
 

@@ -102,7 +102,7 @@ class AuthorizationServer:
                 raise ConfigError(f"grants: unknown grant type {grant_type!r} (known: {', '.join(REGISTRY)})")
             self.grants[grant_type] = load_grant(grant_type)(self)
         if settings.clients_file:
-            for client in load_clients_file(settings.clients_file):
+            for client in load_clients_file(settings.clients_file, settings.scopes):
                 self.repository.save_client(client)
 
     def close(self) -> None:

@@ -386,12 +386,17 @@ class Settings:
     scopes: tuple[str, ...] = _setting(
         "",
         scope_tokens,
-        "Every scope this server knows. Empty: no server-wide list, each client's registered scopes apply.",
+        "Every scope this server offers. A scope outside it is ``invalid_scope`` at every endpoint "
+        "(authorization, token for every grant, refresh), whatever a client's registration says; "
+        "``client add`` and ``clients_file`` refuse to register one. Empty: no server-wide list, "
+        "the clients' registrations are the only limit.",
     )
     default_scope: tuple[str, ...] = _setting(
         "",
         scope_tokens,
-        "Scope granted when a request names none. Empty: the client's registered scopes.",
+        "Scope granted when a request names none, and the only scope a client registered without "
+        "scopes may have (least privilege, RFC 9700 §2.3). Empty: a request naming no scope gets "
+        "the client's registered scopes, and a client registered without scopes gets no scope.",
     )
     access_token_ttl: int = _setting("3600", seconds, "Lifetime of an access token, in seconds.")
 
@@ -418,7 +423,9 @@ class Settings:
         "false",
         asbool,
         "Remember a user's approval per client and scope set, so a returning user asking for "
-        "the same or fewer scopes is not asked again.",
+        "the same or fewer scopes is not asked again. Confidential clients only: a public "
+        "client (native or browser app, whose id anyone can send) is asked every time "
+        "(RFC 8252 §8.6).",
     )
     consent_ttl: int = _setting("2592000", seconds, "How long a remembered approval lasts, in seconds.")
     consent_template: str = _setting(
@@ -504,8 +511,8 @@ class Settings:
         "false",
         asbool,
         "For the same client, user, grant type and scope, return the still-valid access token "
-        "instead of minting a new one (tokens from an earlier grant then outlive a revocation "
-        "of the later grant's family).",
+        "instead of minting a new one. The token then belongs to every grant that handed it "
+        "out: a replayed code or a reused refresh token of any of them revokes it.",
     )
 
     # -- JWT access tokens (token_format = jwt) -----------------------------
@@ -677,9 +684,11 @@ class Settings:
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Convert an ini section (or keyword arguments) into settings.
 
-        :param config: setting name -> value; strings are converted, other
-            values (ints, bools, lists from Python callers) are first written
-            as they would be in an ini.
+        :param config: setting name -> value. Strings are converted; a value
+            given from Python that already has the setting's type (an int, a
+            bool, a list or tuple, a :class:`PathMatcher`, :class:`ScopeRule`
+            objects, a function for a callable setting) is accepted and checked
+            like its ini form; None is the empty value.
         :raises ConfigError: unknown key or bad value, naming the key.
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -689,7 +698,7 @@ class Settings:
             if spec is None:
                 raise ConfigError(f"{key}: unknown setting{_did_you_mean(key, fields)}")
             try:
-                values[key] = spec.metadata["convert"](_as_ini(raw))
+                values[key] = _convert(spec.metadata["convert"], raw)
             except ValueError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
         settings = cls(**values)
@@ -723,13 +732,35 @@ class Settings:
             raise ConfigError("jwks_url: only used with token_format = jwt")
 
 
+def _convert(convert: Callable[[str], Any], raw: Any) -> Any:
+    """A setting's value from an ini string or from a value given from Python."""
+    if convert is dotted_callable and (raw is None or callable(raw)):
+        return raw  # verify_password=my_function: nothing to import
+    return convert(_as_ini(raw))
+
+
 def _as_ini(raw: Any) -> str:
+    """A value given from Python, written as it would be in an ini file (and then converted).
+
+    List items go on lines of their own: every list setting splits on new
+    lines, and ``scope_rules`` takes one rule per line.
+    """
+    if raw is None:
+        return ""
     if isinstance(raw, str):
         return raw
     if isinstance(raw, bool):
         return "true" if raw else "false"
+    # Both are tuples: they must be caught before the lists.
+    if isinstance(raw, PathMatcher):
+        return " ".join([*sorted(raw.exact), *(f"{prefix}*" for prefix in raw.prefixes)])
+    if isinstance(raw, ScopeRule):
+        methods = "*" if raw.methods is None else ",".join(sorted(raw.methods))
+        # One line per path: adjacent rules with the same methods and scopes match the same requests.
+        paths = _as_ini(raw.paths).split(" ")
+        return "\n".join(f"{methods} {path} {' '.join(raw.scopes)}" for path in paths)
     if isinstance(raw, (list, tuple, set, frozenset)):
-        return " ".join(str(item) for item in raw)
+        return "\n".join(_as_ini(item) for item in raw)
     return str(raw)
 
 

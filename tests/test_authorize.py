@@ -417,15 +417,43 @@ def test_json_post_is_a_page(app):
     assert_page_not_redirect(app.post_json(AUTHORIZE, code_request(), status=400))
 
 
+def web_code_request(**overrides):
+    return code_request(client_id=WEB_ID, redirect_uri=WEB_REDIRECT, **overrides)
+
+
 def test_remembered_consent(make_middleware):
+    # A confidential client (a public one is always asked: see below).
     app = webtest.TestApp(flow_middleware(make_middleware, remember_consent="true"))
-    approve(app, code_request(scope="read write"))
+    approve(app, web_code_request(scope="read write"))
     # Same or fewer scopes: no question, straight back with a code.
-    response = app.get(AUTHORIZE, code_request(scope="read"), status=302)
+    response = app.get(AUTHORIZE, web_code_request(scope="read"), status=302)
     assert "code" in location_params(response.headers["Location"])
     # Another user still gets asked.
     app.reset()
-    assert login(app, code_request(scope="read"), user="bob").forms[0]["step"].value == "consent"
+    assert login(app, web_code_request(scope="read"), user="bob").forms[0]["step"].value == "consent"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        pytest.param(NATIVE_REDIRECT, id="same-redirect-uri"),
+        pytest.param("http://127.0.0.1:50123/callback", id="another-loopback-port"),
+    ],
+)
+def test_remembered_consent_never_answers_a_public_client(make_middleware, redirect_uri):
+    """Regression: any local program could take a public client's id and get a code silently (RFC 8252 §8.6)."""
+    app = webtest.TestApp(flow_middleware(make_middleware, remember_consent="true"))
+    approve(app, code_request(scope="read"))
+    page = app.get(AUTHORIZE, code_request(scope="read", redirect_uri=redirect_uri), status=200)
+    assert page.forms[0]["step"].value == "consent"
+
+
+def test_remembered_consent_never_sends_a_public_client_a_fragment_token(make_middleware):
+    middleware = flow_middleware(make_middleware, remember_consent="true", response_types="code token")
+    app = webtest.TestApp(middleware)
+    approve(app, implicit_request())
+    page = app.get(AUTHORIZE, implicit_request(), status=200)
+    assert page.forms[0]["step"].value == "consent"
 
 
 def test_consent_is_not_remembered_by_default(app):

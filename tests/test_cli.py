@@ -90,6 +90,71 @@ def test_add_with_given_secret_does_not_print_it(capsys, config):
         {"grant_type": "client_credentials"},
         headers={"Authorization": basic("svc", "given-secret-123")},
     )
+    # Regression: a chosen secret is stored as a salted slow hash, not as its SHA-256.
+    db = b"".join(p.read_bytes() for p in pathlib.Path(config).parent.glob("oauth.db*"))
+    assert digest("given-secret-123").encode() not in db
+    assert SLOW_HASH.search(db.decode("latin-1"))
+
+
+def test_add_says_what_it_registered(capsys, config):
+    status, out, _ = run(
+        capsys,
+        "client", "add", config, "--client-id", "app", "--public", "--redirect-uri", "http://127.0.0.1:9000/cb",
+        "--grant", "authorization_code", "--grant", "refresh_token", "--scope", "read", "--scope", "write",
+    )  # fmt: skip
+    assert status == 0
+    assert out.splitlines() == [
+        "client_id: app",
+        "type: public (no secret)",
+        "grants: authorization_code refresh_token",
+        "response_types: code",
+        "redirect_uris: http://127.0.0.1:9000/cb",
+        "scopes: read write",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("default_scope", "meaning"),
+    [
+        pytest.param(
+            "read", "scopes: (none: it may only have the server's default_scope, read)", id="default"
+        ),
+        pytest.param(
+            "", "scopes: (none: it may have no scope, as the server has no default_scope)", id="none"
+        ),
+    ],
+)
+def test_add_without_scopes_says_what_that_means(capsys, tmp_path, default_scope, meaning):
+    """Regression: ``client add`` without ``--scope`` registered a client that could get any scope,
+    and said nothing about it."""
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nstore = sqlite:///%(here)s/oauth.db\n"
+        f"scopes = read write\ndefault_scope = {default_scope}\n"
+    )
+    status, out, _ = run(
+        capsys, "client", "add", str(ini), "--client-id", "svc", "--grant", "client_credentials"
+    )
+    assert status == 0
+    assert meaning in out.splitlines()
+    assert "type: confidential" in out
+
+
+def test_add_refuses_a_scope_the_server_does_not_offer(capsys, config):
+    status, _, err = run(
+        capsys,
+        "client",
+        "add",
+        config,
+        "--client-id",
+        "svc",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "admin",
+    )
+    assert status == 2
+    assert err == "oauth-middleware: error: scope admin is not in the server's scopes (read write)\n"
 
 
 def test_add_public_client(capsys, config):
@@ -187,10 +252,33 @@ def test_bad_setting_in_config_is_one_line(capsys, tmp_path):
     assert err.startswith("oauth-middleware: error: access_token_ttl: expected a whole number")
 
 
-def test_hash_given_secret(capsys):
+SLOW_HASH = re.compile(r"pbkdf2_sha256\$600000\$[0-9a-f]{32}\$[0-9a-f]{64}")
+
+
+def test_hash_given_secret_is_salted_and_slow(capsys, tmp_path):
+    """Regression: an operator-chosen secret was stored as its unsalted SHA-256 (was:
+    ``secret_hash: <sha256>``), which gives a weak secret back offline in milliseconds."""
     status, out, _ = run(capsys, "client", "hash", "--secret", "s3cret")
     assert status == 0
-    assert out.strip() == f"secret_hash: {digest('s3cret')}"
+    stored = out.strip().removeprefix("secret_hash: ")
+    assert SLOW_HASH.fullmatch(stored), out
+    assert digest("s3cret") not in out
+    assert run(capsys, "client", "hash", "--secret", "s3cret")[1].strip() != out.strip()  # salted
+    # The hash works in a clients_file, next to a 0.1 SHA-256 one.
+    path = _clients_file(
+        tmp_path,
+        f"[client:slow]\nsecret_hash = {stored}\ngrants = client_credentials\n"
+        f"[client:fast]\nsecret_hash = {digest('fast-secret')}\ngrants = client_credentials\n",
+    )
+    app = webtest.TestApp(OAuth2Middleware(DemoApp(), store="memory://", clients_file=path))
+    for client_id, secret in (("slow", "s3cret"), ("fast", "fast-secret")):
+        headers = {"Authorization": basic(client_id, secret)}
+        app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=headers)
+        headers = {"Authorization": basic(client_id, secret + "x")}
+        app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=headers, status=401)
+    # The stored hash itself is not the secret.
+    headers = {"Authorization": basic("slow", stored)}
+    app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=headers, status=401)
 
 
 def test_hash_generates_secret(capsys):
@@ -234,19 +322,29 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
         ),
         pytest.param(
             "[client:a]\nsecret_hash = plain-secret\n",
-            "secret hash must be the 64 hex digits",
+            "secret hash must be what 'oauth-middleware client hash' prints",
             id="raw-secret",
         ),
         pytest.param("[svc]\npublic = true\n", "should be [client:ID]", id="bad-section"),
         pytest.param("[client:a]\npublic = true\ncolour = red\n", "unknown key 'colour'", id="unknown-key"),
         pytest.param("[client:a]\npublic = true\ngrants = teleport\n", "unknown grant", id="bad-grant"),
         pytest.param("not an ini", "cannot read", id="not-ini"),
+        pytest.param(
+            "[client:a]\npublic = ture\ngrants = authorization_code\n",
+            "[client:a] public: expected true or false, got 'ture'",
+            id="public-typo",
+        ),
+        pytest.param(
+            "[client:a]\npublic = true\nscopes = read admin\n",
+            "[client:a] scope admin is not in the server's scopes (read write)",
+            id="scope-outside-server-list",
+        ),
     ],
 )
 def test_clients_file_errors_name_the_setting(tmp_path, text, message):
     path = _clients_file(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+        OAuth2Middleware(DemoApp(), store="memory://", scopes="read write", clients_file=path)
     assert str(info.value).startswith("clients_file:")
     assert message in str(info.value)
     assert "\n" not in str(info.value)

@@ -4,6 +4,8 @@
 * One refresh token rotated 20 times: one 200, nineteen ``invalid_grant``.
 * One access token validated by 19 threads while a 20th revokes it: once the
   revocation has answered, no validation succeeds.
+* One user approving 20 scopes of one client at once, one per request, with
+  ``remember_consent``: every approval is remembered.
 
 Never a 5xx, and nothing half-written: every token a race produced is either
 fully usable or fully dead. In the first two races the 19 losers *are*
@@ -24,16 +26,21 @@ import time
 import pytest
 import requests
 import webtest
+from conftest import register
 from jwt_keys import jwt_settings, make_keys
 from oauth_flows import (
+    AUTHORIZE,
     NATIVE_ID,
     NATIVE_REDIRECT,
     TOKEN,
     VERIFIER,
     SlowReads,
     api_status,
+    code_request,
     flow_middleware,
     get_code,
+    location_params,
+    login,
     race,
     redeem,
     serve,
@@ -163,3 +170,58 @@ def test_revocation_while_20_threads_validate(make_middleware, store, token_form
     assert api_status(app, access) == 401
     # Revoking the access token leaves the refresh token of the grant alone (RFC 7009 §2.1 "may").
     assert refresh(app, tokens["refresh_token"])["token_type"] == "Bearer"
+
+
+def test_20_concurrent_consent_approvals_are_all_remembered(make_middleware, store):  # noqa: F811
+    """Regression: approving consent was get-merge-put, so concurrent approvals lost scopes."""
+    scopes = [f"s{n}" for n in range(THREADS)]
+    middleware = flow_middleware(
+        make_middleware,
+        store_backend=SlowReads(store, ("consent:",)),
+        remember_consent="true",
+        scopes=" ".join(scopes),
+    )
+    redirect_uri = "https://many.example/cb"
+    register(
+        middleware,
+        "many",
+        "many-secret-0123456789",
+        redirect_uris=[redirect_uri],
+        grant_types=["authorization_code"],
+        scopes=scopes,
+    )
+    app = webtest.TestApp(middleware)
+
+    def request(scope: str) -> dict[str, str]:
+        return code_request(client_id="many", redirect_uri=redirect_uri, scope=scope)
+
+    # One browser, logged in once, with a consent page open per scope.
+    forms = [dict(login(app, request(scope)).forms[0].submit_fields()) for scope in scopes]
+    cookie = f"oauth2_session={app.cookies['oauth2_session']}"
+    barrier = threading.Barrier(THREADS)
+    statuses: list[int] = []
+
+    with serve(middleware, threads=THREADS) as base:
+
+        def decide(fields: dict[str, str]) -> None:
+            with requests.Session() as session:
+                barrier.wait()
+                response = session.post(
+                    base + AUTHORIZE,
+                    data={**fields, "decision": "approve"},
+                    headers={"Cookie": cookie},
+                    allow_redirects=False,
+                    timeout=30,
+                )
+            statuses.append(response.status_code)
+
+        workers = [threading.Thread(target=decide, args=(fields,)) for fields in forms]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+
+    assert statuses == [303] * THREADS
+    # Every scope was remembered: asking for all of them at once needs no consent page.
+    response = app.get(AUTHORIZE, request(" ".join(scopes)), status=302)
+    assert "code" in location_params(response.headers["Location"])

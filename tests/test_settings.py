@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import pathlib
 
 import pytest
 
 from oauth_middleware.errors import ConfigError
 from oauth_middleware.middleware import OAuth2Middleware
-from oauth_middleware.settings import Settings, asbool, reference
+from oauth_middleware.settings import ScopeRule, Settings, asbool, parse_scope_rules, path_patterns, reference
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.rst"
 
@@ -111,6 +112,82 @@ def test_python_values_are_accepted():
     assert settings.access_token_ttl == 60
     assert settings.token_from_query is True
     assert settings.scopes == ("read", "write")
+
+
+def _verify(username, password):
+    return None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        pytest.param("verify_password", _verify, _verify, id="callable"),
+        pytest.param("authenticate_user", None, None, id="none-callable"),
+        pytest.param("access_token_ttl", 600, 600, id="int"),
+        pytest.param("store_timeout", 0.5, 0.5, id="float"),
+        pytest.param("require_pkce", False, False, id="bool"),
+        pytest.param("grants", ("client_credentials",), ("client_credentials",), id="tuple"),
+        pytest.param("scopes", frozenset({"read"}), ("read",), id="set"),
+        pytest.param(
+            "trusted_proxies",
+            [ipaddress.ip_network("10.0.0.0/8"), "::1"],
+            (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")),
+            id="networks",
+        ),
+        pytest.param(
+            "public_paths", path_patterns("/ /static/*"), path_patterns("/ /static/*"), id="path-matcher"
+        ),
+        pytest.param(
+            "scope_rules",
+            parse_scope_rules("GET,HEAD /api/* read\n* /admin write admin"),
+            parse_scope_rules("GET,HEAD /api/* read\n* /admin write admin"),
+            id="scope-rules",
+        ),
+        pytest.param(
+            "scope_rules",
+            ["GET /api/* read", "POST /api/* write"],
+            parse_scope_rules("GET /api/* read\nPOST /api/* write"),
+            id="scope-rule-lines",
+        ),
+        pytest.param(
+            "scope_rules",
+            [ScopeRule(frozenset({"GET"}), path_patterns("/a /b/*"), ("read",))],
+            parse_scope_rules("GET /a read\nGET /b/* read"),
+            id="scope-rule-of-two-paths",
+        ),
+    ],
+)
+def test_values_that_already_have_the_converted_type_are_accepted(key, value, expected):
+    """Regression: the Python API wrote every value as ini text first, so a callable
+    (``verify_password=my_function``), a ScopeRule or a PathMatcher was refused."""
+    assert getattr(Settings.from_config({key: value}), key) == expected
+
+
+def test_the_python_api_takes_a_callable(make_middleware):
+    middleware = make_middleware(verify_password=_verify, grants="password client_credentials")
+    assert middleware.settings.verify_password is _verify
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        pytest.param(
+            "access_token_ttl", 0, "access_token_ttl: expected a whole number of seconds", id="int-range"
+        ),
+        pytest.param(
+            "access_token_ttl", True, "access_token_ttl: expected a whole number", id="bool-for-int"
+        ),
+        pytest.param("require_pkce", 1.5, "require_pkce: expected true or false", id="float-for-bool"),
+        pytest.param(
+            "verify_password", 42, "verify_password: expected package.module:function", id="not-callable"
+        ),
+        pytest.param("scopes", ['bad"scope'], "scopes: not a valid scope list", id="bad-scope"),
+    ],
+)
+def test_typed_values_are_checked_like_ini_values(key, value, message):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_config({key: value})
+    assert str(info.value).startswith(message)
 
 
 def test_unknown_grant_fails_at_load():

@@ -183,6 +183,36 @@ def test_stored_hash_is_not_accepted_as_the_secret(middleware, app):
     assert _error(response) == "invalid_client"
 
 
+def test_chosen_secret_hash_is_checked_in_constant_time_and_only_right_secrets_pass(
+    middleware, app, monkeypatch
+):
+    import hmac
+
+    from oauth_middleware.clients import build_client
+    from oauth_middleware.secret_hash import pbkdf2_hash
+
+    stored = pbkdf2_hash("chosen-secret", iterations=1000)
+    client = build_client("chosen", secret_hash=stored, grant_types=["client_credentials"])
+    middleware.server.repository.save_client(client)
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+
+    def status(secret):
+        headers = {"Authorization": basic("chosen", secret)}
+        return post_token(app, {"grant_type": "client_credentials"}, headers=headers, status="*").status_int
+
+    assert status("chosen-secret!") == 401
+    assert any(stored.rsplit("$", 1)[1] in pair for pair in compared)
+    # A right secret passes (again from memory), a wrong one never does, nor the stored hash.
+    assert [status("chosen-secret"), status("chosen-secret"), status("chosen-secre"), status(stored)] == [
+        200,
+        200,
+        401,
+        401,
+    ]
+
+
 def test_invalid_client_with_basic_has_basic_challenge(app):
     response = post_token(
         app,

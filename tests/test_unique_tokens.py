@@ -133,3 +133,38 @@ def test_revoked_jwt_is_not_handed_out_again(make_middleware, tmp_path):
     app.post("/oauth/revoke", {"token": first}, headers=SERVICE)
     second = client_credentials(app)["access_token"]
     assert second != first
+
+
+@pytest.mark.parametrize("token_format", ["opaque", "jwt"])
+def test_replaying_a_later_code_revokes_the_token_it_handed_out_again(make_middleware, token_format):
+    """Regression: the token handed out again for a second code was not in that code's family,
+    so replaying the second code left it working (RFC 6749 §4.1.2: revoke what the grant produced)."""
+    from jwt_keys import jwt_settings
+
+    settings = {"unique_tokens": "true"}
+    if token_format == "jwt":
+        settings.update(
+            jwt_settings(
+                None, "HS256", grants="authorization_code refresh_token", jwt_check_revocation="true"
+            )
+        )
+    app = webtest.TestApp(flow_middleware(make_middleware, **settings))
+    first = redeem(app, get_code(app))
+    code = get_code(app)
+    second = redeem(app, code)
+    assert second["access_token"] == first["access_token"]  # handed out again
+    redeem(app, code, status=400)  # the replay
+    assert api_status(app, second["access_token"]) == 401
+
+
+def test_reusing_a_refresh_token_revokes_the_token_it_handed_out_again(app):
+    def refresh(refresh_token, status=200):
+        params = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": NATIVE_ID}
+        return app.post(TOKEN, params, status=status).json
+
+    first_chain, second_chain = redeem(app, get_code(app)), redeem(app, get_code(app))
+    first = refresh(first_chain["refresh_token"])
+    second = refresh(second_chain["refresh_token"])
+    assert second["access_token"] == first["access_token"]  # handed out again
+    refresh(second_chain["refresh_token"], status=400)  # a rotated token presented again
+    assert api_status(app, second["access_token"]) == 401

@@ -2,11 +2,12 @@
 
 GET (or a POST without ``step``) is an authorization request: validate it,
 then show the login page (or send the user to ``login_url``) when nobody is
-logged in, else the consent page (or answer at once when the user already
-approved this client and scope). A POST with ``step=login`` checks the
-login form; ``step=consent`` carries the user's decision. Both forms are
-bound to the browser session by a CSRF token, and every answer to a POST is
-a 303 redirect (RFC 9700 §4.12), never 307.
+logged in, else the consent page (or, with ``remember_consent``, answer at
+once when the user already approved this confidential client and scope). A
+POST with ``step=login`` checks the login form; ``step=consent`` carries the
+user's decision. Both forms are bound to the browser session by a CSRF
+token, and every answer to a POST is a 303 redirect (RFC 9700 §4.12), never
+307.
 """
 
 from __future__ import annotations
@@ -64,11 +65,21 @@ def show(
     user_id = server.users.current(request, session)
     if user_id is None:
         return ask_login(server, request, areq, session)
-    if server.settings.remember_consent and server.repository.has_consent(
+    if remembers_consent(server, areq) and server.repository.has_consent(
         user_id, areq.client.client_id, areq.scopes
     ):
         return approved(server, areq, user_id, status=status)
     return ask_consent(server, request, areq, session, user_id)
+
+
+def remembers_consent(server: AuthorizationServer, areq: AuthorizationRequest) -> bool:
+    """Whether an approval for this request is remembered, and may answer the next one.
+
+    Never for a public client: anyone can send its ``client_id``, and a local
+    program can listen on a loopback redirect URI, so only the user can
+    tell the real app from an impostor (RFC 8252 §8.6, RFC 6749 §10.2).
+    """
+    return server.settings.remember_consent and not areq.client.is_public
 
 
 def ask_login(
@@ -157,7 +168,7 @@ def decide(
         raise areq.redirect_error(AccessDenied("the user denied the request"), 303)
     if decision != "approve":
         raise areq.redirect_error(InvalidRequest("decision must be approve or deny"), 303)
-    if server.settings.remember_consent:
+    if remembers_consent(server, areq):
         server.repository.save_consent(
             user_id, areq.client.client_id, areq.scopes, server.settings.consent_ttl
         )

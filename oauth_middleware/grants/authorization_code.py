@@ -77,13 +77,15 @@ class AuthorizationCodeGrant:
         return body
 
     def _check(self, record: Mapping[str, Any], request: TokenRequest) -> None:
-        """The code must be redeemed by its client, with its redirect URI and verifier."""
+        """The code must be redeemed by its client, with its redirect URI and verifier, for an allowed scope."""
         if record["c"] != request.client.client_id:
             raise InvalidGrant("the code was issued to another client")
         redirect_uri = request.params.get("redirect_uri")
         if (record["rg"] or redirect_uri is not None) and redirect_uri != record["r"]:
             raise InvalidGrant("redirect_uri differs from the authorization request")
         pkce.verify(request.params.get("code_verifier"), record["cc"], record["cm"])
+        # The settings or the registration may have dropped a scope since the code was issued.
+        self.server.scope_policy.check(record["s"], request.client)
 
     def _issue(self, record: Mapping[str, Any], request: TokenRequest) -> dict[str, Any]:
         scopes, user_id, family = tuple(record["s"]), record["u"], digest(request.params["code"])

@@ -65,7 +65,7 @@ class RefreshTokenGrant:
             return self._rotated_before(token_id, request)
         if record["c"] != request.client.client_id:
             raise InvalidGrant("the refresh token was issued to another client")
-        scopes = narrowed_scope(request.params.get("scope"), tuple(record["s"]))
+        scopes = self._scope(request, record)
         if not self.rotate:
             return self._issue(request.client, record, scopes, rotate=False)
         marker = {key: record[key] for key in ("c", "u", "s", "e", "f")}
@@ -74,6 +74,17 @@ class RefreshTokenGrant:
             return self._rotated_before(token_id, request)
         return self._issue_unless_reused(token_id, request, marker, scopes)
 
+    def _scope(self, request: TokenRequest, grant: Mapping[str, Any]) -> tuple[str, ...]:
+        """The refreshed token's scope: the grant's or less, and still allowed today.
+
+        The server's ``scopes`` and the client's registration may have lost a
+        scope since the grant: such a scope is ``invalid_scope`` (the client
+        may ask for the rest), never silently issued again.
+        """
+        scopes = narrowed_scope(request.params.get("scope"), tuple(grant["s"]))
+        self.server.scope_policy.check(scopes, request.client)
+        return scopes
+
     def _rotated_before(self, token_id: str, request: TokenRequest) -> dict[str, Any]:
         """A token that is not live: a retry within the grace period, a reuse, or unknown."""
         marker = self.repository.rotated_refresh_token(token_id)
@@ -81,7 +92,7 @@ class RefreshTokenGrant:
             raise InvalidGrant("the refresh token is invalid or has expired")
         in_grace = time.time() - marker["t"] <= self.grace and not marker.get("r")
         if self.grace and in_grace and marker["c"] == request.client.client_id:
-            scopes = narrowed_scope(request.params.get("scope"), tuple(marker["s"]))
+            scopes = self._scope(request, marker)
             return self._issue_unless_reused(token_id, request, marker, scopes)
         self.repository.mark_refresh_reused(token_id, marker, _ttl(marker["e"]))
         self.repository.revoke_family(marker["f"])

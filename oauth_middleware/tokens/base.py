@@ -56,3 +56,10 @@ class TokenFormat(Protocol):
 
     def revoke(self, token: AccessToken) -> None:
         """Make an active token invalid from now on (RFC 7009)."""
+
+    def join_family(self, token: AccessToken, family: str) -> None:
+        """Make an already issued token die with ``family`` too (it already dies with its own).
+
+        ``unique_tokens`` hands a token out again for a new grant; revoking that
+        grant (a replayed code, a reused refresh token) must revoke it.
+        """

@@ -43,7 +43,8 @@ class TokenIssuer:
         """Create an access token and return the JSON body of the response.
 
         :param family: groups tokens issued from one code or refresh chain,
-            so that they can be revoked together.
+            so that they can be revoked together; a token handed out again
+            (``unique_tokens``) joins it as well.
         """
         access = self.unique.find(client.client_id, user_id, grant_type, scopes) if self.unique else None
         reused = access is not None
@@ -55,6 +56,9 @@ class TokenIssuer:
             if self.unique is not None:
                 self.unique.keep(grant_type, access)
         else:
+            if family is not None:
+                # The new grant produced this token too: revoking the grant must revoke it.
+                self.tokens.join_family(access, family)
             expires_in = max(1, access.expires_at - int(time.time()))
         # Who got a token for what; never the token itself.
         log.info(

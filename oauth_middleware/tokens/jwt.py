@@ -179,9 +179,10 @@ class JWTTokens:
             claims[self.extra_claim] = dict(extra)
         headers = {"typ": "at+jwt", "kid": key.kid}
         token = jwt.encode(claims, key.signer, algorithm=key.alg, headers=headers)
-        if family is not None and self.repository is not None:
-            self.repository.index_jwt(family, jti, now + self.ttl + self.leeway, self.ttl + self.leeway)
-        return AccessToken(token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti)
+        access = AccessToken(token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti)
+        if family is not None:
+            self.join_family(access, family)
+        return access
 
     def verify(self, token: str) -> AccessToken:
         """The valid token, from the cache or by checking its signature and claims.
@@ -213,6 +214,13 @@ class JWTTokens:
             raise ConfigError("store: revoking JWTs needs the store")
         self.repository.deny_jwt(token.token_id, token.expires_at + self.leeway)
         self.cache.discard(token.token)
+
+    def join_family(self, token: AccessToken, family: str) -> None:
+        """Index the token's ``jti`` in ``family``, so that revoking the family denies it."""
+        if self.repository is None:
+            return  # a process without a store never revokes a family
+        deny_until = token.expires_at + self.leeway
+        self.repository.index_jwt(family, token.token_id, deny_until, max(1, deny_until - int(time.time())))
 
     def is_revoked(self, token: AccessToken) -> bool:
         """True when the token's ``jti`` is on the deny list."""

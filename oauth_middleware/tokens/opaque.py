@@ -77,3 +77,8 @@ class OpaqueTokens:
     def revoke(self, token: AccessToken) -> None:
         """Delete the token's record."""
         self.repository.revoke_access_token(token.token_id)
+
+    def join_family(self, token: AccessToken, family: str) -> None:
+        """List the token's record in ``family``, for as long as the token lives."""
+        ttl = max(1, token.expires_at - int(time.time()))
+        self.repository.add_access_token_to_family(token.token_id, family, ttl)

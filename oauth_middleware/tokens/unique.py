@@ -2,6 +2,9 @@
 
 For one client, user, grant type and scope set, the token endpoint hands
 out the still-valid token it issued before instead of minting another. The
+token then belongs to the new grant's family as well as its first one (see
+:class:`~oauth_middleware.tokens.issuer.TokenIssuer`), so revoking either
+grant (a replayed code, a reused refresh token) revokes it. The
 token must be given back in clear, yet the store never holds tokens in
 clear: the kept copy is encrypted with AES-GCM under a key derived from
 ``session_secret``. Without a shared ``session_secret`` another process
