@@ -229,9 +229,11 @@ class InsufficientScope(BearerError):
     error = "insufficient_scope"
     status_code = 403
 
-    def __init__(self, required: tuple[str, ...]) -> None:
-        super().__init__("the token lacks a required scope")
-        #: The scopes the request needs, sent back in the challenge.
+    def __init__(
+        self, required: tuple[str, ...], description: str = "the token lacks a required scope"
+    ) -> None:
+        super().__init__(description)
+        #: The scopes the request needs, sent back in the challenge (none when no scope would do).
         self.required = required
 
 
@@ -247,3 +249,13 @@ class BearerUnavailable(BearerError):
 
     error = "temporarily_unavailable"
     status_code = 503
+
+
+class GuardFailure(BearerError):
+    """An unexpected error while the guard checked a request: it fails closed (500, no details).
+
+    Never caused by what a client sends; the traceback is logged, never sent.
+    """
+
+    error = "server_error"
+    status_code = 500

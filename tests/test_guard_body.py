@@ -224,6 +224,7 @@ def test_an_encoded_field_name_is_decoded(stack):
     wsgi_app, token = build()
     response, _ = post(wsgi_app, f"access%5Ftoken={token}".encode())
     assert response.status_int == 200
+    assert app.calls == 1
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
