@@ -698,7 +698,7 @@ def _app_call_problems(target: str, server: Server, case: Case, environ: dict[st
         return ["the protected app ran with a token that was never issued"]
     if server.middleware.server.tokens.introspect(token.token) is None:
         return ["the protected app ran with an inactive token"]
-    needed = required_scopes(settings.scope_rules, case.method, case.path)
+    needed = required_scopes(settings.scope_rules, case.method, case.path) or ()
     if not set(needed) <= set(token.scopes):
         return [f"the protected app ran without scope {needed}"]
     if environ is not server.app.environ:
