@@ -61,7 +61,8 @@ class InvalidClient(OAuthError):
 
     def __init__(self, description: str = "", *, used_basic: bool = False) -> None:
         super().__init__(description)
-        #: The client tried HTTP Basic, so the 401 must carry a Basic challenge.
+        #: The client tried HTTP Basic (RFC 6749 §5.2: then the answer must be a 401). Every
+        #: 401 carries a Basic challenge, so rendering no longer depends on it.
         self.used_basic = used_basic
 
 

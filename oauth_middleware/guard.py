@@ -72,8 +72,7 @@ def extract_token(environ: WSGIEnvironment, sources: TokenSources, body_limit: i
             token = bearer_from_header(header)
             if token is not None:
                 found.append(Bearer(token, "header"))
-    query = environ.get("QUERY_STRING", "")
-    if sources.query and "access_token=" in query:
+    if sources.query and "access_token=" in (query := environ.get("QUERY_STRING", "")):
         found.extend(Bearer(token, "query") for token in access_tokens(query))
     if (
         not found
