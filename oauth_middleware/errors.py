@@ -61,7 +61,8 @@ class InvalidClient(OAuthError):
 
     def __init__(self, description: str = "", *, used_basic: bool = False) -> None:
         super().__init__(description)
-        #: The client tried HTTP Basic, so the 401 must carry a Basic challenge.
+        #: The client tried HTTP Basic (RFC 6749 §5.2: then the answer must be a 401). Every
+        #: 401 carries a Basic challenge, so rendering no longer depends on it.
         self.used_basic = used_basic
 
 
@@ -229,9 +230,11 @@ class InsufficientScope(BearerError):
     error = "insufficient_scope"
     status_code = 403
 
-    def __init__(self, required: tuple[str, ...]) -> None:
-        super().__init__("the token lacks a required scope")
-        #: The scopes the request needs, sent back in the challenge.
+    def __init__(
+        self, required: tuple[str, ...], description: str = "the token lacks a required scope"
+    ) -> None:
+        super().__init__(description)
+        #: The scopes the request needs, sent back in the challenge (none when no scope would do).
         self.required = required
 
 
@@ -247,3 +250,13 @@ class BearerUnavailable(BearerError):
 
     error = "temporarily_unavailable"
     status_code = 503
+
+
+class GuardFailure(BearerError):
+    """An unexpected error while the guard checked a request: it fails closed (500, no details).
+
+    Never caused by what a client sends; the traceback is logged, never sent.
+    """
+
+    error = "server_error"
+    status_code = 500

@@ -1,12 +1,18 @@
-"""Reading a form-encoded body, with one error for bad encodings."""
+"""Reading a form-encoded body: whole for our endpoints, bounded for the guard."""
 
 from __future__ import annotations
 
+import io
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from webob import Request
 
 from .errors import OAuthError
+from .limits import cap_body
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 
 def form_items(request: Request, error: type[OAuthError]) -> list[tuple[str, str]]:
@@ -24,3 +30,26 @@ def form_items(request: Request, error: type[OAuthError]) -> list[tuple[str, str
         return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise error("the body is not valid UTF-8 form data") from None
+
+
+def small_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
+    """The request body if it has at most ``limit`` bytes, left readable for the app; else None.
+
+    A declared ``Content-Length`` over ``limit`` (or not a number) leaves the
+    body unread. A body without one is read only when the server marks it
+    readable to its end (chunked), and then at most ``limit + 1`` bytes: past
+    ``limit`` it is consumed, so the caller must refuse the request.
+
+    :param environ: the WSGI environ; its ``wsgi.input`` is replaced by a copy.
+    :param limit: the most bytes read (the ``max_body_size`` setting).
+    """
+    try:
+        cap_body(environ, limit)
+    except OAuthError:
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if not length:
+        return b""
+    data: bytes = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(data)
+    return data

@@ -1,37 +1,39 @@
 """The resource-server guard (RFC 6750): every request to the app shows a token.
 
-Path: extract the bearer token (:func:`extract_token`, pure) -> the token
-format verifies it -> the first matching scope rule is enforced -> the token
-goes into the environ -> the app runs, its response marked
-``Vary: Authorization``.
+Path: extract the bearer token (:func:`extract_token`) -> the token format
+verifies it -> the first matching scope rule is enforced -> the token goes
+into the environ -> the app runs, its response marked ``Vary:
+Authorization``. Nothing a client sends gets past the guard as an
+exception: an unexpected one is logged and answered 500, the app never runs.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import parse_qsl
-
-from webob import Request
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from .errors import (
     BearerError,
     BearerUnavailable,
+    GuardFailure,
     InsufficientScope,
     InvalidBearerRequest,
     MissingToken,
     StoreUnavailable,
 )
-from .forms import form_items
+from .forms import small_body
 from .models import AccessToken
 from .outage import OutageLog
-from .parsing import bearer_from_header
+from .parsing import access_tokens, bearer_from_header
 from .responses import bearer_error
 from .settings import ScopeRule, Settings
 from .tokens import TokenFormat
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("oauth_middleware.guard")
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -44,53 +46,54 @@ class TokenSources(NamedTuple):
     query: bool = False
 
 
-def extract_token(environ: WSGIEnvironment, sources: TokenSources) -> str | None:
+class Bearer(NamedTuple):
+    """A token as the request presented it."""
+
+    token: str
+    #: Where it was found: a query token makes the response ``Cache-Control: private``.
+    source: Literal["header", "query", "body"]
+
+
+def extract_token(environ: WSGIEnvironment, sources: TokenSources, body_limit: int) -> Bearer | None:
     """Find the request's bearer token in the enabled sources.
 
-    A token in more than one place is ``invalid_request`` (RFC 6750 §2).
-    Reading a form body leaves it readable for the app (WebOb buffers it).
+    The body is searched only when neither the header nor the query string
+    has a token, only outside GET, and only when it has at most
+    ``body_limit`` bytes: a larger body is not read and holds no token. A
+    token in more than one place the guard looks is ``invalid_request``
+    (RFC 6750 §2). Reading a body leaves it readable for the app.
 
     :returns: the token, or None when the request carries none.
     """
-    found: list[str] = []
+    found: list[Bearer] = []
     if sources.header:
         header = environ.get("HTTP_AUTHORIZATION")
         if header:
             token = bearer_from_header(header)
             if token is not None:
-                found.append(token)
-    if sources.query and "access_token=" in environ.get("QUERY_STRING", ""):
-        found.extend(_access_tokens(parse_qsl(environ["QUERY_STRING"], keep_blank_values=True)))
+                found.append(Bearer(token, "header"))
+    if sources.query and "access_token=" in (query := environ.get("QUERY_STRING", "")):
+        found.extend(Bearer(token, "query") for token in access_tokens(query))
     if (
-        sources.body
+        not found
+        and sources.body
         and environ.get("REQUEST_METHOD", "GET") != "GET"
         and environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() == _FORM
     ):
-        found.extend(_access_tokens(_form_items(environ)))
+        body = small_body(environ, body_limit)
+        if body:
+            found.extend(Bearer(token, "body") for token in access_tokens(body.decode("latin-1")))
     if len(found) > 1:
         raise InvalidBearerRequest("use exactly one way to send the access token")
     return found[0] if found else None
 
 
-def _form_items(environ: WSGIEnvironment) -> Iterable[tuple[str, str]]:
-    # Request.body buffers the input and rewinds it, so the app can read it after us.
-    return form_items(Request(environ), InvalidBearerRequest)
-
-
-def _access_tokens(items: Iterable[tuple[str, str]]) -> list[str]:
-    tokens = [value for name, value in items if name == "access_token"]
-    for token in tokens:
-        if not token or not token.isascii() or not token.isprintable() or " " in token:
-            raise InvalidBearerRequest("malformed access_token parameter")
-    return tokens
-
-
-def required_scopes(rules: tuple[ScopeRule, ...], method: str, path: str) -> tuple[str, ...]:
-    """The scopes of the first rule matching ``method`` and ``path``, else none."""
+def required_scopes(rules: tuple[ScopeRule, ...], method: str, path: str) -> tuple[str, ...] | None:
+    """The scopes of the first rule matching ``method`` and ``path``; None when no rule matches."""
     for rule in rules:
         if (rule.methods is None or method in rule.methods) and rule.paths.matches(path):
             return rule.scopes
-    return ()
+    return None
 
 
 def inject(environ: WSGIEnvironment, token: AccessToken) -> None:
@@ -121,9 +124,12 @@ class Guard:
         self.realm = settings.realm
         self.public_paths = settings.public_paths
         self.scope_rules = settings.scope_rules
+        #: Refuse a request no scope rule matches (``scope_rules_default = deny``).
+        self.deny_unmatched = settings.scope_rules_default == "deny"
         self.sources = TokenSources(
             settings.token_from_header, settings.token_from_body, settings.token_from_query
         )
+        self.body_limit = settings.max_body_size
         self.outage = OutageLog()
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
@@ -134,17 +140,26 @@ class Guard:
         if self.public_paths.matches(path):
             return self.app(environ, start_response)
         try:
-            token = self.authenticate(environ, path)
+            bearer = extract_token(environ, self.sources, self.body_limit)
+            if bearer is None:
+                raise MissingToken()
+            token = self.authenticate(bearer.token, environ.get("REQUEST_METHOD", "GET"), path)
         except BearerError as error:
             return bearer_error(error, self.realm)(environ, start_response)
+        except Exception:
+            # A bug, whatever the request: fail closed, the traceback for the operator only.
+            log.exception("unexpected error in the guard on %r", path)
+            return bearer_error(GuardFailure("internal error"), self.realm)(environ, start_response)
         inject(environ, token)
-        return self.app(environ, _vary_on_authorization(start_response))
+        return self.app(environ, _mark_response(start_response, private=bearer.source == "query"))
 
-    def authenticate(self, environ: WSGIEnvironment, path: str) -> AccessToken:
-        """Return the request's valid token, or raise the RFC 6750 error."""
-        token_string = extract_token(environ, self.sources)
-        if token_string is None:
-            raise MissingToken()
+    def authenticate(self, token_string: str, method: str, path: str) -> AccessToken:
+        """Return the valid token of a request, or raise the RFC 6750 error.
+
+        :param token_string: the token the request presented.
+        :param method: the request method, for the scope rules.
+        :param path: the request path, for the scope rules.
+        """
         try:
             token = self.tokens.verify(token_string)
         except StoreUnavailable as exc:
@@ -152,14 +167,21 @@ class Guard:
             raise BearerUnavailable("the token store is unavailable, try again later") from None
         if self.reads_store:
             self.outage.succeeded()
-        needed = required_scopes(self.scope_rules, environ.get("REQUEST_METHOD", "GET"), path)
-        if needed and not set(needed).issubset(token.scopes):
+        needed = required_scopes(self.scope_rules, method, path)
+        if needed is None:
+            if self.deny_unmatched:
+                raise InsufficientScope((), "no scope rule allows this request")
+        elif not set(needed).issubset(token.scopes):
             raise InsufficientScope(needed)
         return token
 
 
-def _vary_on_authorization(start_response: StartResponse) -> StartResponse:
-    """Wrap ``start_response`` so the app's response carries ``Vary: Authorization``."""
+def _mark_response(start_response: StartResponse, *, private: bool) -> StartResponse:
+    """Wrap ``start_response`` so the app's response carries ``Vary: Authorization``.
+
+    With ``private`` (a query token) it is also ``Cache-Control: private``
+    (RFC 6750 §2.3): no shared cache keeps a response to a URL with a token.
+    """
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
         for index, (name, value) in enumerate(headers):
@@ -169,6 +191,22 @@ def _vary_on_authorization(start_response: StartResponse) -> StartResponse:
                 break
         else:
             headers.append(("Vary", "Authorization"))
+        if private:
+            _make_private(headers)
         return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
     return start  # type: ignore[return-value]
+
+
+def _make_private(headers: list[tuple[str, str]]) -> None:
+    """Add ``private`` to ``Cache-Control``, dropping a ``public`` the app set."""
+    directives: list[str] = []
+    for name, value in headers:
+        if name.lower() == "cache-control":
+            directives.extend(d.strip() for d in value.split(",") if d.strip())
+    headers[:] = [(name, value) for name, value in headers if name.lower() != "cache-control"]
+    names = {d.split("=", 1)[0].strip().lower() for d in directives}
+    kept = [d for d in directives if d.split("=", 1)[0].strip().lower() != "public"]
+    if not names & {"private", "no-store"}:
+        kept.append("private")
+    headers.append(("Cache-Control", ", ".join(kept)))

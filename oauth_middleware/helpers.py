@@ -10,7 +10,6 @@ or 403 from here looks exactly like one from the guard.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -20,15 +19,13 @@ from .errors import BearerError, InsufficientScope, MissingToken, OAuthError
 from .models import AccessToken
 from .parsing import scope_list
 from .responses import bearer_error
-from .settings import Settings
+from .settings import Settings, header_text
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: The ``realm`` setting's default, used when none is given.
 DEFAULT_REALM: str = Settings.realm
-#: A realm goes inside a quoted string of the challenge: no quote, no backslash.
-_REALM = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 
 
 def current_token(environ: WSGIEnvironment) -> AccessToken | None:
@@ -150,6 +147,11 @@ def _checked_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
 def _checked_realm(realm: str | None) -> str:
     if realm is None:
         return DEFAULT_REALM
-    if not _REALM.fullmatch(realm):
+    # The same rule as the ``realm`` setting, without its stripping: the value is used as given.
+    try:
+        valid = header_text(realm) == realm
+    except ValueError:
+        valid = False
+    if not valid:
         raise ValueError(f"realm cannot be put in a challenge: {realm!r}")
     return realm

@@ -38,6 +38,40 @@ def bearer_from_header(value: str) -> str | None:
     return credentials
 
 
+#: Most ``&``-separated parts of a form (body or query string) searched for ``access_token``.
+MAX_FORM_FIELDS = 1000
+
+
+def access_tokens(form: str, max_fields: int = MAX_FORM_FIELDS) -> list[str]:
+    """The ``access_token`` values of a form-encoded body or query string (RFC 6750 §2.2, §2.3).
+
+    Only the fields named ``access_token`` are decoded, so the others may be
+    in any charset: a Latin-1 form is no error. A form of more than
+    ``max_fields`` parts is not searched at all (no token), which keeps the
+    work bounded whatever a client sends.
+
+    :param form: the form as WSGI gives strings: its bytes read as Latin-1.
+    :raises InvalidBearerRequest: an ``access_token`` that is empty, not
+        printable ASCII, or holds a space.
+    """
+    fields = form.split("&", max_fields)
+    if len(fields) > max_fields:
+        return []
+    tokens = []
+    for field in fields:
+        name, _, value = field.partition("=")
+        if name != "access_token" and unquote_plus(name, encoding="latin-1") != "access_token":
+            continue
+        try:
+            token = unquote_plus(value, errors="strict")
+        except UnicodeDecodeError:
+            token = ""
+        if not token or not token.isascii() or not token.isprintable() or " " in token:
+            raise InvalidBearerRequest("malformed access_token parameter")
+        tokens.append(token)
+    return tokens
+
+
 def basic_credentials(value: str) -> tuple[str, str] | None:
     """Return ``(client_id, client_secret)`` of an ``Authorization: Basic`` header.
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -18,7 +19,6 @@ from .errors import (
     BearerError,
     FatalClientError,
     InsufficientScope,
-    InvalidClient,
     MethodNotAllowed,
     OAuthError,
     RedirectedError,
@@ -57,9 +57,10 @@ def error_body(error: OAuthError) -> dict[str, str]:
 def oauth_error(error: OAuthError, realm: str) -> Response:
     """Render an error of one of our own endpoints (RFC 6749 §5.2)."""
     response = json_response(error_body(error), error.status_code)
-    if isinstance(error, InvalidClient) and error.used_basic:
-        # RFC 6749 §5.2: a client that tried Basic gets a matching challenge.
-        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
+    if error.status_code == 401:
+        # Every 401 carries a challenge (RFC 9110 §15.5.2), also when the client did not
+        # try Basic: it names the HTTP scheme clients authenticate with here (RFC 6749 §2.3.1).
+        response.headers["WWW-Authenticate"] = challenge("Basic", [("realm", realm)])
     elif isinstance(error, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(error.allowed)
     elif isinstance(error, TooManyRequests):
@@ -76,25 +77,59 @@ def throttled(response: Response, error: TooManyRequests) -> Response:
     return response
 
 
+#: What a quoted-string may hold (RFC 9110 §5.6.4): tab, space and visible ASCII. Other
+#: characters (a line break above all) cannot be quoted; non-ASCII ones are refused too.
+_QUOTABLE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def quoted_string(value: str) -> str:
+    """``value`` as an RFC 9110 quoted-string: in double quotes, ``"`` and ``\\`` escaped.
+
+    :raises ValueError: ``value`` has a character no quoted-string can carry
+        (a control character such as a line break, or non-ASCII). Settings
+        and error descriptions are checked long before, so this is a bug
+        and must not become a header.
+    """
+    if not _QUOTABLE.fullmatch(value):
+        raise ValueError(f"cannot put {value!r} in a quoted-string")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def challenge(scheme: str, params: Iterable[tuple[str, str]]) -> str:
+    """A ``WWW-Authenticate`` challenge: ``scheme`` and its auth-params, every value quoted.
+
+    The one place challenges are written, so no value (a realm from the
+    settings, a description, a scope) can add a parameter or a header line.
+
+    >>> challenge("Bearer", [("realm", 'a"b'), ("error", "invalid_token")])
+    'Bearer realm="a\\\\"b", error="invalid_token"'
+    """
+    return f"{scheme} " + ", ".join(f"{name}={quoted_string(value)}" for name, value in params)
+
+
 def bearer_challenge(error: BearerError, realm: str) -> str:
     """The ``WWW-Authenticate`` value for a guard error (RFC 6750 §3)."""
-    parts = [f'realm="{realm}"']
+    params = [("realm", realm)]
     if error.error:
-        parts.append(f'error="{error.error}"')
+        params.append(("error", error.error))
         if error.description:
-            parts.append(f'error_description="{error.description}"')
-    if isinstance(error, InsufficientScope):
-        parts.append(f'scope="{" ".join(error.required)}"')
-    return "Bearer " + ", ".join(parts)
+            params.append(("error_description", error.description))
+    if isinstance(error, InsufficientScope) and error.required:
+        params.append(("scope", " ".join(error.required)))
+    return challenge("Bearer", params)
 
 
 def bearer_error(error: BearerError, realm: str) -> Response:
-    """Render a guard error: status, challenge and a JSON body."""
-    body = error_body(error) if error.error else {"error": "unauthorized"}
-    response = json_response(body, error.status_code)
+    """Render a guard error: status, challenge and a JSON body.
+
+    A request without credentials gets a bare challenge and an empty JSON
+    object: no error code or other error information (RFC 6750 §3.1). A
+    5xx (store down, a bug) carries no challenge: the token is not at fault.
+    """
+    response = json_response(error_body(error) if error.error else {}, error.status_code)
     if error.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER
-    else:
+    if error.status_code < 500:
         response.headers["WWW-Authenticate"] = bearer_challenge(error, realm)
     response.headers["Vary"] = "Authorization"
     return response

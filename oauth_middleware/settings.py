@@ -296,8 +296,9 @@ class ScopeRule(NamedTuple):
 def parse_scope_rules(value: str) -> tuple[ScopeRule, ...]:
     """One rule per line: ``METHODS PATH SCOPE...``; the first match wins.
 
-    ``METHODS`` is ``*`` or a comma list (``GET,HEAD``); ``PATH`` is exact or
-    ends with ``*``. Example: ``POST,PUT,DELETE /api/* write``.
+    ``METHODS`` is ``*`` or a comma list (``GET,HEAD``; ``GET`` covers
+    ``HEAD`` too); ``PATH`` is exact or ends with ``*``. Example:
+    ``POST,PUT,DELETE /api/* write``.
     """
     rules = []
     for line in value.splitlines():
@@ -308,8 +309,24 @@ def parse_scope_rules(value: str) -> tuple[ScopeRule, ...]:
             raise ValueError(f"expected 'METHODS PATH SCOPE...', got {line.strip()!r}")
         methods_word, path_word, *scope_words = words
         methods = None if methods_word == "*" else frozenset(m.upper() for m in methods_word.split(","))
+        if methods is not None and "GET" in methods:
+            methods |= {"HEAD"}  # a HEAD is a GET without the body (RFC 9110 §9.3.2)
         rules.append(ScopeRule(methods, path_patterns(path_word), scope_tokens(" ".join(scope_words))))
     return tuple(rules)
+
+
+def header_text(value: str) -> str:
+    """A string that goes into an HTTP header as a quoted-string: printable ASCII, no ``"`` or ``\\``.
+
+    Refused at load rather than escaped on every response: a quote or a line
+    break in a realm is a mistake (``realm = "api"`` keeps its quotes).
+    """
+    text_value = value.strip()
+    if not re.fullmatch(r"[\x20\x21\x23-\x5b\x5d-\x7e]*", text_value):
+        raise ValueError(
+            f"expected printable ASCII without quotes, backslashes or line breaks, got {text_value!r}"
+        )
+    return text_value
 
 
 def _setting(default: str, convert: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
@@ -635,7 +652,8 @@ class Settings:
         "65536",
         whole_number(1024, 100 * 1024 * 1024),
         "Largest request body our endpoints accept, in bytes; a larger one is 413 and never "
-        "read (a chunked body is read up to this size only).",
+        "read (a chunked body is read up to this size only). Also the largest body the guard "
+        "searches for an ``access_token``.",
     )
     throttle: bool = _setting(
         "true",
@@ -656,10 +674,18 @@ class Settings:
     )
 
     # -- guard -------------------------------------------------------------
-    realm: str = _setting("oauth2", text, "Realm named in ``WWW-Authenticate`` challenges.")
+    realm: str = _setting(
+        "oauth2",
+        header_text,
+        'Realm named in ``WWW-Authenticate`` challenges: printable ASCII without ``"`` or ``\\``.',
+    )
     token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
     token_from_body: bool = _setting(
-        "true", asbool, "Accept ``access_token`` in a form-encoded body (not on GET)."
+        "true",
+        asbool,
+        "Accept ``access_token`` in a form-encoded body (not on GET). The body is searched only "
+        "when neither the header nor the query string has a token, and only when it has at most "
+        "``max_body_size`` bytes and 1000 fields; a larger body is not read (no token: 401).",
     )
     token_from_query: bool = _setting(
         "false",
@@ -676,8 +702,15 @@ class Settings:
         "",
         parse_scope_rules,
         "Scopes required per method and path, one rule a line: ``METHODS PATH SCOPE...`` "
-        "(``GET,HEAD /api/* read``; ``*`` for any method). The first matching rule wins; "
-        "with none matching, any valid token passes.",
+        "(``GET /api/* read``; ``*`` for any method; a rule for ``GET`` covers ``HEAD``). The "
+        "first matching rule wins; with none matching, ``scope_rules_default`` decides.",
+    )
+    scope_rules_default: str = _setting(
+        "allow",
+        choice("allow", "deny"),
+        "What a valid token may do where no ``scope_rules`` rule matches the method and path: "
+        "``allow`` lets it through; ``deny`` answers 403 ``insufficient_scope`` (name every "
+        "method and path the app serves in a rule). ``public_paths`` need no token either way.",
     )
 
     @classmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -660,14 +661,26 @@ def problems(target: str, server: Server, case: Case) -> tuple[Answer, list[str]
             value.encode("latin-1")
         except UnicodeEncodeError:
             found.append(f"header {name} is not latin-1")
-    content_type = dict((k.lower(), v) for k, v in answer.headers).get("content-type", "")
+    headers = {k.lower(): v for k, v in answer.headers}
+    content_type = headers.get("content-type", "")
+    challenge = headers.get("www-authenticate", "")
+    if answer.status == 401 and not challenge:
+        found.append("401 without a challenge")  # RFC 9110 §15.5.2
     if content_type.startswith("application/json") and case.method != "HEAD":
         try:
             document = json.loads(answer.body)
         except ValueError:
             found.append("JSON answer does not parse")
         else:
-            if answer.status >= 400 and not (isinstance(document, dict) and document.get("error")):
+            # RFC 6750 §3.1: a request without credentials gets a bare challenge and no error code.
+            bare = (
+                answer.status == 401 and document == {} and re.fullmatch(r'Bearer realm="[^"]*"', challenge)
+            )
+            if (
+                answer.status >= 400
+                and not bare
+                and not (isinstance(document, dict) and document.get("error"))
+            ):
                 found.append("error answer without error")
     authorize_path = server.middleware.settings.authorize_path
     if (
@@ -698,7 +711,7 @@ def _app_call_problems(target: str, server: Server, case: Case, environ: dict[st
         return ["the protected app ran with a token that was never issued"]
     if server.middleware.server.tokens.introspect(token.token) is None:
         return ["the protected app ran with an inactive token"]
-    needed = required_scopes(settings.scope_rules, case.method, case.path)
+    needed = required_scopes(settings.scope_rules, case.method, case.path) or ()
     if not set(needed) <= set(token.scopes):
         return [f"the protected app ran without scope {needed}"]
     if environ is not server.app.environ:

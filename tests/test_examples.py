@@ -80,7 +80,7 @@ def assert_challenge(
     assert challenge.startswith(f'Bearer realm="{realm}"')
     if error is None:
         assert challenge == f'Bearer realm="{realm}"'
-        assert response.json == {"error": "unauthorized"}
+        assert response.json == {}  # no error code without credentials (RFC 6750 §3.1)
     else:
         assert f'error="{error}"' in challenge
         assert response.json["error"] == error

@@ -1,8 +1,10 @@
 """Property tests (Hypothesis) for every pure parser: whatever comes in, the answer
 is a value that keeps the parser's promise or the parser's own error, never a crash.
 
-Parsers: the bearer header, Basic credentials, scope strings and repeated
-parameters (``parsing.py``), the redirect URI comparison of the
+Parsers: the bearer header, form and query tokens, Basic credentials, scope
+strings and repeated parameters (``parsing.py``), the JOSE header of a JWT
+(nested structures included), the challenges of ``responses.py``, the
+redirect URI comparison of the
 authorization endpoint (``authorization.py``), PKCE challenges and
 verifiers (``pkce.py``), and every string converter of ``settings.py``.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import math
 import re
 import string
@@ -31,16 +34,21 @@ from oauth_middleware.errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
+    InvalidToken,
     OAuthError,
 )
 from oauth_middleware.models import Client
 from oauth_middleware.parsing import (
+    MAX_FORM_FIELDS,
+    access_tokens,
     basic_credentials,
     bearer_from_header,
     scope_list,
     scope_string,
     single_params,
 )
+from oauth_middleware.responses import challenge
+from oauth_middleware.tokens.jwt import unverified_header
 
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -99,6 +107,97 @@ def test_bearer_header_any_input(value):
 )
 def test_bearer_header_round_trip(token, scheme, before, gap, after):
     assert bearer_from_header(f"{before}{scheme}{gap}{token}{after}") == token
+
+
+# -- form and query tokens (RFC 6750 §2.2, §2.3) ---------------------------------------
+
+#: A form as WSGI gives it (bytes read as Latin-1), biased towards access_token fields.
+form_fields = st.one_of(
+    noisy_text,
+    header_text,
+    st.builds(lambda v: "access_token=" + v, st.one_of(b64tokens, noisy_text, header_text)),
+    st.sampled_from(["access%5Ftoken=abc", "access_token", "access+token=x", "=", "&", ""]),
+)
+
+
+@examples(150)
+@given(fields=st.lists(form_fields, max_size=8))
+@example(fields=["access_token=%ff"])
+@example(fields=["access_token=a+b"])
+@example(fields=["name=Jos\xe9", "access_token=abc"])
+def test_access_tokens_any_form(fields):
+    form = "&".join(fields)
+    try:
+        tokens = access_tokens(form)
+    except InvalidBearerRequest as error:
+        assert error.status_code == 400
+        assert_rfc_description(error)
+        assert "access" in form
+        return
+    for token in tokens:
+        assert token and token.isascii() and token.isprintable() and " " not in token
+
+
+@examples(50)
+@given(token=b64tokens, before=st.integers(0, MAX_FORM_FIELDS - 1), extra=st.integers(1, 50))
+def test_access_tokens_searches_a_bounded_number_of_fields(token, before, extra):
+    fields = ["x=1"] * before + [f"access_token={quote_plus(token)}"]
+    assert access_tokens("&".join(fields)) == [token]
+    fields += ["x=1"] * (MAX_FORM_FIELDS - before - 1 + extra)
+    assert access_tokens("&".join(fields)) == []  # too many fields: not searched
+
+
+# -- the JOSE header of a JWT, nested structures included (RFC 7515 §4) ----------------------
+
+#: JSON values nested up to thousands of levels: what a hostile header segment holds.
+json_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
+nested_json = st.recursive(
+    json_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=20,
+).map(lambda value: json.dumps(value).encode())
+deep_json = st.builds(
+    lambda opener, depth, tail: opener * depth + tail,
+    st.sampled_from([b"[", b'{"a":', b'[{"":', b"[1,"]),
+    st.integers(1, 3000),
+    st.sampled_from([b"", b"1", b"]", b"}" * 3, b"]" * 3000]),
+)
+header_segments = st.one_of(nested_json, deep_json, st.binary(max_size=200)).map(
+    lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+)
+
+
+@examples(150)
+@given(head=header_segments, rest=st.sampled_from([".e30.c2ln", ".", "", ".x"]))
+@example(head=base64.urlsafe_b64encode(b"[" * 3000).decode(), rest=".e30.c2ln")
+def test_unverified_header_any_nesting(head, rest):
+    try:
+        header = unverified_header(head + rest)
+    except InvalidToken as error:
+        assert error.status_code == 401
+        assert_rfc_description(error)
+        return
+    assert isinstance(header, dict)
+
+
+# -- challenges (RFC 9110 §11.2, §5.6.4) -------------------------------------------------------
+
+
+@examples(150)
+@given(values=st.lists(st.one_of(noisy_text, header_text, vschar_text), min_size=1, max_size=3))
+def test_challenge_any_values(values):
+    params = [(f"p{index}", value) for index, value in enumerate(values)]
+    try:
+        value = challenge("Bearer", params)
+    except ValueError:
+        assert any(re.search(r"[^\t\x20-\x7e]", v) for v in values)
+        return
+    assert "\r" not in value and "\n" not in value
+    # Every value comes back out of its quoted-string unchanged: nothing was forged.
+    parsed = re.findall(r'(p\d+)="((?:[^"\\]|\\.)*)"(?:, |$)', value.removeprefix("Bearer "))
+    assert [(name, re.sub(r"\\(.)", r"\1", quoted)) for name, quoted in parsed] == params
 
 
 # -- Basic credentials (RFC 6749 §2.3.1) ---------------------------------------------
@@ -315,6 +414,10 @@ CONVERTER_PROPERTIES = {
     "positive_float": (settings.positive_float, lambda v, text: v > 0 and math.isfinite(v)),
     "aslist": (settings.aslist, lambda v, text: all(word and ascii_words(word) for word in v)),
     "text": (settings.text, lambda v, text: v == text.strip()),
+    "header_text": (
+        settings.header_text,
+        lambda v, text: re.fullmatch(r"[\x20\x21\x23-\x5b\x5d-\x7e]*", v) and v == text.strip(),
+    ),
     "scope_tokens": (settings.scope_tokens, lambda v, text: all(SCOPE_TOKEN.fullmatch(s) for s in v)),
     "url_path": (settings.url_path, lambda v, text: v.startswith("/") and not any(c.isspace() for c in v)),
     "http_url": (settings.http_url, lambda v, text: v == "" or (re.match(r"https?://", v) and "?" not in v)),
@@ -376,7 +479,8 @@ def test_scope_rules_match_any_path(path, rules):
     from oauth_middleware.guard import required_scopes
 
     needed = required_scopes(parsed, "GET", path)
-    assert needed == () or any(needed == rule.scopes for rule in parsed)
+    assert needed is None or any(needed == rule.scopes for rule in parsed)
+    assert required_scopes(parsed, "HEAD", path) == needed  # a rule for GET covers HEAD
 
 
 #: Settings whose converters import code or read files: not fed random text.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 
 import pytest
@@ -115,32 +116,45 @@ def test_body_token_can_be_switched_off(make_middleware, recorder):
 
 
 @pytest.mark.parametrize(
-    ("how", "expected"),
+    "how",
     [
-        pytest.param("header+query", 400, id="header-and-query"),
-        pytest.param("header+body", 400, id="header-and-body"),
-        pytest.param("query+body", 400, id="query-and-body"),
-        pytest.param("query+query", 400, id="query-twice"),
+        pytest.param("header+query", id="header-and-query"),
+        pytest.param("query+query", id="query-twice"),
+        pytest.param("body+body", id="body-twice"),
     ],
 )
-def test_two_sources_is_invalid_request(guarded, recorder, how, expected):
+def test_two_sources_is_invalid_request(guarded, recorder, how):
     token = issue_token(guarded)
     headers = {"Authorization": f"Bearer {token}"} if "header" in how else {}
     query = f"?access_token={token}" if "query" in how else ""
     if how == "query+query":
         query += f"&access_token={token}"
     if "body" in how:
-        response = guarded.post(f"/x{query}", {"access_token": token}, headers=headers, status=expected)
+        body = f"access_token={token}&access_token={token}"
+        response = guarded.post("/x", body, content_type="application/x-www-form-urlencoded", status=400)
     else:
-        response = guarded.get(f"/x{query}", headers=headers, status=expected)
+        response = guarded.get(f"/x{query}", headers=headers, status=400)
     assert response.json["error"] == "invalid_request"
     assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
     assert recorder.calls == 0
 
 
+@pytest.mark.parametrize("first", ["header", "query"])
+def test_a_body_is_not_searched_once_a_token_was_found(guarded, recorder, first):
+    # Changed in 0.2.0 (issue 10, item 2): the body is read only when no other source has a
+    # token, so a header or query token with a body token is no longer invalid_request.
+    token = issue_token(guarded)
+    headers = {"Authorization": f"Bearer {token}"} if first == "header" else {}
+    query = f"?access_token={token}" if first == "query" else ""
+    response = guarded.post(f"/x{query}", {"access_token": "other"}, headers=headers, status=200)
+    assert response.body == b"access_token=other"  # the app gets the body untouched
+    assert recorder.calls == 1
+
+
 def test_missing_token_is_bare_challenge(guarded, recorder):
     response = guarded.get("/x", status=401)
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="oauth2"'
+    assert response.json == {}  # no error code without credentials (RFC 6750 §3.1)
     assert response.headers["Vary"] == "Authorization"
     assert response.headers["Cache-Control"] == "no-store"
     assert recorder.calls == 0
@@ -324,3 +338,115 @@ def test_app_cannot_change_the_stored_token_extra(middleware):
     for _ in range(2):
         client.get("/x", headers={"Authorization": "Bearer extra-token"})
     assert seen == [{"n": 1}, {"n": 1}]
+
+
+# -- query tokens and caches, HEAD, default-deny (issue 10, item 10) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("app_header", "expected"),
+    [
+        pytest.param(None, "private", id="none"),
+        pytest.param("public, max-age=60", "max-age=60, private", id="public-replaced"),
+        pytest.param("no-store", "no-store", id="no-store-kept"),
+        pytest.param("private, max-age=5", "private, max-age=5", id="private-kept"),
+    ],
+)
+def test_a_query_token_makes_the_response_private(make_middleware, app_header, expected):
+    headers = [("Cache-Control", app_header)] if app_header else []
+    app = webtest.TestApp(make_middleware(RecordingApp(headers=headers), token_from_query="true"))
+    token = issue_token(app)
+    response = app.get(f"/x?access_token={token}")
+    assert response.headers.getall("Cache-Control") == [expected]
+    header_response = app.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert header_response.headers.getall("Cache-Control") == ([app_header] if app_header else [])
+
+
+def test_a_get_rule_covers_head(make_middleware, recorder):
+    app = webtest.TestApp(make_middleware(recorder, scope_rules="GET /api/* read\n* /api/* write"))
+    token = issue_token(app, "write")
+    response = app.head("/api/items", headers={"Authorization": f"Bearer {token}"}, status=403)
+    assert 'scope="read"' in response.headers["WWW-Authenticate"]
+    app.head("/api/items", headers={"Authorization": f"Bearer {issue_token(app, 'read')}"}, status=200)
+
+
+@pytest.fixture
+def deny_by_default(make_middleware, recorder):
+    rules = "GET /api/* read\nPOST /api/* write"
+    return webtest.TestApp(
+        make_middleware(recorder, scope_rules=rules, scope_rules_default="deny", public_paths="/health")
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        pytest.param("GET", "/api/items", 200, id="rule-get"),
+        pytest.param("HEAD", "/api/items", 200, id="rule-head"),
+        pytest.param("POST", "/api/items", 200, id="rule-post"),
+        pytest.param("DELETE", "/api/items", 403, id="method-without-rule"),
+        pytest.param("PATCH", "/api/items", 403, id="other-method-without-rule"),
+        pytest.param("GET", "/elsewhere", 403, id="path-without-rule"),
+    ],
+)
+def test_scope_rules_default_deny_refuses_what_no_rule_names(deny_by_default, recorder, method, path, status):
+    token = issue_token(deny_by_default, "read write")
+    response = deny_by_default.request(
+        path, method=method, headers={"Authorization": f"Bearer {token}"}, status=status
+    )
+    assert recorder.calls == (1 if status == 200 else 0)
+    if status == 403:
+        assert response.json["error"] == "insufficient_scope"
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer realm="oauth2", error="insufficient_scope", '
+            'error_description="no scope rule allows this request"'
+        )
+
+
+def test_scope_rules_default_deny_keeps_public_paths_and_token_checks(deny_by_default, recorder):
+    deny_by_default.get("/health", status=200)
+    deny_by_default.delete("/api/items", status=401)  # no token: the challenge comes first
+    deny_by_default.delete("/api/items", headers={"Authorization": "Bearer nope"}, status=401)
+
+
+def test_scope_rules_default_is_allow(scoped, recorder):
+    token = issue_token(scoped, "read")
+    scoped.request("/api/items", method="PATCH", headers={"Authorization": f"Bearer {token}"}, status=200)
+
+
+# -- nothing escapes the guard (issue 10, item 3) -------------------------------------------------
+
+
+def _guard_only(make_middleware, recorder, tmp_path):
+    from oauth_middleware.resource import guard_from_settings
+    from oauth_middleware.settings import Settings
+
+    store = f"sqlite:///{tmp_path / 'oauth.db'}"
+    token = issue_token(webtest.TestApp(make_middleware(store=store)))
+    guard = guard_from_settings(recorder, Settings.from_config({"store": store}))
+    return guard, guard, token
+
+
+def _combined(make_middleware, recorder, tmp_path):
+    middleware = make_middleware(recorder)
+    return middleware, middleware.guard, issue_token(webtest.TestApp(middleware))
+
+
+@pytest.mark.parametrize("build", [_combined, _guard_only], ids=["oauth2", "guard"])
+def test_an_unexpected_error_in_the_guard_fails_closed(make_middleware, recorder, tmp_path, caplog, build):
+    wsgi_app, guard, token = build(make_middleware, recorder, tmp_path)
+
+    def broken(token_string):
+        raise RuntimeError("a bug while checking a token")
+
+    guard.tokens.verify = broken
+    caplog.set_level(logging.ERROR, logger="oauth_middleware")
+    response = webtest.TestApp(wsgi_app).get("/x", headers={"Authorization": f"Bearer {token}"}, status=500)
+    assert response.json == {"error": "server_error", "error_description": "internal error"}
+    assert "WWW-Authenticate" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    assert recorder.calls == 0
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].name.startswith("oauth_middleware")
+    assert errors[0].exc_info is not None and errors[0].exc_info[0] is RuntimeError

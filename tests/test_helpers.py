@@ -96,7 +96,7 @@ def test_require_scope_without_token_is_401_and_app_not_called() -> None:
     inner = Recorder()
     app = webtest.TestApp(require_scope("write")(inner))
     response = app.get("/", status=401)
-    assert_bearer_error(response, 401, f'Bearer realm="{DEFAULT_REALM}"', {"error": "unauthorized"})
+    assert_bearer_error(response, 401, f'Bearer realm="{DEFAULT_REALM}"', {})
     assert inner.calls == 0
 
 
@@ -175,7 +175,7 @@ def test_scope_denial_is_none_with_the_scope() -> None:
 @pytest.mark.parametrize(
     ("environ", "status", "challenge", "body"),
     [
-        pytest.param({}, 401, 'Bearer realm="api"', {"error": "unauthorized"}, id="no-token"),
+        pytest.param({}, 401, 'Bearer realm="api"', {}, id="no-token"),
         pytest.param(
             with_token("read"),
             403,
@@ -232,7 +232,7 @@ def test_behind_the_guard_public_path_is_401(guarded: tuple[webtest.TestApp, Rec
     app, inner = guarded
     token = issue_token(app, "read write")
     response = app.get("/open", headers={"Authorization": f"Bearer {token}"}, status=401)
-    assert_bearer_error(response, 401, 'Bearer realm="shop"', {"error": "unauthorized"})
+    assert_bearer_error(response, 401, 'Bearer realm="shop"', {})
     assert inner.calls == 0
 
 

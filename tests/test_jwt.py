@@ -531,3 +531,27 @@ def test_decode_refuses_directly(jwt_app, keys):
         tokens.decode(padded)
     assert tokens.introspect(padded) is None
     assert tokens.decode(sign(claims(), keys.rsa, kid=keys.rsa_kid)).client_id == SERVICE_ID
+
+
+# -- deeply nested JSON (issue 10, item 3) ------------------------------------------------------
+
+#: Headers nested far deeper than any JOSE header, in tokens short enough for every endpoint.
+NESTED_HEADERS = [
+    pytest.param(b"[" * 2700, id="arrays"),
+    pytest.param(b"[" * 1350 + b"]" * 1350, id="closed-arrays"),
+    pytest.param(b'{"typ":"at+jwt","kid":"k","x":' + b'{"":[' * 530, id="in-an-object"),
+]
+
+
+@pytest.mark.parametrize("header", NESTED_HEADERS)
+def test_a_deeply_nested_header_is_invalid_token_everywhere(jwt_app, keys, header, caplog):
+    app, _ = jwt_app(introspection_clients=SERVICE_ID)
+    token = f"{b64(header)}.{b64json(claims())}.c2ln"
+    auth = {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}
+    assert_invalid_token(call(app, token, status=401))
+    assert app.post("/oauth/revoke", {"token": token}, headers=auth).json == {}
+    assert app.post("/oauth/introspect", {"token": token}, headers=auth).json == {"active": False}
+    settings = Settings.from_config(jwt_settings(keys, store="memory://", jwt_verification_keys=keys.rsa_pub))
+    resource = webtest.TestApp(guard_from_settings(EchoApp(), settings))
+    assert_invalid_token(call(resource, token, status=401))
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -224,11 +224,12 @@ def test_invalid_client_with_basic_has_basic_challenge(app):
     assert _error(response) == "invalid_client"
 
 
-def test_invalid_client_without_basic_has_no_basic_challenge(app):
+def test_invalid_client_without_basic_still_has_a_basic_challenge(app):
+    # Changed in 0.2.0 (issue 10, item 10): every 401 carries a challenge (RFC 9110 §15.5.2).
     response = post_token(
         app, {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}, status=401
     )
-    assert "WWW-Authenticate" not in response.headers
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="oauth2"'
 
 
 @pytest.mark.parametrize(

@@ -242,7 +242,8 @@ class JWTTokens:
                 leeway=self.leeway,
                 options={"require": REQUIRED_CLAIMS},
             )
-        except jwt.InvalidTokenError as exc:
+        except (jwt.InvalidTokenError, RecursionError) as exc:
+            # PyJWT parses the header again, in a deeper stack than unverified_header().
             _rejected(type(exc).__name__)
         return self._access_token(token, claims)
 
@@ -289,7 +290,8 @@ def unverified_header(token: str) -> dict[str, Any]:
         _rejected("malformed header")
     try:
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
+        # RecursionError: deeply nested JSON ("[[[[..."), which no key lookup needs.
         _rejected("malformed header")
     if not isinstance(header, dict):
         _rejected("malformed header")
