@@ -172,13 +172,13 @@ def _secret_basic(repository: Repository, request: Request, params: Mapping[str,
     client_id, secret = credentials
     if params.get("client_id", client_id) != client_id:
         raise InvalidRequest("client_id in the body differs from the authenticated client")
-    return _check_secret(repository, client_id, secret, used_basic=True)
+    return _check_secret(repository, client_id, secret)
 
 
 def _secret_post(repository: Repository, request: Request, params: Mapping[str, str]) -> Client:
     if "client_id" not in params:
         raise InvalidClient("client_secret without client_id")
-    return _check_secret(repository, params["client_id"], params["client_secret"], used_basic=False)
+    return _check_secret(repository, params["client_id"], params["client_secret"])
 
 
 def _none(repository: Repository, request: Request, params: Mapping[str, str]) -> Client:
@@ -190,11 +190,11 @@ def _none(repository: Repository, request: Request, params: Mapping[str, str]) -
     return client
 
 
-def _check_secret(repository: Repository, client_id: str, secret: str, *, used_basic: bool) -> Client:
+def _check_secret(repository: Repository, client_id: str, secret: str) -> Client:
     client = repository.get_client(client_id)
     if client is None or not client.check_secret(secret):
         _failed(client_id, "unknown client" if client is None else "wrong secret")
-        raise InvalidClient("client authentication failed", used_basic=used_basic)
+        raise InvalidClient("client authentication failed")
     return client
 
 

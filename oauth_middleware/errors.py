@@ -59,12 +59,6 @@ class InvalidClient(OAuthError):
     error = "invalid_client"
     status_code = 401
 
-    def __init__(self, description: str = "", *, used_basic: bool = False) -> None:
-        super().__init__(description)
-        #: The client tried HTTP Basic (RFC 6749 §5.2: then the answer must be a 401). Every
-        #: 401 carries a Basic challenge, so rendering no longer depends on it.
-        self.used_basic = used_basic
-
 
 class InvalidGrant(OAuthError):
     """The grant (code, refresh token, password) is invalid or expired."""

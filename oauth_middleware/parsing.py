@@ -85,13 +85,13 @@ def basic_credentials(value: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidClient("malformed Basic credentials", used_basic=True) from None
+        raise InvalidClient("malformed Basic credentials") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise InvalidClient("malformed Basic credentials", used_basic=True)
+        raise InvalidClient("malformed Basic credentials")
     client_id, secret = unquote_plus(client_id), unquote_plus(secret)
     if not client_id or not _VSCHAR.fullmatch(client_id) or not _VSCHAR.fullmatch(secret):
-        raise InvalidClient("malformed Basic credentials", used_basic=True)
+        raise InvalidClient("malformed Basic credentials")
     return client_id, secret
 
 
