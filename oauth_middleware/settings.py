@@ -184,7 +184,8 @@ def refresh_grant_list(value: str) -> tuple[str, ...]:
 def login_location(value: str) -> str:
     """An absolute path or an http(s) URL, or empty."""
     text_value = value.strip()
-    if text_value and not re.fullmatch(r"(/|https?://)[^\s#]*", text_value):
+    # Printable ASCII without "#" only: the value goes into a Location header.
+    if text_value and not re.fullmatch(r"(/|https?://)[\x21\x22\x24-\x7e]*", text_value):
         raise ValueError(f"expected a path starting with '/' or an http(s) URL, got {value!r}")
     return text_value
 

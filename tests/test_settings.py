@@ -71,6 +71,9 @@ def test_asbool_rejects_typos(word):
         pytest.param({"issuer": "https://x/?q=1"}, "issuer: expected an http(s) URL", id="issuer-query"),
         pytest.param({"scopes": 'read "write'}, "scopes: not a valid scope list", id="bad-scope"),
         pytest.param({"store_timeout": "fast"}, "store_timeout: expected a number", id="bad-timeout"),
+        pytest.param(
+            {"login_url": "/login\x01x"}, "login_url: expected a path", id="login-url-control-char"
+        ),
         pytest.param({"store_timeout": "inf"}, "store_timeout: expected a number above 0", id="inf-timeout"),
         pytest.param(
             {"scope_rules": "GET /api"}, "scope_rules: expected 'METHODS PATH SCOPE...'", id="short-rule"
