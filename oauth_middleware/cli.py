@@ -12,7 +12,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .clients import build_client, generate_secret
 from .errors import ConfigError
@@ -80,16 +80,56 @@ def _load_app(path: str) -> WSGIApplication:
     so ``use = call:myapp.wsgi:make_app`` finds a project's own modules.
     """
     from paste.deploy import loadapp
+    from paste.deploy.loadwsgi import APP, loadcontext
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    uri = f"config:{os.path.abspath(path)}"
     try:
-        app: WSGIApplication = loadapp(f"config:{os.path.abspath(path)}")
+        if not _guarded(loadcontext(APP, uri)):
+            raise CommandError(f"{path}: {_unused_filter_message(path)}")
+        app: WSGIApplication = loadapp(uri)
         return app
     except (ImportError, LookupError) as exc:
         raise CommandError(
             f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
+
+
+def _guarded(context: Any) -> bool:
+    """Whether the app a PasteDeploy context builds passes through one of our filters.
+
+    An app outside every filter of ours runs unguarded however well its filter
+    section is configured, so ``check`` and ``serve`` refuse it. A composite
+    (``urlmap``) builds its parts itself, out of sight: it is given the benefit
+    of the doubt.
+    """
+    from paste.deploy.loadwsgi import FILTER, FILTER_APP, FILTER_WITH, PIPELINE
+
+    from .paste import guard_filter_factory, oauth2_filter_factory
+
+    kind = context.object_type
+    if kind is PIPELINE:
+        return any(_guarded(part) for part in (*context.filter_contexts, context.app_context))
+    if kind is FILTER_WITH or kind is FILTER_APP:
+        return _guarded(context.filter_context) or _guarded(context.next_context)
+    if kind is FILTER:
+        return context.object in (oauth2_filter_factory, guard_filter_factory)
+    return bool(context.protocol == "paste.composit_factory")
+
+
+def _unused_filter_message(path: str) -> str:
+    parser = _read_ini(path)
+    ours = [
+        f"[{section}]"
+        for section in parser.sections()
+        if section.startswith("filter:") and parser.get(section, "use", fallback="") in _OUR_FILTERS
+    ]
+    named = " and ".join(ours) if ours else "no oauth-middleware filter"
+    return (
+        f"{named} is not in the pipeline of [app:main]: the app would run unguarded "
+        "(add filter-with = NAME to [app:main], or list it in a [pipeline:main])"
+    )
 
 
 def _configure_logging(path: str) -> None:
@@ -120,8 +160,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or parser.get("server:main", "host", fallback=_DEFAULT_HOST)
     port = args.port or parser.getint("server:main", "port", fallback=_DEFAULT_PORT)
     app = _load_app(args.config)
+    # Bind before saying we serve: a port in use is one line, not a promise and a traceback.
+    try:
+        server = waitress.create_server(app, host=host, port=port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"serving {args.config} on http://{host}:{port}", flush=True)
-    waitress.serve(app, host=host, port=port)
+    server.run()
     return 0
 
 
