@@ -150,7 +150,7 @@ def _configure_logging(path: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the ini with PasteDeploy and serve it with waitress."""
-    import waitress
+    from waitress.server import create_server
 
     parser = _read_ini(args.config)
     if parser.has_section("loggers"):
@@ -162,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = _load_app(args.config)
     # Bind before saying we serve: a port in use is one line, not a promise and a traceback.
     try:
-        server = waitress.create_server(app, host=host, port=port)
+        server = create_server(app, host=host, port=port)
     except OSError as exc:
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"serving {args.config} on http://{host}:{port}", flush=True)

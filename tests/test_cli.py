@@ -35,7 +35,9 @@ def run(capsys, *argv):
 
 def _app(config: str) -> webtest.TestApp:
     store_url = f"sqlite:///{pathlib.Path(config).parent}/oauth.db"
-    return webtest.TestApp(OAuth2Middleware(DemoApp(), store=store_url, scopes="read write"))
+    return webtest.TestApp(
+        OAuth2Middleware(DemoApp(), issuer="http://localhost", store=store_url, scopes="read write")
+    )
 
 
 def test_add_generates_secret_once_and_stores_only_its_hash(capsys, config):
@@ -214,7 +216,7 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
         f"[client:svc]\nsecret_hash = {digest('svc-secret')}\ngrants = client_credentials\nscopes = read\n"
         "[client:web]\npublic = true\ngrants = authorization_code\nredirect_uris = https://web.example/cb\n",
     )
-    middleware = OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+    middleware = OAuth2Middleware(DemoApp(), issuer="http://localhost", store="memory://", clients_file=path)
     assert [c.client_id for c in middleware.server.repository.list_clients()] == ["svc", "web"]
     assert middleware.server.repository.get_client("web").is_public
     app = webtest.TestApp(middleware)
@@ -246,7 +248,7 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
 def test_clients_file_errors_name_the_setting(tmp_path, text, message):
     path = _clients_file(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+        OAuth2Middleware(DemoApp(), issuer="http://localhost", store="memory://", clients_file=path)
     assert str(info.value).startswith("clients_file:")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
@@ -254,7 +256,12 @@ def test_clients_file_errors_name_the_setting(tmp_path, text, message):
 
 def test_missing_clients_file(tmp_path):
     with pytest.raises(ConfigError, match="clients_file: cannot read"):
-        OAuth2Middleware(DemoApp(), store="memory://", clients_file=str(tmp_path / "missing.ini"))
+        OAuth2Middleware(
+            DemoApp(),
+            issuer="http://localhost",
+            store="memory://",
+            clients_file=str(tmp_path / "missing.ini"),
+        )
 
 
 # -- client_store ---------------------------------------------------------------
@@ -277,7 +284,10 @@ def test_client_commands_use_only_the_client_store(capsys, tmp_path):
 
     # An app with tokens elsewhere finds the client in the client store, and only there.
     middleware = OAuth2Middleware(
-        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db"
+        DemoApp(),
+        issuer="http://localhost",
+        store="memory://",
+        client_store=f"sqlite:///{tmp_path}/clients.db",
     )
     app = webtest.TestApp(middleware)
     app.post(
@@ -295,7 +305,11 @@ def test_client_commands_use_only_the_client_store(capsys, tmp_path):
 def test_clients_file_goes_to_the_client_store(tmp_path):
     path = _clients_file(tmp_path, "[client:web]\npublic = true\ngrants = authorization_code\n")
     middleware = OAuth2Middleware(
-        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db", clients_file=path
+        DemoApp(),
+        issuer="http://localhost",
+        store="memory://",
+        client_store=f"sqlite:///{tmp_path}/clients.db",
+        clients_file=path,
     )
     assert middleware.server.store.get("client:web") is None
     assert [c.client_id for c in middleware.server.repository.list_clients()] == ["web"]
@@ -303,7 +317,9 @@ def test_clients_file_goes_to_the_client_store(tmp_path):
 
 def test_unreachable_client_store_is_one_line_naming_it(capsys, tmp_path):
     with pytest.raises(ConfigError, match=r"^client_store: cannot open redis://127\.0\.0\.1:1/0: "):
-        OAuth2Middleware(DemoApp(), store="memory://", client_store="redis://127.0.0.1:1/0")
+        OAuth2Middleware(
+            DemoApp(), issuer="http://localhost", store="memory://", client_store="redis://127.0.0.1:1/0"
+        )
     ini = tmp_path / "app.ini"
     ini.write_text(
         "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"

@@ -115,7 +115,12 @@ def test_python_values_are_accepted():
 
 def test_unknown_grant_fails_at_load():
     with pytest.raises(ConfigError, match="grants: unknown grant type 'telepathy'"):
-        OAuth2Middleware(lambda e, s: [], store="memory://", grants="client_credentials telepathy")
+        OAuth2Middleware(
+            lambda e, s: [],
+            issuer="http://localhost",
+            store="memory://",
+            grants="client_credentials telepathy",
+        )
 
 
 @pytest.mark.parametrize(
@@ -127,7 +132,7 @@ def test_unknown_grant_fails_at_load():
 )
 def test_store_that_cannot_be_opened_fails_at_load(url, message):
     with pytest.raises(ConfigError) as info:
-        OAuth2Middleware(lambda e, s: [], store=url)
+        OAuth2Middleware(lambda e, s: [], issuer="http://localhost", store=url)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
