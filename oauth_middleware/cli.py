@@ -236,17 +236,20 @@ def cmd_client_hash(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
-    """Write a new private signing key (mode 0600) and print its ``kid``."""
-    from .keys import write_private_key
+    """Write a new private signing key (mode 0600) and its public half; print its ``kid``."""
+    from .keys import public_key_path, write_private_key
 
     try:
         key = write_private_key(args.out, args.alg, args.bits)
-    except FileExistsError:
-        raise CommandError(f"{args.out}: exists; a live key is never overwritten") from None
+    except FileExistsError as exc:
+        raise CommandError(f"{exc.filename}: exists; a live key is never overwritten") from None
     except OSError as exc:
-        raise CommandError(f"{args.out}: {exc.strerror}") from None
+        raise CommandError(f"{exc.filename or args.out}: {exc.strerror}") from None
+    public = public_key_path(args.out)
     print(f"kid: {key.kid}")
+    print(f"public key: {public}")
     print(f"In the ini: jwt_algorithm = {key.alg}  and  jwt_signing_key = {os.path.abspath(args.out)}")
+    print(f"On a guard: jwt_verification_keys = {os.path.abspath(public)}")
     return 0
 
 
