@@ -255,52 +255,95 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
-    parser = argparse.ArgumentParser(prog="oauth-middleware", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="oauth-middleware",
+        description="Serve an ini file with oauth-middleware, check it, manage its clients and keys.",
+        epilog="Every error is one line on stderr and exit status 2.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    config_help = "the PasteDeploy ini file"
 
     serve = commands.add_parser("serve", help="serve an ini file with waitress")
-    serve.add_argument("config")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("config", help=config_help)
+    serve.add_argument("--host", help="address to listen on (default: [server:main] host, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server:main] port, else 8080)")
     serve.set_defaults(func=cmd_serve)
 
-    check = commands.add_parser("check", help="load an ini file and report the first problem")
-    check.add_argument("config")
+    check = commands.add_parser(
+        "check",
+        help="load an ini file as serve would, without serving, and report the first problem",
+        description="Load an ini file as serve and gunicorn --paste would (settings, store, clients, "
+        "keys, the filter in the pipeline) and report the first problem in one line. "
+        "Run it before deploying.",
+    )
+    check.add_argument("config", help=config_help)
     check.set_defaults(func=cmd_check)
 
-    client = commands.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    client = commands.add_parser("client", help="manage clients").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with clients"
+    )
     add = client.add_parser("add", help="register a client")
-    add.add_argument("config")
-    add.add_argument("--client-id", required=True)
+    add.add_argument("config", help=f"{config_help}; the client goes to the store it names")
+    add.add_argument("--client-id", required=True, help="the client's id")
     kind = add.add_mutually_exclusive_group()
     kind.add_argument("--secret", help="the client secret (default: generate one)")
     kind.add_argument("--public", action="store_true", help="a public client without a secret")
-    add.add_argument("--redirect-uri", action="append", default=[], metavar="URI")
-    add.add_argument("--grant", action="append", default=[], metavar="TYPE")
-    add.add_argument("--response-type", action="append", default=[], metavar="TYPE")
-    add.add_argument("--scope", action="append", default=[], metavar="SCOPE")
-    add.add_argument("--name")
+    add.add_argument(
+        "--redirect-uri", action="append", default=[], metavar="URI", help="a redirect URI (repeat for more)"
+    )
+    add.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="a grant type it may use (repeat for more)",
+    )
+    add.add_argument(
+        "--response-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="code or token (default: code when it has the authorization_code grant)",
+    )
+    add.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="a scope it may ask for (repeat for more)",
+    )
+    add.add_argument("--name", help="the name the consent page shows")
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")
     add.set_defaults(func=cmd_client_add)
 
     listing = client.add_parser("list", help="list clients (never their secrets)")
-    listing.add_argument("config")
+    listing.add_argument("config", help=config_help)
     listing.set_defaults(func=cmd_client_list)
 
     remove = client.add_parser("remove", help="remove a client")
-    remove.add_argument("config")
-    remove.add_argument("--client-id", required=True)
+    remove.add_argument("config", help=config_help)
+    remove.add_argument("--client-id", required=True, help="the id of the client to remove")
     remove.set_defaults(func=cmd_client_remove)
 
     hashing = client.add_parser("hash", help="print the secret_hash of a secret for a clients_file")
     hashing.add_argument("--secret", help="the secret to hash (default: generate one and print it)")
     hashing.set_defaults(func=cmd_client_hash)
 
-    keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
-    generate = keys.add_parser("generate", help="write a new private key as a PEM file and print its kid")
-    generate.add_argument("--alg", required=True, choices=("RS256", "ES256", "EdDSA"))
+    keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with keys"
+    )
+    generate = keys.add_parser(
+        "generate", help="write a new key pair as PEM files (KEY.pem and KEY.pub.pem) and print its kid"
+    )
     generate.add_argument(
-        "--out", required=True, metavar="FILE", help="the PEM file to create (never overwritten)"
+        "--alg", required=True, choices=("RS256", "ES256", "EdDSA"), help="the algorithm the key signs with"
+    )
+    generate.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the private key's PEM file to create; the public half goes to FILE.pub.pem "
+        "(.pem replaced); neither is ever overwritten",
     )
     generate.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096), help="RSA key size")
     generate.set_defaults(func=cmd_keys_generate)

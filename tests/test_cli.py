@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import re
 
@@ -9,7 +10,7 @@ import pytest
 import webtest
 from conftest import basic
 
-from oauth_middleware.cli import main
+from oauth_middleware.cli import build_parser, main
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.errors import ConfigError
 from oauth_middleware.middleware import OAuth2Middleware
@@ -328,3 +329,60 @@ def test_unreachable_client_store_is_one_line_naming_it(capsys, tmp_path):
     status, _, err = run(capsys, "client", "list", str(ini))
     assert status == 2
     assert err.startswith("oauth-middleware: error: client_store: cannot open") and err.count("\n") == 1
+
+
+# -- help -----------------------------------------------------------------------
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The command's parser and every sub-command's, depth first."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.extend(_parsers(sub))
+    return found
+
+
+def test_every_option_has_help_without_markup():
+    # Regression (issue 10, item 18): options without help, and ``RST`` markup in the help.
+    for parser in _parsers(build_parser()):
+        for action in parser._actions:
+            assert action.help, f"{parser.prog}: {action.dest} has no help"
+        text = parser.format_help()
+        assert "``" not in text, text
+        assert ":param" not in text, text
+
+
+def test_help_of_each_command_is_printed(capsys):
+    for argv in (
+        ["--help"],
+        ["serve", "--help"],
+        ["client", "add", "--help"],
+        ["keys", "generate", "--help"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        assert capsys.readouterr().out.startswith("usage: oauth-middleware")
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_demo_hash_password_help_is_help(capsys, flag):
+    # Regression (issue 10, item 18): it printed the hash of the word "--help".
+    from oauth_middleware.demo import main as demo_main
+
+    with pytest.raises(SystemExit) as info:
+        demo_main(["hash-password", flag])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m oauth_middleware.demo hash-password")
+    assert "pbkdf2_sha256" not in out
+
+
+def test_demo_hash_password_hashes_its_argument(capsys):
+    from oauth_middleware.demo import check_password_hash
+    from oauth_middleware.demo import main as demo_main
+
+    assert demo_main(["hash-password", "s3cret-words"]) == 0
+    assert check_password_hash(capsys.readouterr().out.strip(), "s3cret-words")
