@@ -125,9 +125,10 @@ def _unused_filter_message(path: str) -> str:
         for section in parser.sections()
         if section.startswith("filter:") and parser.get(section, "use", fallback="") in _OUR_FILTERS
     ]
-    named = " and ".join(ours) if ours else "no oauth-middleware filter"
+    if not ours:
+        return f"no filter uses {_OUR_FILTERS[0]} or {_OUR_FILTERS[1]}: the app would run unguarded"
     return (
-        f"{named} is not in the pipeline of [app:main]: the app would run unguarded "
+        f"{' and '.join(ours)} is not in the pipeline of the main app: the app would run unguarded "
         "(add filter-with = NAME to [app:main], or list it in a [pipeline:main])"
     )
 

@@ -386,3 +386,58 @@ def test_demo_hash_password_hashes_its_argument(capsys):
 
     assert demo_main(["hash-password", "s3cret-words"]) == 0
     assert check_password_hash(capsys.readouterr().out.strip(), "s3cret-words")
+
+
+# -- check: is the app guarded? --------------------------------------------------
+
+_FILTER = "use = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1:8080\nstore = memory://\n"
+_DEMO = "use = egg:oauth-middleware#demo\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            f"[app:main]\n{_DEMO}",
+            "no filter uses egg:oauth-middleware#oauth2 or egg:oauth-middleware#guard",
+            id="no-filter",
+        ),
+        pytest.param(
+            f"[app:main]\n{_DEMO}\n[filter:oauth2]\n{_FILTER}",
+            "[filter:oauth2] is not in the pipeline of the main app",
+            id="filter-unused",
+        ),
+        pytest.param(
+            f"[pipeline:main]\npipeline = demo\n\n[app:demo]\n{_DEMO}\n[filter:oauth2]\n{_FILTER}",
+            "[filter:oauth2] is not in the pipeline of the main app",
+            id="pipeline-without-it",
+        ),
+    ],
+)
+def test_check_refuses_an_unguarded_app(capsys, tmp_path, text, message):
+    ini = tmp_path / "app.ini"
+    ini.write_text(text)
+    status, out, err = run(capsys, "check", str(ini))
+    assert (status, out) == (2, "")
+    assert err.startswith(f"oauth-middleware: error: {ini}: {message}")
+    assert err.count("\n") == 1
+    assert "the app would run unguarded" in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            f"[app:main]\n{_DEMO}filter-with = oauth2\n\n[filter:oauth2]\n{_FILTER}", id="filter-with"
+        ),
+        pytest.param(
+            f"[pipeline:main]\npipeline = oauth2 demo\n\n[app:demo]\n{_DEMO}\n[filter:oauth2]\n{_FILTER}",
+            id="pipeline",
+        ),
+        pytest.param(f"[filter-app:main]\n{_FILTER}next = demo\n\n[app:demo]\n{_DEMO}", id="filter-app"),
+    ],
+)
+def test_check_accepts_a_guarded_app(capsys, tmp_path, text):
+    ini = tmp_path / "app.ini"
+    ini.write_text(text)
+    assert run(capsys, "check", str(ini)) == (0, f"{ini}: ok\n", "")
