@@ -380,14 +380,6 @@ def test_demo_hash_password_help_is_help(capsys, flag):
     assert "pbkdf2_sha256" not in out
 
 
-def test_demo_hash_password_hashes_its_argument(capsys):
-    from oauth_middleware.demo import check_password_hash
-    from oauth_middleware.demo import main as demo_main
-
-    assert demo_main(["hash-password", "s3cret-words"]) == 0
-    assert check_password_hash(capsys.readouterr().out.strip(), "s3cret-words")
-
-
 # -- check: is the app guarded? --------------------------------------------------
 
 _FILTER = "use = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1:8080\nstore = memory://\n"
