@@ -50,6 +50,8 @@ BAD_SETTINGS = [
     pytest.param({"access_token_ttl": "soon"}, "access_token_ttl", id="bad-value"),
     pytest.param({"frobnicate": "1"}, "frobnicate", id="unknown-key"),
     pytest.param({"store": "sqlite:////nonexistent/dir/x.db"}, "store", id="store-dir-missing"),
+    # Issue 10, item 9: never taken from the request's Host header.
+    pytest.param({"issuer": ""}, "issuer", id="issuer-missing"),
 ]
 
 #: How long a server gets to answer its first request.
