@@ -115,7 +115,7 @@ def _guarded(context: Any) -> bool:
         return _guarded(context.filter_context) or _guarded(context.next_context)
     if kind is FILTER:
         return context.object in (oauth2_filter_factory, guard_filter_factory)
-    return bool(context.protocol == "paste.composit_factory")
+    return context.protocol in ("paste.composite_factory", "paste.composit_factory")
 
 
 def _unused_filter_message(path: str) -> str:

@@ -427,9 +427,19 @@ def test_check_refuses_an_unguarded_app(capsys, tmp_path, text, message):
             id="pipeline",
         ),
         pytest.param(f"[filter-app:main]\n{_FILTER}next = demo\n\n[app:demo]\n{_DEMO}", id="filter-app"),
+        # A composite builds its parts out of sight: given the benefit of the doubt.
+        pytest.param(
+            f"[composite:main]\nuse = call:test_cli:one_app\napp = demo\n\n[app:demo]\n{_DEMO}",
+            id="composite",
+        ),
     ],
 )
 def test_check_accepts_a_guarded_app(capsys, tmp_path, text):
     ini = tmp_path / "app.ini"
     ini.write_text(text)
     assert run(capsys, "check", str(ini)) == (0, f"{ini}: ok\n", "")
+
+
+def one_app(loader, global_conf, **local_conf):
+    """A composite app factory (``paste.composite_factory``) with one part."""
+    return loader.get_app(local_conf["app"], global_conf=global_conf)
