@@ -12,7 +12,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .clients import build_client, new_confidential_client_secret
 from .errors import ConfigError
@@ -81,16 +81,57 @@ def _load_app(path: str) -> WSGIApplication:
     so ``use = call:myapp.wsgi:make_app`` finds a project's own modules.
     """
     from paste.deploy import loadapp
+    from paste.deploy.loadwsgi import APP, loadcontext
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    uri = f"config:{os.path.abspath(path)}"
     try:
-        app: WSGIApplication = loadapp(f"config:{os.path.abspath(path)}")
+        if not _guarded(loadcontext(APP, uri)):
+            raise CommandError(f"{path}: {_unused_filter_message(path)}")
+        app: WSGIApplication = loadapp(uri)
         return app
     except (ImportError, LookupError) as exc:
         raise CommandError(
             f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
+
+
+def _guarded(context: Any) -> bool:
+    """Whether the app a PasteDeploy context builds passes through one of our filters.
+
+    An app outside every filter of ours runs unguarded however well its filter
+    section is configured, so ``check`` and ``serve`` refuse it. A composite
+    (``urlmap``) builds its parts itself, out of sight: it is given the benefit
+    of the doubt.
+    """
+    from paste.deploy.loadwsgi import FILTER, FILTER_APP, FILTER_WITH, PIPELINE
+
+    from .paste import guard_filter_factory, oauth2_filter_factory
+
+    kind = context.object_type
+    if kind is PIPELINE:
+        return any(_guarded(part) for part in (*context.filter_contexts, context.app_context))
+    if kind is FILTER_WITH or kind is FILTER_APP:
+        return _guarded(context.filter_context) or _guarded(context.next_context)
+    if kind is FILTER:
+        return context.object in (oauth2_filter_factory, guard_filter_factory)
+    return context.protocol in ("paste.composite_factory", "paste.composit_factory")
+
+
+def _unused_filter_message(path: str) -> str:
+    parser = _read_ini(path)
+    ours = [
+        f"[{section}]"
+        for section in parser.sections()
+        if section.startswith("filter:") and parser.get(section, "use", fallback="") in _OUR_FILTERS
+    ]
+    if not ours:
+        return f"no filter uses {_OUR_FILTERS[0]} or {_OUR_FILTERS[1]}: the app would run unguarded"
+    return (
+        f"{' and '.join(ours)} is not in the pipeline of the main app: the app would run unguarded "
+        "(add filter-with = NAME to [app:main], or list it in a [pipeline:main])"
+    )
 
 
 def _configure_logging(path: str) -> None:
@@ -111,7 +152,7 @@ def _configure_logging(path: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the ini with PasteDeploy and serve it with waitress."""
-    import waitress
+    from waitress.server import create_server
 
     parser = _read_ini(args.config)
     if parser.has_section("loggers"):
@@ -121,8 +162,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or parser.get("server:main", "host", fallback=_DEFAULT_HOST)
     port = args.port or parser.getint("server:main", "port", fallback=_DEFAULT_PORT)
     app = _load_app(args.config)
+    # Bind before saying we serve: a port in use is one line, not a promise and a traceback.
+    try:
+        server = create_server(app, host=host, port=port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"serving {args.config} on http://{host}:{port}", flush=True)
-    waitress.serve(app, host=host, port=port)
+    server.run()
     return 0
 
 
@@ -217,68 +263,114 @@ def cmd_client_hash(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
-    """Write a new private signing key (mode 0600) and print its ``kid``."""
-    from .keys import write_private_key
+    """Write a new private signing key (mode 0600) and its public half; print its ``kid``."""
+    from .keys import public_key_path, write_private_key
 
     try:
         key = write_private_key(args.out, args.alg, args.bits)
-    except FileExistsError:
-        raise CommandError(f"{args.out}: exists; a live key is never overwritten") from None
+    except FileExistsError as exc:
+        raise CommandError(f"{exc.filename}: exists; a live key is never overwritten") from None
     except OSError as exc:
-        raise CommandError(f"{args.out}: {exc.strerror}") from None
+        raise CommandError(f"{exc.filename or args.out}: {exc.strerror}") from None
+    public = public_key_path(args.out)
     print(f"kid: {key.kid}")
+    print(f"public key: {public}")
     print(f"In the ini: jwt_algorithm = {key.alg}  and  jwt_signing_key = {os.path.abspath(args.out)}")
+    print(f"On a guard: jwt_verification_keys = {os.path.abspath(public)}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
-    parser = argparse.ArgumentParser(prog="oauth-middleware", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="oauth-middleware",
+        description="Serve an ini file with oauth-middleware, check it, manage its clients and keys.",
+        epilog="Every error is one line on stderr and exit status 2.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    config_help = "the PasteDeploy ini file"
 
     serve = commands.add_parser("serve", help="serve an ini file with waitress")
-    serve.add_argument("config")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("config", help=config_help)
+    serve.add_argument("--host", help="address to listen on (default: [server:main] host, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server:main] port, else 8080)")
     serve.set_defaults(func=cmd_serve)
 
-    check = commands.add_parser("check", help="load an ini file and report the first problem")
-    check.add_argument("config")
+    check = commands.add_parser(
+        "check",
+        help="load an ini file as serve would, without serving, and report the first problem",
+        description="Load an ini file as serve and gunicorn --paste would (settings, store, clients, "
+        "keys, the filter in the pipeline) and report the first problem in one line. "
+        "Run it before deploying.",
+    )
+    check.add_argument("config", help=config_help)
     check.set_defaults(func=cmd_check)
 
-    client = commands.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    client = commands.add_parser("client", help="manage clients").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with clients"
+    )
     add = client.add_parser("add", help="register a client")
-    add.add_argument("config")
-    add.add_argument("--client-id", required=True)
+    add.add_argument("config", help=f"{config_help}; the client goes to the store it names")
+    add.add_argument("--client-id", required=True, help="the client's id")
     kind = add.add_mutually_exclusive_group()
     kind.add_argument("--secret", help="the client secret (default: generate one)")
     kind.add_argument("--public", action="store_true", help="a public client without a secret")
-    add.add_argument("--redirect-uri", action="append", default=[], metavar="URI")
-    add.add_argument("--grant", action="append", default=[], metavar="TYPE")
-    add.add_argument("--response-type", action="append", default=[], metavar="TYPE")
-    add.add_argument("--scope", action="append", default=[], metavar="SCOPE")
-    add.add_argument("--name")
+    add.add_argument(
+        "--redirect-uri", action="append", default=[], metavar="URI", help="a redirect URI (repeat for more)"
+    )
+    add.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="a grant type it may use (repeat for more)",
+    )
+    add.add_argument(
+        "--response-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="code or token (default: code when it has the authorization_code grant)",
+    )
+    add.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="a scope it may ask for (repeat for more)",
+    )
+    add.add_argument("--name", help="the name the consent page shows")
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")
     add.set_defaults(func=cmd_client_add)
 
     listing = client.add_parser("list", help="list clients (never their secrets)")
-    listing.add_argument("config")
+    listing.add_argument("config", help=config_help)
     listing.set_defaults(func=cmd_client_list)
 
     remove = client.add_parser("remove", help="remove a client")
-    remove.add_argument("config")
-    remove.add_argument("--client-id", required=True)
+    remove.add_argument("config", help=config_help)
+    remove.add_argument("--client-id", required=True, help="the id of the client to remove")
     remove.set_defaults(func=cmd_client_remove)
 
     hashing = client.add_parser("hash", help="print the secret_hash of a secret for a clients_file")
     hashing.add_argument("--secret", help="the secret to hash (default: generate one and print it)")
     hashing.set_defaults(func=cmd_client_hash)
 
-    keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
-    generate = keys.add_parser("generate", help="write a new private key as a PEM file and print its kid")
-    generate.add_argument("--alg", required=True, choices=("RS256", "ES256", "EdDSA"))
+    keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with keys"
+    )
+    generate = keys.add_parser(
+        "generate", help="write a new key pair as PEM files (KEY.pem and KEY.pub.pem) and print its kid"
+    )
     generate.add_argument(
-        "--out", required=True, metavar="FILE", help="the PEM file to create (never overwritten)"
+        "--alg", required=True, choices=("RS256", "ES256", "EdDSA"), help="the algorithm the key signs with"
+    )
+    generate.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the private key's PEM file to create; the public half goes to FILE.pub.pem "
+        "(.pem replaced); neither is ever overwritten",
     )
     generate.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096), help="RSA key size")
     generate.set_defaults(func=cmd_keys_generate)

@@ -206,13 +206,21 @@ class DemoApp:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m oauth_middleware.demo hash-password [PASSWORD]``: a hash for ``users``."""
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "hash-password" or len(args) > 2:
-        print("usage: python -m oauth_middleware.demo hash-password [PASSWORD]", file=sys.stderr)
-        return 2
-    if len(args) == 2:
-        password = args[1]
-    else:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m oauth_middleware.demo", description="Tools for the demo app's users setting."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print a PBKDF2 hash for a NAME:HASH entry of users",
+        description="Print a PBKDF2-SHA256 hash for a NAME:HASH entry of the demo's users setting.",
+    )
+    hashing.add_argument("password", nargs="?", help="the password (default: ask for it without echo)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    password = args.password
+    if password is None:
         import getpass
 
         password = getpass.getpass("password: ")

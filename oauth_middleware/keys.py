@@ -14,6 +14,7 @@ and a resource server holding only the public half compute alike.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -295,21 +296,43 @@ def generate_private_key(alg: str, rsa_bits: int = 2048) -> Any:
     raise ValueError(f"cannot generate a key for {alg!r} (use RS256, ES256 or EdDSA)")
 
 
+def public_key_path(path: str) -> str:
+    """Where :func:`write_private_key` puts the public half of ``path``: ``KEY.pub.pem``."""
+    return f"{path.removesuffix('.pem')}.pub.pem"
+
+
 def write_private_key(path: str, alg: str, rsa_bits: int = 2048) -> Key:
-    """Generate a key and write it as an unencrypted PKCS#8 PEM readable by its owner only.
+    """Generate a key pair: the private key as an unencrypted PKCS#8 PEM readable by its
+    owner only, its public half (SubjectPublicKeyInfo PEM, for the guards'
+    ``jwt_verification_keys``) at :func:`public_key_path`.
 
     An existing file is never overwritten: it may be the key live tokens depend on.
+    Both names are checked before either file is written.
 
     :returns: the key, whose ``kid`` the ini's ``jwt_signing_kid`` may name.
-    :raises FileExistsError: ``path`` exists.
-    :raises OSError: the file cannot be created.
+    :raises FileExistsError: ``path`` or the public file exists (``filename`` says which).
+    :raises OSError: a file cannot be created.
     """
+    public_path = public_key_path(path)
+    for target in (path, public_path):
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
     private = generate_private_key(alg, rsa_bits)
     data = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     # O_EXCL: never replace a file; mode 0600 from the start, no window where others can read it.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_new(path, data, 0o600)
+    public = private.public_key()
+    _write_new(
+        public_path,
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        0o644,
+    )
+    return asymmetric_key(private, public, "keys generate")
+
+
+def _write_new(path: str, data: bytes, mode: int) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
-    return asymmetric_key(private, private.public_key(), "keys generate")

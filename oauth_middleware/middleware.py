@@ -34,7 +34,7 @@ class OAuth2Middleware:
 
     Example::
 
-        app = OAuth2Middleware(app, store="sqlite:///oauth.db", scopes="read write")
+        app = OAuth2Middleware(app, issuer="https://auth.example.com", store="sqlite:///oauth.db")
     """
 
     def __init__(

@@ -63,6 +63,9 @@ class AuthorizationServer:
     """
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        if not settings.issuer:
+            # RFC 8414 §3.3: the issuer is configured, never read from a request's Host header.
+            raise ConfigError("issuer: required: this server's URL, e.g. issuer = https://auth.example.com")
         self.settings = settings
         # What close() closes: the stores opened here, not one the caller passed in.
         self._owned: list[Store] = []

@@ -384,8 +384,16 @@ class Settings:
     issuer: str = _setting(
         "",
         http_url,
-        "This server's issuer URL (RFC 8414), e.g. ``https://auth.example.com``. "
-        "Empty: the URL the request came in on.",
+        "This server's issuer URL (RFC 8414), e.g. ``https://auth.example.com``: the ``issuer`` of "
+        "the metadata and the base of its endpoint URLs, the ``iss`` of JWTs and of introspection. "
+        "Required by the ``oauth2`` filter (never taken from a request's ``Host``, which a client "
+        "chooses); a guard needs it only with ``token_format = jwt``.",
+    )
+    metadata_max_age: int = _setting(
+        "3600",
+        seconds,
+        "Seconds clients and caches may keep the server metadata document "
+        "(``Cache-Control: public, max-age=N``).",
     )
     token_format: str = _setting("opaque", choice("opaque", "jwt"), "Access tokens: ``opaque`` or ``jwt``.")
     token_generator: str = _setting(

@@ -64,6 +64,7 @@ def make_middleware() -> Callable[..., OAuth2Middleware]:
 
     def make(app: Any = None, **settings: Any) -> OAuth2Middleware:
         settings.setdefault("store", "memory://")
+        settings.setdefault("issuer", "http://localhost")  # WebTest's host
         settings.setdefault("scopes", "read write admin")
         middleware = OAuth2Middleware(app or DemoApp(), **settings)
         register(

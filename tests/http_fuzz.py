@@ -109,6 +109,7 @@ def make_server(token_format: str = "opaque", key_dir: Path | None = None) -> Se
     app = RecordingApp()
     config: dict[str, Any] = {
         "store": "memory://",
+        "issuer": "http://localhost",
         "scopes": "read write admin",
         "grants": "authorization_code refresh_token client_credentials password",
         "response_types": "code token",

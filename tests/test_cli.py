@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import re
 
@@ -9,7 +10,7 @@ import pytest
 import webtest
 from conftest import basic
 
-from oauth_middleware.cli import main
+from oauth_middleware.cli import build_parser, main
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.errors import ConfigError
 from oauth_middleware.middleware import OAuth2Middleware
@@ -35,7 +36,9 @@ def run(capsys, *argv):
 
 def _app(config: str) -> webtest.TestApp:
     store_url = f"sqlite:///{pathlib.Path(config).parent}/oauth.db"
-    return webtest.TestApp(OAuth2Middleware(DemoApp(), store=store_url, scopes="read write"))
+    return webtest.TestApp(
+        OAuth2Middleware(DemoApp(), issuer="http://localhost", store=store_url, scopes="read write")
+    )
 
 
 def test_add_generates_secret_once_and_stores_only_its_hash(capsys, config):
@@ -302,7 +305,7 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
         f"[client:svc]\nsecret_hash = {digest('svc-secret')}\ngrants = client_credentials\nscopes = read\n"
         "[client:web]\npublic = true\ngrants = authorization_code\nredirect_uris = https://web.example/cb\n",
     )
-    middleware = OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+    middleware = OAuth2Middleware(DemoApp(), issuer="http://localhost", store="memory://", clients_file=path)
     assert [c.client_id for c in middleware.server.repository.list_clients()] == ["svc", "web"]
     assert middleware.server.repository.get_client("web").is_public
     app = webtest.TestApp(middleware)
@@ -344,7 +347,9 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
 def test_clients_file_errors_name_the_setting(tmp_path, text, message):
     path = _clients_file(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        OAuth2Middleware(DemoApp(), store="memory://", scopes="read write", clients_file=path)
+        OAuth2Middleware(
+            DemoApp(), issuer="http://localhost", store="memory://", scopes="read write", clients_file=path
+        )
     assert str(info.value).startswith("clients_file:")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
@@ -352,7 +357,12 @@ def test_clients_file_errors_name_the_setting(tmp_path, text, message):
 
 def test_missing_clients_file(tmp_path):
     with pytest.raises(ConfigError, match="clients_file: cannot read"):
-        OAuth2Middleware(DemoApp(), store="memory://", clients_file=str(tmp_path / "missing.ini"))
+        OAuth2Middleware(
+            DemoApp(),
+            issuer="http://localhost",
+            store="memory://",
+            clients_file=str(tmp_path / "missing.ini"),
+        )
 
 
 # -- client_store ---------------------------------------------------------------
@@ -375,7 +385,10 @@ def test_client_commands_use_only_the_client_store(capsys, tmp_path):
 
     # An app with tokens elsewhere finds the client in the client store, and only there.
     middleware = OAuth2Middleware(
-        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db"
+        DemoApp(),
+        issuer="http://localhost",
+        store="memory://",
+        client_store=f"sqlite:///{tmp_path}/clients.db",
     )
     app = webtest.TestApp(middleware)
     app.post(
@@ -393,7 +406,11 @@ def test_client_commands_use_only_the_client_store(capsys, tmp_path):
 def test_clients_file_goes_to_the_client_store(tmp_path):
     path = _clients_file(tmp_path, "[client:web]\npublic = true\ngrants = authorization_code\n")
     middleware = OAuth2Middleware(
-        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db", clients_file=path
+        DemoApp(),
+        issuer="http://localhost",
+        store="memory://",
+        client_store=f"sqlite:///{tmp_path}/clients.db",
+        clients_file=path,
     )
     assert middleware.server.store.get("client:web") is None
     assert [c.client_id for c in middleware.server.repository.list_clients()] == ["web"]
@@ -401,7 +418,9 @@ def test_clients_file_goes_to_the_client_store(tmp_path):
 
 def test_unreachable_client_store_is_one_line_naming_it(capsys, tmp_path):
     with pytest.raises(ConfigError, match=r"^client_store: cannot open redis://127\.0\.0\.1:1/0: "):
-        OAuth2Middleware(DemoApp(), store="memory://", client_store="redis://127.0.0.1:1/0")
+        OAuth2Middleware(
+            DemoApp(), issuer="http://localhost", store="memory://", client_store="redis://127.0.0.1:1/0"
+        )
     ini = tmp_path / "app.ini"
     ini.write_text(
         "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
@@ -410,3 +429,117 @@ def test_unreachable_client_store_is_one_line_naming_it(capsys, tmp_path):
     status, _, err = run(capsys, "client", "list", str(ini))
     assert status == 2
     assert err.startswith("oauth-middleware: error: client_store: cannot open") and err.count("\n") == 1
+
+
+# -- help -----------------------------------------------------------------------
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The command's parser and every sub-command's, depth first."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.extend(_parsers(sub))
+    return found
+
+
+def test_every_option_has_help_without_markup():
+    # Regression (issue 10, item 18): options without help, and ``RST`` markup in the help.
+    for parser in _parsers(build_parser()):
+        for action in parser._actions:
+            assert action.help, f"{parser.prog}: {action.dest} has no help"
+        text = parser.format_help()
+        assert "``" not in text, text
+        assert ":param" not in text, text
+
+
+def test_help_of_each_command_is_printed(capsys):
+    for argv in (
+        ["--help"],
+        ["serve", "--help"],
+        ["client", "add", "--help"],
+        ["keys", "generate", "--help"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        assert capsys.readouterr().out.startswith("usage: oauth-middleware")
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_demo_hash_password_help_is_help(capsys, flag):
+    # Regression (issue 10, item 18): it printed the hash of the word "--help".
+    from oauth_middleware.demo import main as demo_main
+
+    with pytest.raises(SystemExit) as info:
+        demo_main(["hash-password", flag])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m oauth_middleware.demo hash-password")
+    assert "pbkdf2_sha256" not in out
+
+
+# -- check: is the app guarded? --------------------------------------------------
+
+_FILTER = "use = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1:8080\nstore = memory://\n"
+_DEMO = "use = egg:oauth-middleware#demo\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            f"[app:main]\n{_DEMO}",
+            "no filter uses egg:oauth-middleware#oauth2 or egg:oauth-middleware#guard",
+            id="no-filter",
+        ),
+        pytest.param(
+            f"[app:main]\n{_DEMO}\n[filter:oauth2]\n{_FILTER}",
+            "[filter:oauth2] is not in the pipeline of the main app",
+            id="filter-unused",
+        ),
+        pytest.param(
+            f"[pipeline:main]\npipeline = demo\n\n[app:demo]\n{_DEMO}\n[filter:oauth2]\n{_FILTER}",
+            "[filter:oauth2] is not in the pipeline of the main app",
+            id="pipeline-without-it",
+        ),
+    ],
+)
+def test_check_refuses_an_unguarded_app(capsys, tmp_path, text, message):
+    ini = tmp_path / "app.ini"
+    ini.write_text(text)
+    status, out, err = run(capsys, "check", str(ini))
+    assert (status, out) == (2, "")
+    assert err.startswith(f"oauth-middleware: error: {ini}: {message}")
+    assert err.count("\n") == 1
+    assert "the app would run unguarded" in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            f"[app:main]\n{_DEMO}filter-with = oauth2\n\n[filter:oauth2]\n{_FILTER}", id="filter-with"
+        ),
+        pytest.param(
+            f"[pipeline:main]\npipeline = oauth2 demo\n\n[app:demo]\n{_DEMO}\n[filter:oauth2]\n{_FILTER}",
+            id="pipeline",
+        ),
+        pytest.param(f"[filter-app:main]\n{_FILTER}next = demo\n\n[app:demo]\n{_DEMO}", id="filter-app"),
+        # A composite builds its parts out of sight: given the benefit of the doubt.
+        pytest.param(
+            f"[composite:main]\nuse = call:test_cli:one_app\napp = demo\n\n[app:demo]\n{_DEMO}",
+            id="composite",
+        ),
+    ],
+)
+def test_check_accepts_a_guarded_app(capsys, tmp_path, text):
+    ini = tmp_path / "app.ini"
+    ini.write_text(text)
+    assert run(capsys, "check", str(ini)) == (0, f"{ini}: ok\n", "")
+
+
+def one_app(loader, global_conf, **local_conf):
+    """A composite app factory (``paste.composite_factory``) with one part."""
+    return loader.get_app(local_conf["app"], global_conf=global_conf)

@@ -353,9 +353,11 @@ def test_memcached_without_a_client_store_warns(
 ) -> None:
     url = shared_memcached(request).url
     with caplog.at_level(logging.WARNING, logger="oauth_middleware"):
-        OAuth2Middleware(DemoApp(), store=url, store_prefix=f"t{uuid.uuid4().hex[:12]}:")
+        OAuth2Middleware(
+            DemoApp(), issuer="http://localhost", store=url, store_prefix=f"t{uuid.uuid4().hex[:12]}:"
+        )
     assert "keep them in a durable client_store" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="oauth_middleware"):
-        OAuth2Middleware(DemoApp(), store=url, client_store="memory://")
+        OAuth2Middleware(DemoApp(), issuer="http://localhost", store=url, client_store="memory://")
     assert "client_store" not in caplog.text

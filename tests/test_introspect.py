@@ -154,8 +154,12 @@ def test_refresh_token(server, app, hint):
     assert introspect(app, params).json == {"active": False}
 
 
-def test_issuer_comes_from_the_request_without_the_setting(make_middleware):
-    middleware = make_middleware(EchoApp(), grants="client_credentials", introspection_clients=RS_ID)
+def test_issuer_is_the_setting_whatever_the_host(make_middleware):
+    # Issue 10, item 9: ``iss`` followed the request's Host when ``issuer`` was unset (this test
+    # asserted that); the issuer is now required and a forged Host changes nothing.
+    middleware = make_middleware(
+        EchoApp(), grants="client_credentials", introspection_clients=RS_ID, issuer="https://auth.example.com"
+    )
     register(middleware, RS_ID, RS_SECRET, grant_types=["client_credentials"])
     app = webtest.TestApp(middleware)
     token = issue_token(app)
@@ -165,7 +169,7 @@ def test_issuer_comes_from_the_request_without_the_setting(make_middleware):
         headers=RS_AUTH,
         extra_environ={"HTTP_HOST": "auth.example.org", "wsgi.url_scheme": "https", "SCRIPT_NAME": "/sso"},
     ).json
-    assert body["iss"] == "https://auth.example.org/sso"
+    assert body["iss"] == "https://auth.example.com"
 
 
 # -- who may ask ----------------------------------------------------------------------

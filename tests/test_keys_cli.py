@@ -15,6 +15,8 @@ from jwt_keys import AUDIENCE, ISSUER, EchoApp
 
 from oauth_middleware.cli import main
 from oauth_middleware.keys import load_pem
+from oauth_middleware.resource import guard_from_settings
+from oauth_middleware.settings import Settings
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
@@ -99,3 +101,65 @@ def test_generate_refuses_a_symmetric_algorithm():
 
     with pytest.raises(ValueError, match="cannot generate a key for 'HS256'"):
         generate_private_key("HS256")
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_generate_writes_the_public_half_a_guard_can_name(tmp_path, capsys, make_middleware, alg):
+    # Regression (issue 10, item 18): the README's guard-only snippet names KEY.pub.pem files
+    # that nothing made.
+    private, public = tmp_path / "2025-06.pem", tmp_path / "2025-06.pub.pem"
+    assert main(["keys", "generate", "--alg", alg, "--out", str(private)]) == 0
+    out = capsys.readouterr().out
+    assert f"public key: {public}\n" in out
+    assert b"PRIVATE" not in public.read_bytes()
+    assert not stat.S_IMODE(os.stat(public).st_mode) & 0o022  # nobody else may replace it
+    verifier = load_pem(str(public), "test")
+    assert verifier.signer is None
+    assert verifier.kid == load_pem(str(private), "test").kid
+    # A token the private half signs passes a guard that holds only the public half.
+    issuing = make_middleware(
+        EchoApp(),
+        token_format="jwt",
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        grants="client_credentials",
+        jwt_algorithm=alg,
+        jwt_signing_key=str(private),
+    )
+    token = issue_token(webtest.TestApp(issuing))
+    guard = webtest.TestApp(
+        guard_from_settings(
+            EchoApp(),
+            Settings.from_config(
+                {
+                    "token_format": "jwt",
+                    "issuer": ISSUER,
+                    "audience": AUDIENCE,
+                    "jwt_algorithm": alg,
+                    "jwt_verification_keys": str(public),
+                }
+            ),
+        )
+    )
+    guard.get("/api/x", headers={"Authorization": f"Bearer {token}"}, status=200)
+
+
+def test_an_existing_public_file_stops_before_anything_is_written(tmp_path, capsys):
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub.pem"
+    public.write_text("someone's public key")
+    assert main(["keys", "generate", "--alg", "ES256", "--out", str(private)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"oauth-middleware: error: {public}: exists; a live key is never overwritten\n"
+    )
+    assert not private.exists()
+    assert public.read_text() == "someone's public key"
+
+
+@pytest.mark.parametrize(
+    ("out", "public"), [("a.pem", "a.pub.pem"), ("a.key", "a.key.pub.pem"), ("dir.d/a", "dir.d/a.pub.pem")]
+)
+def test_public_file_name(out, public):
+    from oauth_middleware.keys import public_key_path
+
+    assert public_key_path(out) == public

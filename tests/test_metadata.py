@@ -8,6 +8,7 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from jwt_keys import EchoApp, jwt_settings, make_keys
 
 from oauth_middleware.clients import AUTH_METHODS
+from oauth_middleware.errors import ConfigError
 
 METADATA = "/.well-known/oauth-authorization-server"
 ISSUER = "https://auth.example.com"
@@ -104,15 +105,30 @@ def test_client_credentials_only_server_has_no_authorization_endpoint(make_middl
     assert document["grant_types_supported"] == ["client_credentials"]
 
 
-def test_issuer_defaults_to_the_request_url(make_middleware):
-    app = webtest.TestApp(make_middleware(EchoApp()))
+def test_issuer_is_required(make_middleware):
+    # Regression (issue 10, item 9): without ``issuer`` the document named whatever host
+    # the request said (RFC 8414 §3.3). This test replaces test_issuer_defaults_to_the_request_url,
+    # which asserted that defect.
+    with pytest.raises(ConfigError, match=r"^issuer: required"):
+        make_middleware(EchoApp(), issuer="")
+
+
+def test_a_forged_host_does_not_change_the_document(make_middleware):
+    app = webtest.TestApp(make_middleware(EchoApp(), issuer=ISSUER))
     document = app.get(
         METADATA,
-        extra_environ={"HTTP_HOST": "login.example.org", "wsgi.url_scheme": "https", "SCRIPT_NAME": "/sso"},
+        extra_environ={"HTTP_HOST": "evil.example.org", "wsgi.url_scheme": "http", "SCRIPT_NAME": "/x"},
     ).json
-    assert document["issuer"] == "https://login.example.org/sso"
-    assert document["token_endpoint"] == "https://login.example.org/sso/oauth/token"
+    assert document["issuer"] == ISSUER
+    assert document["token_endpoint"] == f"{ISSUER}/oauth/token"
     AuthorizationServerMetadata(document).validate()
+
+
+def test_document_has_a_cache_lifetime(make_middleware):
+    # Regression (issue 10, item 9): the document carried no Cache-Control at all.
+    assert metadata(make_middleware, issuer=ISSUER).headers["Cache-Control"] == "public, max-age=3600"
+    response = metadata(make_middleware, issuer=ISSUER, metadata_max_age="60")
+    assert response.headers["Cache-Control"] == "public, max-age=60"
 
 
 def test_document_is_public_and_cacheable(make_middleware):

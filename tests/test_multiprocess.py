@@ -58,7 +58,7 @@ def write_ini(directory: pathlib.Path, store: str) -> pathlib.Path:
     ini = directory / "app.ini"
     ini.write_text(
         "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
-        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1\n"
         f"store = {store}\nstore_prefix = mp-{uuid.uuid4().hex[:12]}:\nstore_timeout = 2\n"
         "grants = authorization_code client_credentials\nscopes = read write\ndefault_scope = read\n"
         "clients_file = %(here)s/clients.ini\n"

@@ -178,4 +178,6 @@ def test_demo_rejects_unknown_settings():
 def test_hash_password_command(capsys):
     assert demo.main(["hash-password", "pw"]) == 0
     assert demo.check_password_hash(capsys.readouterr().out.strip(), "pw")
-    assert demo.main(["nonsense"]) == 2
+    with pytest.raises(SystemExit) as info:  # argparse since issue 10: usage on stderr, status 2
+        demo.main(["nonsense"])
+    assert info.value.code == 2

@@ -13,6 +13,7 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ BAD_SETTINGS = [
     pytest.param({"access_token_ttl": "soon"}, "access_token_ttl", id="bad-value"),
     pytest.param({"frobnicate": "1"}, "frobnicate", id="unknown-key"),
     pytest.param({"store": "sqlite:////nonexistent/dir/x.db"}, "store", id="store-dir-missing"),
+    # Issue 10, item 9: never taken from the request's Host header.
+    pytest.param({"issuer": ""}, "issuer", id="issuer-missing"),
 ]
 
 #: How long a server gets to answer its first request.
@@ -187,6 +190,23 @@ def test_serve_refuses_a_bad_config_in_one_line(
     assert_one_line_naming(result.stderr, key)
 
 
+def test_serve_on_a_port_in_use_is_one_line_and_status_2(tmp_path: pathlib.Path) -> None:
+    # Regression (issue 10, item 15): it printed "serving ..." and then a traceback.
+    ini = write_config(tmp_path, session_secret="s" * 43)  # no start-up log line about it
+    with socket.socket() as occupied:
+        occupied.bind(("127.0.0.1", 0))
+        occupied.listen()
+        port = occupied.getsockname()[1]
+        result = run(cli("serve", str(ini), "--port", str(port)), tmp_path)
+    assert result.returncode == 2
+    assert "serving" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("oauth-middleware: error: ")
+    assert f"127.0.0.1:{port}" in lines[0]
+
+
 # -- gunicorn --paste --------------------------------------------------------
 
 
@@ -274,6 +294,28 @@ def test_check_accepts_the_shipped_demo(tmp_path: pathlib.Path) -> None:
     for name in ("demo.ini", "demo_clients.ini"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
     result = run(cli("check", str(tmp_path / "demo.ini")), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_refuses_an_oauth2_filter_outside_the_pipeline(tmp_path: pathlib.Path) -> None:
+    # Regression (issue 10, item 17): the filter was defined but no app used it, and
+    # check said "ok" for an app that then ran unguarded.
+    ini = write_config(tmp_path)
+    ini.write_text(ini.read_text().replace("filter-with = oauth2\n", ""))
+    result = run(cli("check", str(ini)), tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "[filter:oauth2]" in lines[0]
+    assert "pipeline" in lines[0]
+
+
+def test_check_accepts_the_filter_in_a_pipeline(tmp_path: pathlib.Path) -> None:
+    ini = write_config(tmp_path)
+    text = ini.read_text().replace("[app:main]", "[app:demo]").replace("filter-with = oauth2\n", "")
+    ini.write_text(text + "\n[pipeline:main]\npipeline = oauth2 demo\n")
+    result = run(cli("check", str(ini)), tmp_path)
     assert result.returncode == 0, result.stderr
 
 

@@ -195,7 +195,12 @@ def test_typed_values_are_checked_like_ini_values(key, value, message):
 
 def test_unknown_grant_fails_at_load():
     with pytest.raises(ConfigError, match="grants: unknown grant type 'telepathy'"):
-        OAuth2Middleware(lambda e, s: [], store="memory://", grants="client_credentials telepathy")
+        OAuth2Middleware(
+            lambda e, s: [],
+            issuer="http://localhost",
+            store="memory://",
+            grants="client_credentials telepathy",
+        )
 
 
 @pytest.mark.parametrize(
@@ -207,7 +212,7 @@ def test_unknown_grant_fails_at_load():
 )
 def test_store_that_cannot_be_opened_fails_at_load(url, message):
     with pytest.raises(ConfigError) as info:
-        OAuth2Middleware(lambda e, s: [], store=url)
+        OAuth2Middleware(lambda e, s: [], issuer="http://localhost", store=url)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 

@@ -234,7 +234,9 @@ def test_login_page_is_throttled_with_the_password_grant(app):
 def test_two_workers_sharing_sqlite_share_the_count(tmp_path):
     url = f"sqlite:///{tmp_path / 'oauth.db'}"
     workers = [
-        OAuth2Middleware(lambda e, s: [], store=url, throttle_max_failures="3", scopes="read")
+        OAuth2Middleware(
+            lambda e, s: [], issuer="http://localhost", store=url, throttle_max_failures="3", scopes="read"
+        )
         for _ in range(2)
     ]
     register(workers[0], SERVICE_ID, SERVICE_SECRET, grant_types=["client_credentials"], scopes=["read"])

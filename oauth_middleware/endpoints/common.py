@@ -1,8 +1,6 @@
-"""Method and content checks shared by our endpoints, and the issuer URL."""
+"""Method and content checks shared by our endpoints."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from webob import Request
 
@@ -10,9 +8,6 @@ from ..errors import InvalidRequest, MethodNotAllowed
 from ..forms import form_items
 from ..limits import check_lengths
 from ..parsing import single_params
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -40,8 +35,3 @@ def require_get(request: Request) -> None:
     """
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed(("GET", "HEAD"))
-
-
-def issuer_url(server: AuthorizationServer, request: Request) -> str:
-    """The ``issuer`` setting, else the URL the request came in on (scheme, host, script name)."""
-    return server.settings.issuer or request.application_url.rstrip("/")

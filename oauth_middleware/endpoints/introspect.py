@@ -19,7 +19,7 @@ from ..models import Client, digest
 from ..parsing import scope_string
 from ..responses import json_response
 from ..throttle import authenticate
-from .common import form_params, issuer_url
+from .common import form_params
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
@@ -35,7 +35,7 @@ def introspect_endpoint(server: AuthorizationServer, request: Request) -> Respon
     token = params.get("token")
     if token is None:
         raise InvalidRequest("token is required")
-    issuer = issuer_url(server, request)
+    issuer = server.settings.issuer
     if params.get("token_type_hint") == "refresh_token":
         body = refresh_token_info(server, token, issuer) or access_token_info(server, token, issuer)
     else:

@@ -13,16 +13,18 @@ from webob import Request, Response
 
 from ..clients import AUTH_METHODS
 from ..responses import json_response
-from .common import issuer_url, require_get
+from .common import require_get
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
 
 
 def metadata_endpoint(server: AuthorizationServer, request: Request) -> Response:
-    """Serve the metadata document; it is public and may be cached."""
+    """Serve the metadata document; it is public and may be cached for ``metadata_max_age``."""
     require_get(request)
-    return json_response(server_metadata(server, issuer_url(server, request)), cache=True)
+    response = json_response(server_metadata(server, server.settings.issuer), cache=True)
+    response.cache_control = f"public, max-age={server.settings.metadata_max_age}"
+    return response
 
 
 def server_metadata(server: AuthorizationServer, issuer: str) -> dict[str, Any]:
