@@ -32,6 +32,8 @@ from oauth_middleware.cli import main
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.settings import Settings
 from oauth_middleware.stores import StoreConfig, open_store
+
+ISSUER = "http://localhost"
 from oauth_middleware.stores import memory as memory_module
 from oauth_middleware.stores import sqlite as sqlite_module
 from oauth_middleware.stores.memory import MemoryStore
@@ -250,7 +252,7 @@ def _served_a_token(middleware: Any) -> str:
 
 @needs_proc
 def test_middleware_close_closes_the_sqlite_file(tmp_path: Path) -> None:
-    middleware = OAuth2Middleware(DemoApp(), store=sqlite_url(tmp_path), scopes="read")
+    middleware = OAuth2Middleware(DemoApp(), issuer=ISSUER, store=sqlite_url(tmp_path), scopes="read")
     _served_a_token(middleware)
     path = str(tmp_path / "store.db")
     in_threads(
@@ -267,6 +269,7 @@ def test_middleware_close_closes_memcached_and_the_client_store(
 ) -> None:
     middleware = OAuth2Middleware(
         DemoApp(),
+        issuer=ISSUER,
         store=memcached_server.url,
         store_prefix=f"test-{uuid.uuid4().hex}:",
         client_store=sqlite_url(tmp_path),
@@ -283,7 +286,11 @@ def test_middleware_close_closes_memcached_and_the_client_store(
 @needs_proc
 def test_middleware_close_closes_redis(redis_server: RedisServer) -> None:
     middleware = OAuth2Middleware(
-        DemoApp(), store=redis_server.url, store_prefix=f"test-{uuid.uuid4().hex}:", scopes="read"
+        DemoApp(),
+        issuer=ISSUER,
+        store=redis_server.url,
+        store_prefix=f"test-{uuid.uuid4().hex}:",
+        scopes="read",
     )
     _served_a_token(middleware)
     assert sockets_to(redis_server.port) > 0
@@ -293,16 +300,18 @@ def test_middleware_close_closes_redis(redis_server: RedisServer) -> None:
 
 def test_middleware_close_leaves_a_store_passed_in_to_its_owner() -> None:
     store = MemoryStore()
-    middleware = OAuth2Middleware(DemoApp(), store_backend=store, store="memory://", scopes="read")
+    middleware = OAuth2Middleware(
+        DemoApp(), issuer=ISSUER, store_backend=store, store="memory://", scopes="read"
+    )
     token = _served_a_token(middleware)
     middleware.close()
-    again = OAuth2Middleware(DemoApp(), store_backend=store, store="memory://", scopes="read")
+    again = OAuth2Middleware(DemoApp(), issuer=ISSUER, store_backend=store, store="memory://", scopes="read")
     webtest.TestApp(again).get("/api/me", headers={"Authorization": f"Bearer {token}"}, status=200)
 
 
 @needs_proc
 def test_guard_only_filter_close_closes_its_store(tmp_path: Path) -> None:
-    server = OAuth2Middleware(DemoApp(), store=sqlite_url(tmp_path), scopes="read")
+    server = OAuth2Middleware(DemoApp(), issuer=ISSUER, store=sqlite_url(tmp_path), scopes="read")
     token = _served_a_token(server)
     server.close()
     guard = guard_from_settings(DemoApp(), Settings.from_config({"store": sqlite_url(tmp_path)}))
