@@ -25,11 +25,13 @@ things the same way:
                        user id and client id), for ``remember_consent``
 ``unique:<sha256>``    the encrypted current access token of one client,
                        user, grant type and scope set, for ``unique_tokens``
-``fail:<subject>``     a counter of failed authentications in the current
-                       ``throttle_window``; subjects are ``client:<id>``,
-                       ``addr:<ip>`` (an IPv6 client by its ``/64``, or
-                       ``addr:unknown``) and ``user:<sha256 of the username>``
-                       (usernames are never stored in clear)
+``fail:<subject>``     a counter of failed authentications (and of those
+                       being checked) in the current ``throttle_window``;
+                       subjects are ``addr:<ip>`` (an IPv6 client by its
+                       ``/64``) alone or with ``|client:<id>`` or
+                       ``|user:<sha256 of the normalised username>``
+                       (usernames are never stored in clear); the address
+                       of a pair may be ``unknown``
 ``block:<subject>``    a throttled subject: ``u``, the Unix time its block
                        ends (see :mod:`oauth_middleware.throttle`)
 =====================  =====================================================
@@ -222,9 +224,13 @@ class Repository:
 
     # -- throttling ----------------------------------------------------------
 
-    def count_failure(self, subject: str, window: int) -> int:
-        """Count a failed authentication of ``subject``; its count in this ``window`` (seconds)."""
+    def count_attempt(self, subject: str, window: int) -> int:
+        """Count an authentication of ``subject`` before it is checked; its count in this ``window``."""
         return self.store.incr(f"fail:{subject}", window)
+
+    def give_back_attempt(self, subject: str) -> None:
+        """Take back an attempt counted by :meth:`count_attempt` (its credentials were right)."""
+        self.store.decr(f"fail:{subject}")
 
     def block(self, subject: str, until: float, ttl: int) -> bool:
         """Block ``subject`` until ``until`` (Unix time); False when it already was.
