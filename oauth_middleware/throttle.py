@@ -19,9 +19,11 @@ which one host commonly owns whole.
 
 **Counted first.** An attempt is counted *before* its credentials are
 checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
-prove right. An attempt that finds its counter full is refused unchecked,
-so however many requests arrive at once, no more credential checks fail per
-window than the limit allows. When a failure fills a counter, its pair or
+prove right. An attempt that finds its counter full is never checked: it
+waits (up to a second) for attempts still being checked to give their count
+back, and is refused if none does. However many requests arrive at once, no
+more credential checks fail per window than the limit allows, and a burst
+of right ones is only held up for the milliseconds its checks take. When a failure fills a counter, its pair or
 address is blocked for ``throttle_window`` seconds: 429 with
 ``Retry-After``, answered before anything is counted or checked, so blocked
 requests never lengthen the block and even the right credential learns
@@ -68,6 +70,9 @@ if TYPE_CHECKING:
     from .server import AuthorizationServer
 
 log = logging.getLogger("oauth_middleware.throttle")
+
+#: Seconds an attempt waits for a counter full of attempts still being checked, and between looks.
+MAX_WAIT, WAIT_STEP = 1.0, 0.05
 
 #: Client ids that could be registered (RFC 6749 VSCHAR, at most 200): only those get a counter.
 _CLIENT_ID = re.compile(r"[\x20-\x7e]{1,200}")
@@ -186,21 +191,35 @@ class Throttle:
     def attempt(self, counters: tuple[Counter, ...]) -> Attempt:
         """Count an attempt against ``counters`` before its credentials are checked.
 
-        :raises TooManyRequests: a subject is blocked, or a counter is full
+        A counter can be full of attempts still being checked (a client's
+        burst of concurrent requests) rather than of failures: the attempt then
+        waits for them, up to :data:`MAX_WAIT` seconds, instead of being
+        checked beyond the limit.
+
+        :raises TooManyRequests: a subject is blocked, or a counter stayed full
             (then the attempt is not counted at all).
         """
         if not self.enabled:
             return Attempt(self, ())
-        self._refuse_if_blocked(counters)
+        deadline = time.monotonic() + MAX_WAIT
+        while True:
+            self._refuse_if_blocked(counters)
+            attempt = self._count(counters)
+            if attempt is not None:
+                return attempt
+            if time.monotonic() >= deadline:
+                raise TooManyRequests(1)
+            time.sleep(WAIT_STEP)
+
+    def _count(self, counters: tuple[Counter, ...]) -> Attempt | None:
+        """Count an attempt against every counter, or against none when one is full."""
         counts: list[tuple[Counter, int]] = []
         for counter in counters:
             count = self.repository.count_attempt(counter.subject, self.window)
             counts.append((counter, count))
             if count > counter.limit:
-                # Full of failures, or of attempts still being checked: no check for this one.
-                Attempt(self, tuple(counts)).succeeded()
-                self._refuse_if_blocked(counters)
-                raise TooManyRequests(1)
+                Attempt(self, tuple(counts)).succeeded()  # not counted: it will not be checked
+                return None
         return Attempt(self, tuple(counts))
 
     def block(self, counter: Counter) -> None:

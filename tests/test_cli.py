@@ -35,7 +35,7 @@ def run(capsys, *argv):
 
 def _app(config: str) -> webtest.TestApp:
     store_url = f"sqlite:///{pathlib.Path(config).parent}/oauth.db"
-    return webtest.TestApp(OAuth2Middleware(DemoApp(), store=store_url, scopes="read write"))
+    return webtest.TestApp(OAuth2Middleware(DemoApp(), store=store_url, scopes="read write", require_https="false"))
 
 
 def test_add_generates_secret_once_and_stores_only_its_hash(capsys, config):
@@ -214,7 +214,7 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
         f"[client:svc]\nsecret_hash = {digest('svc-secret')}\ngrants = client_credentials\nscopes = read\n"
         "[client:web]\npublic = true\ngrants = authorization_code\nredirect_uris = https://web.example/cb\n",
     )
-    middleware = OAuth2Middleware(DemoApp(), store="memory://", clients_file=path)
+    middleware = OAuth2Middleware(DemoApp(), store="memory://", clients_file=path, require_https="false")
     assert [c.client_id for c in middleware.server.repository.list_clients()] == ["svc", "web"]
     assert middleware.server.repository.get_client("web").is_public
     app = webtest.TestApp(middleware)
@@ -277,7 +277,7 @@ def test_client_commands_use_only_the_client_store(capsys, tmp_path):
 
     # An app with tokens elsewhere finds the client in the client store, and only there.
     middleware = OAuth2Middleware(
-        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db"
+        DemoApp(), store="memory://", client_store=f"sqlite:///{tmp_path}/clients.db", require_https="false"
     )
     app = webtest.TestApp(middleware)
     app.post(
