@@ -240,6 +240,10 @@ class Repository:
         """
         return self.store.add(f"block:{subject}", {"u": until}, ttl)
 
+    def clear_throttle(self, subject: str) -> None:
+        """Forget the count and the block of ``subject`` (``oauth-middleware throttle clear``)."""
+        self.store.delete(f"fail:{subject}", f"block:{subject}")
+
     def blocked_until(self, subject: str) -> float | None:
         """When the block of ``subject`` ends (Unix time), or None when it is not blocked."""
         record = self.store.get(f"block:{subject}")

@@ -61,7 +61,7 @@ from .clients import authenticate_client
 from .errors import InvalidClient, TooManyRequests
 from .models import Client
 from .parsing import basic_credentials
-from .proxies import request_origin
+from .proxies import IPAddress, request_origin
 from .repository import Repository
 from .settings import Settings
 from .users import log_failed_login
@@ -84,6 +84,13 @@ def normalize_username(username: str) -> str:
     ``Alice``, `` alice `` and ``alice`` in full-width letters count as one user.
     """
     return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def counted_address(address: IPAddress) -> str:
+    """An address as the throttle counts it: an IPv6 address as its /64, which one host commonly owns."""
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass(frozen=True)
@@ -155,13 +162,13 @@ class Throttle:
         if address is None:
             self._warn_unknown(request)
             return None
-        if isinstance(address, ipaddress.IPv6Address):
-            return str(ipaddress.IPv6Network((address, 64), strict=False))
-        return str(address)
+        return counted_address(address)
 
     def counters(self, request: Request, subject: str | None) -> tuple[Counter, ...]:
         """The counters of an attempt naming ``subject`` (None: nothing to name) from ``request``."""
-        address = self.address(request)
+        return self._counters(self.address(request), subject)
+
+    def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
         counters = []
         if subject is not None:
             counters.append(Counter(f"addr:{address or 'unknown'}|{subject}", self.max_failures))
@@ -221,6 +228,17 @@ class Throttle:
                 Attempt(self, tuple(counts)).succeeded()  # not counted: it will not be checked
                 return None
         return Attempt(self, tuple(counts))
+
+    def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
+        """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.
+
+        :returns: the subjects cleared.
+        """
+        counted = None if address is None else counted_address(address)
+        subjects = tuple(counter.subject for counter in self._counters(counted, subject))
+        for cleared in subjects:
+            self.repository.clear_throttle(cleared)
+        return subjects
 
     def block(self, counter: Counter) -> None:
         """Block ``counter``'s subject for ``throttle_window`` seconds (an existing block stays)."""

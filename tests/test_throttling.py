@@ -10,6 +10,13 @@ address) keeps its default of 100 unless a test lowers it.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -18,10 +25,13 @@ import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, register
 from oauth_flows import AUTHORIZE, NATIVE_ID, TOKEN, SlowReads, code_request, flow_middleware, race, serve
 from oauth_flows import verify_password as flow_verify_password
+from paste.deploy import loadapp
 from store_fixtures import backend, store  # noqa: F401
 
+from oauth_middleware.cli import main
 from oauth_middleware.errors import StoreUnavailable
 from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.models import digest
 from oauth_middleware.stores.memory import MemoryStore
 
 OTHER_ID, OTHER_SECRET = "other", "other-secret-0123456789"
@@ -438,3 +448,138 @@ def test_store_outage_in_the_throttle_fails_closed(make_middleware, what, secret
     response = client_token(app, secret=secret, status=503)
     assert response.json["error"] == "temporarily_unavailable"
     assert response.headers["Retry-After"].isdigit()
+
+
+# -- a real gunicorn on a Unix socket ------------------------------------------------------------
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over the Unix socket at ``socket_path`` (what a proxy such as nginx does)."""
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__("auth.example")
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.socket_path)
+
+
+def unix_post(socket_path: str, client_ip: str, secret: str) -> int:
+    """A client-credentials request for the service client, forwarded for ``client_ip`` over HTTPS."""
+    connection = UnixConnection(socket_path)
+    try:
+        connection.request(
+            "POST",
+            TOKEN,
+            body="grant_type=client_credentials",
+            headers={
+                "Authorization": basic(SERVICE_ID, secret),
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Forwarded-For": client_ip,
+                "X-Forwarded-Proto": "https",
+            },
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def gunicorn_on_a_unix_socket(tmp_path):
+    """``gunicorn --paste --bind unix:...`` with ``trusted_proxies = unix``; yields the socket path."""
+    (tmp_path / "clients.ini").write_text(
+        f"[client:{SERVICE_ID}]\nsecret_hash = {digest(SERVICE_SECRET)}\n"
+        "grants = client_credentials\nscopes = read\n"
+    )
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nstore = sqlite:///%(here)s/oauth.db\n"
+        "issuer = https://auth.example\ngrants = client_credentials\nscopes = read\n"
+        "clients_file = %(here)s/clients.ini\ntrusted_proxies = unix\nthrottle_max_failures = 3\n"
+    )
+    directory = tempfile.mkdtemp(prefix="om-")  # a socket path must be short (108 bytes)
+    socket_path = os.path.join(directory, "gunicorn.sock")
+    log = tmp_path / "gunicorn.log"
+    argv = [sys.executable, "-m", "gunicorn", "--paste", str(ini), "--bind", f"unix:{socket_path}", "-w", "1"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(argv, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(socket_path):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield socket_path
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_behind_gunicorn_on_a_unix_socket_a_stranger_blocks_only_itself(gunicorn_on_a_unix_socket):
+    for _ in range(3):
+        assert unix_post(gunicorn_on_a_unix_socket, "203.0.113.66", WRONG) == 401
+    assert unix_post(gunicorn_on_a_unix_socket, "203.0.113.66", SERVICE_SECRET) == 429
+    assert unix_post(gunicorn_on_a_unix_socket, "192.0.2.1", SERVICE_SECRET) == 200
+
+
+# -- oauth-middleware throttle clear ----------------------------------------------------------------
+
+
+def write_ini(directory) -> str:
+    """An ini on SQLite with the service client and at most 3 failures per pair."""
+    (directory / "clients.ini").write_text(
+        f"[client:{SERVICE_ID}]\nsecret_hash = {digest(SERVICE_SECRET)}\n"
+        "grants = client_credentials\nscopes = read\n"
+    )
+    ini = directory / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nstore = sqlite:///%(here)s/oauth.db\n"
+        "issuer = https://auth.example\ngrants = client_credentials\nscopes = read\n"
+        "clients_file = %(here)s/clients.ini\nthrottle_max_failures = 3\n"
+    )
+    return str(ini)
+
+
+def test_throttle_clear_lifts_a_block(tmp_path, capsys):
+    ini = write_ini(tmp_path)
+    app = webtest.TestApp(loadapp(f"config:{ini}"))
+    for _ in range(3):
+        client_token(app, secret=WRONG, ip="203.0.113.66", status=401)
+    assert_throttled(client_token(app, ip="203.0.113.66", status=429))
+    assert main(["throttle", "clear", ini, "--address", "203.0.113.66", "--client-id", SERVICE_ID]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"cleared addr:203.0.113.66|client:{SERVICE_ID}",
+        "cleared addr:203.0.113.66",
+    ]
+    client_token(app, ip="203.0.113.66", status=200)
+    for _ in range(3):  # counted afresh
+        client_token(app, secret=WRONG, ip="203.0.113.66", status=401)
+    client_token(app, ip="203.0.113.66", status=429)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--address", "nowhere"], "--address: expected an IP address or unknown, got 'nowhere'"),
+        pytest.param(
+            ["--address", "unknown"], "--address unknown: name the --client-id or --username to clear"
+        ),
+    ],
+)
+def test_throttle_clear_errors(tmp_path, capsys, argv, message):
+    assert main(["throttle", "clear", write_ini(tmp_path), *argv]) == 2
+    assert capsys.readouterr().err == f"oauth-middleware: error: {message}\n"
+
+
+def test_throttle_clear_names_a_user_by_its_normalised_hash(tmp_path, capsys):
+    argv = ["throttle", "clear", write_ini(tmp_path), "--address", "2001:db8::7", "--username", " Alice"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"cleared addr:2001:db8::/64|user:{hashlib.sha256(b'alice').hexdigest()}",
+        "cleared addr:2001:db8::/64",
+    ]
