@@ -35,7 +35,9 @@ def run(capsys, *argv):
 
 def _app(config: str) -> webtest.TestApp:
     store_url = f"sqlite:///{pathlib.Path(config).parent}/oauth.db"
-    return webtest.TestApp(OAuth2Middleware(DemoApp(), store=store_url, scopes="read write", require_https="false"))
+    return webtest.TestApp(
+        OAuth2Middleware(DemoApp(), store=store_url, scopes="read write", require_https="false")
+    )
 
 
 def test_add_generates_secret_once_and_stores_only_its_hash(capsys, config):

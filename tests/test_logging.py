@@ -280,7 +280,9 @@ EVENTS = [
             r"the client address is unknown \(REMOTE_ADDR ''\): failures are counted per client id and "
             r"username alone, so anyone can block one for everyone\. Behind a Unix socket, set "
             r"trusted_proxies = unix and let the proxy send X-Forwarded-For\.",
-            others=(r"token issued: client_id='service' user=None grant=client_credentials scope='read write'",),
+            others=(
+                r"token issued: client_id='service' user=None grant=client_credentials scope='read write'",
+            ),
         ),
         id="address-unknown",
     ),
