@@ -200,8 +200,9 @@ def key_text(value: str) -> str:
 
 def trusted_proxy_list(value: str) -> TrustedProxies:
     """IP addresses and CIDR networks (``10.0.0.0/8 ::1``) and the keyword ``unix``, by spaces or commas."""
+    words = aslist(value)
     networks = []
-    for word in aslist(value):
+    for word in words:
         if word == "unix":
             continue
         try:
@@ -212,7 +213,7 @@ def trusted_proxy_list(value: str) -> TrustedProxies:
             # Trusting every address would let anyone write X-Forwarded-For.
             raise ValueError(f"{word!r} trusts every address; name your proxies")
         networks.append(network)
-    return TrustedProxies(tuple(networks), unix="unix" in aslist(value))
+    return TrustedProxies(tuple(networks), unix="unix" in words)
 
 
 def cookie_name(value: str) -> str:

@@ -165,7 +165,12 @@ class Throttle:
         return counted_address(address)
 
     def counters(self, request: Request, subject: str | None) -> tuple[Counter, ...]:
-        """The counters of an attempt naming ``subject`` (None: nothing to name) from ``request``."""
+        """The counters of an attempt naming ``subject`` (None: nothing to name) from ``request``.
+
+        None at all with ``throttle = false``: an attempt against no counter is never refused.
+        """
+        if not self.enabled:
+            return ()
         return self._counters(self.address(request), subject)
 
     def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
@@ -206,8 +211,6 @@ class Throttle:
         :raises TooManyRequests: a subject is blocked, or a counter stayed full
             (then the attempt is not counted at all).
         """
-        if not self.enabled:
-            return Attempt(self, ())
         deadline = time.monotonic() + MAX_WAIT
         while True:
             self._refuse_if_blocked(counters)

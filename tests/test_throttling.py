@@ -583,3 +583,12 @@ def test_throttle_clear_names_a_user_by_its_normalised_hash(tmp_path, capsys):
         f"cleared addr:2001:db8::/64|user:{hashlib.sha256(b'alice').hexdigest()}",
         "cleared addr:2001:db8::/64",
     ]
+
+
+def test_throttle_off_counts_nothing_and_warns_of_nothing(make_middleware, caplog):
+    memory = MemoryStore()
+    app = throttled_app(make_middleware, throttle="false", store_backend=memory)
+    with caplog.at_level("WARNING", logger="oauth_middleware.throttle"):
+        client_token(app, secret=WRONG, ip=None, status=401)
+    assert not [r for r in caplog.records if r.name == "oauth_middleware.throttle"]
+    assert not [key for key in memory._values if key.startswith(("fail:", "block:"))]
