@@ -418,7 +418,7 @@ def test_two_workers_sharing_sqlite_share_the_count(tmp_path):
 
 
 class OutageOn(MemoryStore):
-    """A memory store whose calls of one kind fail: ``get`` of block markers, or ``incr``."""
+    """A memory store whose calls of one kind fail: ``get`` of block markers, ``incr`` or ``decr``."""
 
     def __init__(self, what: str) -> None:
         super().__init__()
@@ -434,13 +434,20 @@ class OutageOn(MemoryStore):
             raise StoreUnavailable("connection refused")
         return super().incr(key, ttl)
 
+    def decr(self, key):
+        if self.what == "decr":
+            raise StoreUnavailable("connection refused")
+        super().decr(key)
+
 
 @pytest.mark.parametrize(
     ("what", "secret"),
     [
         pytest.param("block", SERVICE_SECRET, id="check-before-a-right-secret"),
         pytest.param("block", WRONG, id="check-before-a-wrong-secret"),
-        pytest.param("incr", WRONG, id="counting-a-failure"),
+        pytest.param("incr", WRONG, id="counting-a-wrong-secret"),
+        pytest.param("incr", SERVICE_SECRET, id="counting-a-right-secret"),
+        pytest.param("decr", SERVICE_SECRET, id="giving-back-a-right-secret"),
     ],
 )
 def test_store_outage_in_the_throttle_fails_closed(make_middleware, what, secret):
