@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     clear = throttle.add_parser("clear", help="lift a block: forget the failures counted for an address")
-    clear.add_argument("config")
+    clear.add_argument("config", help="the ini file whose store keeps the counts")
     clear.add_argument("--address", required=True, help="the client's IP address, or unknown")
     who = clear.add_mutually_exclusive_group()
     who.add_argument("--client-id", help="also the count of this client id at that address")

@@ -522,7 +522,11 @@ def gunicorn_on_a_unix_socket(tmp_path):
         yield socket_path
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         shutil.rmtree(directory, ignore_errors=True)
 
 
