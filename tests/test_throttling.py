@@ -392,7 +392,7 @@ def test_concurrent_wrong_guesses_get_no_more_checks_than_the_limit(make_middlew
 
 def test_a_burst_of_right_secrets_beyond_the_limit_all_pass(make_middleware, store):  # noqa: F811
     # Attempts being checked fill the counter for a moment; the right ones wait, they are not refused.
-    middleware = throttled_middleware(make_middleware, store_backend=SlowReads(store, ("client:",)))
+    middleware = throttled_middleware(make_middleware, store_backend=SlowReads(store, ("client:",), 0.02))
     data = {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": SERVICE_SECRET}
     with serve(middleware, threads=10) as base:
         results = race(base + TOKEN, data, threads=10)
