@@ -63,6 +63,7 @@ CLIENT_SECRET = "bench-service-secret-0123456789"
 #: guard also matches public paths and scope rules as it does in the demo.
 DEMO_SETTINGS: Mapping[str, str] = {
     "issuer": "http://127.0.0.1:8080",
+    "require_https": "false",
     "grants": "client_credentials",
     "scopes": "read write",
     "default_scope": "read",

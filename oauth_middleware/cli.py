@@ -280,6 +280,29 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_throttle_clear(args: argparse.Namespace) -> int:
+    """Lift a throttle block: forget the counts of an address, and of its pair with a client or user."""
+    from .proxies import parse_ip
+    from .throttle import Throttle
+
+    address = None if args.address == "unknown" else parse_ip(args.address)
+    if address is None and args.address != "unknown":
+        raise CommandError(f"--address: expected an IP address or unknown, got {args.address!r}")
+    settings = filter_settings(args.config)
+    throttle = Throttle(Repository(store_from_settings(settings)), settings)
+    if args.client_id is not None:
+        subject: str | None = f"client:{args.client_id}"
+    elif args.username is not None:
+        subject = throttle.user_subject(args.username)
+    elif address is None:
+        raise CommandError("--address unknown: name the --client-id or --username to clear")
+    else:
+        subject = None
+    for cleared in throttle.clear(address, subject):
+        print(f"cleared {cleared}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
     parser = argparse.ArgumentParser(
@@ -374,6 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096), help="RSA key size")
     generate.set_defaults(func=cmd_keys_generate)
+
+    throttle = commands.add_parser("throttle", help="failed-login throttling").add_subparsers(
+        dest="action", required=True
+    )
+    clear = throttle.add_parser("clear", help="lift a block: forget the failures counted for an address")
+    clear.add_argument("config", help="the ini file whose store keeps the counts")
+    clear.add_argument("--address", required=True, help="the client's IP address, or unknown")
+    who = clear.add_mutually_exclusive_group()
+    who.add_argument("--client-id", help="also the count of this client id at that address")
+    who.add_argument("--username", help="also the count of this username at that address")
+    clear.set_defaults(func=cmd_throttle_clear)
     return parser
 
 

@@ -109,6 +109,5 @@ class OAuth2Middleware:
             environ["wsgi.url_scheme"] = origin.scheme
         path = request.path_info
         if settings.require_https and path in self.credential_paths:
-            host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
-            check_https(origin, host, page=path == settings.authorize_path)
+            check_https(origin, page=path == settings.authorize_path)
         cap_body(environ, settings.max_body_size)

@@ -2,7 +2,10 @@
 
 ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are written by whoever sends
 the request, so they are read only when the direct peer (``REMOTE_ADDR``)
-is one of the ``trusted_proxies``. Then ``X-Forwarded-For`` is read right
+is one of the ``trusted_proxies``: an address in one of its networks, or,
+with the keyword ``unix``, a peer on a Unix socket (a ``REMOTE_ADDR`` that
+is missing or not an IP address: gunicorn gives an empty one, waitress
+``localhost``). Then ``X-Forwarded-For`` is read right
 to left: each proxy appends the address it saw, so the entries on the right
 were written by our proxies and the first one that is not a trusted proxy
 is the client. Everything left of it may be forged and is never looked at.
@@ -10,19 +13,18 @@ is the client. Everything left of it may be forged and is never looked at.
 trusted proxy set (a value a client sent ahead of it is never believed).
 
 The result serves throttling (:mod:`oauth_middleware.throttle`) and the
-HTTPS requirement (:func:`check_https`).
+HTTPS requirement (:func:`check_https`), which looks at the scheme alone:
+no header and no address exempts a request from it.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from .clients import is_loopback_host
 from .errors import FatalClientError, InvalidRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -30,21 +32,43 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
+class TrustedProxies:
+    """The ``trusted_proxies`` setting: which direct peers may forward a client's address.
+
+    :param networks: proxies by address (``10.0.0.0/8 ::1``).
+    :param unix: a peer on a Unix socket is a proxy too (the keyword ``unix``).
+
+    Example::
+
+        TrustedProxies((ipaddress.ip_network("10.0.0.0/8"),), unix=True)
+    """
+
+    networks: tuple[IPNetwork, ...] = ()
+    unix: bool = False
+
+    def trusts(self, address: IPAddress) -> bool:
+        """True when ``address`` is in one of the trusted networks."""
+        return any(address in network for network in self.networks)
+
+    def trusts_peer(self, peer: IPAddress | None) -> bool:
+        """True when the direct peer is a trusted proxy; ``peer`` None is a Unix-socket peer."""
+        return self.unix if peer is None else self.trusts(peer)
+
+
+@dataclass(frozen=True)
 class Origin:
     """The client of a request as far as it can be known.
 
     :param address: the client's IP address; None when it cannot be known
-        (no or a malformed ``REMOTE_ADDR``, a malformed forwarded entry).
+        (no IP address in ``REMOTE_ADDR`` and no trusted proxy to say, a
+        malformed forwarded entry).
     :param scheme: ``https`` or ``http``, as the client used it.
     :param proxied: True when a trusted proxy reported ``address``.
-    :param no_peer: True when the WSGI server gave no ``REMOTE_ADDR`` at all
-        (in-process callers such as WebTest); never True behind a proxy.
     """
 
     address: IPAddress | None
     scheme: str
     proxied: bool = False
-    no_peer: bool = False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -70,21 +94,15 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
-def is_trusted(address: IPAddress, trusted: Iterable[IPNetwork]) -> bool:
-    """True when ``address`` is in one of the ``trusted`` networks."""
-    return any(address in network for network in trusted)
-
-
-def request_origin(environ: Mapping[str, Any], trusted: tuple[IPNetwork, ...]) -> Origin:
+def request_origin(environ: Mapping[str, Any], trusted: TrustedProxies) -> Origin:
     """The client's address and scheme for the WSGI ``environ``.
 
     :param trusted: the ``trusted_proxies`` setting.
     """
-    remote = str(environ.get("REMOTE_ADDR") or "")
     scheme = "https" if environ.get("wsgi.url_scheme") == "https" else "http"
-    peer = parse_ip(remote)
-    if peer is None or not is_trusted(peer, trusted):
-        return Origin(peer, scheme, no_peer=not remote)
+    peer = parse_ip(str(environ.get("REMOTE_ADDR") or ""))
+    if not trusted.trusts_peer(peer):
+        return Origin(peer, scheme)
     return Origin(
         forwarded_client(str(environ.get("HTTP_X_FORWARDED_FOR", "")), peer, trusted),
         forwarded_scheme(str(environ.get("HTTP_X_FORWARDED_PROTO", "")), scheme),
@@ -92,13 +110,14 @@ def request_origin(environ: Mapping[str, Any], trusted: tuple[IPNetwork, ...]) -
     )
 
 
-def forwarded_client(header: str, peer: IPAddress, trusted: tuple[IPNetwork, ...]) -> IPAddress | None:
+def forwarded_client(header: str, peer: IPAddress | None, trusted: TrustedProxies) -> IPAddress | None:
     """The client in an ``X-Forwarded-For`` that the trusted ``peer`` sent.
 
     Right to left, trusted proxies are skipped; the first other address is
     the client. An entry that is not an address (``unknown``, garbage) ends
     the walk with None: whoever wrote it, we cannot tell who the client is.
-    When every entry is a trusted proxy, the leftmost one is the client.
+    When every entry is a trusted proxy, the leftmost one is the client; with
+    no entry at all it is the peer (None for a Unix-socket peer: unknown).
     """
     client = peer
     for entry in reversed(header.split(",")):
@@ -108,7 +127,7 @@ def forwarded_client(header: str, peer: IPAddress, trusted: tuple[IPNetwork, ...
         if address is None:
             return None
         client = address
-        if not is_trusted(address, trusted):
+        if not trusted.trusts(address):
             break
     return client
 
@@ -119,34 +138,18 @@ def forwarded_scheme(header: str, default: str) -> str:
     return last if last in ("http", "https") else default
 
 
-def is_local(origin: Origin, host: str) -> bool:
-    """True for a request to a loopback ``Host`` from a loopback client (or no peer at all).
+def check_https(origin: Origin, *, page: bool = False) -> None:
+    """Refuse a plain-HTTP request (``require_https``).
 
-    Both must hold: a proxy on the same machine makes every request come from
-    127.0.0.1, but it forwards the public ``Host``, so its traffic is not
-    local; and nobody outside the machine sends ``Host: localhost`` by mistake.
-
-    :param host: the ``Host`` header (with or without a port).
-    """
-    try:
-        hostname = urlsplit(f"//{host}").hostname
-    except ValueError:
-        return False
-    if not is_loopback_host(hostname):
-        return False
-    if origin.address is None:
-        return origin.no_peer
-    return origin.address.is_loopback
-
-
-def check_https(origin: Origin, host: str, *, page: bool = False) -> None:
-    """Refuse a plain-HTTP request unless it is local (see :func:`is_local`).
+    Nothing exempts one: ``Host`` is a header anyone writes, and a loopback
+    or Unix-socket peer is what a reverse proxy on the same machine looks
+    like, whoever its client is. Plain HTTP is for ``require_https = false``.
 
     :param page: the request is a browser's (the authorization endpoint),
         so the error is a page, never a redirect.
-    :raises InvalidRequest: HTTP from elsewhere (``FatalClientError`` for a page).
+    :raises InvalidRequest: plain HTTP (``FatalClientError`` for a page).
     """
-    if origin.scheme == "https" or is_local(origin, host):
+    if origin.scheme == "https":
         return
     message = "HTTPS is required"
     raise FatalClientError(message) if page else InvalidRequest(message)

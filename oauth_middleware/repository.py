@@ -26,11 +26,13 @@ things the same way:
                        :data:`APPROVED`, for ``remember_consent``
 ``unique:<sha256>``    the encrypted current access token of one client,
                        user, grant type and scope set, for ``unique_tokens``
-``fail:<subject>``     a counter of failed authentications in the current
-                       ``throttle_window``; subjects are ``client:<id>``,
-                       ``addr:<ip>`` (an IPv6 client by its ``/64``, or
-                       ``addr:unknown``) and ``user:<sha256 of the username>``
-                       (usernames are never stored in clear)
+``fail:<subject>``     a counter of failed authentications (and of those
+                       being checked) in the current ``throttle_window``;
+                       subjects are ``addr:<ip>`` (an IPv6 client by its
+                       ``/64``) alone or with ``|client:<id>`` or
+                       ``|user:<sha256 of the normalised username>``
+                       (usernames are never stored in clear); the address
+                       of a pair may be ``unknown``
 ``block:<subject>``    a throttled subject: ``u``, the Unix time its block
                        ends (see :mod:`oauth_middleware.throttle`)
 =====================  =====================================================
@@ -237,9 +239,13 @@ class Repository:
 
     # -- throttling ----------------------------------------------------------
 
-    def count_failure(self, subject: str, window: int) -> int:
-        """Count a failed authentication of ``subject``; its count in this ``window`` (seconds)."""
+    def count_attempt(self, subject: str, window: int) -> int:
+        """Count an authentication of ``subject`` before it is checked; its count in this ``window``."""
         return self.store.incr(f"fail:{subject}", window)
+
+    def give_back_attempt(self, subject: str) -> None:
+        """Take back an attempt counted by :meth:`count_attempt` (its credentials were right)."""
+        self.store.decr(f"fail:{subject}")
 
     def block(self, subject: str, until: float, ttl: int) -> bool:
         """Block ``subject`` until ``until`` (Unix time); False when it already was.
@@ -248,6 +254,10 @@ class Repository:
         set never lengthen it.
         """
         return self.store.add(f"block:{subject}", {"u": until}, ttl)
+
+    def clear_throttle(self, subject: str) -> None:
+        """Forget the count and the block of ``subject`` (``oauth-middleware throttle clear``)."""
+        self.store.delete(f"fail:{subject}", f"block:{subject}")
 
     def blocked_until(self, subject: str) -> float | None:
         """When the block of ``subject`` ends (Unix time), or None when it is not blocked."""

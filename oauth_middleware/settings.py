@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from .errors import ConfigError, OAuthError
 from .parsing import scope_list
+from .proxies import TrustedProxies
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -198,19 +199,22 @@ def key_text(value: str) -> str:
     return text_value
 
 
-def ip_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """IP addresses and CIDR networks (``10.0.0.0/8 ::1``), separated by spaces or commas."""
+def trusted_proxy_list(value: str) -> TrustedProxies:
+    """IP addresses and CIDR networks (``10.0.0.0/8 ::1``) and the keyword ``unix``, by spaces or commas."""
+    words = aslist(value)
     networks = []
-    for word in aslist(value):
+    for word in words:
+        if word == "unix":
+            continue
         try:
             network = ipaddress.ip_network(word)
         except ValueError as exc:
-            raise ValueError(f"expected an IP address or network, got {word!r} ({exc})") from None
+            raise ValueError(f"expected an IP address or network, or unix, got {word!r} ({exc})") from None
         if network.prefixlen == 0:
             # Trusting every address would let anyone write X-Forwarded-For.
             raise ValueError(f"{word!r} trusts every address; name your proxies")
         networks.append(network)
-    return tuple(networks)
+    return TrustedProxies(tuple(networks), unix="unix" in words)
 
 
 def cookie_name(value: str) -> str:
@@ -645,17 +649,18 @@ class Settings:
         "true",
         asbool,
         "Refuse the authorization, token, revocation and introspection endpoints over plain "
-        "HTTP (400 ``invalid_request``). Exempt: requests whose ``Host`` is a loopback name "
-        "(``localhost``, ``127.0.0.1``, ``[::1]``) coming from a loopback address, or with no "
-        "``REMOTE_ADDR`` at all (in-process tests).",
+        "HTTP (400 ``invalid_request``). No address or header exempts a request (a proxy on "
+        "the same machine looks local); ``false`` allows plain HTTP, for a demo or tests on "
+        "one machine only.",
     )
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+    trusted_proxies: TrustedProxies = _setting(
         "",
-        ip_networks,
+        trusted_proxy_list,
         "Addresses and networks (``10.0.0.0/8 ::1``) of the reverse proxies in front of this "
-        "server. From them alone ``X-Forwarded-For`` (read right to left, skipping trusted "
-        "hops) gives the client's address and ``X-Forwarded-Proto`` (its last value) the "
-        "scheme, for throttling and ``require_https``. Empty: both headers are ignored.",
+        "server, and ``unix`` for a proxy that connects through a Unix socket (``gunicorn "
+        "--bind unix:...``). From them alone ``X-Forwarded-For`` (read right to left, skipping "
+        "trusted hops) gives the client's address and ``X-Forwarded-Proto`` (its last value) "
+        "the scheme, for throttling and ``require_https``. Empty: both headers are ignored.",
     )
     max_body_size: int = _setting(
         "65536",
@@ -669,17 +674,35 @@ class Settings:
         asbool,
         "Count failed client authentications (per client id and address) and failed user "
         "passwords (per username and address) in the store; past ``throttle_max_failures`` "
-        "the endpoint answers 429 with ``Retry-After``, without checking the credentials.",
+        "the endpoint answers 429 with ``Retry-After`` to that address, without checking the "
+        "credentials. Each attempt is counted before its credentials are checked, so "
+        "concurrent guesses cannot overtake the count.",
     )
     throttle_max_failures: int = _setting(
         "10",
         whole_number(1, 1_000_000),
-        "Failures allowed per client id, address or username within ``throttle_window``.",
+        "Failures allowed per client id or username *and* address within ``throttle_window``: "
+        "a guesser is blocked at its own address, the owner of the credential is not.",
+    )
+    throttle_address_max_failures: int = _setting(
+        "100",
+        whole_number(1, 1_000_000),
+        "Failures allowed per address, whatever client ids or usernames they named, within "
+        "``throttle_window`` (against one address trying many accounts). Not counted when the "
+        "address is unknown.",
     )
     throttle_window: int = _setting(
         "300",
         seconds,
         "Seconds over which failures are counted (from the first one), and how long a block lasts.",
+    )
+    normalize_username: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function(username)`` returning the form of a username the throttle "
+        "counts, so spelling variants of one user share one count. Empty: "
+        "``oauth_middleware.throttle:normalize_username``, which strips spaces, applies Unicode "
+        "NFKC and casefolds. Passwords are still checked with the username as sent.",
     )
 
     # -- guard -------------------------------------------------------------

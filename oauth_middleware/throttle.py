@@ -1,26 +1,45 @@
 """Throttling of failed client authentications and failed user passwords.
 
-Failures are counted in the store (``Store.incr``), so the count holds
-across workers and hosts that share it. Each failure counts against
-*subjects*:
+Failures are counted in the store, so the count holds across workers and
+hosts that share it. An attempt counts against two counters:
 
-* a failed client authentication (token, revocation and introspection
-  endpoints) against the client id and the client's address;
-* a wrong password (password grant, built-in login page) against the
-  username and the address; not against the client, which all its users
-  share.
+* its *pair*, the client id (token, revocation and introspection
+  endpoints) or the username (password grant, built-in login page)
+  together with the client's address: at most ``throttle_max_failures``;
+* its address alone, whatever it named: at most
+  ``throttle_address_max_failures`` (one address trying many accounts).
 
-A subject's counter lives ``throttle_window`` seconds from its first
-failure. When it reaches ``throttle_max_failures`` the subject is blocked
-for ``throttle_window`` seconds: requests naming it are answered 429 with
-``Retry-After`` *before* any secret or password is checked, so a guesser
-learns nothing more, right or wrong. Blocked requests are not counted.
+A guesser is blocked where it guesses from, while the owner of the
+credential, at another address, is not: a block per client id or username
+would let anyone lock its owner out (RFC 6819 §5.1.4.2.3). A guesser spread
+over many addresses gets ``throttle_max_failures`` guesses per address and
+window; the 256 random bits of a generated client secret, and the strength
+of users' passwords, are the defence there. An IPv6 client counts per /64,
+which one host commonly owns whole.
 
-A success does not reset the counters: a reset would let someone holding
-one valid credential (their own client, their own account) wipe the count
-of the address they guess from, and it would cost a store write on every
-success. A store that cannot be reached raises ``StoreUnavailable`` here
-like anywhere else: the request fails closed with 503, never unthrottled.
+**Counted first.** An attempt is counted *before* its credentials are
+checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
+prove right. An attempt that finds its counter full is never checked: it
+waits (up to a second) for attempts still being checked to give their count
+back, and is refused if none does. However many requests arrive at once, no
+more credential checks fail per window than the limit allows, and a burst
+of right ones is only held up for the milliseconds its checks take. When a failure fills a counter, its pair or
+address is blocked for ``throttle_window`` seconds: 429 with
+``Retry-After``, answered before anything is counted or checked, so blocked
+requests never lengthen the block and even the right credential learns
+nothing. A success gives back its own attempt only: a reset would let one
+valid credential wipe the count of the address guessing from.
+
+**Unknown address.** When the client's address cannot be known (a
+Unix-socket peer that ``trusted_proxies`` does not name, a forwarded entry
+that is not an address), the pair is counted with the address ``unknown``
+and the address alone is not counted: every such request would share it,
+and one guesser would lock out everybody. A client id or username can then
+be blocked by anyone, for everyone, so a warning says once per process how
+to make addresses known (``trusted_proxies = unix`` behind a Unix socket).
+
+A store that cannot be reached raises ``StoreUnavailable`` here like
+anywhere else: the request fails closed with 503, never unthrottled.
 """
 
 from __future__ import annotations
@@ -31,7 +50,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from webob import Request
@@ -40,56 +61,129 @@ from .clients import authenticate_client
 from .errors import InvalidClient, TooManyRequests
 from .models import Client
 from .parsing import basic_credentials
-from .proxies import request_origin
+from .proxies import IPAddress, request_origin
 from .repository import Repository
 from .settings import Settings
+from .users import log_failed_login
 
 if TYPE_CHECKING:
     from .server import AuthorizationServer
 
 log = logging.getLogger("oauth_middleware.throttle")
 
+#: Seconds an attempt waits for a counter full of attempts still being checked, and between looks.
+MAX_WAIT, WAIT_STEP = 1.0, 0.05
+
 #: Client ids that could be registered (RFC 6749 VSCHAR, at most 200): only those get a counter.
 _CLIENT_ID = re.compile(r"[\x20-\x7e]{1,200}")
 
 
+def normalize_username(username: str) -> str:
+    """The default ``normalize_username``: spaces stripped, Unicode NFKC, casefolded.
+
+    ``Alice``, `` alice `` and ``alice`` in full-width letters count as one user.
+    """
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def counted_address(address: IPAddress) -> str:
+    """An address as the throttle counts it: an IPv6 address as its /64, which one host commonly owns."""
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One count an attempt goes into.
+
+    :param subject: ``addr:<address>|client:<id>``, ``addr:<address>|user:<sha256>``
+        or ``addr:<address>`` (the key is ``fail:<subject>``, its block ``block:<subject>``).
+    :param limit: failures it may hold before its subject is blocked.
+    """
+
+    subject: str
+    limit: int
+
+
+class Attempt:
+    """An attempt counted against its counters, waiting for its credentials' verdict.
+
+    :param throttle: the throttle that counted it.
+    :param counts: each counter with the count this attempt brought it to.
+    """
+
+    def __init__(self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...]) -> None:
+        self.throttle = throttle
+        self.counts = counts
+
+    def succeeded(self) -> None:
+        """Give the attempt back: right credentials are no failure."""
+        for counter, _ in self.counts:
+            self.throttle.repository.give_back_attempt(counter.subject)
+
+    def failed(self) -> None:
+        """Keep the count; block the subjects whose counter this failure filled."""
+        for counter, count in self.counts:
+            if count >= counter.limit:
+                self.throttle.block(counter)
+
+
 class Throttle:
-    """Counts failures per subject and refuses blocked subjects.
+    """Counts attempts per pair and address, and refuses blocked ones.
 
     :param repository: where counters and blocks are kept (``fail:`` and ``block:`` keys).
-    :param settings: ``throttle``, ``throttle_max_failures``, ``throttle_window``
-        and ``trusted_proxies`` (for the client's address).
+    :param settings: ``throttle``, ``throttle_max_failures``,
+        ``throttle_address_max_failures``, ``throttle_window``,
+        ``normalize_username`` and ``trusted_proxies`` (for the client's address).
 
     Example::
 
-        subjects = throttle.client_subjects(request, params)
-        throttle.check(subjects)            # TooManyRequests while blocked
-        if not credentials_ok:
-            throttle.failed(subjects)
+        attempt = throttle.attempt(throttle.counters(request, throttle.user_subject(name)))
+        if check_password(name, password):      # TooManyRequests above when blocked
+            attempt.succeeded()
+        else:
+            attempt.failed()
     """
 
     def __init__(self, repository: Repository, settings: Settings) -> None:
         self.repository = repository
         self.enabled = settings.throttle
         self.max_failures = settings.throttle_max_failures
+        self.address_max_failures = settings.throttle_address_max_failures
         self.window = settings.throttle_window
         self.trusted_proxies = settings.trusted_proxies
+        self.normalize = settings.normalize_username or normalize_username
+        self._warned_unknown = False
 
-    def address_subject(self, request: Request) -> str:
-        """``addr:<ip>`` of the request's client; IPv6 clients count per /64.
-
-        A single host commonly owns a whole IPv6 /64, so counting each of its
-        addresses apart would let it rotate through them.
-        """
+    def address(self, request: Request) -> str | None:
+        """The client's address as counted (an IPv6 address as its /64), or None when unknown."""
         address = request_origin(request.environ, self.trusted_proxies).address
         if address is None:
-            return "addr:unknown"
-        if isinstance(address, ipaddress.IPv6Address):
-            return f"addr:{ipaddress.IPv6Network((address, 64), strict=False)}"
-        return f"addr:{address}"
+            self._warn_unknown(request)
+            return None
+        return counted_address(address)
 
-    def client_subjects(self, request: Request, params: Mapping[str, str]) -> tuple[str, ...]:
-        """The subjects of a client authentication: its client id (if any) and its address."""
+    def counters(self, request: Request, subject: str | None) -> tuple[Counter, ...]:
+        """The counters of an attempt naming ``subject`` (None: nothing to name) from ``request``.
+
+        None at all with ``throttle = false``: an attempt against no counter is never refused.
+        """
+        if not self.enabled:
+            return ()
+        return self._counters(self.address(request), subject)
+
+    def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
+        counters = []
+        if subject is not None:
+            counters.append(Counter(f"addr:{address or 'unknown'}|{subject}", self.max_failures))
+        if address is not None:
+            counters.append(Counter(f"addr:{address}", self.address_max_failures))
+        return tuple(counters)
+
+    @staticmethod
+    def client_subject(request: Request, params: Mapping[str, str]) -> str | None:
+        """``client:<id>`` of the client a request authenticates as, or None."""
         client_id = params.get("client_id")
         try:
             credentials = basic_credentials(request.environ.get("HTTP_AUTHORIZATION", ""))
@@ -97,57 +191,116 @@ class Throttle:
             credentials = None
         if credentials is not None:
             client_id = credentials[0]
-        address = self.address_subject(request)
         if client_id is None or not _CLIENT_ID.fullmatch(client_id):
-            return (address,)
-        return (f"client:{client_id}", address)
+            return None
+        return f"client:{client_id}"
 
-    @staticmethod
-    def user_subject(username: str) -> str:
-        """``user:<sha256>`` of a username: a fixed-length key whatever the name holds."""
-        return f"user:{hashlib.sha256(username.encode('utf-8', 'replace')).hexdigest()}"
+    def user_subject(self, username: str) -> str:
+        """``user:<sha256>`` of the normalised username: fixed length, never the name in clear."""
+        counted = str(self.normalize(username))
+        return f"user:{hashlib.sha256(counted.encode('utf-8', 'replace')).hexdigest()}"
 
-    def check(self, subjects: Iterable[str]) -> None:
-        """Refuse the request while any of ``subjects`` is blocked.
+    def attempt(self, counters: tuple[Counter, ...]) -> Attempt:
+        """Count an attempt against ``counters`` before its credentials are checked.
 
-        :raises TooManyRequests: with the seconds left on the block.
+        A counter can be full of attempts still being checked (a client's
+        burst of concurrent requests) rather than of failures: the attempt then
+        waits for them, up to :data:`MAX_WAIT` seconds, instead of being
+        checked beyond the limit.
+
+        :raises TooManyRequests: a subject is blocked, or a counter stayed full
+            (then the attempt is not counted at all).
         """
-        if not self.enabled:
-            return
-        for subject in subjects:
-            until = self.repository.blocked_until(subject)
+        deadline = time.monotonic() + MAX_WAIT
+        while True:
+            self._refuse_if_blocked(counters)
+            attempt = self._count(counters)
+            if attempt is not None:
+                return attempt
+            if time.monotonic() >= deadline:
+                raise TooManyRequests(1)
+            time.sleep(WAIT_STEP)
+
+    def _count(self, counters: tuple[Counter, ...]) -> Attempt | None:
+        """Count an attempt against every counter, or against none when one is full."""
+        counts: list[tuple[Counter, int]] = []
+        for counter in counters:
+            count = self.repository.count_attempt(counter.subject, self.window)
+            counts.append((counter, count))
+            if count > counter.limit:
+                Attempt(self, tuple(counts)).succeeded()  # not counted: it will not be checked
+                return None
+        return Attempt(self, tuple(counts))
+
+    def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
+        """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.
+
+        :returns: the subjects cleared.
+        """
+        counted = None if address is None else counted_address(address)
+        subjects = tuple(counter.subject for counter in self._counters(counted, subject))
+        for cleared in subjects:
+            self.repository.clear_throttle(cleared)
+        return subjects
+
+    def block(self, counter: Counter) -> None:
+        """Block ``counter``'s subject for ``throttle_window`` seconds (an existing block stays)."""
+        if self.repository.block(counter.subject, time.time() + self.window, self.window):
+            log.warning(
+                "throttling %s for %d s after %d failures", counter.subject, self.window, counter.limit
+            )
+
+    def _refuse_if_blocked(self, counters: tuple[Counter, ...]) -> None:
+        for counter in counters:
+            until = self.repository.blocked_until(counter.subject)
             left = 0.0 if until is None else until - time.time()
             if left > 0:
                 raise TooManyRequests(max(1, math.ceil(left)))
 
-    def failed(self, subjects: Iterable[str]) -> None:
-        """Count a failure against each subject; block those that reached the limit."""
-        if not self.enabled:
+    def _warn_unknown(self, request: Request) -> None:
+        if self._warned_unknown:
             return
-        for subject in subjects:
-            if self.repository.count_failure(subject, self.window) < self.max_failures:
-                continue
-            until = time.time() + self.window
-            if self.repository.block(subject, until, self.window):
-                log.warning(
-                    "throttling %s for %d s after %d failures", subject, self.window, self.max_failures
-                )
+        self._warned_unknown = True
+        log.warning(
+            "the client address is unknown (REMOTE_ADDR %r): failures are counted per client id "
+            "and username alone, so anyone can block one for everyone. Behind a Unix socket, set "
+            "trusted_proxies = unix and let the proxy send X-Forwarded-For.",
+            str(request.environ.get("REMOTE_ADDR", ""))[:100],
+        )
 
 
 def authenticate(server: AuthorizationServer, request: Request, params: Mapping[str, str]) -> Client:
     """:func:`~oauth_middleware.clients.authenticate_client` behind the throttle.
 
-    A blocked client id or address is refused before its secret is looked
-    at; a failed authentication is counted against both.
-
-    :raises TooManyRequests: blocked.
-    :raises InvalidClient: the authentication failed.
+    :raises TooManyRequests: blocked: the secret is not looked at.
+    :raises InvalidClient: the authentication failed (and was counted).
     """
     throttle = server.throttle
-    subjects = throttle.client_subjects(request, params)
-    throttle.check(subjects)
+    attempt = throttle.attempt(throttle.counters(request, throttle.client_subject(request, params)))
     try:
-        return authenticate_client(server.repository, request, params)
+        client = authenticate_client(server.repository, request, params)
     except InvalidClient:
-        throttle.failed(subjects)
+        attempt.failed()
         raise
+    attempt.succeeded()
+    return client
+
+
+def verify_password(
+    server: AuthorizationServer, request: Request, username: str, password: str, *, where: str, client_id: str
+) -> str | None:
+    """The user id for a username and password (password grant, login page), behind the throttle.
+
+    :param where: what asked, for the log line of a failure.
+    :param client_id: the client the user logs in to, for the same line.
+    :raises TooManyRequests: blocked: the password is not checked.
+    """
+    throttle = server.throttle
+    attempt = throttle.attempt(throttle.counters(request, throttle.user_subject(username)))
+    user_id = server.users.check_password(username, password)
+    if user_id is None:
+        log_failed_login(where, username, client_id)
+        attempt.failed()
+        return None
+    attempt.succeeded()
+    return user_id

@@ -60,11 +60,16 @@ def register(middleware: OAuth2Middleware, client_id: str, secret: str | None, *
 
 @pytest.fixture
 def make_middleware() -> Callable[..., OAuth2Middleware]:
-    """Build the middleware around the demo app on a memory store, with a service client."""
+    """Build the middleware around the demo app on a memory store, with a service client.
+
+    Plain HTTP is allowed (``require_https = false``): tests talk to it in-process or
+    over loopback HTTP; the tests of the HTTPS requirement switch it back on.
+    """
 
     def make(app: Any = None, **settings: Any) -> OAuth2Middleware:
         settings.setdefault("store", "memory://")
         settings.setdefault("issuer", "http://localhost")  # WebTest's host
+        settings.setdefault("require_https", "false")
         settings.setdefault("scopes", "read write admin")
         middleware = OAuth2Middleware(app or DemoApp(), **settings)
         register(

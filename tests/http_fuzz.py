@@ -122,6 +122,8 @@ def make_server(token_format: str = "opaque", key_dir: Path | None = None) -> Se
         # Throttling (tested on its own in test_throttling.py) would turn a
         # quarter of the token-side cases into 429s that never reach the code.
         "throttle": "false",
+        # Plain-HTTP cases reach the endpoints too (the HTTPS check is tested in test_proxies.py).
+        "require_https": "false",
     }
     if token_format == "jwt":
         config.update(token_format="jwt", issuer=ISSUER, audience=AUDIENCE, jwt_check_revocation="true")

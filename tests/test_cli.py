@@ -37,7 +37,9 @@ def run(capsys, *argv):
 def _app(config: str) -> webtest.TestApp:
     store_url = f"sqlite:///{pathlib.Path(config).parent}/oauth.db"
     return webtest.TestApp(
-        OAuth2Middleware(DemoApp(), issuer="http://localhost", store=store_url, scopes="read write")
+        OAuth2Middleware(
+            DemoApp(), issuer="http://localhost", store=store_url, scopes="read write", require_https="false"
+        )
     )
 
 
@@ -305,7 +307,9 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
         f"[client:svc]\nsecret_hash = {digest('svc-secret')}\ngrants = client_credentials\nscopes = read\n"
         "[client:web]\npublic = true\ngrants = authorization_code\nredirect_uris = https://web.example/cb\n",
     )
-    middleware = OAuth2Middleware(DemoApp(), issuer="http://localhost", store="memory://", clients_file=path)
+    middleware = OAuth2Middleware(
+        DemoApp(), issuer="http://localhost", store="memory://", clients_file=path, require_https="false"
+    )
     assert [c.client_id for c in middleware.server.repository.list_clients()] == ["svc", "web"]
     assert middleware.server.repository.get_client("web").is_public
     app = webtest.TestApp(middleware)
@@ -389,6 +393,7 @@ def test_client_commands_use_only_the_client_store(capsys, tmp_path):
         issuer="http://localhost",
         store="memory://",
         client_store=f"sqlite:///{tmp_path}/clients.db",
+        require_https="false",
     )
     app = webtest.TestApp(middleware)
     app.post(

@@ -64,7 +64,8 @@ class Flow:
 
     def __init__(self, middleware: OAuth2Middleware, caplog: pytest.LogCaptureFixture) -> None:
         self.middleware = middleware
-        self.app = webtest.TestApp(middleware)
+        # From a known address: an unknown one is an event of its own (address_unknown).
+        self.app = webtest.TestApp(middleware, extra_environ={"REMOTE_ADDR": "192.0.2.1"})
         self.caplog = caplog
         self.secrets: set[str] = {SERVICE_SECRET, WEB_SECRET, CLI_SECRET, VERIFIER, *USERS.values()}
         self.records: list[logging.LogRecord] = []
@@ -124,6 +125,16 @@ def client_authentication_failed(flow: Flow) -> None:
             {"grant_type": "client_credentials"},
             headers={"Authorization": basic(SERVICE_ID, wrong)},
             status=401,
+        )
+
+
+def address_unknown(flow: Flow) -> None:
+    with flow.event():
+        flow.app.post(
+            TOKEN,
+            {"grant_type": "client_credentials"},
+            headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+            extra_environ={"REMOTE_ADDR": ""},  # what gunicorn gives behind a Unix socket
         )
 
 
@@ -260,6 +271,20 @@ EVENTS = [
             r"client authentication failed: client_id='service' reason=wrong secret",
         ),
         id="client-authentication-failed",
+    ),
+    pytest.param(
+        Event(
+            address_unknown,
+            "oauth_middleware.throttle",
+            logging.WARNING,
+            r"the client address is unknown \(REMOTE_ADDR ''\): failures are counted per client id and "
+            r"username alone, so anyone can block one for everyone\. Behind a Unix socket, set "
+            r"trusted_proxies = unix and let the proxy send X-Forwarded-For\.",
+            others=(
+                r"token issued: client_id='service' user=None grant=client_credentials scope='read write'",
+            ),
+        ),
+        id="address-unknown",
     ),
     pytest.param(
         Event(

@@ -61,6 +61,7 @@ def write_ini(directory: pathlib.Path, store: str) -> pathlib.Path:
         "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1\n"
         f"store = {store}\nstore_prefix = mp-{uuid.uuid4().hex[:12]}:\nstore_timeout = 2\n"
         "grants = authorization_code client_credentials\nscopes = read write\ndefault_scope = read\n"
+        "require_https = false\n"
         "clients_file = %(here)s/clients.ini\n"
         "authenticate_user = test_multiprocess:header_user\n"
         "session_secret = multiprocess-test-session-secret-0123456789\n"

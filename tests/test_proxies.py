@@ -6,14 +6,17 @@ import ipaddress
 
 import pytest
 import webtest
-from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token
+from conftest import SERVICE_ID, SERVICE_SECRET, basic
 from oauth_flows import AUTHORIZE, code_request, flow_middleware
 
+from oauth_middleware.demo import DemoApp
 from oauth_middleware.errors import ConfigError
-from oauth_middleware.proxies import Origin, is_local, parse_ip, request_origin
+from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.proxies import Origin, TrustedProxies, parse_ip, request_origin
 from oauth_middleware.settings import Settings
 
 PROXIES = Settings.from_config({"trusted_proxies": "10.0.0.0/8 ::1 192.168.1.5"}).trusted_proxies
+NOBODY = TrustedProxies()
 TOKEN = "/oauth/token"
 PROXY = "10.1.2.3"
 CLIENT = "198.51.100.7"
@@ -111,12 +114,50 @@ def test_request_origin(environ, address, scheme, proxied):
     origin = request_origin(environ, PROXIES)
     assert origin.address == (None if address is None else ip(address))
     assert (origin.scheme, origin.proxied) == (scheme, proxied)
-    assert origin.no_peer == ("REMOTE_ADDR" not in environ)
 
 
 def test_no_trusted_proxies_means_headers_are_ignored():
     environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": CLIENT, "HTTP_X_FORWARDED_PROTO": "https"}
-    assert request_origin(environ, ()) == Origin(ip("127.0.0.1"), "http")
+    assert request_origin(environ, NOBODY) == Origin(ip("127.0.0.1"), "http")
+
+
+#: ``trusted_proxies = unix 10.0.0.0/8``: a Unix-socket peer and one network.
+UNIX = Settings.from_config({"trusted_proxies": "unix 10.0.0.0/8"}).trusted_proxies
+FORWARDED = {"HTTP_X_FORWARDED_FOR": f"6.6.6.6, {CLIENT}", "HTTP_X_FORWARDED_PROTO": "https"}
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param(FORWARDED, id="no-remote-addr"),
+        pytest.param({"REMOTE_ADDR": "", **FORWARDED}, id="gunicorn-unix-empty"),
+        pytest.param({"REMOTE_ADDR": "localhost", **FORWARDED}, id="waitress-unix-localhost"),
+        pytest.param({"REMOTE_ADDR": PROXY, **FORWARDED}, id="trusted-network-still"),
+    ],
+)
+def test_a_trusted_unix_peer_is_a_proxy(environ):
+    # Issue 10 item 4: no setting could name a Unix-socket peer, so X-Forwarded-For was never read.
+    assert request_origin(environ, UNIX) == Origin(ip(CLIENT), "https", proxied=True)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({"REMOTE_ADDR": "127.0.0.1", **FORWARDED}, id="loopback-is-not-unix"),
+        pytest.param({"REMOTE_ADDR": CLIENT, **FORWARDED}, id="remote"),
+    ],
+)
+def test_unix_trusts_no_ip_peer(environ):
+    assert request_origin(environ, UNIX) == Origin(ip(environ["REMOTE_ADDR"]), "http")
+
+
+def test_an_untrusted_unix_peer_is_an_unknown_address():
+    assert request_origin({"REMOTE_ADDR": "", **FORWARDED}, PROXIES) == Origin(None, "http")
+
+
+def test_trusted_proxies_keyword():
+    assert Settings.from_config({"trusted_proxies": "unix"}).trusted_proxies == TrustedProxies((), unix=True)
+    assert Settings.from_config({}).trusted_proxies == NOBODY
 
 
 @pytest.mark.parametrize(
@@ -128,28 +169,8 @@ def test_parse_ip(text, expected):
 
 
 @pytest.mark.parametrize(
-    ("origin", "host", "local"),
-    [
-        pytest.param(Origin(ip("127.0.0.1"), "http"), "localhost:8080", True, id="loopback"),
-        pytest.param(Origin(ip("::1"), "http"), "[::1]:8080", True, id="loopback-v6"),
-        pytest.param(Origin(ip("127.0.0.1"), "http"), "127.0.0.1", True, id="loopback-ip-host"),
-        pytest.param(Origin(None, "http", no_peer=True), "localhost:80", True, id="in-process"),
-        pytest.param(
-            Origin(None, "http", no_peer=True), "auth.example.com", False, id="in-process-other-host"
-        ),
-        pytest.param(Origin(ip("127.0.0.1"), "http"), "auth.example.com", False, id="same-host-proxy"),
-        pytest.param(Origin(ip(CLIENT), "http"), "localhost", False, id="remote-client"),
-        pytest.param(Origin(None, "http"), "localhost", False, id="unknown-address"),
-        pytest.param(Origin(None, "http", proxied=True), "localhost", False, id="garbage-forwarded"),
-        pytest.param(Origin(ip("127.0.0.1"), "http"), "localhost.evil.example", False, id="lookalike"),
-        pytest.param(Origin(ip("127.0.0.1"), "http"), "[::1", False, id="broken-host"),
-    ],
+    "value", ["10.0.0.1/8", "0.0.0.0/0", "::/0", "proxy.example", "10.0.0.300", "Unix", "unix:/run/x"]
 )
-def test_is_local(origin, host, local):
-    assert is_local(origin, host) is local
-
-
-@pytest.mark.parametrize("value", ["10.0.0.1/8", "0.0.0.0/0", "::/0", "proxy.example", "10.0.0.300"])
 def test_bad_trusted_proxies_is_a_config_error(value):
     with pytest.raises(ConfigError, match=r"^trusted_proxies: "):
         Settings.from_config({"trusted_proxies": value})
@@ -160,7 +181,7 @@ def test_bad_trusted_proxies_is_a_config_error(value):
 
 @pytest.fixture
 def middleware(make_middleware):
-    return flow_middleware(make_middleware, trusted_proxies="10.0.0.0/8")
+    return flow_middleware(make_middleware, trusted_proxies="10.0.0.0/8", require_https="true")
 
 
 @pytest.fixture
@@ -206,9 +227,7 @@ def test_plain_http_authorization_request_is_an_error_page(app):
     "environ",
     [
         pytest.param({"REMOTE_ADDR": CLIENT, "wsgi.url_scheme": "https"}, id="https"),
-        pytest.param({"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8080"}, id="loopback"),
-        pytest.param({"REMOTE_ADDR": "::1", "HTTP_HOST": "[::1]:8080"}, id="loopback-v6"),
-        pytest.param({}, id="webtest-no-remote-addr"),
+        pytest.param({"REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "https"}, id="loopback-https"),
         pytest.param(
             {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": CLIENT, "HTTP_X_FORWARDED_PROTO": "https"},
             id="trusted-proxy-https",
@@ -231,6 +250,13 @@ def test_accepted(app, environ):
             id="spoofed-loopback-xff",
         ),
         pytest.param({"HTTP_HOST": "auth.example.com"}, id="no-remote-addr-public-host"),
+        # Issue 10 item 5: these were exempt because Host named a loopback address, a
+        # header a same-host proxy (nginx's default) forwards for internet traffic.
+        pytest.param({"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8080"}, id="loopback"),
+        pytest.param({"REMOTE_ADDR": "::1", "HTTP_HOST": "[::1]:8080"}, id="loopback-v6"),
+        pytest.param({"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost"}, id="same-host-proxy-localhost"),
+        pytest.param({"HTTP_HOST": "localhost:80"}, id="webtest-no-remote-addr"),
+        pytest.param({"REMOTE_ADDR": "", "HTTP_HOST": "localhost"}, id="unix-socket-peer"),
         pytest.param(
             {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": CLIENT, "HTTP_X_FORWARDED_PROTO": "http"},
             id="trusted-proxy-http",
@@ -255,7 +281,7 @@ def test_require_https_off(make_middleware):
 
 
 def test_documents_and_the_guard_are_not_refused(app):
-    token = issue_token(app)
+    token = token_request(app, {"wsgi.url_scheme": "https"}).json["access_token"]
     remote = {"REMOTE_ADDR": CLIENT, "HTTP_HOST": "auth.example.com"}
     app.get("/.well-known/oauth-authorization-server", extra_environ=remote, status=200)
     app.get("/api/me", headers={"Authorization": f"Bearer {token}"}, extra_environ=remote, status=200)
@@ -292,7 +318,7 @@ def failed_auth(app, environ, client_id="nobody"):
 
 
 def test_throttling_counts_the_address_a_trusted_proxy_reports(make_middleware):
-    app = webtest.TestApp(make_middleware(trusted_proxies="10.0.0.0/8", throttle_max_failures="2"))
+    app = webtest.TestApp(make_middleware(trusted_proxies="10.0.0.0/8", throttle_address_max_failures="2"))
     via = {"REMOTE_ADDR": PROXY}
     for n in range(2):
         assert failed_auth(app, {**via, "HTTP_X_FORWARDED_FOR": CLIENT}, f"nobody-{n}").status_int == 401
@@ -305,10 +331,19 @@ def test_throttling_counts_the_address_a_trusted_proxy_reports(make_middleware):
 
 
 def test_spoofed_xff_from_an_untrusted_peer_does_not_dodge_the_throttle(make_middleware):
-    app = webtest.TestApp(make_middleware(trusted_proxies="10.0.0.0/8", throttle_max_failures="2"))
+    app = webtest.TestApp(make_middleware(trusted_proxies="10.0.0.0/8", throttle_address_max_failures="2"))
     attacker = "203.0.113.66"
     for n, forged in enumerate(["1.1.1.1", "2.2.2.2"]):
         environ = {"REMOTE_ADDR": attacker, "HTTP_X_FORWARDED_FOR": forged}
         assert failed_auth(app, environ, f"nobody-{n}").status_int == 401
     environ = {"REMOTE_ADDR": attacker, "HTTP_X_FORWARDED_FOR": "3.3.3.3", "wsgi.url_scheme": "https"}
     token_request(app, environ, status=429)
+
+
+def test_https_is_required_by_default_even_from_loopback():
+    # Issue 10 item 5: only the setting allows plain HTTP, never where a request seems to come from.
+    app = webtest.TestApp(OAuth2Middleware(DemoApp(), store="memory://"))
+    local = {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8080"}
+    assert_https_required(
+        app.post(TOKEN, {"grant_type": "client_credentials"}, extra_environ=local, status=400)
+    )

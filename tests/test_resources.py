@@ -33,11 +33,12 @@ from oauth_middleware.demo import DemoApp
 from oauth_middleware.settings import Settings
 from oauth_middleware.stores import StoreConfig, open_store
 
-ISSUER = "http://localhost"
 from oauth_middleware.stores import memory as memory_module
 from oauth_middleware.stores import sqlite as sqlite_module
 from oauth_middleware.stores.memory import MemoryStore
 from oauth_middleware.stores.sqlite import SQLiteStore
+
+ISSUER = "http://localhost"
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
 

@@ -35,6 +35,7 @@ FILTER: Mapping[str, str] = {
     "use": "egg:oauth-middleware#oauth2",
     "store": "sqlite:///%(here)s/oauth.db",
     "issuer": "http://127.0.0.1:8080",
+    "require_https": "false",
     "token_format": "opaque",
     "grants": "client_credentials",
     "scopes": "read write",

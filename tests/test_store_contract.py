@@ -218,6 +218,34 @@ def test_concurrent_incr_counts_every_call(store: Store) -> None:
     assert sorted(results) == list(range(1, THREADS + 1))
 
 
+def test_decr_gives_one_back(store: Store) -> None:
+    assert [store.incr("hits", 60) for _ in range(3)] == [1, 2, 3]
+    store.decr("hits")
+    assert store.incr("hits", 60) == 3
+
+
+def test_decr_never_creates_a_counter_nor_goes_below_zero(store: Store) -> None:
+    store.decr("missing")
+    assert store.get("missing") is None
+    assert store.incr("missing", 60) == 1
+    store.decr("missing")
+    store.decr("missing")
+    assert store.incr("missing", 60) == 1
+
+
+def test_decr_leaves_a_value_alone(store: Store) -> None:
+    store.put("value", {"v": 1}, 60)
+    store.decr("value")
+    assert store.get("value") == {"v": 1}
+
+
+def test_concurrent_incr_and_decr_lose_no_count(store: Store) -> None:
+    for _ in range(THREADS):  # high enough that no give-back meets zero
+        store.incr("hits", 60)
+    run_together(THREADS, lambda i: store.incr("hits", 60) if i % 2 else store.decr("hits"))
+    assert store.incr("hits", 60) == THREADS + 1  # as many given back as added
+
+
 # -- expiry (one short sleep per backend) ----------------------------------------
 
 
@@ -238,6 +266,7 @@ def test_expiry(store: Store, backend: Backend) -> None:
     store.index_add("idx-reborn", "old", 1)
     assert store.incr("count", 1) == 1
     assert store.incr("count", 60) == 2  # keeps the first call's expiry
+    store.decr("count")  # keeps it too
     assert store.get("gone") == {"v": 1}
     assert store.index_members("idx-gone") == {"m"}
 

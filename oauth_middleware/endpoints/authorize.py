@@ -23,7 +23,8 @@ from ..forms import form_items
 from ..grants.authorization_code import issue_code
 from ..limits import too_long
 from ..responses import redirect, throttled
-from ..users import Session, log_failed_login
+from ..throttle import verify_password
+from ..users import Session
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
@@ -128,18 +129,16 @@ def login(
         raise FatalClientError("the login form expired or did not come from this server, please start again")
     assert session is not None  # check() refuses a missing session
     username, password = form.get("username", ""), form.get("password", "")
-    subjects = (server.throttle.user_subject(username), server.throttle.address_subject(request))
     try:
-        server.throttle.check(subjects)
+        user_id = verify_password(
+            server, request, username, password, where="login page", client_id=areq.client.client_id
+        )
     except TooManyRequests as error:
         message = "Too many failed attempts. Please try again later."
         return throttled(
             server.pages.login(areq, session, request.path, error=message, username=username), error
         )
-    user_id = server.users.check_password(username, password)
     if user_id is None:
-        log_failed_login("login page", username, areq.client.client_id)
-        server.throttle.failed(subjects)
         return server.pages.login(
             areq, session, request.path, error="Wrong username or password.", username=username
         )

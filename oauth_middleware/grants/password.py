@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InvalidGrant, InvalidRequest
+from ..throttle import verify_password
 from ..tokens.refresh import new_family
-from ..users import log_failed_login
 from .base import TokenRequest, issue_with_refresh
 
 if TYPE_CHECKING:
@@ -38,13 +38,15 @@ class PasswordGrant:
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
         scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
-        throttle = self.server.throttle
-        user = throttle.user_subject(username)
-        throttle.check((user,))  # the address was checked with the client
-        user_id = self.server.users.check_password(username, password)
+        user_id = verify_password(
+            self.server,
+            request.request,
+            username,
+            password,
+            where="password grant",
+            client_id=request.client.client_id,
+        )
         if user_id is None:
-            log_failed_login("password grant", username, request.client.client_id)
-            throttle.failed((user, throttle.address_subject(request.request)))
             raise InvalidGrant("wrong username or password")
         family = new_family()
         return issue_with_refresh(

@@ -11,7 +11,8 @@ Rules every backend keeps:
 * ``ttl`` is whole seconds, ``None`` means no expiry; an expired entry is
   never returned and is eventually removed;
 * :meth:`Store.take` is atomic: of two concurrent takes of one key, exactly
-  one gets the value;
+  one gets the value; :meth:`Store.incr` and :meth:`Store.decr` are atomic:
+  concurrent calls never lose a count;
 * any failure to reach the backend raises
   :class:`~oauth_middleware.errors.StoreUnavailable`, never a driver error.
 """
@@ -71,6 +72,13 @@ class Store(Protocol):
 
     def incr(self, key: str, ttl: int) -> int:
         """Add one to the counter ``key`` (created with ``ttl``); return it."""
+
+    def decr(self, key: str) -> None:
+        """Take one back from the live counter ``key``, keeping its expiry.
+
+        Never below zero, and a missing or expired counter stays missing: a
+        give-back that arrives after its counter expired must not start a new one.
+        """
 
     def close(self) -> None:
         """Release connections and files."""

@@ -60,7 +60,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -358,6 +358,16 @@ class MemcacheStore:
                 if client.add(mkey, b"1", expire=expire, noreply=False):
                     return 1
         raise self._contended()
+
+    def decr(self, key: str) -> None:
+        """Take one back from the live counter ``key``.
+
+        memcached's ``decr`` is atomic, stops at zero, keeps the expiry and
+        does nothing to a missing key; a value that is not a counter is left alone.
+        """
+        mkey = self._key("v", key)
+        with self._client(mkey) as client, suppress(MemcacheClientError):
+            client.decr(mkey, 1, noreply=False)
 
     def close(self) -> None:
         """Close every connection; a later call opens new ones."""

@@ -107,6 +107,13 @@ class MemoryStore:
             self._values[key] = ({"n": count}, expires)
             return count
 
+    def decr(self, key: str) -> None:
+        """Take one back from the live counter ``key`` (never below zero)."""
+        with self._lock:
+            current = self.get(key)
+            if current and current.get("n", 0) > 0:
+                self._values[key] = ({"n": current["n"] - 1}, self._values[key][1])
+
     def close(self) -> None:
         """Drop everything."""
         with self._lock:

@@ -89,6 +89,16 @@ end
 return n
 """
 
+#: Take one back from a live counter: a missing (expired) key, or a value that
+#: is not a counter, is left alone; DECR keeps the key's ttl.
+_DECR = """
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class RedisURL:
@@ -199,6 +209,7 @@ class _Connection:
     client: redis.Redis
     index_add: Script
     incr: Script
+    decr: Script
 
 
 class RedisStore:
@@ -299,6 +310,11 @@ class RedisStore:
         with self._errors():
             return int(self._connection().incr(keys=[self._value_key(key)], args=[ttl]))
 
+    def decr(self, key: str) -> None:
+        """Take one back from the live counter ``key`` (never below zero, never creating it)."""
+        with self._errors():
+            self._connection().decr(keys=[self._value_key(key)])
+
     def close(self) -> None:
         """Close the pool's connections; a later call opens new ones."""
         with self._lock:
@@ -327,7 +343,10 @@ class RedisStore:
                 # down sockets the parent process is still using.
                 client = self._client_for_url()
                 self._conn = _Connection(
-                    client, client.register_script(_INDEX_ADD), client.register_script(_INCR)
+                    client,
+                    client.register_script(_INDEX_ADD),
+                    client.register_script(_INCR),
+                    client.register_script(_DECR),
                 )
                 self._pid = pid
             return self._conn

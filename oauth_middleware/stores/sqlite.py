@@ -282,6 +282,14 @@ class SQLiteStore:
         self._maybe_sweep(conn)
         return count
 
+    def decr(self, key: str) -> None:
+        """Take one back from the live counter ``key`` (never below zero), keeping its expiry."""
+        with self._transaction() as conn:
+            rows = conn.execute(_GET_COUNTER, (key, time.time())).fetchall()
+            count = int(_load(rows[0][0]).get("n", 0)) if rows else 0
+            if count > 0:
+                conn.execute(_PUT, (key, _dump({"n": count - 1}), rows[0][1]))
+
     def close(self) -> None:
         """Close this process's connections, every thread's; a later call opens new ones."""
         pid = os.getpid()
