@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_keys_generate)
 
     throttle = commands.add_parser("throttle", help="failed-login throttling").add_subparsers(
-        dest="action", required=True
+        dest="action", required=True, metavar="ACTION", help="what to do with the throttle"
     )
     clear = throttle.add_parser("clear", help="lift a block: forget the failures counted for an address")
     clear.add_argument("config", help="the ini file whose store keeps the counts")

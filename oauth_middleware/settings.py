@@ -816,6 +816,8 @@ def _as_ini(raw: Any) -> str:
         return raw
     if isinstance(raw, bool):
         return "true" if raw else "false"
+    if isinstance(raw, TrustedProxies):
+        return "\n".join([*(str(network) for network in raw.networks), *(["unix"] if raw.unix else [])])
     # Both are tuples: they must be caught before the lists.
     if isinstance(raw, PathMatcher):
         return " ".join([*sorted(raw.exact), *(f"{prefix}*" for prefix in raw.prefixes)])

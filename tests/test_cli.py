@@ -275,7 +275,11 @@ def test_hash_given_secret_is_salted_and_slow(capsys, tmp_path):
         f"[client:slow]\nsecret_hash = {stored}\ngrants = client_credentials\n"
         f"[client:fast]\nsecret_hash = {digest('fast-secret')}\ngrants = client_credentials\n",
     )
-    app = webtest.TestApp(OAuth2Middleware(DemoApp(), store="memory://", clients_file=path))
+    app = webtest.TestApp(
+        OAuth2Middleware(
+            DemoApp(), issuer="http://localhost", store="memory://", clients_file=path, require_https="false"
+        )
+    )
     for client_id, secret in (("slow", "s3cret"), ("fast", "fast-secret")):
         headers = {"Authorization": basic(client_id, secret)}
         app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=headers)

@@ -342,7 +342,7 @@ def test_spoofed_xff_from_an_untrusted_peer_does_not_dodge_the_throttle(make_mid
 
 def test_https_is_required_by_default_even_from_loopback():
     # Issue 10 item 5: only the setting allows plain HTTP, never where a request seems to come from.
-    app = webtest.TestApp(OAuth2Middleware(DemoApp(), store="memory://"))
+    app = webtest.TestApp(OAuth2Middleware(DemoApp(), issuer="http://localhost", store="memory://"))
     local = {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8080"}
     assert_https_required(
         app.post(TOKEN, {"grant_type": "client_credentials"}, extra_environ=local, status=400)

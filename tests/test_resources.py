@@ -32,7 +32,6 @@ from oauth_middleware.cli import main
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.settings import Settings
 from oauth_middleware.stores import StoreConfig, open_store
-
 from oauth_middleware.stores import memory as memory_module
 from oauth_middleware.stores import sqlite as sqlite_module
 from oauth_middleware.stores.memory import MemoryStore
@@ -253,7 +252,9 @@ def _served_a_token(middleware: Any) -> str:
 
 @needs_proc
 def test_middleware_close_closes_the_sqlite_file(tmp_path: Path) -> None:
-    middleware = OAuth2Middleware(DemoApp(), issuer=ISSUER, store=sqlite_url(tmp_path), scopes="read")
+    middleware = OAuth2Middleware(
+        DemoApp(), issuer=ISSUER, require_https="false", store=sqlite_url(tmp_path), scopes="read"
+    )
     _served_a_token(middleware)
     path = str(tmp_path / "store.db")
     in_threads(
@@ -271,6 +272,7 @@ def test_middleware_close_closes_memcached_and_the_client_store(
     middleware = OAuth2Middleware(
         DemoApp(),
         issuer=ISSUER,
+        require_https="false",
         store=memcached_server.url,
         store_prefix=f"test-{uuid.uuid4().hex}:",
         client_store=sqlite_url(tmp_path),
@@ -289,6 +291,7 @@ def test_middleware_close_closes_redis(redis_server: RedisServer) -> None:
     middleware = OAuth2Middleware(
         DemoApp(),
         issuer=ISSUER,
+        require_https="false",
         store=redis_server.url,
         store_prefix=f"test-{uuid.uuid4().hex}:",
         scopes="read",
@@ -302,17 +305,21 @@ def test_middleware_close_closes_redis(redis_server: RedisServer) -> None:
 def test_middleware_close_leaves_a_store_passed_in_to_its_owner() -> None:
     store = MemoryStore()
     middleware = OAuth2Middleware(
-        DemoApp(), issuer=ISSUER, store_backend=store, store="memory://", scopes="read"
+        DemoApp(), issuer=ISSUER, require_https="false", store_backend=store, store="memory://", scopes="read"
     )
     token = _served_a_token(middleware)
     middleware.close()
-    again = OAuth2Middleware(DemoApp(), issuer=ISSUER, store_backend=store, store="memory://", scopes="read")
+    again = OAuth2Middleware(
+        DemoApp(), issuer=ISSUER, require_https="false", store_backend=store, store="memory://", scopes="read"
+    )
     webtest.TestApp(again).get("/api/me", headers={"Authorization": f"Bearer {token}"}, status=200)
 
 
 @needs_proc
 def test_guard_only_filter_close_closes_its_store(tmp_path: Path) -> None:
-    server = OAuth2Middleware(DemoApp(), issuer=ISSUER, store=sqlite_url(tmp_path), scopes="read")
+    server = OAuth2Middleware(
+        DemoApp(), issuer=ISSUER, require_https="false", store=sqlite_url(tmp_path), scopes="read"
+    )
     token = _served_a_token(server)
     server.close()
     guard = guard_from_settings(DemoApp(), Settings.from_config({"store": sqlite_url(tmp_path)}))

@@ -10,6 +10,7 @@ import pytest
 
 from oauth_middleware.errors import ConfigError
 from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.proxies import TrustedProxies
 from oauth_middleware.settings import ScopeRule, Settings, asbool, parse_scope_rules, path_patterns, reference
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.rst"
@@ -71,9 +72,7 @@ def test_asbool_rejects_typos(word):
         pytest.param({"issuer": "https://x/?q=1"}, "issuer: expected an http(s) URL", id="issuer-query"),
         pytest.param({"scopes": 'read "write'}, "scopes: not a valid scope list", id="bad-scope"),
         pytest.param({"store_timeout": "fast"}, "store_timeout: expected a number", id="bad-timeout"),
-        pytest.param(
-            {"login_url": "/login\x01x"}, "login_url: expected a path", id="login-url-control-char"
-        ),
+        pytest.param({"login_url": "/login\x01x"}, "login_url: expected a path", id="login-url-control-char"),
         pytest.param({"store_timeout": "inf"}, "store_timeout: expected a number above 0", id="inf-timeout"),
         pytest.param(
             {"scope_rules": "GET /api"}, "scope_rules: expected 'METHODS PATH SCOPE...'", id="short-rule"
@@ -134,8 +133,14 @@ def _verify(username, password):
         pytest.param(
             "trusted_proxies",
             [ipaddress.ip_network("10.0.0.0/8"), "::1"],
-            (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")),
+            TrustedProxies((ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))),
             id="networks",
+        ),
+        pytest.param(
+            "trusted_proxies",
+            TrustedProxies((ipaddress.ip_network("10.0.0.0/8"),), unix=True),
+            TrustedProxies((ipaddress.ip_network("10.0.0.0/8"),), unix=True),
+            id="trusted-proxies",
         ),
         pytest.param(
             "public_paths", path_patterns("/ /static/*"), path_patterns("/ /static/*"), id="path-matcher"
