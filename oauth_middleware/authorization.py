@@ -149,10 +149,10 @@ def redirect_uri_matches(registered: str, requested: str, client: Client) -> boo
         return True
     if not client.is_public:
         return False
-    want, got = urlsplit(registered), urlsplit(requested)
     try:
+        want, got = urlsplit(registered), urlsplit(requested)
         got.port  # noqa: B018 (a malformed port raises here)
-    except ValueError:
+    except ValueError:  # also a bracketed host that is no IPv6 address
         return False
     return (
         want.scheme == got.scheme == "http"

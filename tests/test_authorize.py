@@ -68,6 +68,8 @@ def assert_page_not_redirect(response, status=400):
         pytest.param({"redirect_uri": "http://127.0.0.2/callback"}, id="other-loopback-host"),
         pytest.param({"redirect_uri": "http://user@127.0.0.1:5000/callback"}, id="userinfo"),
         pytest.param({"redirect_uri": "http://127.0.0.1:99999/callback"}, id="bad-port"),
+        # urlsplit raises on a bracketed host that is not an IPv6 address (found by fuzzing).
+        pytest.param({"redirect_uri": "http://[evil.example]/callback"}, id="bracketed-host"),
         pytest.param({"redirect_uri": "http://localhost/callback"}, id="localhost-for-ip"),
         pytest.param({"redirect_uri": "com.example.app:/cb/x"}, id="private-scheme-path"),
         pytest.param({"redirect_uri": None}, id="omitted-with-two-registered"),
