@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +19,9 @@ from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.middleware import OAuth2Middleware
 from oauth_middleware.models import Client, digest
+
+#: The test plug-in package (tests/plugins) counts as installed for the whole session.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "plugins"))
 
 SERVICE_ID = "service"
 SERVICE_SECRET = "service-secret-0123456789"
