@@ -19,8 +19,8 @@ from .errors import ConfigError
 from .models import Client
 from .repository import Repository
 from .secret_hash import pbkdf2_hash
-from .server import client_store_from_settings, store_from_settings
 from .settings import Settings
+from .wiring import client_store_from_settings, store_from_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

@@ -1,4 +1,9 @@
-"""The guard on its own, for resource servers in other processes or hosts."""
+"""The guard on its own, for resource servers in other processes or hosts.
+
+It imports the guard, the token formats, the stores and the repository
+(through :mod:`oauth_middleware.wiring`) and nothing of the authorization
+server: a resource server loads no grant, endpoint, consent page or throttle.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from .guard import Guard
 from .repository import Repository
-from .server import store_from_settings, token_format_from_settings
 from .settings import Settings
 from .stores import Store
 from .tokens import TokenFormat
+from .wiring import store_from_settings, token_format_from_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -41,7 +46,10 @@ def guard_from_settings(app: WSGIApplication, settings: Settings) -> ResourceGua
 
     :param app: the WSGI application to protect.
     :param settings: the same settings the authorization server uses.
+    :raises ConfigError: a bad combination of settings (:meth:`Settings.check_role`),
+        a store that cannot be opened or a key that cannot be loaded.
     """
+    settings.check_role("guard")
     # A JWT guard without revocation checks validates locally: no store to open.
     # The guard never reads clients, so ``client_store`` is not opened here: an
     # ini shared with the authorization server may name it without this host

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from .clients import load_clients_file
 from .consent import Pages
 from .errors import ConfigError
@@ -12,46 +10,13 @@ from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
-from .stores import Store, StoreConfig, open_store
+from .stores import Store
 from .throttle import Throttle
-from .tokens import TokenFormat
 from .tokens.issuer import TokenIssuer
-from .tokens.jwt import jwt_tokens
-from .tokens.opaque import OpaqueTokens
 from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
 from .users import SessionCookies, Users
-
-log = logging.getLogger("oauth_middleware")
-
-
-def store_from_settings(settings: Settings) -> Store:
-    """Open the configured store (a one-line ``ConfigError`` if it cannot be)."""
-    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
-
-
-def client_store_from_settings(settings: Settings) -> Store | None:
-    """Open the ``client_store`` setting's store; None when clients live in ``store``."""
-    if not settings.client_store or settings.client_store == settings.store:
-        return None
-    config = StoreConfig(settings.client_store, settings.store_timeout, settings.store_prefix)
-    return open_store(config, setting="client_store")
-
-
-def token_format_from_settings(
-    settings: Settings, repository: Repository | None, *, issuing: bool = True
-) -> TokenFormat:
-    """The access-token format named by ``token_format``.
-
-    :param repository: None only on a guard that verifies JWTs without
-        revocation checks, which never touches a store.
-    :param issuing: False on a guard-only resource server: no signing key needed.
-    """
-    if settings.token_format == "jwt":
-        return jwt_tokens(settings, repository, issuing=issuing)
-    if repository is None:
-        raise ConfigError("store: opaque access tokens are looked up in the store")
-    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator)
+from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
 
 
 class AuthorizationServer:
@@ -63,9 +28,8 @@ class AuthorizationServer:
     """
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
-        if not settings.issuer:
-            # RFC 8414 §3.3: the issuer is configured, never read from a request's Host header.
-            raise ConfigError("issuer: required: this server's URL, e.g. issuer = https://auth.example.com")
+        # What only this filter needs (issuer, ...), before anything is opened.
+        settings.check_role("oauth2")
         self.settings = settings
         # What close() closes: the stores opened here, not one the caller passed in.
         self._owned: list[Store] = []
@@ -77,11 +41,6 @@ class AuthorizationServer:
         if client_store is not None:
             self._owned.append(client_store)
         self.repository = Repository(self.store, client_store)
-        if settings.store.startswith("memcache:") and not settings.client_store:
-            log.warning(
-                "store: memcached may evict or lose clients (restart, memory pressure); "
-                "keep them in a durable client_store"
-            )
         self.tokens = token_format_from_settings(settings, self.repository)
         #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
         self.key = master_key(settings.session_secret)

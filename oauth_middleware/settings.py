@@ -12,15 +12,23 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import ipaddress
+import logging
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from .errors import ConfigError, OAuthError
 from .parsing import scope_list
 from .proxies import TrustedProxies
+
+log = logging.getLogger("oauth_middleware")
+
+#: The filters a :class:`Settings` object configures, named like their PasteDeploy
+#: entry points: ``oauth2`` (authorization server and guard) and ``guard`` (the
+#: guard alone, on a resource server). See :meth:`Settings.check_role`.
+Role = Literal["oauth2", "guard"]
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -795,6 +803,40 @@ class Settings:
                 raise ConfigError("audience: required with token_format = jwt (it is the tokens' aud)")
         elif self.jwks_url:
             raise ConfigError("jwks_url: only used with token_format = jwt")
+
+    def check_role(self, role: Role) -> None:
+        """Check the combinations that hold for one filter only.
+
+        :meth:`from_config` checks what every filter needs; one ini section (or
+        one Settings object) may serve an authorization server and its
+        guard-only resource servers, which need different keys. So each filter
+        calls this as it is built, before it opens a store or reads a key:
+        :class:`~oauth_middleware.server.AuthorizationServer` (hence
+        :class:`~oauth_middleware.OAuth2Middleware` and ``#oauth2``) with
+        ``"oauth2"``, :func:`~oauth_middleware.guard_from_settings` (``#guard``)
+        with ``"guard"``. Checks that need I/O (key files, stores, the JWKS,
+        ``clients_file``) run where the I/O is, at load too.
+
+        :param role: the filter being built.
+        :raises ConfigError: one line naming the key.
+        """
+        if role == "oauth2":
+            self._check_authorization_server()
+
+    def _check_authorization_server(self) -> None:
+        if not self.issuer:
+            # RFC 8414 §3.3: the issuer is configured, never read from a request's Host header.
+            raise ConfigError("issuer: required: this server's URL, e.g. issuer = https://auth.example.com")
+        if self.jwks_url:
+            # The server signs with its own keys; keys fetched from elsewhere are a guard's.
+            raise ConfigError("jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)")
+        if "password" in self.grants and self.verify_password is None:
+            raise ConfigError("verify_password: required by the password grant (grants = ... password)")
+        if self.store.startswith("memcache:") and not self.client_store:
+            log.warning(
+                "store: memcached may evict or lose clients (restart, memory pressure); "
+                "keep them in a durable client_store"
+            )
 
 
 def _convert(convert: Callable[[str], Any], raw: Any) -> Any:

@@ -21,9 +21,12 @@ import configparser
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import pathlib
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -415,6 +418,108 @@ def test_jwks_url_is_for_the_guard_alone(deployment: Deployment) -> None:
     )
     with pytest.raises(ConfigError, match=r"^jwks_url: only for a guard-only resource server"):
         loadapp(f"config:{ini}")
+
+
+# -- what the guard alone loads ------------------------------------------------------
+
+#: Modules of the authorization server: none may be loaded by the guard-only filter.
+AUTHORIZATION_SERVER = (
+    "oauth_middleware.authorization",
+    "oauth_middleware.cli",
+    "oauth_middleware.clients",
+    "oauth_middleware.consent",
+    "oauth_middleware.demo",
+    "oauth_middleware.endpoints",
+    "oauth_middleware.grants",
+    "oauth_middleware.middleware",
+    "oauth_middleware.pkce",
+    "oauth_middleware.scopes",
+    "oauth_middleware.server",
+    "oauth_middleware.serverkey",
+    "oauth_middleware.throttle",
+    "oauth_middleware.tokens.issuer",
+    "oauth_middleware.tokens.refresh",
+    "oauth_middleware.tokens.unique",
+    "oauth_middleware.users",
+)
+
+#: Run in a fresh interpreter: build the guard-only filter, send it one request, list the modules.
+LOAD_GUARD = """
+import json, sys
+from webob import Request
+
+def app(environ, start_response):
+    start_response("200 OK", [])
+    return [b""]
+
+how, config = sys.argv[1], sys.argv[2]
+if how == "ini":
+    from paste.deploy import loadfilter
+    guard = loadfilter("config:" + config, name="guard")(app)
+else:
+    from oauth_middleware import Settings, guard_from_settings
+    guard = guard_from_settings(app, Settings.from_config(json.loads(config)))
+status = Request.blank("/api", headers={"Authorization": "Bearer made-up"}).get_response(guard).status_int
+print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "token_format"),
+    [
+        pytest.param("ini", "opaque", id="ini-opaque"),
+        pytest.param("ini", "jwt", id="ini-jwt"),
+        pytest.param("python", "opaque", id="python-opaque"),
+        pytest.param("python", "jwt", id="python-jwt-with-revocation"),
+    ],
+)
+def test_the_guard_alone_loads_nothing_of_the_authorization_server(
+    tmp_path: pathlib.Path, how: str, token_format: str
+) -> None:
+    """Regression (issue 11, item 1): ``resource.py`` imported ``server.py``, hence every grant,
+    endpoint, the consent pages and the throttle, and so did ``import oauth_middleware``."""
+    config = {"store": f"sqlite:///{tmp_path / 'oauth.db'}", "token_format": token_format}
+    if token_format == "jwt":
+        key = tmp_path / "key.pem"
+        write_private_key(str(key), "ES256")
+        config |= {"issuer": AS_URL, "audience": RS_URL, "jwt_verification_keys": str(key)}
+        config |= {"jwt_check_revocation": "true"} if how == "python" else {}
+    if how == "ini":
+        ini = tmp_path / "guard.ini"
+        lines = ["[filter:guard]", "use = egg:oauth-middleware#guard"]
+        ini.write_text("\n".join([*lines, *(f"{k} = {v}" for k, v in config.items())]) + "\n")
+        argument = str(ini)
+    else:
+        argument = json.dumps(config)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_GUARD, how, argument],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = json.loads(done.stdout)
+    assert loaded["status"] == 401
+    server_modules = [
+        name
+        for name in loaded["modules"]
+        if any(name == module or name.startswith(f"{module}.") for module in AUTHORIZATION_SERVER)
+    ]
+    assert server_modules == []
+    assert "oauth_middleware.guard" in loaded["modules"]
+
+
+def test_every_public_name_is_importable_from_the_package() -> None:
+    """The package's names are imported on first use; each still comes with ``from oauth_middleware import``."""
+    import oauth_middleware
+
+    for name in oauth_middleware.__all__:
+        value = getattr(oauth_middleware, name)
+        assert getattr(value, "__name__", name) == name
+    assert set(oauth_middleware.__all__) <= set(dir(oauth_middleware))
+    with pytest.raises(AttributeError, match="no attribute 'OAuth3Middleware'"):
+        oauth_middleware.OAuth3Middleware  # noqa: B018
 
 
 # -- two real processes ----------------------------------------------------------

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import pathlib
+from typing import Any
 
 import pytest
+import webtest
+from conftest import free_port
+from paste.deploy import loadfilter
 
+from oauth_middleware import guard_from_settings
 from oauth_middleware.errors import ConfigError
 from oauth_middleware.middleware import OAuth2Middleware
 from oauth_middleware.proxies import TrustedProxies
@@ -220,6 +226,134 @@ def test_store_that_cannot_be_opened_fails_at_load(url, message):
         OAuth2Middleware(lambda e, s: [], issuer="http://localhost", store=url)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+# -- combinations of settings, checked at load ----------------------------------------
+
+#: A store that cannot be opened: a check running after the store is opened would fail on it instead.
+UNOPENABLE_STORE = "sqlite:////nonexistent/dir/oauth.db"
+JWT = {"token_format": "jwt", "issuer": "https://auth.example.com", "audience": "https://api.example.com"}
+JWKS_URL = "https://auth.example.com/oauth/jwks"
+BOTH = ("oauth2", "guard")
+
+#: (the filters that refuse it, the settings, the start of the one-line error).
+CROSS_FIELD_ERRORS = [
+    (
+        BOTH,
+        "default-scope-outside-scopes",
+        {"scopes": "read", "default_scope": "write"},
+        "default_scope: write not listed in scopes",
+    ),
+    (
+        BOTH,
+        "same-endpoint-paths",
+        {"token_path": "/same", "revoke_path": "/same"},
+        "authorize_path: endpoint paths must all differ",
+    ),
+    (
+        BOTH,
+        "no-token-source",
+        {"token_from_header": "false", "token_from_body": "false"},
+        "token_from_header: at least one token source must be enabled",
+    ),
+    (BOTH, "jwt-without-issuer", {**JWT, "issuer": ""}, "issuer: required with token_format = jwt"),
+    (BOTH, "jwt-without-audience", {**JWT, "audience": ""}, "audience: required with token_format = jwt"),
+    (
+        BOTH,
+        "jwks-url-with-opaque-tokens",
+        {"jwks_url": JWKS_URL},
+        "jwks_url: only used with token_format = jwt",
+    ),
+    (("oauth2",), "server-without-issuer", {"issuer": ""}, "issuer: required: this server's URL"),
+    (
+        ("oauth2",),
+        "server-with-jwks-url",
+        {**JWT, "jwks_url": JWKS_URL},
+        "jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)",
+    ),
+    (
+        ("oauth2",),
+        "password-grant-without-verify-password",
+        {"grants": "password", "verify_password": ""},
+        "verify_password: required by the password grant",
+    ),
+]
+
+
+def _cross_field_cases() -> list[Any]:
+    return [
+        pytest.param(
+            role, {"issuer": JWT["issuer"], "store": UNOPENABLE_STORE, **config}, message, id=f"{role}-{name}"
+        )
+        for roles, name, config, message in CROSS_FIELD_ERRORS
+        for role in roles
+    ]
+
+
+def _build_from_python(role: str, config: dict[str, Any]) -> Any:
+    """The filter ``role`` built through the Python API, as an application would."""
+    if role == "oauth2":
+        return OAuth2Middleware(lambda environ, start_response: [], **config)
+    return guard_from_settings(lambda environ, start_response: [], Settings.from_config(config))
+
+
+def _build_from_ini(role: str, config: dict[str, str], directory: pathlib.Path) -> Any:
+    """The filter ``role`` loaded by PasteDeploy from an ini section, as ``oauth-middleware serve`` would."""
+    lines = [f"[filter:{role}]", f"use = egg:oauth-middleware#{role}"]
+    lines += [f"{key} = {value}" for key, value in config.items()]
+    ini = directory / f"{role}.ini"
+    ini.write_text("\n".join(lines) + "\n")
+    return loadfilter(f"config:{ini}", name=role)(lambda environ, start_response: [])
+
+
+@pytest.mark.parametrize(("role", "config", "message"), _cross_field_cases())
+def test_a_bad_combination_is_one_line_naming_the_key_from_python(role, config, message):
+    """Every check of a combination runs at load, before the store is opened (it cannot be here)."""
+    with pytest.raises(ConfigError) as info:
+        _build_from_python(role, config)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("role", "config", "message"), _cross_field_cases())
+def test_a_bad_combination_is_one_line_naming_the_key_from_an_ini(tmp_path, role, config, message):
+    with pytest.raises(ConfigError) as info:
+        _build_from_ini(role, config, tmp_path)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("build", [_build_from_python, _build_from_ini], ids=["python", "ini"])
+def test_the_guard_alone_needs_nothing_only_the_server_needs(tmp_path, build):
+    """No ``issuer`` with opaque tokens, the password grant without ``verify_password``:
+    a shared ini may say so, the guard-only filter never issues tokens."""
+    config = {"store": "memory://", "issuer": "", "grants": "password", "verify_password": ""}
+    args = (tmp_path,) if build is _build_from_ini else ()
+    guard = build("guard", config, *args)
+    response = webtest.TestApp(guard).get("/api", status=401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_check_role_warns_of_memcached_clients_for_the_server_only(caplog):
+    settings = Settings.from_config({"store": "memcache://cache.invalid", "issuer": JWT["issuer"]})
+    with caplog.at_level(logging.WARNING, logger="oauth_middleware"):
+        settings.check_role("guard")
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="oauth_middleware"):
+        settings.check_role("oauth2")
+    assert "keep them in a durable client_store" in caplog.text
+
+
+def test_the_memcached_warning_comes_before_the_store_is_opened(caplog):
+    with caplog.at_level(logging.WARNING, logger="oauth_middleware"), pytest.raises(ConfigError) as info:
+        OAuth2Middleware(
+            lambda environ, start_response: [],
+            issuer=JWT["issuer"],
+            store=f"memcache://127.0.0.1:{free_port()}",
+            store_timeout="0.5",
+        )
+    assert str(info.value).startswith("store: cannot open memcache://")
+    assert "keep them in a durable client_store" in caplog.text
 
 
 def test_readme_reference_matches_settings():

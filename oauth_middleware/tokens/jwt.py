@@ -310,13 +310,10 @@ def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bo
     :param repository: the store's repository; may be None on a guard that
         does not check revocation.
     :param issuing: False on a guard-only resource server (no signing key needed).
-    :raises ConfigError: a key cannot be loaded, the ``jwks_url`` cannot be
-        fetched, or revocation checking has no store.
+    :raises ConfigError: a key cannot be loaded or the ``jwks_url`` cannot be
+        fetched (the combinations of settings are checked by
+        :meth:`~oauth_middleware.settings.Settings.check_role`).
     """
-    if settings.jwt_check_revocation and repository is None:
-        raise ConfigError("jwt_check_revocation: checking revocation needs the store")
-    if settings.jwks_url and issuing:
-        raise ConfigError("jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)")
     key_files = (
         settings.jwt_signing_key,
         settings.jwt_secret,

@@ -1,0 +1,47 @@
+"""The parts both filters build from the settings: stores, the repository's stores, the token format.
+
+Shared by the authorization server (:mod:`oauth_middleware.server`), the
+guard-only filter (:mod:`oauth_middleware.resource`) and the CLI. It imports
+settings, stores, the repository and the token formats, never the
+authorization server, so a resource server that only verifies tokens loads
+none of it (an import-linter contract keeps it so).
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+from .repository import Repository
+from .settings import Settings
+from .stores import Store, StoreConfig, open_store
+from .tokens import TokenFormat
+from .tokens.jwt import jwt_tokens
+from .tokens.opaque import OpaqueTokens
+
+
+def store_from_settings(settings: Settings) -> Store:
+    """Open the configured store (a one-line ``ConfigError`` if it cannot be)."""
+    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
+
+
+def client_store_from_settings(settings: Settings) -> Store | None:
+    """Open the ``client_store`` setting's store; None when clients live in ``store``."""
+    if not settings.client_store or settings.client_store == settings.store:
+        return None
+    config = StoreConfig(settings.client_store, settings.store_timeout, settings.store_prefix)
+    return open_store(config, setting="client_store")
+
+
+def token_format_from_settings(
+    settings: Settings, repository: Repository | None, *, issuing: bool = True
+) -> TokenFormat:
+    """The access-token format named by ``token_format``.
+
+    :param repository: None only on a guard that verifies JWTs without
+        revocation checks, which never touches a store.
+    :param issuing: False on a guard-only resource server: no signing key needed.
+    """
+    if settings.token_format == "jwt":
+        return jwt_tokens(settings, repository, issuing=issuing)
+    if repository is None:
+        raise ConfigError("store: opaque access tokens are looked up in the store")
+    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator)
