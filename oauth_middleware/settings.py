@@ -762,7 +762,9 @@ class Settings:
             bool, a list or tuple, a :class:`PathMatcher`, :class:`ScopeRule`
             objects, a function for a callable setting) is accepted and checked
             like its ini form; None is the empty value.
-        :raises ConfigError: unknown key or bad value, naming the key.
+        :raises ConfigError: unknown key, bad value or contradictory values
+            (those both filters refuse; see :meth:`check_role` for the
+            others), in one line naming the key.
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
@@ -779,6 +781,7 @@ class Settings:
         return settings
 
     def _check_combinations(self) -> None:
+        """Refuse the combinations no filter can work with."""
         if self.scopes:
             unknown = [s for s in self.default_scope if s not in self.scopes]
             if unknown:
