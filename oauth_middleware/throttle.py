@@ -135,7 +135,7 @@ class Throttle:
 
     Example::
 
-        attempt = throttle.attempt(throttle.counters(origin, throttle.user_subject(name)))
+        attempt = throttle.attempt(throttle.counters(throttle.origin(request), throttle.user_subject(name)))
         if check_password(name, password):      # TooManyRequests above when blocked
             attempt.succeeded()
         else:
@@ -152,12 +152,15 @@ class Throttle:
         self.normalize = settings.normalize_username or normalize_username
         self._warned_unknown = False
 
-    def address(self, origin: Origin) -> str | None:
-        """The client's address as counted (an IPv6 address as its /64), or None when unknown."""
-        if origin.address is None:
-            self._warn_unknown()
-            return None
-        return counted_address(origin.address)
+    def origin(self, request: Request) -> Origin:
+        """Where ``request`` comes from, computed once per request (:func:`.request_origin_once`).
+
+        An unknown address is worth a warning, once per process, when counting is on.
+        """
+        origin = request_origin_once(request.environ, self.trusted_proxies)
+        if origin.address is None and self.enabled:
+            self._warn_unknown(request)
+        return origin
 
     def counters(self, origin: Origin, subject: str | None) -> tuple[Counter, ...]:
         """The counters of an attempt naming ``subject`` (None: nothing to name) from ``origin``.
@@ -166,7 +169,8 @@ class Throttle:
         """
         if not self.enabled:
             return ()
-        return self._counters(self.address(origin), subject)
+        address = None if origin.address is None else counted_address(origin.address)
+        return self._counters(address, subject)
 
     def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
         counters = []
@@ -243,15 +247,15 @@ class Throttle:
             if left > 0:
                 raise TooManyRequests(max(1, math.ceil(left)))
 
-    def _warn_unknown(self) -> None:
+    def _warn_unknown(self, request: Request) -> None:
         if self._warned_unknown:
             return
         self._warned_unknown = True
         log.warning(
-            "the client address is unknown (no IP address in REMOTE_ADDR, or a forwarded entry that "
-            "is none): failures are counted per client id and username alone, so anyone can block "
-            "one for everyone. Behind a Unix socket, set trusted_proxies = unix and let the proxy "
-            "send X-Forwarded-For."
+            "the client address is unknown (REMOTE_ADDR %r): failures are counted per client id "
+            "and username alone, so anyone can block one for everyone. Behind a Unix socket, set "
+            "trusted_proxies = unix and let the proxy send X-Forwarded-For.",
+            str(request.environ.get("REMOTE_ADDR", ""))[:100],
         )
 
 
@@ -265,8 +269,7 @@ def verify_password(
     :raises TooManyRequests: blocked: the password is not checked.
     """
     throttle = server.throttle
-    origin = request_origin_once(request.environ, throttle.trusted_proxies)
-    attempt = throttle.attempt(throttle.counters(origin, throttle.user_subject(username)))
+    attempt = throttle.attempt(throttle.counters(throttle.origin(request), throttle.user_subject(username)))
     user_id = server.users.check_password(username, password)
     if user_id is None:
         log_failed_login(where, username, client_id)

@@ -111,6 +111,7 @@ def test_add_says_what_it_registered(capsys, config):
     assert out.splitlines() == [
         "client_id: app",
         "type: public (no secret)",
+        "token_endpoint_auth_method: none",
         "grants: authorization_code refresh_token",
         "response_types: code",
         "redirect_uris: http://127.0.0.1:9000/cb",

@@ -9,7 +9,7 @@ from webob import Request
 
 from ..errors import InvalidClient
 from ..models import Client
-from ..proxies import Origin, request_origin_once
+from ..proxies import Origin
 from ..repository import Repository
 from ..throttle import Throttle
 from .base import ClientCredentials, auth_method, read_credentials
@@ -47,7 +47,7 @@ class ClientAuthenticator:
         :raises InvalidRequest: two methods at once.
         :raises TooManyRequests: blocked: the credentials are not looked at.
         """
-        origin = request_origin_once(request.environ, self.throttle.trusted_proxies)
+        origin = self.throttle.origin(request)
         try:
             credentials = read_credentials(request.headers, form)
         except InvalidClient:

@@ -116,15 +116,22 @@ def read_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Cli
         ``client_id`` naming another client than the credentials.
     :raises InvalidClient: no credentials at all, or malformed ones.
     """
-    found = []
+    found: list[ClientCredentials] = []
+    malformed: list[InvalidClient] = []
     for name in AUTH_METHODS.names():
         method = auth_method(name)
-        credentials = method.credentials(headers, form) if method is not None else None
+        try:
+            credentials = method.credentials(headers, form) if method is not None else None
+        except InvalidClient as error:  # used, though badly: still a second method beside another
+            malformed.append(error)
+            continue
         if credentials is not None:
             found.append(credentials)
     proven = [credentials for credentials in found if credentials.proof is not None]
-    if len(proven) > 1:
+    if len(proven) + len(malformed) > 1:
         raise InvalidRequest("use only one client authentication method")
+    if malformed:
+        raise malformed[0]
     if not found:
         raise InvalidClient("client authentication is required")
     credentials = (proven or found)[0]
