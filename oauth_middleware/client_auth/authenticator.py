@@ -12,7 +12,7 @@ from ..models import Client
 from ..proxies import Origin
 from ..repository import Repository
 from ..throttle import Throttle
-from .base import ClientCredentials, auth_method, read_credentials
+from .base import AUTH_METHODS, ClientCredentials, auth_method, read_credentials
 
 log = logging.getLogger("oauth_middleware.clients")
 
@@ -27,6 +27,8 @@ class ClientAuthenticator:
 
     :param repository: where clients are registered.
     :param throttle: counts failed attempts per client id and address.
+    :raises ConfigError: a registered method cannot be loaded or declares
+        another name than it is registered under.
 
     Example::
 
@@ -36,6 +38,8 @@ class ClientAuthenticator:
     def __init__(self, repository: Repository, throttle: Throttle) -> None:
         self.repository = repository
         self.throttle = throttle
+        for name in AUTH_METHODS:
+            auth_method(name)  # a broken or misnamed plug-in is a one-line error at load time
 
     def authenticate(self, request: Request, form: Mapping[str, str]) -> Client:
         """The client of a request: credentials read once, origin computed once.
