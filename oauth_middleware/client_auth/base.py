@@ -116,25 +116,26 @@ def read_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Cli
         ``client_id`` naming another client than the credentials.
     :raises InvalidClient: no credentials at all, or malformed ones.
     """
-    found: list[ClientCredentials] = []
+    proven: list[ClientCredentials] = []
+    named: list[ClientCredentials] = []
     malformed: list[InvalidClient] = []
     for name in AUTH_METHODS.names():
-        method = auth_method(name)
+        # Names were checked against their methods when the server was built (ClientAuthenticator).
+        method = AUTH_METHODS.get(name)
         try:
-            credentials = method.credentials(headers, form) if method is not None else None
+            credentials = None if method is None else method.credentials(headers, form)
         except InvalidClient as error:  # used, though badly: still a second method beside another
             malformed.append(error)
             continue
         if credentials is not None:
-            found.append(credentials)
-    proven = [credentials for credentials in found if credentials.proof is not None]
+            (named if credentials.proof is None else proven).append(credentials)
     if len(proven) + len(malformed) > 1:
         raise InvalidRequest("use only one client authentication method")
     if malformed:
         raise malformed[0]
-    if not found:
+    if not proven and not named:
         raise InvalidClient("client authentication is required")
-    credentials = (proven or found)[0]
+    credentials = (proven or named)[0]
     if form.get("client_id", credentials.client_id) != credentials.client_id:
         raise InvalidRequest("client_id in the body differs from the authenticated client")
     return credentials
