@@ -87,7 +87,7 @@ def _failure(client: Client | None, credentials: ClientCredentials) -> str | Non
     # The registered method is checked first: a secret sent the wrong way is never compared.
     if not client.accepts_method(credentials.method):
         return f"method {credentials.method} is not the client's"
-    method = auth_method(credentials.method)
+    method = AUTH_METHODS.get(credentials.method)
     if method is None:  # unregistered since the credentials were read
         return "unknown method"
     if method.verify(client, credentials):
