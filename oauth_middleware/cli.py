@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .client_auth import AUTH_METHODS
 from .clients import build_client, new_confidential_client_secret
 from .errors import ConfigError
-from .models import Client
+from .models import LEGACY_AUTH_METHODS, Client
 from .repository import Repository
 from .secret_hash import pbkdf2_hash
 from .settings import Settings
@@ -200,6 +201,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             scopes=args.scope,
             name=args.name or "",
             server_scopes=settings.scopes,
+            token_endpoint_auth_method=args.auth_method,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -223,6 +225,7 @@ def _print_registration(client: Client, settings: Settings) -> None:
         scopes = "(none: it may have no scope, as the server has no default_scope)"
     print(f"client_id: {client.client_id}")
     print(f"type: {'public (no secret)' if client.is_public else 'confidential'}")
+    print(f"token_endpoint_auth_method: {_auth_method_shown(client)}")
     print(f"grants: {' '.join(client.grant_types) or '(none)'}")
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
@@ -236,8 +239,16 @@ def cmd_client_list(args: argparse.Namespace) -> int:
         print(
             f"{client.client_id}\t{kind}\tgrants={','.join(client.grant_types) or '-'}"
             f"\tscopes={' '.join(client.scopes) or '-'}\tredirect_uris={' '.join(client.redirect_uris) or '-'}"
+            f"\ttoken_endpoint_auth_method={_auth_method_shown(client)}"
         )
     return 0
+
+
+def _auth_method_shown(client: Client) -> str:
+    """A client's ``token_endpoint_auth_method``; what a client stored before 0.2.0 may use."""
+    if client.token_endpoint_auth_method is not None:
+        return client.token_endpoint_auth_method
+    return "none" if client.is_public else ",".join(LEGACY_AUTH_METHODS)
 
 
 def cmd_client_remove(args: argparse.Namespace) -> int:
@@ -361,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SCOPE",
         help="a scope it may ask for (repeat for more)",
+    )
+    add.add_argument(
+        "--auth-method",
+        metavar="METHOD",
+        help="how it authenticates at the token endpoint: "
+        f"{', '.join(AUTH_METHODS)} (default: client_secret_basic, none for --public)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")

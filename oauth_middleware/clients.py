@@ -1,29 +1,23 @@
-"""Client registration rules and client authentication at the token endpoint.
+"""Client registration rules: what ``client add``, ``clients_file`` and the Python API may register.
 
-Authentication methods (RFC 6749 §2.3, RFC 8414 names) are a table of small
-functions; the request's shape picks one, and using two at once is refused.
+How a registered client authenticates is :mod:`oauth_middleware.client_auth`.
 """
 
 from __future__ import annotations
 
 import configparser
 import ipaddress
-import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from webob import Request
-
-from .errors import ConfigError, InvalidClient, InvalidRequest
+from .client_auth import AUTH_METHODS, auth_method
+from .errors import ConfigError
 from .models import Client, digest
-from .parsing import basic_credentials, scope_list
-from .repository import Repository
+from .parsing import scope_list
 from .secret_hash import is_secret_hash
 from .settings import asbool
-
-log = logging.getLogger("oauth_middleware.clients")
 
 #: Grant types a client may be registered for.
 KNOWN_GRANTS = ("authorization_code", "refresh_token", "client_credentials", "password", "implicit")
@@ -74,9 +68,13 @@ def build_client(
     scopes: Iterable[str] = (),
     name: str = "",
     server_scopes: Iterable[str] = (),
+    token_endpoint_auth_method: str | None = None,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
+    :param token_endpoint_auth_method: how it authenticates, a registered method
+        that fits whether it has a secret; None: ``client_secret_basic`` for a
+        confidential client, ``none`` for a public one.
     :param server_scopes: the server's ``scopes`` setting; when not empty, a
         registered scope must be one of them (it could never be granted).
     :raises ValueError: with a message naming the bad argument.
@@ -108,14 +106,33 @@ def build_client(
     for scope in scope_tuple:
         if known and scope not in known:
             raise ValueError(f"scope {scope} is not in the server's scopes ({' '.join(known)})")
-    return Client(client_id, secret_hash, uris, grants, responses, scope_tuple, name)
+    method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
+    return Client(client_id, secret_hash, uris, grants, responses, scope_tuple, name, method)
+
+
+def check_auth_method(name: str | None, *, public: bool) -> str:
+    """The ``token_endpoint_auth_method`` to register, ``name`` or the default.
+
+    :param public: the client has no secret.
+    :raises ValueError: an unregistered method, or one that needs a secret the
+        client lacks (or has one it would never use).
+    """
+    if name is None:
+        return "none" if public else "client_secret_basic"
+    method = auth_method(name)
+    if method is None:
+        raise ValueError(f"unknown client authentication method {name!r} (known: {', '.join(AUTH_METHODS)})")
+    if method.uses_secret == public:
+        kind = "public client (no secret)" if public else "client with a secret"
+        raise ValueError(f"a {kind} cannot use the client authentication method {name}")
+    return name
 
 
 def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Client]:
     """Read ``[client:ID]`` sections from an ini file (the ``clients_file`` setting).
 
     Keys: ``secret_hash`` (or ``public = true``), ``redirect_uris``, ``grants``,
-    ``response_types``, ``scopes``, ``name``.
+    ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``.
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -128,7 +145,16 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     except (OSError, configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"clients_file: cannot read {path!r}: {exc}".replace("\n", " ")) from None
     clients = []
-    allowed_keys = {"secret_hash", "public", "redirect_uris", "grants", "response_types", "scopes", "name"}
+    allowed_keys = {
+        "secret_hash",
+        "public",
+        "redirect_uris",
+        "grants",
+        "response_types",
+        "scopes",
+        "name",
+        "token_endpoint_auth_method",
+    }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
         if prefix != "client":
@@ -156,83 +182,12 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                     scopes=values.get("scopes", "").split(),
                     name=values.get("name", "").strip(),
                     server_scopes=server_scopes,
+                    token_endpoint_auth_method=values.get("token_endpoint_auth_method", "").strip() or None,
                 )
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None
     return clients
-
-
-# -- authentication at the token, revocation and introspection endpoints ----
-
-
-def _secret_basic(repository: Repository, request: Request, params: Mapping[str, str]) -> Client:
-    credentials = basic_credentials(request.environ.get("HTTP_AUTHORIZATION", ""))
-    assert credentials is not None  # chosen only when the header is Basic
-    client_id, secret = credentials
-    if params.get("client_id", client_id) != client_id:
-        raise InvalidRequest("client_id in the body differs from the authenticated client")
-    return _check_secret(repository, client_id, secret)
-
-
-def _secret_post(repository: Repository, request: Request, params: Mapping[str, str]) -> Client:
-    if "client_id" not in params:
-        raise InvalidClient("client_secret without client_id")
-    return _check_secret(repository, params["client_id"], params["client_secret"])
-
-
-def _none(repository: Repository, request: Request, params: Mapping[str, str]) -> Client:
-    client = repository.get_client(params["client_id"])
-    if client is None or not client.is_public:
-        # A confidential client must prove who it is (RFC 6749 §3.2.1).
-        _failed(params["client_id"], "no credentials" if client else "unknown client")
-        raise InvalidClient("client authentication failed")
-    return client
-
-
-def _check_secret(repository: Repository, client_id: str, secret: str) -> Client:
-    client = repository.get_client(client_id)
-    if client is None or not client.check_secret(secret):
-        _failed(client_id, "unknown client" if client is None else "wrong secret")
-        raise InvalidClient("client authentication failed")
-    return client
-
-
-def _failed(client_id: str, reason: str) -> None:
-    log.warning("client authentication failed: client_id=%r reason=%s", client_id[:100], reason)
-
-
-#: RFC 8414 ``token_endpoint_auth_methods_supported`` -> how to check it.
-AUTH_METHODS: dict[str, Callable[[Repository, Request, Mapping[str, str]], Client]] = {
-    "client_secret_basic": _secret_basic,
-    "client_secret_post": _secret_post,
-    "none": _none,
-}
-
-
-def authentication_method(request: Request, params: Mapping[str, str]) -> str:
-    """Which method the request uses; more than one is ``invalid_request``."""
-    header = request.environ.get("HTTP_AUTHORIZATION", "")
-    uses_basic = header[:6].lower() == "basic "
-    if uses_basic and "client_secret" in params:
-        raise InvalidRequest("use only one client authentication method")
-    if uses_basic:
-        return "client_secret_basic"
-    if "client_secret" in params:
-        return "client_secret_post"
-    if "client_id" in params:
-        return "none"
-    raise InvalidClient("client authentication is required")
-
-
-def authenticate_client(repository: Repository, request: Request, params: Mapping[str, str]) -> Client:
-    """Authenticate the client of a token, revocation or introspection request.
-
-    :returns: the client; a public client only identifies itself.
-    :raises InvalidClient: unknown client, wrong secret or missing credentials.
-    """
-    method = authentication_method(request, params)
-    return AUTH_METHODS[method](repository, request, params)
 
 
 def new_confidential_client_secret() -> tuple[str, str]:

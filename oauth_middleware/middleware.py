@@ -13,7 +13,7 @@ from .errors import OAuthError, ServerError, StoreUnavailable, TemporarilyUnavai
 from .guard import Guard
 from .limits import cap_body
 from .outage import OutageLog
-from .proxies import check_https, request_origin
+from .proxies import check_https, request_origin_once
 from .responses import oauth_error, render_error
 from .server import AuthorizationServer
 from .settings import Settings
@@ -104,7 +104,7 @@ class OAuth2Middleware:
         """
         settings = self.settings
         environ = request.environ
-        origin = request_origin(environ, settings.trusted_proxies)
+        origin = request_origin_once(environ, settings.trusted_proxies)
         if origin.proxied:
             environ["wsgi.url_scheme"] = origin.scheme
         path = request.path_info

@@ -13,7 +13,11 @@ from typing import Any
 
 from .secret_hash import check_secret, digest
 
-__all__ = ["AccessToken", "Client", "digest"]
+__all__ = ["LEGACY_AUTH_METHODS", "AccessToken", "Client", "digest"]
+
+#: What a confidential client stored before clients had a ``token_endpoint_auth_method``
+#: may use: either secret method, as every client could then (kept so old deployments work).
+LEGACY_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class Client:
     :param response_types: ``code`` and/or ``token`` at the authorize endpoint.
     :param scopes: the scopes the client may ask for.
     :param name: shown on the consent page.
+    :param token_endpoint_auth_method: the one client authentication method it
+        may use (RFC 7591 §2 names, see :mod:`oauth_middleware.client_auth`);
+        None for a client stored before clients had one: see :meth:`accepts_method`.
     """
 
     client_id: str
@@ -37,6 +44,7 @@ class Client:
     response_types: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     name: str = ""
+    token_endpoint_auth_method: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -51,6 +59,17 @@ class Client:
         """
         return self.secret_hash is not None and check_secret(self.secret_hash, secret)
 
+    def accepts_method(self, method: str) -> bool:
+        """True when the client may authenticate with ``method``.
+
+        A client stored without a method (before 0.2.0) keeps what it could
+        do then: a confidential one either secret method
+        (:data:`LEGACY_AUTH_METHODS`), a public one ``none``.
+        """
+        if self.token_endpoint_auth_method is not None:
+            return method == self.token_endpoint_auth_method
+        return method == "none" if self.is_public else method in LEGACY_AUTH_METHODS
+
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""
         return {
@@ -61,6 +80,7 @@ class Client:
             "rt": list(self.response_types),
             "sc": list(self.scopes),
             "n": self.name,
+            "am": self.token_endpoint_auth_method,
         }
 
     @classmethod
@@ -74,6 +94,7 @@ class Client:
             response_types=tuple(value["rt"]),
             scopes=tuple(value["sc"]),
             name=value.get("n", ""),
+            token_endpoint_auth_method=value.get("am"),
         )
 
 

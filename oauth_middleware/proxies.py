@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,22 @@ def request_origin(environ: Mapping[str, Any], trusted: TrustedProxies) -> Origi
         forwarded_scheme(str(environ.get("HTTP_X_FORWARDED_PROTO", "")), scheme),
         proxied=True,
     )
+
+
+#: The ``environ`` key where :func:`request_origin_once` keeps a request's origin.
+ORIGIN_KEY = "oauth_middleware.origin"
+
+
+def request_origin_once(environ: MutableMapping[str, Any], trusted: TrustedProxies) -> Origin:
+    """:func:`request_origin`, computed once per request and kept in ``environ``.
+
+    The HTTPS check, client authentication and the throttle all need the
+    origin of the same request; they share one value.
+    """
+    origin = environ.get(ORIGIN_KEY)
+    if not isinstance(origin, Origin):
+        origin = environ[ORIGIN_KEY] = request_origin(environ, trusted)
+    return origin
 
 
 def forwarded_client(header: str, peer: IPAddress | None, trusted: TrustedProxies) -> IPAddress | None:

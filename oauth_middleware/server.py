@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .consent import Pages
 from .errors import ConfigError
@@ -58,6 +59,7 @@ class AuthorizationServer:
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings)
+        self.client_auth = ClientAuthenticator(self.repository, self.throttle)
         self.grants: dict[str, Grant] = {}
         for grant_type in settings.grants:
             if grant_type not in REGISTRY:

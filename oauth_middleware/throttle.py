@@ -51,17 +51,13 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from webob import Request
 
-from .clients import authenticate_client
-from .errors import InvalidClient, TooManyRequests
-from .models import Client
-from .parsing import basic_credentials
-from .proxies import IPAddress, request_origin
+from .errors import TooManyRequests
+from .proxies import IPAddress, Origin, request_origin_once
 from .repository import Repository
 from .settings import Settings
 from .users import log_failed_login
@@ -139,7 +135,7 @@ class Throttle:
 
     Example::
 
-        attempt = throttle.attempt(throttle.counters(request, throttle.user_subject(name)))
+        attempt = throttle.attempt(throttle.counters(throttle.origin(request), throttle.user_subject(name)))
         if check_password(name, password):      # TooManyRequests above when blocked
             attempt.succeeded()
         else:
@@ -156,22 +152,25 @@ class Throttle:
         self.normalize = settings.normalize_username or normalize_username
         self._warned_unknown = False
 
-    def address(self, request: Request) -> str | None:
-        """The client's address as counted (an IPv6 address as its /64), or None when unknown."""
-        address = request_origin(request.environ, self.trusted_proxies).address
-        if address is None:
-            self._warn_unknown(request)
-            return None
-        return counted_address(address)
+    def origin(self, request: Request) -> Origin:
+        """Where ``request`` comes from, computed once per request (:func:`.request_origin_once`).
 
-    def counters(self, request: Request, subject: str | None) -> tuple[Counter, ...]:
-        """The counters of an attempt naming ``subject`` (None: nothing to name) from ``request``.
+        An unknown address is worth a warning, once per process, when counting is on.
+        """
+        origin = request_origin_once(request.environ, self.trusted_proxies)
+        if origin.address is None and self.enabled:
+            self._warn_unknown(request)
+        return origin
+
+    def counters(self, origin: Origin, subject: str | None) -> tuple[Counter, ...]:
+        """The counters of an attempt naming ``subject`` (None: nothing to name) from ``origin``.
 
         None at all with ``throttle = false``: an attempt against no counter is never refused.
         """
         if not self.enabled:
             return ()
-        return self._counters(self.address(request), subject)
+        address = None if origin.address is None else counted_address(origin.address)
+        return self._counters(address, subject)
 
     def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
         counters = []
@@ -182,18 +181,9 @@ class Throttle:
         return tuple(counters)
 
     @staticmethod
-    def client_subject(request: Request, params: Mapping[str, str]) -> str | None:
-        """``client:<id>`` of the client a request authenticates as, or None."""
-        client_id = params.get("client_id")
-        try:
-            credentials = basic_credentials(request.environ.get("HTTP_AUTHORIZATION", ""))
-        except InvalidClient:
-            credentials = None
-        if credentials is not None:
-            client_id = credentials[0]
-        if client_id is None or not _CLIENT_ID.fullmatch(client_id):
-            return None
-        return f"client:{client_id}"
+    def client_subject(client_id: str) -> str | None:
+        """``client:<id>`` of the client id an attempt names, or None for one no client could have."""
+        return f"client:{client_id}" if _CLIENT_ID.fullmatch(client_id) else None
 
     def user_subject(self, username: str) -> str:
         """``user:<sha256>`` of the normalised username: fixed length, never the name in clear."""
@@ -269,23 +259,6 @@ class Throttle:
         )
 
 
-def authenticate(server: AuthorizationServer, request: Request, params: Mapping[str, str]) -> Client:
-    """:func:`~oauth_middleware.clients.authenticate_client` behind the throttle.
-
-    :raises TooManyRequests: blocked: the secret is not looked at.
-    :raises InvalidClient: the authentication failed (and was counted).
-    """
-    throttle = server.throttle
-    attempt = throttle.attempt(throttle.counters(request, throttle.client_subject(request, params)))
-    try:
-        client = authenticate_client(server.repository, request, params)
-    except InvalidClient:
-        attempt.failed()
-        raise
-    attempt.succeeded()
-    return client
-
-
 def verify_password(
     server: AuthorizationServer, request: Request, username: str, password: str, *, where: str, client_id: str
 ) -> str | None:
@@ -296,7 +269,7 @@ def verify_password(
     :raises TooManyRequests: blocked: the password is not checked.
     """
     throttle = server.throttle
-    attempt = throttle.attempt(throttle.counters(request, throttle.user_subject(username)))
+    attempt = throttle.attempt(throttle.counters(throttle.origin(request), throttle.user_subject(username)))
     user_id = server.users.check_password(username, password)
     if user_id is None:
         log_failed_login(where, username, client_id)

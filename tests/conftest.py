@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pathlib
 import socket
 import sys
@@ -54,6 +55,14 @@ def serve_wsgi(app: Any, threads: int = 8) -> Iterator[str]:
 
         server.trigger.pull_trigger(stop)
         thread.join(timeout=10)
+
+
+def allow_body_secret(middleware: OAuth2Middleware, client_id: str) -> None:
+    """Re-register a client for ``client_secret_post``: its secret in the form body, not in Basic."""
+    repository = middleware.server.repository
+    client = repository.get_client(client_id)
+    assert client is not None
+    repository.save_client(dataclasses.replace(client, token_endpoint_auth_method="client_secret_post"))
 
 
 def register(middleware: OAuth2Middleware, client_id: str, secret: str | None, **fields: Any) -> Client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import webtest
-from conftest import SERVICE_ID, SERVICE_SECRET, basic
+from conftest import SERVICE_ID, SERVICE_SECRET, allow_body_secret, basic
 
 from oauth_middleware.errors import ConfigError
 from oauth_middleware.responses import challenge, quoted_string
@@ -44,7 +44,9 @@ def test_every_invalid_client_401_carries_a_basic_challenge(make_middleware, pat
 
 
 def test_right_credentials_get_no_challenge(make_middleware):
-    app = webtest.TestApp(make_middleware())
+    middleware = make_middleware()
+    allow_body_secret(middleware, SERVICE_ID)  # registered for client_secret_post
+    app = webtest.TestApp(middleware)
     response = app.post(
         "/oauth/token",
         {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": SERVICE_SECRET},

@@ -111,6 +111,7 @@ def test_add_says_what_it_registered(capsys, config):
     assert out.splitlines() == [
         "client_id: app",
         "type: public (no secret)",
+        "token_endpoint_auth_method: none",
         "grants: authorization_code refresh_token",
         "response_types: code",
         "redirect_uris: http://127.0.0.1:9000/cb",
@@ -175,6 +176,43 @@ def test_add_public_client(capsys, config):
     assert "redirect_uris=http://127.0.0.1:9000/cb" in out
 
 
+def test_add_with_an_auth_method_stores_and_lists_it(capsys, config):
+    status, out, _ = run(
+        capsys, "client", "add", config, "--client-id", "svc", "--secret", "svc-secret-0123",
+        "--grant", "client_credentials", "--auth-method", "client_secret_post",
+    )  # fmt: skip
+    assert status == 0
+    assert "token_endpoint_auth_method: client_secret_post" in out.splitlines()
+    run(capsys, "client", "add", config, "--client-id", "dflt", "--grant", "client_credentials")
+    _, out, _ = run(capsys, "client", "list", config)
+    lines = {line.split("\t")[0]: line for line in out.splitlines()}
+    assert lines["svc"].endswith("\ttoken_endpoint_auth_method=client_secret_post")
+    assert lines["dflt"].endswith("\ttoken_endpoint_auth_method=client_secret_basic")
+    # Enforced over HTTP: the secret in the body, never by Basic.
+    app = _app(config)
+    body = {"grant_type": "client_credentials", "client_id": "svc", "client_secret": "svc-secret-0123"}
+    app.post("/oauth/token", body)
+    headers = {"Authorization": basic("svc", "svc-secret-0123")}
+    response = app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=headers, status=401)
+    assert response.json["error"] == "invalid_client"
+
+
+def test_add_help_lists_the_registered_auth_methods(capsys):
+    with pytest.raises(SystemExit):
+        main(["client", "add", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "client_secret_basic, client_secret_post, none, test_header" in help_text
+
+
+def test_list_shows_what_a_client_stored_before_0_2_may_use(capsys, config):
+    from oauth_middleware.cli import _client_repository
+    from oauth_middleware.models import Client
+
+    _client_repository(config).save_client(Client("old", digest("old-secret-0123")))
+    _, out, _ = run(capsys, "client", "list", config)
+    assert out.rstrip("\n").endswith("\ttoken_endpoint_auth_method=client_secret_basic,client_secret_post")
+
+
 def test_add_existing_client_needs_replace(capsys, config):
     run(capsys, "client", "add", config, "--client-id", "svc", "--grant", "client_credentials")
     status, _, err = run(
@@ -223,6 +261,21 @@ def test_remove(capsys, config):
         ),
         pytest.param(["--scope", 'a"b'], "invalid scope", id="bad-scope"),
         pytest.param(["--response-type", "id_token"], "unknown response type", id="bad-response-type"),
+        pytest.param(
+            ["--auth-method", "client_secret_jwt_typo"],
+            "unknown client authentication method 'client_secret_jwt_typo' (known: client_secret_basic, ",
+            id="unknown-auth-method",
+        ),
+        pytest.param(
+            ["--public", "--auth-method", "client_secret_post"],
+            "a public client (no secret) cannot use the client authentication method client_secret_post",
+            id="public-with-secret-method",
+        ),
+        pytest.param(
+            ["--auth-method", "none"],
+            "a client with a secret cannot use the client authentication method none",
+            id="confidential-none",
+        ),
     ],
 )
 def test_add_rejects_bad_arguments_with_one_line(capsys, config, args, message):
@@ -325,6 +378,27 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
     app.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 
 
+def test_clients_file_names_the_auth_method(tmp_path):
+    path = _clients_file(
+        tmp_path,
+        f"[client:svc]\nsecret_hash = {digest('svc-secret')}\ngrants = client_credentials\n"
+        "token_endpoint_auth_method = client_secret_post\n"
+        f"[client:dflt]\nsecret_hash = {digest('svc-secret')}\n"
+        "[client:web]\npublic = true\n",
+    )
+    middleware = OAuth2Middleware(
+        DemoApp(), issuer="http://localhost", store="memory://", clients_file=path, require_https="false"
+    )
+    methods = {c.client_id: c.token_endpoint_auth_method for c in middleware.server.repository.list_clients()}
+    assert methods == {"svc": "client_secret_post", "dflt": "client_secret_basic", "web": "none"}
+    app = webtest.TestApp(middleware)
+    body = {"grant_type": "client_credentials", "client_id": "svc", "client_secret": "svc-secret"}
+    app.post("/oauth/token", body)
+    headers = {"Authorization": basic("svc", "svc-secret")}
+    response = app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=headers, status=401)
+    assert response.json["error"] == "invalid_client"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -340,6 +414,16 @@ def test_clients_file_loads_clients_into_memory_store(tmp_path):
         pytest.param("[client:a]\npublic = true\ncolour = red\n", "unknown key 'colour'", id="unknown-key"),
         pytest.param("[client:a]\npublic = true\ngrants = teleport\n", "unknown grant", id="bad-grant"),
         pytest.param("not an ini", "cannot read", id="not-ini"),
+        pytest.param(
+            "[client:a]\npublic = true\ntoken_endpoint_auth_method = basic\n",
+            "[client:a] unknown client authentication method 'basic'",
+            id="unknown-auth-method",
+        ),
+        pytest.param(
+            "[client:a]\npublic = true\ntoken_endpoint_auth_method = client_secret_basic\n",
+            "[client:a] a public client (no secret) cannot use the client authentication method",
+            id="public-with-secret-method",
+        ),
         pytest.param(
             "[client:a]\npublic = ture\ngrants = authorization_code\n",
             "[client:a] public: expected true or false, got 'ture'",

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import webtest
-from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token, register
+from conftest import SERVICE_ID, SERVICE_SECRET, allow_body_secret, basic, issue_token, register
 from jwt_keys import AUDIENCE, ISSUER, EchoApp, claims, jwt_settings, make_keys, sign
 
 from oauth_middleware.models import AccessToken, digest
@@ -82,8 +82,9 @@ def test_active_user_token_names_the_user(server, app):
     assert body["username"] == body["sub"] == "alice"
 
 
-def test_credentials_in_the_body(app):
+def test_credentials_in_the_body(server, app):
     token = issue_token(app)
+    allow_body_secret(server, RS_ID)  # registered for client_secret_post
     body = introspect(app, {"token": token, "client_id": RS_ID, "client_secret": RS_SECRET}, headers={}).json
     assert body["active"] is True
 

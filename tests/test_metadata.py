@@ -7,7 +7,7 @@ import webtest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from jwt_keys import EchoApp, jwt_settings, make_keys
 
-from oauth_middleware.clients import AUTH_METHODS
+from oauth_middleware.client_auth import AUTH_METHODS
 from oauth_middleware.errors import ConfigError
 
 METADATA = "/.well-known/oauth-authorization-server"
@@ -34,11 +34,26 @@ def test_default_document_validates_with_authlib(make_middleware):
         "scopes_supported": ["read", "write", "admin"],
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        # test_header: the client authentication method of the test plug-in, installed for the session.
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+            "test_header",
+        ],
         "revocation_endpoint": f"{ISSUER}/oauth/revoke",
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+            "test_header",
+        ],
         "introspection_endpoint": f"{ISSUER}/oauth/introspect",
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "test_header",
+        ],
         "code_challenge_methods_supported": ["S256"],
     }
 

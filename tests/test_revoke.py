@@ -6,7 +6,7 @@ import time
 
 import pytest
 import webtest
-from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token, register
+from conftest import SERVICE_ID, SERVICE_SECRET, allow_body_secret, basic, issue_token, register
 from flaky_store import FlakyStore
 from jwt_keys import ME, EchoApp, claims, jwt_settings, make_keys, sign
 from oauth_flows import NATIVE_ID, TOKEN, USERS, api_status, flow_middleware, get_code, redeem
@@ -68,8 +68,9 @@ def test_revoking_an_access_token(app):
     assert not works(app, token)
 
 
-def test_revoking_with_credentials_in_the_body(app):
+def test_revoking_with_credentials_in_the_body(server, app):
     token = issue_token(app)
+    allow_body_secret(server, SERVICE_ID)  # registered for client_secret_post
     revoke(app, {"token": token, "client_id": SERVICE_ID, "client_secret": SERVICE_SECRET}, headers={})
     assert not works(app, token)
 

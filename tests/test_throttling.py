@@ -22,7 +22,7 @@ import time
 
 import pytest
 import webtest
-from conftest import SERVICE_ID, SERVICE_SECRET, basic, register
+from conftest import SERVICE_ID, SERVICE_SECRET, allow_body_secret, basic, register
 from oauth_flows import AUTHORIZE, NATIVE_ID, TOKEN, SlowReads, code_request, flow_middleware, race, serve
 from oauth_flows import verify_password as flow_verify_password
 from paste.deploy import loadapp
@@ -393,6 +393,7 @@ def test_concurrent_wrong_guesses_get_no_more_checks_than_the_limit(make_middlew
 def test_a_burst_of_right_secrets_beyond_the_limit_all_pass(make_middleware, store):  # noqa: F811
     # Attempts being checked fill the counter for a moment; the right ones wait, they are not refused.
     middleware = throttled_middleware(make_middleware, store_backend=SlowReads(store, ("client:",), 0.02))
+    allow_body_secret(middleware, SERVICE_ID)  # registered for client_secret_post
     data = {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": SERVICE_SECRET}
     with serve(middleware, threads=10) as base:
         results = race(base + TOKEN, data, threads=10)

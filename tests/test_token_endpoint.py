@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token, register
+from conftest import SERVICE_ID, SERVICE_SECRET, allow_body_secret, basic, issue_token, register
 from flaky_store import FlakyStore
 
 from oauth_middleware.models import digest
@@ -34,7 +34,8 @@ def test_client_credentials_with_basic_auth(app):
     assert response.content_type == "application/json"
 
 
-def test_client_credentials_with_body_auth(app):
+def test_client_credentials_with_body_auth(middleware, app):
+    allow_body_secret(middleware, SERVICE_ID)  # registered for client_secret_post
     response = post_token(
         app,
         {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": SERVICE_SECRET},

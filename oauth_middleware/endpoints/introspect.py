@@ -18,7 +18,6 @@ from ..errors import AccessDenied, InvalidClient, InvalidRequest
 from ..models import Client, digest
 from ..parsing import scope_string
 from ..responses import json_response
-from ..throttle import authenticate
 from .common import form_params
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ log = logging.getLogger("oauth_middleware.introspect")
 def introspect_endpoint(server: AuthorizationServer, request: Request) -> Response:
     """Describe ``token`` to an authorized resource server (RFC 7662 §2.2)."""
     params = form_params(request)
-    client = authenticate(server, request, params)
+    client = server.client_auth.authenticate(request, params)
     check_may_introspect(server, client)
     token = params.get("token")
     if token is None:

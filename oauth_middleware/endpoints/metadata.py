@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from webob import Request, Response
 
-from ..clients import AUTH_METHODS
+from ..client_auth import AUTH_METHODS
 from ..responses import json_response
 from .common import require_get
 

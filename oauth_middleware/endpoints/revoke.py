@@ -18,7 +18,6 @@ from webob import Request, Response
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import Client, digest
 from ..responses import json_response
-from ..throttle import authenticate
 from .common import form_params
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ log = logging.getLogger("oauth_middleware.revoke")
 def revoke_endpoint(server: AuthorizationServer, request: Request) -> Response:
     """Revoke the ``token`` of an authenticated client; 200 whether or not it was live."""
     params = form_params(request)
-    client = authenticate(server, request, params)
+    client = server.client_auth.authenticate(request, params)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("token is required")

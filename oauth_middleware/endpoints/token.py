@@ -9,7 +9,6 @@ from webob import Request, Response
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants import TokenRequest
 from ..responses import json_response
-from ..throttle import authenticate
 from .common import form_params
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ def token_endpoint(server: AuthorizationServer, request: Request) -> Response:
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required")
-    client = authenticate(server, request, params)
+    client = server.client_auth.authenticate(request, params)
     grant = server.grants.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType("this grant_type is not supported")

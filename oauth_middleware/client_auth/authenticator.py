@@ -1,0 +1,97 @@
+"""Client authentication at the token, revocation and introspection endpoints, behind the throttle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from webob import Request
+
+from ..errors import InvalidClient
+from ..models import Client
+from ..proxies import Origin
+from ..repository import Repository
+from ..throttle import Throttle
+from .base import AUTH_METHODS, ClientCredentials, auth_method, read_credentials
+
+log = logging.getLogger("oauth_middleware.clients")
+
+
+class ClientAuthenticator:
+    """Reads a request's client credentials once and verifies them with the client's own method.
+
+    A client authenticates only with its registered ``token_endpoint_auth_method``
+    (:meth:`~oauth_middleware.models.Client.accepts_method`): a client
+    registered for ``client_secret_basic`` that posts its secret is refused.
+    Every attempt is counted by the throttle before it is checked.
+
+    :param repository: where clients are registered.
+    :param throttle: counts failed attempts per client id and address.
+    :raises ConfigError: a registered method cannot be loaded or declares
+        another name than it is registered under.
+
+    Example::
+
+        client = ClientAuthenticator(repository, throttle).authenticate(request, form)
+    """
+
+    def __init__(self, repository: Repository, throttle: Throttle) -> None:
+        self.repository = repository
+        self.throttle = throttle
+        for name in AUTH_METHODS:
+            auth_method(name)  # a broken or misnamed plug-in is a one-line error at load time
+
+    def authenticate(self, request: Request, form: Mapping[str, str]) -> Client:
+        """The client of a request: credentials read once, origin computed once.
+
+        :param form: the request's form parameters, each present once.
+        :returns: the client; a public client only identifies itself.
+        :raises InvalidClient: unknown client, wrong or malformed credentials, a
+            method the client is not registered for, or no credentials.
+        :raises InvalidRequest: two methods at once.
+        :raises TooManyRequests: blocked: the credentials are not looked at.
+        """
+        origin = self.throttle.origin(request)
+        try:
+            credentials = read_credentials(request.headers, form)
+        except InvalidClient:
+            # Garbage credentials are a failed guess of their address like a wrong secret.
+            self.throttle.attempt(self.throttle.counters(origin, None)).failed()
+            raise
+        return self.verify(credentials, origin)
+
+    def verify(self, credentials: ClientCredentials, origin: Origin) -> Client:
+        """The client ``credentials`` prove, counted against ``origin``'s counters.
+
+        :raises InvalidClient: they prove none (the failure is counted).
+        :raises TooManyRequests: blocked.
+        """
+        subject = self.throttle.client_subject(credentials.client_id)
+        attempt = self.throttle.attempt(self.throttle.counters(origin, subject))
+        client = self.repository.get_client(credentials.client_id)
+        reason = _failure(client, credentials)
+        if client is None or reason is not None:
+            attempt.failed()
+            log.warning(
+                "client authentication failed: client_id=%r reason=%s", credentials.client_id[:100], reason
+            )
+            raise InvalidClient("client authentication failed")
+        attempt.succeeded()
+        return client
+
+
+def _failure(client: Client | None, credentials: ClientCredentials) -> str | None:
+    """Why ``credentials`` do not prove ``client``, or None when they do."""
+    if client is None:
+        return "unknown client"
+    # The registered method is checked first: a secret sent the wrong way is never compared.
+    if not client.accepts_method(credentials.method):
+        return f"method {credentials.method} is not the client's"
+    method = AUTH_METHODS.get(credentials.method)
+    if method is None:  # unregistered since the credentials were read
+        return "unknown method"
+    if method.verify(client, credentials):
+        return None
+    if credentials.proof is None:
+        return "no credentials"
+    return "wrong secret" if method.uses_secret else "wrong credentials"
