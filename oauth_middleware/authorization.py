@@ -25,6 +25,7 @@ from .errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
+from .grants import offered_response_types, response_types
 from .limits import check_lengths, max_length
 from .models import Client
 from .parsing import single_params
@@ -188,32 +189,23 @@ def _checked(
     )
 
 
-def offered_response_types(server: AuthorizationServer) -> tuple[str, ...]:
-    """The response types this server offers: ``code`` needs its grant enabled."""
-    settings = server.settings
-    return tuple(
-        rt for rt in settings.response_types if rt != "code" or "authorization_code" in settings.grants
-    )
-
-
 def client_response_types(client: Client) -> frozenset[str]:
     """The response types a client may use, from its registration.
 
-    A client registered for the ``authorization_code`` grant (or ``implicit``)
-    may use ``code`` (or ``token``) even when its ``response_types`` is empty.
+    A client registered for a grant serving a response type (``authorization_code``:
+    ``code``, ``implicit``: ``token``) may use it even when its ``response_types`` is empty.
     """
     allowed = set(client.response_types)
-    if "authorization_code" in client.grant_types:
-        allowed.add("code")
-    if "implicit" in client.grant_types:
-        allowed.add("token")
+    for response_type, grant in response_types().items():
+        if grant.grant_type in client.grant_types:
+            allowed.add(response_type)
     return frozenset(allowed)
 
 
 def _response_type(server: AuthorizationServer, client: Client, response_type: str | None) -> str:
     if response_type is None:
         raise InvalidRequest("response_type is required")
-    if response_type not in offered_response_types(server):
+    if response_type not in offered_response_types(server.settings):
         raise UnsupportedResponseType("this response_type is not supported")
     if response_type not in client_response_types(client):
         raise UnauthorizedClient(f"the client may not use response_type {response_type}")

@@ -19,11 +19,6 @@ from .parsing import scope_list
 from .secret_hash import is_secret_hash
 from .settings import asbool
 
-#: Grant types a client may be registered for.
-KNOWN_GRANTS = ("authorization_code", "refresh_token", "client_credentials", "password", "implicit")
-#: Response types of the authorization endpoint.
-KNOWN_RESPONSE_TYPES = ("code", "token")
-
 
 def generate_secret() -> str:
     """A new client secret: 256 bits from :mod:`secrets`."""
@@ -87,16 +82,22 @@ def build_client(
             "secret hash must be what 'oauth-middleware client hash' prints "
             "(64 hex digits, or pbkdf2_sha256$ITERATIONS$SALT$HASH)"
         )
+    # Imported here: the grant modules import the throttle, which imports this module.
+    from .grants import GRANTS
+    from .grants import response_types as known_response_types
+
     grants = tuple(dict.fromkeys(grant_types))
     for grant in grants:
-        if grant not in KNOWN_GRANTS:
-            raise ValueError(f"unknown grant {grant!r} (known: {', '.join(KNOWN_GRANTS)})")
-    if "client_credentials" in grants and secret_hash is None:
-        raise ValueError("a public client cannot use the client_credentials grant")
+        declared = GRANTS.get(grant)
+        if declared is None:
+            raise ValueError(f"unknown grant {grant!r} (known: {', '.join(GRANTS.names())})")
+        if secret_hash is None and not declared.allows_public_clients:
+            raise ValueError(f"a public client cannot use the {grant} grant")
     responses = tuple(dict.fromkeys(response_types))
+    known_responses = known_response_types()
     for response_type in responses:
-        if response_type not in KNOWN_RESPONSE_TYPES:
-            raise ValueError(f"unknown response type {response_type!r} (known: code, token)")
+        if response_type not in known_responses:
+            raise ValueError(f"unknown response type {response_type!r} (known: {', '.join(known_responses)})")
     uris = tuple(check_redirect_uri(uri) for uri in dict.fromkeys(redirect_uris))
     try:
         scope_tuple = scope_list(" ".join(scopes))

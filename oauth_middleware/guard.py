@@ -1,9 +1,10 @@
 """The resource-server guard (RFC 6750): every request to the app shows a token.
 
-Path: extract the bearer token (:func:`extract_token`) -> the token format
-verifies it -> the first matching scope rule is enforced -> the token goes
-into the environ -> the app runs, its response marked ``Vary:
-Authorization``. Nothing a client sends gets past the guard as an
+Path: the ``Authorization`` scheme picks the token type
+(:mod:`oauth_middleware.token_types`), which extracts the credential
+(:meth:`Guard.extract`) -> the token type verifies it with the token format
+-> the first matching scope rule is enforced -> the token goes into the
+environ -> the app runs, its response marked ``Vary: Authorization``. Nothing a client sends gets past the guard as an
 exception: an unexpected one is logged and answered 500, the app never runs.
 """
 
@@ -11,81 +12,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING
 
 from .errors import (
     BearerError,
     BearerUnavailable,
     GuardFailure,
     InsufficientScope,
-    InvalidBearerRequest,
     MissingToken,
     StoreUnavailable,
 )
-from .forms import small_body
 from .models import AccessToken
 from .outage import OutageLog
-from .parsing import access_tokens, bearer_from_header
-from .responses import bearer_error
+from .parsing import authorization_scheme
+from .responses import guard_error
 from .settings import ScopeRule, Settings
+from .token_types import Presented, TokenType, enabled_token_types
 from .tokens import TokenFormat
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from webob import Response
 
 log = logging.getLogger("oauth_middleware.guard")
-
-_FORM = "application/x-www-form-urlencoded"
-
-
-class TokenSources(NamedTuple):
-    """Where the guard looks for a token (RFC 6750 §2.1-2.3)."""
-
-    header: bool = True
-    body: bool = True
-    query: bool = False
-
-
-class Bearer(NamedTuple):
-    """A token as the request presented it."""
-
-    token: str
-    #: Where it was found: a query token makes the response ``Cache-Control: private``.
-    source: Literal["header", "query", "body"]
-
-
-def extract_token(environ: WSGIEnvironment, sources: TokenSources, body_limit: int) -> Bearer | None:
-    """Find the request's bearer token in the enabled sources.
-
-    The body is searched only when neither the header nor the query string
-    has a token, only outside GET, and only when it has at most
-    ``body_limit`` bytes: a larger body is not read and holds no token. A
-    token in more than one place the guard looks is ``invalid_request``
-    (RFC 6750 §2). Reading a body leaves it readable for the app.
-
-    :returns: the token, or None when the request carries none.
-    """
-    found: list[Bearer] = []
-    if sources.header:
-        header = environ.get("HTTP_AUTHORIZATION")
-        if header:
-            token = bearer_from_header(header)
-            if token is not None:
-                found.append(Bearer(token, "header"))
-    if sources.query and "access_token=" in (query := environ.get("QUERY_STRING", "")):
-        found.extend(Bearer(token, "query") for token in access_tokens(query))
-    if (
-        not found
-        and sources.body
-        and environ.get("REQUEST_METHOD", "GET") != "GET"
-        and environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() == _FORM
-    ):
-        body = small_body(environ, body_limit)
-        if body:
-            found.extend(Bearer(token, "body") for token in access_tokens(body.decode("latin-1")))
-    if len(found) > 1:
-        raise InvalidBearerRequest("use exactly one way to send the access token")
-    return found[0] if found else None
 
 
 def required_scopes(rules: tuple[ScopeRule, ...], method: str, path: str) -> tuple[str, ...] | None:
@@ -110,8 +59,9 @@ class Guard:
     """WSGI middleware that lets a request reach ``app`` only with a valid token.
 
     :param app: the protected WSGI application.
-    :param settings: token sources, public paths, scope rules and realm.
+    :param settings: token types and sources, public paths, scope rules and realm.
     :param tokens: the token format that verifies tokens.
+    :raises ConfigError: ``token_types`` names an unregistered token type.
 
     Example::
 
@@ -121,15 +71,14 @@ class Guard:
     def __init__(self, app: WSGIApplication, settings: Settings, tokens: TokenFormat) -> None:
         self.app = app
         self.tokens = tokens
+        #: The enabled token types, in the ``token_types`` order, and by lowercased scheme.
+        self.token_types: tuple[TokenType, ...] = enabled_token_types(settings, tokens)
+        self.by_scheme = {token_type.scheme.lower(): token_type for token_type in self.token_types}
         self.realm = settings.realm
         self.public_paths = settings.public_paths
         self.scope_rules = settings.scope_rules
         #: Refuse a request no scope rule matches (``scope_rules_default = deny``).
         self.deny_unmatched = settings.scope_rules_default == "deny"
-        self.sources = TokenSources(
-            settings.token_from_header, settings.token_from_body, settings.token_from_query
-        )
-        self.body_limit = settings.max_body_size
         self.outage = OutageLog()
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
@@ -139,41 +88,67 @@ class Guard:
         path = environ.get("PATH_INFO", "")
         if self.public_paths.matches(path):
             return self.app(environ, start_response)
+        presented = None
         try:
-            bearer = extract_token(environ, self.sources, self.body_limit)
-            if bearer is None:
+            presented = self.extract(environ)
+            if presented is None:
                 raise MissingToken()
-            token = self.authenticate(bearer.token, environ.get("REQUEST_METHOD", "GET"), path)
+            token = self.authenticate(presented, environ, path)
         except BearerError as error:
-            return bearer_error(error, self.realm)(environ, start_response)
+            return self.error(error, presented)(environ, start_response)
         except Exception:
             # A bug, whatever the request: fail closed, the traceback for the operator only.
             log.exception("unexpected error in the guard on %r", path)
-            return bearer_error(GuardFailure("internal error"), self.realm)(environ, start_response)
+            return self.error(GuardFailure("internal error"), presented)(environ, start_response)
         inject(environ, token)
-        return self.app(environ, _mark_response(start_response, private=bearer.source == "query"))
+        return self.app(environ, _mark_response(start_response, private=presented.source == "query"))
 
-    def authenticate(self, token_string: str, method: str, path: str) -> AccessToken:
+    def extract(self, environ: WSGIEnvironment) -> Presented | None:
+        """The request's credential: the token type of the ``Authorization`` scheme finds it.
+
+        Without a header naming an enabled scheme, each enabled type is asked
+        in turn (a bearer token may be in a form body or the query string).
+
+        :raises BearerError: a malformed credential (``invalid_request``).
+        """
+        header = environ.get("HTTP_AUTHORIZATION")
+        if header:
+            scheme, credentials = authorization_scheme(header)
+            token_type = self.by_scheme.get(scheme)
+            if token_type is not None:
+                return token_type.extract(environ, credentials)
+        for token_type in self.token_types:
+            presented = token_type.extract(environ, None)
+            if presented is not None:
+                return presented
+        return None
+
+    def authenticate(self, presented: Presented, environ: WSGIEnvironment, path: str) -> AccessToken:
         """Return the valid token of a request, or raise the RFC 6750 error.
 
-        :param token_string: the token the request presented.
-        :param method: the request method, for the scope rules.
+        :param presented: the credential the request presented, and its token type.
+        :param environ: the request, for the token type and the scope rules' method.
         :param path: the request path, for the scope rules.
         """
         try:
-            token = self.tokens.verify(token_string)
+            token = presented.token_type.verify(presented, environ)
         except StoreUnavailable as exc:
             self.outage.failed(exc)
             raise BearerUnavailable("the token store is unavailable, try again later") from None
         if self.reads_store:
             self.outage.succeeded()
-        needed = required_scopes(self.scope_rules, method, path)
+        needed = required_scopes(self.scope_rules, environ.get("REQUEST_METHOD", "GET"), path)
         if needed is None:
             if self.deny_unmatched:
                 raise InsufficientScope((), "no scope rule allows this request")
         elif not set(needed).issubset(token.scopes):
             raise InsufficientScope(needed)
         return token
+
+    def error(self, error: BearerError, presented: Presented | None) -> Response:
+        """Render a guard error, challenging with the presented token's type, else with every enabled one."""
+        types = self.token_types if presented is None else (presented.token_type,)
+        return guard_error(error, [token_type.challenge(error, self.realm) for token_type in types])
 
 
 def _mark_response(start_response: StartResponse, *, private: bool) -> StartResponse:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from webob import Request, Response
 
 from .endpoints import routes
-from .errors import OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
+from .errors import MethodNotAllowed, OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
 from .guard import Guard
 from .limits import cap_body
 from .outage import OutageLog
@@ -47,17 +47,10 @@ class OAuth2Middleware:
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_config(config)
         self.server = AuthorizationServer(self.settings, store_backend)
-        self.routes = routes(self.server)
+        self.routes = routes(self.settings)
         #: Where client secrets, passwords, codes and tokens travel (HTTPS only), and
         #: endpoints that always read the store before they answer successfully.
-        self.credential_paths = frozenset(
-            {
-                self.settings.authorize_path,
-                self.settings.token_path,
-                self.settings.revoke_path,
-                self.settings.introspect_path,
-            }
-        )
+        self.credential_paths = frozenset(path for path, e in self.routes.items() if e.credentials)
         self.guard = Guard(app, self.settings, self.server.tokens)
         # One log for the endpoints and the guard: one outage, one line per interval.
         self.outage: OutageLog = self.guard.outage
@@ -78,7 +71,9 @@ class OAuth2Middleware:
         response: Response
         try:
             self.admit(request)
-            response = endpoint(self.server, request)
+            if request.method not in endpoint.methods:
+                raise MethodNotAllowed(endpoint.methods)
+            response = endpoint.handler(self.server, request)
             if request.path_info in self.credential_paths:
                 self.outage.succeeded()  # an outage seen here ends here too, guard traffic or not
         except OAuthError as error:

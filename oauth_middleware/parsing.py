@@ -1,4 +1,4 @@
-"""Pure parsers: bearer header, Basic credentials, scopes, form parameters.
+"""Pure parsers: Authorization scheme, bearer token, Basic credentials, scopes, form parameters.
 
 No I/O, no WebOb: strings in, values or an :class:`OAuthError` out, so each
 one can be tested (and fuzzed) on its own.
@@ -22,17 +22,24 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _VSCHAR = re.compile(r"[\x20-\x7e]*")
 
 
-def bearer_from_header(value: str) -> str | None:
-    """Return the token of an ``Authorization: Bearer`` header value.
+def authorization_scheme(value: str) -> tuple[str, str]:
+    """Split an ``Authorization`` header value into its scheme, lowercased, and its credentials.
 
-    Another scheme (``Basic ...``) is not ours: None, so the guard answers
-    with a plain challenge. A Bearer header with no or a malformed token is
-    ``invalid_request`` (RFC 6750 §3.1).
+    The guard picks the token type by the scheme (RFC 9110 §11.1: schemes
+    are case-insensitive); ``Bearerabc`` is the scheme ``bearerabc``.
+
+    >>> authorization_scheme("  Bearer abc ")
+    ('bearer', 'abc')
     """
     scheme, _, credentials = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    credentials = credentials.strip()
+    return scheme.lower(), credentials.strip()
+
+
+def bearer_token(credentials: str) -> str:
+    """Check the credentials of an ``Authorization: Bearer`` header: one b64token (RFC 6750 §2.1).
+
+    :raises InvalidBearerRequest: no or a malformed token (RFC 6750 §3.1).
+    """
     if not _B64TOKEN.fullmatch(credentials):
         raise InvalidBearerRequest("malformed bearer token")
     return credentials

@@ -107,8 +107,8 @@ def challenge(scheme: str, params: Iterable[tuple[str, str]]) -> str:
     return f"{scheme} " + ", ".join(f"{name}={quoted_string(value)}" for name, value in params)
 
 
-def bearer_challenge(error: BearerError, realm: str) -> str:
-    """The ``WWW-Authenticate`` value for a guard error (RFC 6750 §3)."""
+def token_challenge(scheme: str, error: BearerError, realm: str) -> str:
+    """The ``WWW-Authenticate`` value of a token type's ``scheme`` for a guard error (RFC 6750 §3)."""
     params = [("realm", realm)]
     if error.error:
         params.append(("error", error.error))
@@ -116,13 +116,13 @@ def bearer_challenge(error: BearerError, realm: str) -> str:
             params.append(("error_description", error.description))
     if isinstance(error, InsufficientScope) and error.required:
         params.append(("scope", " ".join(error.required)))
-    return challenge("Bearer", params)
+    return challenge(scheme, params)
 
 
-def bearer_error(error: BearerError, realm: str) -> Response:
-    """Render a guard error: status, challenge and a JSON body.
+def guard_error(error: BearerError, challenges: Iterable[str]) -> Response:
+    """Render a guard error: status, one ``WWW-Authenticate`` per challenge, and a JSON body.
 
-    A request without credentials gets a bare challenge and an empty JSON
+    A request without credentials gets bare challenges and an empty JSON
     object: no error code or other error information (RFC 6750 §3.1). A
     5xx (store down, a bug) carries no challenge: the token is not at fault.
     """
@@ -130,9 +130,15 @@ def bearer_error(error: BearerError, realm: str) -> Response:
     if error.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER
     if error.status_code < 500:
-        response.headers["WWW-Authenticate"] = bearer_challenge(error, realm)
+        for value in challenges:
+            response.headers.add("WWW-Authenticate", value)
     response.headers["Vary"] = "Authorization"
     return response
+
+
+def bearer_error(error: BearerError, realm: str) -> Response:
+    """Render a guard error with a ``Bearer`` challenge: for the app's own checks (:mod:`.helpers`)."""
+    return guard_error(error, [token_challenge("Bearer", error, realm)])
 
 
 def redirect(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .consent import Pages
-from .errors import ConfigError
-from .grants import REGISTRY, Grant, load_grant
+from .grants import Grant, token_grants
 from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store
 from .throttle import Throttle
+from .token_types import BearerToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
@@ -50,7 +50,9 @@ class AuthorizationServer:
             if settings.unique_tokens
             else None
         )
-        self.issuer = TokenIssuer(self.tokens, settings.access_token_ttl, unique)
+        self.issuer = TokenIssuer(
+            self.tokens, settings.access_token_ttl, unique, token_type=BearerToken.scheme
+        )
         self.refresh_tokens = RefreshTokens(self.repository, settings)
         sessions = SessionCookies(
             derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl
@@ -60,11 +62,7 @@ class AuthorizationServer:
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings)
         self.client_auth = ClientAuthenticator(self.repository, self.throttle)
-        self.grants: dict[str, Grant] = {}
-        for grant_type in settings.grants:
-            if grant_type not in REGISTRY:
-                raise ConfigError(f"grants: unknown grant type {grant_type!r} (known: {', '.join(REGISTRY)})")
-            self.grants[grant_type] = load_grant(grant_type)(self)
+        self.grants: dict[str, Grant] = {name: cls(self) for name, cls in token_grants(settings).items()}
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
                 self.repository.save_client(client)

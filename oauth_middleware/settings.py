@@ -172,22 +172,15 @@ def dotted_callable(value: str) -> Callable[..., Any] | None:
     return target  # type: ignore[no-any-return]
 
 
-def response_type_list(value: str) -> tuple[str, ...]:
-    """Response types of the authorization endpoint: ``code`` and/or ``token``."""
-    words = aslist(value)
-    for word in words:
-        if word not in ("code", "token"):
-            raise ValueError(f"expected code and/or token, got {word!r}")
-    return words
-
-
-def refresh_grant_list(value: str) -> tuple[str, ...]:
-    """Grants that may hand out refresh tokens: ``authorization_code``, ``password``."""
-    words = aslist(value)
-    for word in words:
-        if word not in ("authorization_code", "password"):
-            raise ValueError(f"expected authorization_code and/or password, got {word!r}")
-    return words
+def endpoint_list(value: str) -> tuple[str, ...]:
+    """Endpoint names, each alone or as ``name=/path``, separated by spaces, commas or new lines."""
+    words = []
+    for word in aslist(value):
+        name, sep, path = word.partition("=")
+        if not name:
+            raise ValueError(f"expected NAME or NAME=/PATH, got {word!r}")
+        words.append(f"{name}={url_path(path)}" if sep else name)
+    return tuple(words)
 
 
 def login_location(value: str) -> str:
@@ -418,8 +411,9 @@ class Settings:
         "authorization_code refresh_token client_credentials",
         aslist,
         "The grant types the token endpoint accepts: ``authorization_code``, ``refresh_token``, "
-        "``client_credentials`` and ``password`` (resource owner password credentials: off by "
-        "default, it needs ``verify_password``).",
+        "``client_credentials``, ``password`` (resource owner password credentials: off by "
+        "default, it needs ``verify_password``) and those registered by plug-ins (see *Extending*). "
+        "Checked when the authorization server starts.",
     )
     scopes: tuple[str, ...] = _setting(
         "",
@@ -441,10 +435,11 @@ class Settings:
     # -- authorization endpoint (RFC 6749 §3.1, §4.1, §4.2) -------------------
     response_types: tuple[str, ...] = _setting(
         "code",
-        response_type_list,
+        aslist,
         "Response types the authorization endpoint offers: ``code`` (with the "
         "``authorization_code`` grant enabled) and ``token``, the implicit grant, off by default "
-        "because RFC 9700 advises against it. A client needs the type in its registration too.",
+        "because RFC 9700 advises against it; a plug-in grant may serve others. A client needs "
+        "the type in its registration too.",
     )
     code_ttl: int = _setting(
         "600", seconds, "Lifetime of an authorization code, in seconds; codes are single use."
@@ -520,9 +515,10 @@ class Settings:
     # -- refresh tokens (RFC 6749 §6) and unique tokens --------------------------
     refresh_token_grants: tuple[str, ...] = _setting(
         "authorization_code password",
-        refresh_grant_list,
+        aslist,
         "Grants whose token response carries a refresh token, when the ``refresh_token`` grant "
-        "is enabled and the client is registered for it.",
+        "is enabled and the client is registered for it: grants declaring they may "
+        "(``authorization_code``, ``password``, plug-ins).",
     )
     refresh_token_ttl: int = _setting(
         "1209600",
@@ -645,6 +641,13 @@ class Settings:
     jwks_path: str = _setting(
         "/oauth/jwks", url_path, "Public signing keys (RFC 7517); served only with ``token_format = jwt``."
     )
+    endpoints: tuple[str, ...] = _setting(
+        "",
+        endpoint_list,
+        "Endpoints of plug-ins to serve (see *Extending*), by registered name, each at the path "
+        "it declares or at the one given as ``name=/path`` (``magic=/oauth/magic``). The "
+        "built-in endpoints are always on, at their ``*_path``. Empty: none.",
+    )
     introspection_clients: tuple[str, ...] = _setting(
         "",
         aslist,
@@ -718,6 +721,13 @@ class Settings:
         "oauth2",
         header_text,
         'Realm named in ``WWW-Authenticate`` challenges: printable ASCII without ``"`` or ``\\``.',
+    )
+    token_types: tuple[str, ...] = _setting(
+        "Bearer",
+        aslist,
+        "Token types the guard accepts, by ``Authorization`` scheme: ``Bearer`` (RFC 6750) and "
+        "those registered by plug-ins (see *Extending*). A request without a token is answered "
+        "with a challenge for each. Checked when the guard starts.",
     )
     token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
     token_from_body: bool = _setting(

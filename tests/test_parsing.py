@@ -7,7 +7,19 @@ import base64
 import pytest
 
 from oauth_middleware.errors import InvalidBearerRequest, InvalidClient, InvalidRequest, InvalidScope
-from oauth_middleware.parsing import basic_credentials, bearer_from_header, scope_list, single_params
+from oauth_middleware.parsing import (
+    authorization_scheme,
+    basic_credentials,
+    bearer_token,
+    scope_list,
+    single_params,
+)
+
+
+def bearer_from_header(value: str) -> str | None:
+    """What the guard does with one header value: the Bearer token, None for another scheme."""
+    scheme, credentials = authorization_scheme(value)
+    return bearer_token(credentials) if scheme == "bearer" else None
 
 
 @pytest.mark.parametrize(

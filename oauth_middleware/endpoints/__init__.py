@@ -1,36 +1,24 @@
-"""Our own HTTP endpoints, one module each; each is ``(server, request) -> Response``."""
+"""Our own HTTP endpoints, one module each, registered by name in :data:`ENDPOINTS`.
+
+The middleware routes, checks methods and requires HTTPS, and the metadata
+advertises, from each :class:`Endpoint`'s declaration; nothing keeps a list
+of paths of its own. Another package adds one through the entry-point group
+``oauth_middleware.endpoints`` or :meth:`ENDPOINTS.register
+<oauth_middleware.registry.Registry.register>`, and turns it on with the
+``endpoints`` setting.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from .authorize import ENDPOINT as AUTHORIZE
+from .base import ENDPOINTS, Endpoint, Handler, routes
+from .introspect import ENDPOINT as INTROSPECT
+from .jwks import ENDPOINT as JWKS
+from .metadata import ENDPOINT as METADATA
+from .revoke import ENDPOINT as REVOKE
+from .token import ENDPOINT as TOKEN
 
-from webob import Request, Response
+__all__ = ["ENDPOINTS", "Endpoint", "Handler", "routes"]
 
-from .authorize import authorize_endpoint
-from .introspect import introspect_endpoint
-from .jwks import jwks_endpoint
-from .metadata import metadata_endpoint
-from .revoke import revoke_endpoint
-from .token import token_endpoint
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
-
-Endpoint = Callable[["AuthorizationServer", Request], Response]
-
-
-def routes(server: AuthorizationServer) -> dict[str, Endpoint]:
-    """Exact ``PATH_INFO`` -> endpoint, from the path settings."""
-    settings = server.settings
-    table: dict[str, Endpoint] = {
-        settings.authorize_path: authorize_endpoint,
-        settings.token_path: token_endpoint,
-        settings.revoke_path: revoke_endpoint,
-        settings.introspect_path: introspect_endpoint,
-        settings.metadata_path: metadata_endpoint,
-    }
-    if settings.token_format == "jwt":
-        # With opaque tokens there are no keys to publish: the path stays the app's.
-        table[settings.jwks_path] = jwks_endpoint
-    return table
+for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS):
+    ENDPOINTS.register(_endpoint.name, _endpoint)

@@ -18,13 +18,15 @@ from urllib.parse import urlencode
 from webob import Request, Response
 
 from ..authorization import AuthorizationRequest, validate_request
-from ..errors import AccessDenied, FatalClientError, InvalidRequest, MethodNotAllowed, TooManyRequests
+from ..errors import AccessDenied, FatalClientError, InvalidRequest, TooManyRequests
 from ..forms import form_items
+from ..grants import offered_response_types
 from ..grants.authorization_code import issue_code
 from ..limits import too_long
 from ..responses import redirect, throttled
 from ..throttle import verify_password
 from ..users import Session
+from .base import Endpoint
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
@@ -38,8 +40,6 @@ def authorize_endpoint(server: AuthorizationServer, request: Request) -> Respons
     """Answer an authorization request, a login form or a consent decision."""
     if request.method == "GET":
         return show(server, request, _query_items(request), status=302)
-    if request.method != "POST":
-        raise MethodNotAllowed(("GET", "POST"))
     items = _form_items(request)
     form = {name: value for name, value in items if name in _FORM_FIELDS}
     if "step" not in form:
@@ -208,3 +208,15 @@ def _query_items(request: Request) -> list[tuple[str, str]]:
 def _cookie_path(server: AuthorizationServer, request: Request) -> str:
     """The session cookie is only sent to the authorization endpoint."""
     return f"{request.script_name}{server.settings.authorize_path}"
+
+
+#: RFC 6749 §3.1; advertised while it offers a response type (RFC 8414 §2).
+ENDPOINT = Endpoint(
+    "authorize",
+    authorize_endpoint,
+    ("GET", "POST"),
+    path_setting="authorize_path",
+    credentials=True,
+    metadata_name="authorization_endpoint",
+    advertised=lambda settings: bool(offered_response_types(settings)),
+)

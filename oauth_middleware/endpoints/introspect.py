@@ -18,6 +18,7 @@ from ..errors import AccessDenied, InvalidClient, InvalidRequest
 from ..models import Client, digest
 from ..parsing import scope_string
 from ..responses import json_response
+from .base import Endpoint
 from .common import form_params
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def access_token_info(server: AuthorizationServer, token: str, issuer: str) -> d
     if access is None:
         return None
     body = _members(issuer, access.client_id, access.user_id, access.scopes, access.expires_at)
-    body["token_type"] = "Bearer"
+    body["token_type"] = server.issuer.token_type
     if server.settings.audience:
         body["aud"] = list(server.settings.audience)
     if server.settings.token_format == "jwt":
@@ -90,3 +91,14 @@ def _members(
     if scopes:
         body["scope"] = scope_string(scopes)
     return body
+
+
+#: RFC 7662 §2.
+ENDPOINT = Endpoint(
+    "introspect",
+    introspect_endpoint,
+    ("POST",),
+    path_setting="introspect_path",
+    credentials=True,
+    metadata_name="introspection_endpoint",
+)

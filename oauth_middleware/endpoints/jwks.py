@@ -14,7 +14,7 @@ from webob import Request, Response
 from ..errors import ServerError
 from ..responses import json_response
 from ..tokens.jwt import JWTTokens
-from .common import require_get
+from .base import Endpoint
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
@@ -22,8 +22,18 @@ if TYPE_CHECKING:
 
 def jwks_endpoint(server: AuthorizationServer, request: Request) -> Response:
     """Serve ``{"keys": [...]}``; public and cacheable."""
-    require_get(request)
     tokens = server.tokens
     if not isinstance(tokens, JWTTokens):
         raise ServerError("no JWT keys")  # not routed unless token_format = jwt
     return json_response(tokens.keys.jwks(), cache=True)
+
+
+#: RFC 7517 §5; routed only with ``token_format = jwt`` (with opaque tokens there are no keys).
+ENDPOINT = Endpoint(
+    "jwks",
+    jwks_endpoint,
+    ("GET", "HEAD"),
+    path_setting="jwks_path",
+    metadata_name="jwks_uri",
+    active=lambda settings: settings.token_format == "jwt",
+)

@@ -18,6 +18,7 @@ from webob import Request, Response
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import Client, digest
 from ..responses import json_response
+from .base import Endpoint
 from .common import form_params
 
 if TYPE_CHECKING:
@@ -75,3 +76,14 @@ def check_owner(client: Client, owner: str) -> None:
     if owner != client.client_id:
         log.warning("client %r tried to revoke a token of client %r", client.client_id, owner)
         raise InvalidGrant("the token was issued to another client")
+
+
+#: RFC 7009 §2.
+ENDPOINT = Endpoint(
+    "revoke",
+    revoke_endpoint,
+    ("POST",),
+    path_setting="revoke_path",
+    credentials=True,
+    metadata_name="revocation_endpoint",
+)

@@ -9,6 +9,7 @@ from webob import Request, Response
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants import TokenRequest
 from ..responses import json_response
+from .base import Endpoint
 from .common import form_params
 
 if TYPE_CHECKING:
@@ -28,3 +29,14 @@ def token_endpoint(server: AuthorizationServer, request: Request) -> Response:
     if grant_type not in client.grant_types or (client.is_public and not grant.allows_public_clients):
         raise UnauthorizedClient(f"the client may not use the {grant_type} grant")
     return json_response(grant.token_response(TokenRequest(params, client, request)))
+
+
+#: RFC 6749 §3.2.
+ENDPOINT = Endpoint(
+    "token",
+    token_endpoint,
+    ("POST",),
+    path_setting="token_path",
+    credentials=True,
+    metadata_name="token_endpoint",
+)

@@ -23,6 +23,7 @@ from .base import TokenRequest, issue_with_refresh
 if TYPE_CHECKING:
     from ..authorization import AuthorizationRequest
     from ..server import AuthorizationServer
+    from ..settings import Settings
 
 log = logging.getLogger("oauth_middleware.grants")
 
@@ -49,8 +50,19 @@ class AuthorizationCodeGrant:
     """Exchange an authorization code for tokens (RFC 6749 §4.1.3)."""
 
     grant_type = "authorization_code"
+    response_types: tuple[str, ...] = ("code",)
+    refresh_tokens = True
     #: Public clients may redeem codes; they must have used PKCE.
     allows_public_clients = True
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """The PKCE methods (RFC 8414 §2), when the ``code`` response type is offered."""
+        if "code" not in settings.response_types:
+            return {}
+        return {
+            "code_challenge_methods_supported": list(pkce.METHODS) if settings.allow_plain_pkce else ["S256"]
+        }
 
     def __init__(self, server: AuthorizationServer) -> None:
         self.server = server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from webob import Request
 
@@ -12,6 +12,7 @@ from ..models import Client
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
+    from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -28,17 +29,35 @@ class TokenRequest:
     request: Request
 
 
-class Grant(Protocol):
+class GrantType(Protocol):
+    """What a grant type declares, for the registry, the settings checks, registration and metadata.
+
+    A grant that answers token requests is a :class:`Grant`; one that only
+    serves a response type of the authorization endpoint (the implicit
+    grant) declares this much and nothing more.
+    """
+
+    #: The ``grant_type`` name (RFC 6749 §4; a URI for an extension grant, §4.5).
+    grant_type: str
+    #: The ``response_type`` values of the authorization endpoint this grant serves.
+    response_types: tuple[str, ...]
+    #: Whether its token response may carry a refresh token (``refresh_token_grants``).
+    refresh_tokens: bool
+    #: Whether public clients (no secret) may use this grant.
+    allows_public_clients: bool
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """The server metadata members (RFC 8414 §2) this grant adds when it is supported."""
+        ...
+
+
+class Grant(GrantType, Protocol):
     """A handler for one ``grant_type`` at the token endpoint.
 
     Handlers are built once per server with ``Grant(server)`` and must be
     safe to call from many threads.
     """
-
-    #: The ``grant_type`` value this handler answers.
-    grant_type: ClassVar[str]
-    #: Whether public clients (no secret) may use this grant.
-    allows_public_clients: ClassVar[bool]
 
     def __init__(self, server: AuthorizationServer) -> None: ...
 

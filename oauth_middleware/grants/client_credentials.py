@@ -8,6 +8,7 @@ from .base import TokenRequest
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
+    from ..settings import Settings
 
 
 class ClientCredentialsGrant:
@@ -17,8 +18,15 @@ class ClientCredentialsGrant:
     """
 
     grant_type = "client_credentials"
+    response_types: tuple[str, ...] = ()
+    refresh_tokens = False
     #: RFC 6749 §4.4: only confidential clients may use this grant.
     allows_public_clients = False
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """No members besides its name in ``grant_types_supported``."""
+        return {}
 
     def __init__(self, server: AuthorizationServer) -> None:
         self.server = server

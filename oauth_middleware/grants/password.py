@@ -18,14 +18,22 @@ from .base import TokenRequest, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
+    from ..settings import Settings
 
 
 class PasswordGrant:
     """Issue tokens to a client that sends the user's username and password."""
 
     grant_type = "password"
+    response_types: tuple[str, ...] = ()
+    refresh_tokens = True
     #: RFC 6749 §4.3.2: a public client may use it (a confidential one must authenticate).
     allows_public_clients = True
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """No members besides its name in ``grant_types_supported``."""
+        return {}
 
     def __init__(self, server: AuthorizationServer) -> None:
         # verify_password is set: Settings.check_role refuses this grant without it.

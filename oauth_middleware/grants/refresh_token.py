@@ -23,6 +23,7 @@ from .base import TokenRequest
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
+    from ..settings import Settings
 
 log = logging.getLogger("oauth_middleware.grants")
 
@@ -45,8 +46,16 @@ class RefreshTokenGrant:
     """Exchange a refresh token for a new access token (and a new refresh token)."""
 
     grant_type = "refresh_token"
+    response_types: tuple[str, ...] = ()
+    #: It rotates refresh tokens (``rotate_refresh_tokens``) but starts no chain of its own.
+    refresh_tokens = False
     #: RFC 6749 §6: public clients refresh too (the token is bound to them).
     allows_public_clients = True
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """No members besides its name in ``grant_types_supported``."""
+        return {}
 
     def __init__(self, server: AuthorizationServer) -> None:
         self.server = server

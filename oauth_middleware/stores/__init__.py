@@ -1,25 +1,50 @@
-"""Storage backends behind one Protocol, chosen by the scheme of a URL."""
+"""Storage backends behind one Protocol, chosen by the scheme of a URL.
+
+:data:`STORES` maps a URL scheme to a factory ``(StoreConfig) -> Store``;
+a store class whose constructor takes the config is one. Another package
+adds a scheme through the entry-point group ``oauth_middleware.stores`` or
+:meth:`STORES.register <oauth_middleware.registry.Registry.register>`.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, StoreUnavailable
+from ..registry import Registry
 from .base import Store, StoreConfig, Value
 
-__all__ = ["SCHEMES", "Store", "StoreConfig", "Value", "open_store"]
+__all__ = ["STORES", "Store", "StoreConfig", "StoreFactory", "Value", "open_store"]
 
-#: URL scheme -> "module:class" of the backend, imported only when used so
-#: the optional drivers (redis-py, pymemcache) stay optional.
-SCHEMES: dict[str, str] = {
-    "memory": "oauth_middleware.stores.memory:MemoryStore",
-    "sqlite": "oauth_middleware.stores.sqlite:SQLiteStore",
-    "redis": "oauth_middleware.stores.redis:RedisStore",
-    "rediss": "oauth_middleware.stores.redis:RedisStore",
-    "redis+sentinel": "oauth_middleware.stores.redis:RedisStore",
-    "memcache": "oauth_middleware.stores.memcache:MemcacheStore",
-}
+#: Opens a store from its URL and options (a store class taking the config is one).
+StoreFactory = Callable[[StoreConfig], Store]
+
+
+def _imported_on_use(target: str) -> StoreFactory:
+    """A factory for the class ``module:class``, imported when a store is first opened.
+
+    So the optional drivers (redis-py, pymemcache) stay optional: a missing
+    one is an error only for the scheme that needs it.
+    """
+
+    def open_(config: StoreConfig) -> Store:
+        module_name, class_name = target.split(":")
+        store: Store = getattr(importlib.import_module(module_name), class_name)(config)
+        return store
+
+    return open_
+
+
+#: URL scheme -> store factory; entry points of ``oauth_middleware.stores`` add to it.
+STORES: Registry[StoreFactory] = Registry("store scheme", "oauth_middleware.stores")
+STORES.register("memory", _imported_on_use("oauth_middleware.stores.memory:MemoryStore"))
+STORES.register("sqlite", _imported_on_use("oauth_middleware.stores.sqlite:SQLiteStore"))
+_redis = _imported_on_use("oauth_middleware.stores.redis:RedisStore")
+for _scheme in ("redis", "rediss", "redis+sentinel"):
+    STORES.register(_scheme, _redis)
+STORES.register("memcache", _imported_on_use("oauth_middleware.stores.memcache:MemcacheStore"))
 
 
 def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
@@ -31,20 +56,17 @@ def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
         as one line naming ``setting``.
     """
     scheme = urlsplit(config.url).scheme
-    target = SCHEMES.get(scheme)
-    if target is None:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
+    factory = STORES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in STORES.names())
         raise ConfigError(f"{setting}: unknown store scheme {scheme!r} in {config.url!r} (use {known})")
-    module_name, class_name = target.split(":")
     try:
-        module = importlib.import_module(module_name)
+        store = factory(config)
+        store.ping()
     except ImportError as exc:
         raise ConfigError(
             f"{setting}: {scheme}:// needs an extra driver ({exc.name} is not installed)"
         ) from None
-    try:
-        store: Store = getattr(module, class_name)(config)
-        store.ping()
     except ConfigError as exc:
         raise ConfigError(f"{setting}: {exc}") from None
     except (StoreUnavailable, OSError) as exc:

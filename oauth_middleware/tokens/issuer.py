@@ -23,12 +23,17 @@ class TokenIssuer:
     :param tokens: the access-token format (opaque or JWT).
     :param ttl: access-token lifetime, reported as ``expires_in``.
     :param unique: with ``unique_tokens``, hands out a still-valid token again.
+    :param token_type: the ``token_type`` of the response: the scheme of the
+        guard's token type the tokens are for (``Bearer``).
     """
 
-    def __init__(self, tokens: TokenFormat, ttl: int, unique: UniqueTokens | None = None) -> None:
+    def __init__(
+        self, tokens: TokenFormat, ttl: int, unique: UniqueTokens | None = None, *, token_type: str
+    ) -> None:
         self.tokens = tokens
         self.ttl = ttl
         self.unique = unique
+        self.token_type = token_type
 
     def issue(
         self,
@@ -71,7 +76,7 @@ class TokenIssuer:
         )
         body: dict[str, Any] = {
             "access_token": access.token,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": expires_in,
         }
         if scopes:

@@ -1,0 +1,98 @@
+"""What an endpoint declares: the middleware routes it and the metadata advertises it from this."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from webob import Request, Response
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..server import AuthorizationServer
+    from ..settings import Settings
+
+#: An endpoint's work: ``(server, request) -> Response``.
+Handler = Callable[["AuthorizationServer", Request], Response]
+
+
+def always(settings: Settings) -> bool:
+    """The default of :attr:`Endpoint.active` and :attr:`Endpoint.advertised`: yes."""
+    return True
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One of our HTTP endpoints, as a registry entry.
+
+    :param name: its name in :data:`~oauth_middleware.endpoints.ENDPOINTS` (and in
+        the ``endpoints`` setting, for one without a path setting).
+    :param handler: ``(server, request) -> Response``; it runs only for ``methods``.
+    :param methods: the methods it answers; any other is 405 with ``Allow``.
+    :param path_setting: the setting holding its path (the built-in endpoints).
+    :param path: the default path of an endpoint without ``path_setting`` (a
+        plug-in's); such an endpoint is routed only when the ``endpoints``
+        setting names it, which may move it.
+    :param credentials: whether client secrets, passwords, codes or tokens
+        travel through it: plain HTTP is refused there (``require_https``),
+        and its successes end a store outage (they read the store).
+    :param metadata_name: the server metadata member (RFC 8414 §2) holding its URL.
+    :param active: whether it is routed with these settings (the JWKS only with JWTs).
+    :param advertised: whether its URL is in the metadata with these settings.
+
+    Example::
+
+        ENDPOINTS.register("hello", Endpoint("hello", hello, ("GET",), path="/oauth/hello"))
+    """
+
+    name: str
+    handler: Handler
+    methods: tuple[str, ...]
+    path_setting: str = ""
+    path: str = ""
+    credentials: bool = False
+    metadata_name: str = ""
+    active: Callable[[Settings], bool] = always
+    advertised: Callable[[Settings], bool] = always
+
+
+#: name -> endpoint; the package registers its own in ``endpoints/__init__.py``, entry points
+#: of ``oauth_middleware.endpoints`` add to it.
+ENDPOINTS: Registry[Endpoint] = Registry("endpoint", "oauth_middleware.endpoints")
+
+
+def routes(settings: Settings) -> dict[str, Endpoint]:
+    """Exact ``PATH_INFO`` -> endpoint: the active built-in ones and those ``endpoints`` names.
+
+    :raises ConfigError: ``endpoints`` names an unknown endpoint or one with a
+        path setting of its own, or two endpoints share a path.
+    """
+    extra = dict(word.partition("=")[::2] for word in settings.endpoints)
+    for name in extra:
+        endpoint = ENDPOINTS.get(name)
+        if endpoint is None:
+            raise ConfigError(f"endpoints: unknown endpoint {name!r} (known: {', '.join(ENDPOINTS)})")
+        if endpoint.path_setting:
+            raise ConfigError(
+                f"endpoints: {name} is always on; its path is the {endpoint.path_setting} setting"
+            )
+    table: dict[str, Endpoint] = {}
+    for name in ENDPOINTS.names():
+        endpoint = ENDPOINTS.get(name)
+        if endpoint is None:
+            continue  # unregistered meanwhile (a test's cleanup)
+        if endpoint.path_setting:
+            if not endpoint.active(settings):
+                continue  # e.g. the JWKS with opaque tokens: the path stays the app's
+            path = str(getattr(settings, endpoint.path_setting))
+        elif name in extra and endpoint.active(settings):
+            path = extra[name] or endpoint.path
+        else:
+            continue
+        if path in table:
+            raise ConfigError(f"endpoints: {name} and {table[path].name} both want the path {path}")
+        table[path] = endpoint
+    return table

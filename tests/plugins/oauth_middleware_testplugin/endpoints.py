@@ -1,0 +1,34 @@
+"""A custom endpoint: ``GET /oauth/magic-info`` describes the magic grant."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from webob import Request, Response
+
+from oauth_middleware.endpoints import Endpoint
+from oauth_middleware.responses import json_response
+
+if TYPE_CHECKING:
+    from oauth_middleware.server import AuthorizationServer
+
+
+def magic_info(server: AuthorizationServer, request: Request) -> Response:
+    """Which magic word works, and the issuer that says so."""
+    return json_response({"magic_word": "please", "issuer": server.settings.issuer}, cache=True)
+
+
+#: Registered by the tests through the Python API.
+MAGIC_INFO = Endpoint(
+    "magic-info", magic_info, ("GET", "HEAD"), path="/oauth/magic-info", metadata_name="magic_info_endpoint"
+)
+
+#: Registered through the entry point; credentials "travel" through it, so it is HTTPS only.
+ENTRY_POINT_MAGIC_INFO = Endpoint(
+    "magic-info-ep",
+    magic_info,
+    ("GET",),
+    path="/oauth/magic-info-ep",
+    credentials=True,
+    metadata_name="magic_info_ep_endpoint",
+)
