@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from .clients import load_clients_file
+from .clock import SYSTEM_CLOCK, Clock
 from .consent import Pages
 from .errors import ConfigError
 from .grants import REGISTRY, Grant, load_grant
@@ -25,9 +26,9 @@ from .users import SessionCookies, Users
 log = logging.getLogger("oauth_middleware")
 
 
-def store_from_settings(settings: Settings) -> Store:
-    """Open the configured store (a one-line ``ConfigError`` if it cannot be)."""
-    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
+def store_from_settings(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Store:
+    """Open the configured store (a one-line ``ConfigError`` if it cannot be), expiring by ``clock``."""
+    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix, clock))
 
 
 def client_store_from_settings(settings: Settings) -> Store | None:
@@ -39,19 +40,20 @@ def client_store_from_settings(settings: Settings) -> Store | None:
 
 
 def token_format_from_settings(
-    settings: Settings, repository: Repository | None, *, issuing: bool = True
+    settings: Settings, repository: Repository | None, *, issuing: bool = True, clock: Clock = SYSTEM_CLOCK
 ) -> TokenFormat:
     """The access-token format named by ``token_format``.
 
     :param repository: None only on a guard that verifies JWTs without
         revocation checks, which never touches a store.
     :param issuing: False on a guard-only resource server: no signing key needed.
+    :param clock: the time tokens expire by.
     """
     if settings.token_format == "jwt":
-        return jwt_tokens(settings, repository, issuing=issuing)
+        return jwt_tokens(settings, repository, issuing=issuing, clock=clock)
     if repository is None:
         raise ConfigError("store: opaque access tokens are looked up in the store")
-    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator)
+    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator, clock=clock)
 
 
 class AuthorizationServer:
@@ -60,45 +62,49 @@ class AuthorizationServer:
     :param settings: the converted settings.
     :param store: an already open store (tests); by default the ``store``
         setting is opened.
+    :param clock: the time every part reads (tests move a fake one).
     """
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         if not settings.issuer:
             # RFC 8414 §3.3: the issuer is configured, never read from a request's Host header.
             raise ConfigError("issuer: required: this server's URL, e.g. issuer = https://auth.example.com")
         self.settings = settings
         # What close() closes: the stores opened here, not one the caller passed in.
         self._owned: list[Store] = []
+        self.clock = clock
         if store is None:
-            store = store_from_settings(settings)
+            store = store_from_settings(settings, clock)
             self._owned.append(store)
         self.store = store
         client_store = client_store_from_settings(settings)
         if client_store is not None:
             self._owned.append(client_store)
-        self.repository = Repository(self.store, client_store)
+        self.repository = Repository(self.store, client_store, clock=clock)
         if settings.store.startswith("memcache:") and not settings.client_store:
             log.warning(
                 "store: memcached may evict or lose clients (restart, memory pressure); "
                 "keep them in a durable client_store"
             )
-        self.tokens = token_format_from_settings(settings, self.repository)
+        self.tokens = token_format_from_settings(settings, self.repository, clock=clock)
         #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
         self.key = master_key(settings.session_secret)
         unique = (
-            UniqueTokens(self.repository, self.tokens, derive_key(self.key, "unique-tokens"))
+            UniqueTokens(self.repository, self.tokens, derive_key(self.key, "unique-tokens"), clock=clock)
             if settings.unique_tokens
             else None
         )
-        self.issuer = TokenIssuer(self.tokens, settings.access_token_ttl, unique)
-        self.refresh_tokens = RefreshTokens(self.repository, settings)
+        self.issuer = TokenIssuer(self.tokens, settings.access_token_ttl, unique, clock=clock)
+        self.refresh_tokens = RefreshTokens(self.repository, settings, clock=clock)
         sessions = SessionCookies(
-            derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl
+            derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl, clock=clock
         )
         self.users = Users(settings, sessions)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
-        self.throttle = Throttle(self.repository, settings)
+        self.throttle = Throttle(self.repository, settings, clock=clock)
         self.grants: dict[str, Grant] = {}
         for grant_type in settings.grants:
             if grant_type not in REGISTRY:

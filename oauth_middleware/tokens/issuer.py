@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..models import Client
 from ..parsing import scope_string
 from .base import TokenFormat
@@ -23,12 +23,21 @@ class TokenIssuer:
     :param tokens: the access-token format (opaque or JWT).
     :param ttl: access-token lifetime, reported as ``expires_in``.
     :param unique: with ``unique_tokens``, hands out a still-valid token again.
+    :param clock: the time the ``expires_in`` of a token handed out again is counted from.
     """
 
-    def __init__(self, tokens: TokenFormat, ttl: int, unique: UniqueTokens | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenFormat,
+        ttl: int,
+        unique: UniqueTokens | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.tokens = tokens
         self.ttl = ttl
         self.unique = unique
+        self.clock = clock
 
     def issue(
         self,
@@ -59,7 +68,7 @@ class TokenIssuer:
             if family is not None:
                 # The new grant produced this token too: revoking the grant must revoke it.
                 self.tokens.join_family(access, family)
-            expires_in = max(1, access.expires_at - int(time.time()))
+            expires_in = max(1, access.expires_at - int(self.clock.time()))
         # Who got a token for what; never the token itself.
         log.info(
             "token %s: client_id=%r user=%r grant=%s scope=%r",
