@@ -218,11 +218,11 @@ def test_expired_token_is_invalid_token(middleware, recorder):
     assert recorder.calls == 0
 
 
-def test_token_expires_by_ttl(make_middleware, recorder):
-    app = webtest.TestApp(make_middleware(recorder, access_token_ttl="1"))
+def test_token_expires_by_ttl(make_middleware, recorder, clock):
+    app = webtest.TestApp(make_middleware(recorder, access_token_ttl="1", clock=clock))
     token = issue_token(app)
     app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=200)
-    time.sleep(1.1)
+    clock.advance(1.1)
     app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=401)
 
 
