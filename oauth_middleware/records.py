@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccessTokenRecord:
     """An opaque access token as stored under its hash (``at:``).
 
@@ -89,7 +89,7 @@ class AccessTokenRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RefreshTokenRecord:
     """A refresh token as stored under its hash (``rt:``): one link of a rotation chain.
 
@@ -137,7 +137,7 @@ class RefreshTokenRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RotationMarker:
     """What is left of a rotated refresh token (``used:``), to detect its reuse.
 
@@ -168,7 +168,7 @@ class RotationMarker:
         return cls(RefreshTokenRecord.from_value(value), rotated_at=value["t"], reused=bool(value.get("r")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CodeRecord:
     """An authorization code as stored under its hash (``code:``).
 
@@ -224,7 +224,7 @@ class CodeRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CodeUsedMarker:
     """A redeemed code (``code-used:``).
 
@@ -245,7 +245,7 @@ class CodeUsedMarker:
         return cls(value["f"], replayed=bool(value.get("r")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DenyEntry:
     """A revoked JWT's ``jti`` on the deny list (``deny:``).
 
@@ -264,7 +264,7 @@ class DenyEntry:
         return cls(value["u"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlockRecord:
     """A throttled subject (``block:``).
 
@@ -283,7 +283,7 @@ class BlockRecord:
         return cls(float(value["u"]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UniqueTokenRecord:
     """The current access token of one client, user, grant type and scope set (``unique:``).
 
@@ -314,7 +314,7 @@ class UniqueTokenRecord:
 APPROVED = " approved"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConsentRecord:
     """The scopes a user approved for a client (``consent:``, a set index).
 
