@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 
 from .clock import SYSTEM_CLOCK, Clock
-from .models import Client
+from .models import AccessToken, Client
 from .records import (
     AccessTokenRecord,
     BlockRecord,
@@ -128,6 +128,11 @@ class Repository:
         """The record of the access token whose hash is ``token_id``."""
         value = self.store.get(f"at:{token_id}")
         return None if value is None else AccessTokenRecord.from_value(value)
+
+    def load_access_token(self, token: str, token_id: str) -> AccessToken | None:
+        """The stored access token ``token`` (whose hash is ``token_id``), as the guard hands it on."""
+        value = self.store.get(f"at:{token_id}")
+        return None if value is None else AccessTokenRecord.access_token_from_value(value, token, token_id)
 
     def revoke_access_token(self, token_id: str) -> AccessTokenRecord | None:
         """Remove one access token; return its record if it was live."""

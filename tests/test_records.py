@@ -114,6 +114,19 @@ def test_values_written_by_earlier_versions_load(record_type, stored, expected):
     assert record_type.from_value(stored) == expected
 
 
+def test_the_guards_short_path_reads_an_access_token_as_the_record_does():
+    record = AccessTokenRecord("c", "u", ("read", "write"), 2_000_000_000, {"k": 1}, "fam")
+    value = json.loads(json.dumps(record.to_value()))
+    fast = AccessTokenRecord.access_token_from_value(value, "tok", "tok-hash")
+    assert fast == AccessTokenRecord.from_value(value).access_token("tok", "tok-hash")
+    assert (fast.client_id, fast.user_id, fast.scopes, dict(fast.extra)) == (
+        "c",
+        "u",
+        ("read", "write"),
+        {"k": 1},
+    )
+
+
 def test_a_garbled_unique_token_entry_is_a_value_error():
     with pytest.raises(ValueError):
         UniqueTokenRecord.from_value({"x": "no t"})

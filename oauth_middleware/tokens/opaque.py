@@ -52,11 +52,10 @@ class OpaqueTokens:
 
     def verify(self, token: str) -> AccessToken:
         """Look the token up by hash; unknown or expired is ``invalid_token``."""
-        token_id = digest(token)
-        record = self.repository.find_access_token(token_id)
-        if record is None or record.expired(self.clock.time()):
+        access = self.repository.load_access_token(token, digest(token))
+        if access is None or access.expires_at <= self.clock.time():
             raise InvalidToken("the access token is invalid or has expired")
-        return record.access_token(token, token_id)
+        return access
 
     def introspect(self, token: str) -> AccessToken | None:
         """The live token, or None: the store is the truth for opaque tokens."""
