@@ -56,13 +56,7 @@ class AccessTokenRecord:
     def access_token(self, token: str, token_id: str) -> AccessToken:
         """The token as the guard hands it to the app."""
         return AccessToken(
-            token=token,
-            client_id=self.client_id,
-            user_id=self.user_id,
-            scopes=self.scopes,
-            expires_at=self.expires_at,
-            extra=self.extra,
-            token_id=token_id,
+            token, self.client_id, self.user_id, self.scopes, self.expires_at, self.extra, token_id
         )
 
     def to_value(self) -> dict[str, Any]:

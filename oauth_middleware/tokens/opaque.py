@@ -47,8 +47,9 @@ class OpaqueTokens:
         record = AccessTokenRecord(
             client_id, user_id, scopes, int(self.clock.time()) + self.ttl, dict(extra), family
         )
-        self.repository.save_access_token(digest(token), record, self.ttl)
-        return record.access_token(token, digest(token))
+        token_id = digest(token)
+        self.repository.save_access_token(token_id, record, self.ttl)
+        return record.access_token(token, token_id)
 
     def verify(self, token: str) -> AccessToken:
         """Look the token up by hash; unknown or expired is ``invalid_token``."""
