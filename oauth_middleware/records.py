@@ -49,10 +49,6 @@ class AccessTokenRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None
 
-    def expired(self, now: float) -> bool:
-        """True from ``expires_at`` on."""
-        return self.expires_at <= now
-
     def access_token(self, token: str, token_id: str) -> AccessToken:
         """The token as the guard hands it to the app."""
         return AccessToken(

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token
+from fake_clock import FakeClock
 from servers import MemcachedServer, RedisServer, Server, shared_memcached
 
 from oauth_middleware.clients import build_client
@@ -127,6 +128,7 @@ def test_store_down_fails_closed_and_the_same_app_recovers(
     middleware: OAuth2Middleware,
     counting_app: CountingApp,
     caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="oauth_middleware")
     app = webtest.TestApp(middleware)
@@ -134,6 +136,7 @@ def test_store_down_fails_closed_and_the_same_app_recovers(
     assert app.get("/api/me", headers=bearer(token)).json["client_id"] == SERVICE_ID
     assert counting_app.calls == 1
     middleware.outage.interval = 1.0
+    middleware.outage.clock = clock
 
     server.stop()
     try:
@@ -149,7 +152,7 @@ def test_store_down_fails_closed_and_the_same_app_recovers(
         lines = outage_lines(caplog)
         assert len(lines) == 1 and "failing closed" in lines[0], lines
         assert "Traceback" not in caplog.text
-        time.sleep(middleware.outage.interval)
+        clock.advance(middleware.outage.interval)
         assert_unavailable(app.get("/api/me", headers=bearer(token), status=503))
         assert len(outage_lines(caplog)) == 2  # the next interval, the next line
     finally:
