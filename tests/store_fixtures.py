@@ -9,10 +9,13 @@ Each test that asks for ``store`` then runs once per entry of
 :data:`BACKENDS`, with the entry's name as the test id (``test_x[sqlite]``).
 
 To add a backend, write a context manager that opens a clean store for one
-test (skip with ``pytest.skip`` when its server is not reachable) and add
-one line to :data:`BACKENDS`::
+test, keeping expiry by the clock it is given if it keeps expiry itself
+(skip with ``pytest.skip`` when its server is not reachable), and add one
+line to :data:`BACKENDS`::
 
-    "redis": Backend(_redis, marks=(pytest.mark.redis,)),
+    "redis": Backend(_redis, marks=(pytest.mark.redis,), server_clock=True),
+
+``timed_store`` gives a test the store and how to let time pass for it.
 """
 
 from __future__ import annotations
