@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from webob import Request, Response
 
+from .clock import SYSTEM_CLOCK, Clock
 from .endpoints import routes
 from .errors import MethodNotAllowed, OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
 from .guard import Guard
@@ -31,6 +32,7 @@ class OAuth2Middleware:
     :param app: the WSGI application to protect.
     :param settings: converted settings; or pass ini-style keyword arguments.
     :param store_backend: an already open store to use instead of the ``store`` setting.
+    :param clock: the time the server and its stores read (tests pass a fake one to move it).
 
     Example::
 
@@ -43,10 +45,11 @@ class OAuth2Middleware:
         settings: Settings | None = None,
         *,
         store_backend: Store | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         **config: Any,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_config(config)
-        self.server = AuthorizationServer(self.settings, store_backend)
+        self.server = AuthorizationServer(self.settings, store_backend, clock=clock)
         self.routes = routes(self.settings)
         #: Where client secrets, passwords, codes and tokens travel (HTTPS only), and
         #: endpoints that always read the store before they answer successfully.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
+
+from .clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("oauth_middleware.store")
 
@@ -13,16 +14,18 @@ class OutageLog:
     """Rate-limited log of store failures, and of the recovery after one.
 
     :param interval: seconds between two log lines about the same outage.
+    :param clock: the clock the interval runs on.
     """
 
-    def __init__(self, interval: float = 60.0) -> None:
+    def __init__(self, interval: float = 60.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self.interval = interval
+        self.clock = clock
         self._last: float | None = None
         self._lock = threading.Lock()
 
     def failed(self, error: Exception) -> None:
         """Record a failed store call; logs at most once per interval."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             if self._last is not None and now - self._last < self.interval:
                 return

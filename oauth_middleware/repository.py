@@ -7,8 +7,7 @@ things the same way:
 ``client:<id>``        a :class:`~oauth_middleware.models.Client`
 ``clients``            index of client ids
 ``at:<sha256>``        an access token record, keyed by the token's hash
-``rt:<sha256>``        a refresh token record (same fields as an access
-                       token record; ``f`` is always set)
+``rt:<sha256>``        a refresh token record
 ``family:<id>``        index of the token keys issued from one grant
                        (one code, one refresh chain), revoked together;
                        a JWT access token is the member
@@ -23,7 +22,7 @@ things the same way:
                        long as the token would have lived, to detect reuse
 ``consent:<sha256>``   index of the scopes a user approved for a client (the
                        hash of user id and client id), plus the member
-                       :data:`APPROVED`, for ``remember_consent``
+                       :data:`~oauth_middleware.records.APPROVED`, for ``remember_consent``
 ``unique:<sha256>``    the encrypted current access token of one client,
                        user, grant type and scope set, for ``unique_tokens``
 ``fail:<subject>``     a counter of failed authentications (and of those
@@ -33,25 +32,34 @@ things the same way:
                        ``|user:<sha256 of the normalised username>``
                        (usernames are never stored in clear); the address
                        of a pair may be ``unknown``
-``block:<subject>``    a throttled subject: ``u``, the Unix time its block
-                       ends (see :mod:`oauth_middleware.throttle`)
+``block:<subject>``    a throttled subject: when its block ends (see
+                       :mod:`oauth_middleware.throttle`)
 =====================  =====================================================
+
+The records themselves, and the fields of each, are the typed values of
+:mod:`oauth_middleware.records`: callers give and get those, never a store's dict.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Mapping
-from typing import Any
 
+from .clock import SYSTEM_CLOCK, Clock
 from .models import AccessToken, Client
-from .stores import Store
+from .records import (
+    AccessTokenRecord,
+    BlockRecord,
+    CodeRecord,
+    CodeUsedMarker,
+    ConsentRecord,
+    DenyEntry,
+    RefreshTokenRecord,
+    RotationMarker,
+    UniqueTokenRecord,
+)
+from .stores import Store, Value
 
 _CLIENTS_INDEX = "clients"
-#: Member of every remembered approval, so that one of no scope is remembered too.
-#: A space is never part of a scope token (RFC 6749 §3.3), so no scope can be it.
-APPROVED = " approved"
 
 
 class Repository:
@@ -60,11 +68,15 @@ class Repository:
     :param store: tokens, codes and everything short-lived.
     :param client_store: durable home of clients when ``store`` may evict
         (memcached); defaults to ``store``.
+    :param clock: the time deny-list entries are kept from.
     """
 
-    def __init__(self, store: Store, client_store: Store | None = None) -> None:
+    def __init__(
+        self, store: Store, client_store: Store | None = None, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.store = store
         self.client_store = client_store or store
+        self.clock = clock
 
     # -- clients -----------------------------------------------------------
 
@@ -94,27 +106,11 @@ class Repository:
 
     # -- access tokens -----------------------------------------------------
 
-    def save_access_token(self, token: AccessToken, ttl: int, family: str | None) -> None:
-        """Store an access token's record under its hash (never the token)."""
-        self._save(f"at:{token.token_id}", token, ttl, family)
+    def save_access_token(self, token_id: str, record: AccessTokenRecord, ttl: int) -> None:
+        """Store an access token's record under its hash (never the token), in its family if any."""
+        self._save(f"at:{token_id}", record.to_value(), ttl, record.family)
 
-    def _save(
-        self,
-        key: str,
-        token: AccessToken,
-        ttl: int,
-        family: str | None,
-        more: Mapping[str, Any] | None = None,
-    ) -> None:
-        record = {
-            "c": token.client_id,
-            "u": token.user_id,
-            "s": list(token.scopes),
-            "e": token.expires_at,
-            "x": dict(token.extra),
-            "f": family,
-            **(more or {}),
-        }
+    def _save(self, key: str, value: Value, ttl: int, family: str | None) -> None:
         # Family index first, record second: should the store fail between the
         # two writes (a timeout, a server going down), a token can never exist
         # outside its family, where revoking the family (code replay, refresh
@@ -122,70 +118,72 @@ class Repository:
         # it is a no-op.
         if family is not None:
             self.store.index_add(f"family:{family}", key, ttl)
-        self.store.put(key, record, ttl)
+        self.store.put(key, value, ttl)
 
     def add_access_token_to_family(self, token_id: str, family: str, ttl: int) -> None:
         """List an access token, already stored, in one more ``family`` (see ``unique_tokens``)."""
         self.store.index_add(f"family:{family}", f"at:{token_id}", ttl)
 
-    def find_access_token(self, token_id: str) -> dict[str, Any] | None:
+    def find_access_token(self, token_id: str) -> AccessTokenRecord | None:
         """The record of the access token whose hash is ``token_id``."""
-        return self.store.get(f"at:{token_id}")
+        value = self.store.get(f"at:{token_id}")
+        return None if value is None else AccessTokenRecord.from_value(value)
 
-    def revoke_access_token(self, token_id: str) -> dict[str, Any] | None:
+    def load_access_token(self, token: str, token_id: str) -> AccessToken | None:
+        """The stored access token ``token`` (whose hash is ``token_id``), as the guard hands it on."""
+        value = self.store.get(f"at:{token_id}")
+        return None if value is None else AccessTokenRecord.access_token_from_value(value, token, token_id)
+
+    def revoke_access_token(self, token_id: str) -> AccessTokenRecord | None:
         """Remove one access token; return its record if it was live."""
-        return self.store.take(f"at:{token_id}")
+        value = self.store.take(f"at:{token_id}")
+        return None if value is None else AccessTokenRecord.from_value(value)
 
     # -- refresh tokens ----------------------------------------------------
 
-    def save_refresh_token(
-        self, token: AccessToken, ttl: int, family: str, chain_expires_at: int | None = None
-    ) -> None:
-        """Store a refresh token's record under its hash, in ``family``.
+    def save_refresh_token(self, token_id: str, record: RefreshTokenRecord, ttl: int) -> None:
+        """Store a refresh token's record under its hash, in its family."""
+        self._save(f"rt:{token_id}", record.to_value(), ttl, record.family)
 
-        ``token`` carries the refresh token's own hash as ``token_id``.
-
-        :param chain_expires_at: when the whole rotation chain ends (``ce``);
-            a rotated token never outlives it.
-        """
-        more = {"ce": chain_expires_at} if chain_expires_at is not None else None
-        self._save(f"rt:{token.token_id}", token, ttl, family, more)
-
-    def find_refresh_token(self, token_id: str) -> dict[str, Any] | None:
+    def find_refresh_token(self, token_id: str) -> RefreshTokenRecord | None:
         """The live record of the refresh token whose hash is ``token_id``."""
-        return self.store.get(f"rt:{token_id}")
+        value = self.store.get(f"rt:{token_id}")
+        return None if value is None else RefreshTokenRecord.from_value(value)
 
-    def take_refresh_token(self, token_id: str) -> dict[str, Any] | None:
+    def take_refresh_token(self, token_id: str) -> RefreshTokenRecord | None:
         """Atomically remove and return a refresh token's record (one winner)."""
-        return self.store.take(f"rt:{token_id}")
+        value = self.store.take(f"rt:{token_id}")
+        return None if value is None else RefreshTokenRecord.from_value(value)
 
-    def claim_rotation(self, token_id: str, marker: Mapping[str, Any], ttl: int) -> bool:
+    def claim_rotation(self, token_id: str, marker: RotationMarker, ttl: int) -> bool:
         """Mark a refresh token as rotated; exactly one concurrent caller gets True.
 
-        :param marker: what reuse detection needs later (family, client, time).
+        :param marker: what reuse detection needs later (the chain, the client, the time).
         """
-        claimed = self.store.add(f"used:{token_id}", dict(marker), ttl)
+        claimed = self.store.add(f"used:{token_id}", marker.to_value(), ttl)
         if claimed:
             self.store.delete(f"rt:{token_id}")
         return claimed
 
-    def rotated_refresh_token(self, token_id: str) -> dict[str, Any] | None:
+    def rotated_refresh_token(self, token_id: str) -> RotationMarker | None:
         """The marker of a refresh token that was already rotated, or None."""
-        return self.store.get(f"used:{token_id}")
+        value = self.store.get(f"used:{token_id}")
+        return None if value is None else RotationMarker.from_value(value)
 
-    def mark_refresh_reused(self, token_id: str, marker: Mapping[str, Any], ttl: int) -> None:
-        """Record that a rotated refresh token was presented again (``r``)."""
-        self.store.put(f"used:{token_id}", {**marker, "r": True}, ttl)
+    def mark_refresh_reused(self, token_id: str, marker: RotationMarker, ttl: int) -> None:
+        """Record that a rotated refresh token was presented again."""
+        self.store.put(f"used:{token_id}", marker.as_reused().to_value(), ttl)
 
     # -- authorization codes -----------------------------------------------
 
-    def save_code(self, code_id: str, record: Mapping[str, Any], ttl: int) -> None:
+    def save_code(self, code_id: str, record: CodeRecord, ttl: int) -> None:
         """Store a new authorization code's record under the code's hash."""
-        self.store.put(f"code:{code_id}", dict(record), ttl)
+        self.store.put(f"code:{code_id}", record.to_value(), ttl)
 
-    def find_code(self, code_id: str) -> dict[str, Any] | None:
-        """The record of an unredeemed, unexpired code, or None."""
-        return self.store.get(f"code:{code_id}")
+    def find_code(self, code_id: str) -> CodeRecord | None:
+        """The record of an unredeemed code, or None."""
+        value = self.store.get(f"code:{code_id}")
+        return None if value is None else CodeRecord.from_value(value)
 
     def claim_code(self, code_id: str, family: str, ttl: int) -> bool:
         """Redeem a code: exactly one concurrent caller gets True (single use).
@@ -193,18 +191,19 @@ class Repository:
         The ``code-used`` marker is written before the code is deleted, so a
         second redemption always finds one or the other.
         """
-        claimed = self.store.add(f"code-used:{code_id}", {"f": family}, ttl)
+        claimed = self.store.add(f"code-used:{code_id}", CodeUsedMarker(family).to_value(), ttl)
         if claimed:
             self.store.delete(f"code:{code_id}")
         return claimed
 
-    def redeemed_code(self, code_id: str) -> dict[str, Any] | None:
-        """The ``code-used`` marker of a code (``f``: family, ``r``: replayed)."""
-        return self.store.get(f"code-used:{code_id}")
+    def redeemed_code(self, code_id: str) -> CodeUsedMarker | None:
+        """The marker of a redeemed code, or None."""
+        value = self.store.get(f"code-used:{code_id}")
+        return None if value is None else CodeUsedMarker.from_value(value)
 
     def mark_code_replayed(self, code_id: str, family: str, ttl: int) -> None:
         """Record that a redeemed code was presented again."""
-        self.store.put(f"code-used:{code_id}", {"f": family, "r": True}, ttl)
+        self.store.put(f"code-used:{code_id}", CodeUsedMarker(family, replayed=True).to_value(), ttl)
 
     # -- remembered consent --------------------------------------------------
 
@@ -214,28 +213,36 @@ class Repository:
         Each scope is added to a set index, which every store does atomically,
         so approvals given at the same time all stay (a read-merge-write of
         one record would keep only the last). The set lives ``ttl`` seconds
-        from the latest approval.
+        from the latest approval; its last member makes the approval whole.
         """
         key = f"consent:{_pair_digest(user_id, client_id)}"
-        for scope in scopes:
-            self.store.index_add(key, scope, ttl)
-        # Last, so that a first approval is not seen at all until every scope is in.
-        self.store.index_add(key, APPROVED, ttl)
+        for member in ConsentRecord(frozenset(scopes)).to_members():
+            self.store.index_add(key, member, ttl)
+
+    def find_consent(self, user_id: str, client_id: str) -> ConsentRecord | None:
+        """What ``user_id`` approved for ``client_id`` so far, or None."""
+        return ConsentRecord.from_members(
+            self.store.index_members(f"consent:{_pair_digest(user_id, client_id)}")
+        )
 
     def has_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> bool:
         """True when ``user_id`` already approved all of ``scopes`` for ``client_id``."""
-        approved = self.store.index_members(f"consent:{_pair_digest(user_id, client_id)}")
-        return APPROVED in approved and set(scopes) <= approved
+        consent = self.find_consent(user_id, client_id)
+        return consent is not None and consent.covers(scopes)
 
     # -- unique tokens -------------------------------------------------------
 
-    def find_unique_token(self, key: str) -> dict[str, Any] | None:
-        """The kept current token of a unique-token key (see :mod:`.tokens.unique`)."""
-        return self.store.get(f"unique:{key}")
+    def find_unique_token(self, key: str) -> UniqueTokenRecord | None:
+        """The kept current token of a unique-token key (see :mod:`.tokens.unique`).
 
-    def save_unique_token(self, key: str, record: Mapping[str, Any], ttl: int) -> None:
+        :raises ValueError: the entry is garbled.
+        """
+        value = self.store.get(f"unique:{key}")
+        return None if value is None else UniqueTokenRecord.from_value(value)
+
+    def save_unique_token(self, key: str, record: UniqueTokenRecord, ttl: int) -> None:
         """Keep the current token of a unique-token key for ``ttl`` seconds."""
-        self.store.put(f"unique:{key}", dict(record), ttl)
+        self.store.put(f"unique:{key}", record.to_value(), ttl)
 
     # -- throttling ----------------------------------------------------------
 
@@ -247,22 +254,22 @@ class Repository:
         """Take back an attempt counted by :meth:`count_attempt` (its credentials were right)."""
         self.store.decr(f"fail:{subject}")
 
-    def block(self, subject: str, until: float, ttl: int) -> bool:
-        """Block ``subject`` until ``until`` (Unix time); False when it already was.
+    def block(self, subject: str, record: BlockRecord, ttl: int) -> bool:
+        """Block ``subject`` as ``record`` says; False when it already was.
 
         A block in place is kept as it is, so failures racing in while it is
         set never lengthen it.
         """
-        return self.store.add(f"block:{subject}", {"u": until}, ttl)
+        return self.store.add(f"block:{subject}", record.to_value(), ttl)
 
     def clear_throttle(self, subject: str) -> None:
         """Forget the count and the block of ``subject`` (``oauth-middleware throttle clear``)."""
         self.store.delete(f"fail:{subject}", f"block:{subject}")
 
-    def blocked_until(self, subject: str) -> float | None:
-        """When the block of ``subject`` ends (Unix time), or None when it is not blocked."""
-        record = self.store.get(f"block:{subject}")
-        return None if record is None else float(record["u"])
+    def find_block(self, subject: str) -> BlockRecord | None:
+        """The block of ``subject``, or None when it is not blocked."""
+        value = self.store.get(f"block:{subject}")
+        return None if value is None else BlockRecord.from_value(value)
 
     # -- families ----------------------------------------------------------
 
@@ -298,9 +305,9 @@ class Repository:
 
     def deny_jwt(self, jti: str, until: int) -> None:
         """Put a JWT's ``jti`` on the deny list until ``until`` (Unix time)."""
-        ttl = until - int(time.time())
+        ttl = until - int(self.clock.time())
         if ttl > 0:  # a token past ``until`` fails its exp check: nothing to keep
-            self.store.put(f"deny:{jti}", {"u": until}, ttl)
+            self.store.put(f"deny:{jti}", DenyEntry(until).to_value(), ttl)
 
     def is_jwt_denied(self, jti: str) -> bool:
         """True when the JWT with this ``jti`` was revoked."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
+from .clock import SYSTEM_CLOCK, Clock
 from .consent import Pages
 from .grants import Grant, token_grants
 from .repository import Repository
@@ -26,41 +27,45 @@ class AuthorizationServer:
     :param settings: the converted settings.
     :param store: an already open store (tests); by default the ``store``
         setting is opened.
+    :param clock: the time every part reads (tests move a fake one).
     """
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         # What only this filter needs (issuer, ...), before anything is opened.
         settings.check_role("oauth2")
         self.settings = settings
         # What close() closes: the stores opened here, not one the caller passed in.
         self._owned: list[Store] = []
+        self.clock = clock
         if store is None:
-            store = store_from_settings(settings)
+            store = store_from_settings(settings, clock)
             self._owned.append(store)
         self.store = store
         client_store = client_store_from_settings(settings)
         if client_store is not None:
             self._owned.append(client_store)
-        self.repository = Repository(self.store, client_store)
-        self.tokens = token_format_from_settings(settings, self.repository)
+        self.repository = Repository(self.store, client_store, clock=clock)
+        self.tokens = token_format_from_settings(settings, self.repository, clock=clock)
         #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
         self.key = master_key(settings.session_secret)
         unique = (
-            UniqueTokens(self.repository, self.tokens, derive_key(self.key, "unique-tokens"))
+            UniqueTokens(self.repository, self.tokens, derive_key(self.key, "unique-tokens"), clock=clock)
             if settings.unique_tokens
             else None
         )
         self.issuer = TokenIssuer(
-            self.tokens, settings.access_token_ttl, unique, token_type=BearerToken.scheme
+            self.tokens, settings.access_token_ttl, unique, token_type=BearerToken.scheme, clock=clock
         )
-        self.refresh_tokens = RefreshTokens(self.repository, settings)
+        self.refresh_tokens = RefreshTokens(self.repository, settings, clock=clock)
         sessions = SessionCookies(
-            derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl
+            derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl, clock=clock
         )
         self.users = Users(settings, sessions)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
-        self.throttle = Throttle(self.repository, settings)
+        self.throttle = Throttle(self.repository, settings, clock=clock)
         self.client_auth = ClientAuthenticator(self.repository, self.throttle)
         self.grants: dict[str, Grant] = {name: cls(self) for name, cls in token_grants(settings).items()}
         if settings.clients_file:

@@ -49,15 +49,16 @@ import ipaddress
 import logging
 import math
 import re
-import time
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from webob import Request
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import TooManyRequests
 from .proxies import IPAddress, Origin, request_origin_once
+from .records import BlockRecord
 from .repository import Repository
 from .settings import Settings
 from .users import log_failed_login
@@ -132,6 +133,7 @@ class Throttle:
     :param settings: ``throttle``, ``throttle_max_failures``,
         ``throttle_address_max_failures``, ``throttle_window``,
         ``normalize_username`` and ``trusted_proxies`` (for the client's address).
+    :param clock: the time blocks end by, and the attempt's short wait waits on.
 
     Example::
 
@@ -142,8 +144,9 @@ class Throttle:
             attempt.failed()
     """
 
-    def __init__(self, repository: Repository, settings: Settings) -> None:
+    def __init__(self, repository: Repository, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.repository = repository
+        self.clock = clock
         self.enabled = settings.throttle
         self.max_failures = settings.throttle_max_failures
         self.address_max_failures = settings.throttle_address_max_failures
@@ -201,15 +204,15 @@ class Throttle:
         :raises TooManyRequests: a subject is blocked, or a counter stayed full
             (then the attempt is not counted at all).
         """
-        deadline = time.monotonic() + MAX_WAIT
+        deadline = self.clock.monotonic() + MAX_WAIT
         while True:
             self._refuse_if_blocked(counters)
             attempt = self._count(counters)
             if attempt is not None:
                 return attempt
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise TooManyRequests(1)
-            time.sleep(WAIT_STEP)
+            self.clock.sleep(WAIT_STEP)
 
     def _count(self, counters: tuple[Counter, ...]) -> Attempt | None:
         """Count an attempt against every counter, or against none when one is full."""
@@ -235,15 +238,15 @@ class Throttle:
 
     def block(self, counter: Counter) -> None:
         """Block ``counter``'s subject for ``throttle_window`` seconds (an existing block stays)."""
-        if self.repository.block(counter.subject, time.time() + self.window, self.window):
+        if self.repository.block(counter.subject, BlockRecord(self.clock.time() + self.window), self.window):
             log.warning(
                 "throttling %s for %d s after %d failures", counter.subject, self.window, counter.limit
             )
 
     def _refuse_if_blocked(self, counters: tuple[Counter, ...]) -> None:
         for counter in counters:
-            until = self.repository.blocked_until(counter.subject)
-            left = 0.0 if until is None else until - time.time()
+            block = self.repository.find_block(counter.subject)
+            left = 0.0 if block is None else block.until - self.clock.time()
             if left > 0:
                 raise TooManyRequests(max(1, math.ceil(left)))
 

@@ -19,13 +19,13 @@ import hmac
 import json
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from webob import Request, Response
 
+from .clock import SYSTEM_CLOCK, Clock
 from .responses import set_cookie
 from .settings import Settings
 
@@ -55,6 +55,7 @@ class SessionCookies:
     :param key: HMAC key (derived from ``session_secret``).
     :param name: cookie name.
     :param ttl: session lifetime in seconds.
+    :param clock: the time sessions expire by.
 
     Example::
 
@@ -62,14 +63,15 @@ class SessionCookies:
         session = cookies.load(request) or cookies.new(None)
     """
 
-    def __init__(self, key: bytes, name: str, ttl: int) -> None:
+    def __init__(self, key: bytes, name: str, ttl: int, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.key = key
         self.name = name
         self.ttl = ttl
+        self.clock = clock
 
     def new(self, user_id: str | None) -> Session:
         """A fresh session with a new id (a new id on login defeats session fixation)."""
-        return Session(secrets.token_urlsafe(16), user_id, int(time.time()) + self.ttl)
+        return Session(secrets.token_urlsafe(16), user_id, int(self.clock.time()) + self.ttl)
 
     def encode(self, session: Session) -> str:
         """The signed cookie value of ``session``."""
@@ -95,11 +97,11 @@ class SessionCookies:
             session = Session(str(data["i"]), data["u"], int(data["e"]))
         except (ValueError, KeyError, TypeError, binascii.Error):
             return None
-        return session if session.expires_at > time.time() else None
+        return session if session.expires_at > self.clock.time() else None
 
     def attach(self, response: Response, request: Request, session: Session, path: str) -> None:
         """Set ``session`` as the cookie on ``response`` (Secure over https)."""
-        max_age = max(1, session.expires_at - int(time.time()))
+        max_age = max(1, session.expires_at - int(self.clock.time()))
         secure = request.scheme == "https"
         set_cookie(response, self.name, self.encode(session), path=path, max_age=max_age, secure=secure)
 

@@ -9,6 +9,7 @@ none of it (an import-linter contract keeps it so).
 
 from __future__ import annotations
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigError
 from .repository import Repository
 from .settings import Settings
@@ -18,9 +19,9 @@ from .tokens.jwt import jwt_tokens
 from .tokens.opaque import OpaqueTokens
 
 
-def store_from_settings(settings: Settings) -> Store:
-    """Open the configured store (a one-line ``ConfigError`` if it cannot be)."""
-    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix))
+def store_from_settings(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Store:
+    """Open the configured store (a one-line ``ConfigError`` if it cannot be), expiring by ``clock``."""
+    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix, clock))
 
 
 def client_store_from_settings(settings: Settings) -> Store | None:
@@ -32,16 +33,17 @@ def client_store_from_settings(settings: Settings) -> Store | None:
 
 
 def token_format_from_settings(
-    settings: Settings, repository: Repository | None, *, issuing: bool = True
+    settings: Settings, repository: Repository | None, *, issuing: bool = True, clock: Clock = SYSTEM_CLOCK
 ) -> TokenFormat:
     """The access-token format named by ``token_format``.
 
     :param repository: None only on a guard that verifies JWTs without
         revocation checks, which never touches a store.
     :param issuing: False on a guard-only resource server: no signing key needed.
+    :param clock: the time tokens expire by.
     """
     if settings.token_format == "jwt":
-        return jwt_tokens(settings, repository, issuing=issuing)
+        return jwt_tokens(settings, repository, issuing=issuing, clock=clock)
     if repository is None:
         raise ConfigError("store: opaque access tokens are looked up in the store")
-    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator)
+    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator, clock=clock)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import waitress.server
 import webtest
+from fake_clock import FakeClock
 from waitress import wasyncore
 
 from oauth_middleware.clients import build_client
@@ -127,3 +128,9 @@ def basic(client_id: str, secret: str) -> str:
 
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock to move by hand: pass it as ``clock=`` to the middleware (or a store's config)."""
+    return FakeClock()

@@ -24,13 +24,15 @@ from typing import Any
 import pytest
 import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token
+from fake_clock import FakeClock
 from servers import MemcachedServer, RedisServer, Server, shared_memcached
 
 from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.errors import StoreUnavailable
 from oauth_middleware.middleware import OAuth2Middleware
-from oauth_middleware.models import AccessToken, digest
+from oauth_middleware.models import digest
+from oauth_middleware.records import AccessTokenRecord, RefreshTokenRecord
 from oauth_middleware.repository import Repository
 from oauth_middleware.stores import StoreConfig
 from oauth_middleware.stores.memcache import MemcacheStore
@@ -126,6 +128,7 @@ def test_store_down_fails_closed_and_the_same_app_recovers(
     middleware: OAuth2Middleware,
     counting_app: CountingApp,
     caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="oauth_middleware")
     app = webtest.TestApp(middleware)
@@ -133,6 +136,7 @@ def test_store_down_fails_closed_and_the_same_app_recovers(
     assert app.get("/api/me", headers=bearer(token)).json["client_id"] == SERVICE_ID
     assert counting_app.calls == 1
     middleware.outage.interval = 1.0
+    middleware.outage.clock = clock
 
     server.stop()
     try:
@@ -148,7 +152,7 @@ def test_store_down_fails_closed_and_the_same_app_recovers(
         lines = outage_lines(caplog)
         assert len(lines) == 1 and "failing closed" in lines[0], lines
         assert "Traceback" not in caplog.text
-        time.sleep(middleware.outage.interval)
+        clock.advance(middleware.outage.interval)
         assert_unavailable(app.get("/api/me", headers=bearer(token), status=503))
         assert len(outage_lines(caplog)) == 2  # the next interval, the next line
     finally:
@@ -271,16 +275,13 @@ class FailingWrites(MemoryStore):
         super().index_add(key, member, ttl)
 
 
-def _token() -> AccessToken:
-    return AccessToken(
-        token="t",
-        client_id="c",
-        user_id="u",
-        scopes=("read",),
-        expires_at=int(time.time()) + 60,
-        extra={},
-        token_id="hash-of-t",
-    )
+def _token() -> AccessTokenRecord:
+    return AccessTokenRecord("c", "u", ("read",), int(time.time()) + 60, family="fam")
+
+
+def _refresh_token() -> RefreshTokenRecord:
+    expires_at = int(time.time()) + 60
+    return RefreshTokenRecord("c", "u", ("read",), expires_at, "fam", expires_at)
 
 
 @pytest.mark.parametrize("save", ["access", "refresh"])
@@ -289,9 +290,9 @@ def test_a_token_never_exists_outside_its_family(save: str) -> None:
     repository = Repository(store)
     with pytest.raises(StoreUnavailable):
         if save == "access":
-            repository.save_access_token(_token(), 60, "fam")
+            repository.save_access_token("hash-of-t", _token(), 60)
         else:
-            repository.save_refresh_token(_token(), 60, "fam")
+            repository.save_refresh_token("hash-of-t", _refresh_token(), 60)
     # The family index could not take the token, so the token was never stored:
     # revoking the family can never miss it.
     assert repository.find_access_token("hash-of-t") is None
@@ -302,7 +303,7 @@ def test_a_dangling_family_member_is_harmless() -> None:
     store = FailingWrites("put")
     repository = Repository(store)
     with pytest.raises(StoreUnavailable):
-        repository.save_access_token(_token(), 60, "fam")
+        repository.save_access_token("hash-of-t", _token(), 60)
     assert store.index_members("family:fam") == {"at:hash-of-t"}
     store.failing = ()
     repository.revoke_family("fam")  # deletes a record that was never written
@@ -333,7 +334,7 @@ def test_a_token_saved_during_a_revocation_is_caught_by_the_next_one() -> None:
     """
     store = HookedIndex()
     repository = Repository(store)
-    store.hook = lambda: repository.save_access_token(_token(), 60, "fam")
+    store.hook = lambda: repository.save_access_token("hash-of-t", _token(), 60)
     repository.revoke_family("fam")  # the replay: reads the index, then the winner saves
     repository.revoke_family("fam")  # the winner, having seen the replay marker
     assert repository.find_access_token("hash-of-t") is None

@@ -12,6 +12,7 @@ from conftest import issue_token
 from flaky_store import FlakyStore
 
 from oauth_middleware.models import digest
+from oauth_middleware.records import AccessTokenRecord
 
 ME = "/api/me"
 
@@ -66,12 +67,8 @@ def test_scheme_is_case_insensitive(guarded):
 
 
 def test_remote_user_set_when_token_has_user(middleware, recorder):
-    from oauth_middleware.models import AccessToken
-
-    token = AccessToken(
-        "user-token", "service", "alice", ("read",), int(time.time()) + 60, {}, digest("user-token")
-    )
-    middleware.server.repository.save_access_token(token, 60, None)
+    record = AccessTokenRecord("service", "alice", ("read",), int(time.time()) + 60)
+    middleware.server.repository.save_access_token(digest("user-token"), record, 60)
     middleware.guard.app = recorder
     webtest.TestApp(middleware).get("/x", headers={"Authorization": "Bearer user-token"})
     assert recorder.environ["REMOTE_USER"] == "alice"
@@ -210,13 +207,9 @@ def test_unknown_token_is_invalid_token(guarded, recorder):
 
 
 def test_expired_token_is_invalid_token(middleware, recorder):
-    from oauth_middleware.models import AccessToken
-
     # Record still in the store (its store TTL is long) but past its expiry.
-    token = AccessToken(
-        "old-token", "service", None, ("read",), int(time.time()) - 1, {}, digest("old-token")
-    )
-    middleware.server.repository.save_access_token(token, 60, None)
+    record = AccessTokenRecord("service", None, ("read",), int(time.time()) - 1)
+    middleware.server.repository.save_access_token(digest("old-token"), record, 60)
     middleware.guard.app = recorder
     response = webtest.TestApp(middleware).get(
         "/x", headers={"Authorization": "Bearer old-token"}, status=401
@@ -225,11 +218,11 @@ def test_expired_token_is_invalid_token(middleware, recorder):
     assert recorder.calls == 0
 
 
-def test_token_expires_by_ttl(make_middleware, recorder):
-    app = webtest.TestApp(make_middleware(recorder, access_token_ttl="1"))
+def test_token_expires_by_ttl(make_middleware, recorder, clock):
+    app = webtest.TestApp(make_middleware(recorder, access_token_ttl="1", clock=clock))
     token = issue_token(app)
     app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=200)
-    time.sleep(1.1)
+    clock.advance(1.1)
     app.get("/x", headers={"Authorization": f"Bearer {token}"}, status=401)
 
 
@@ -317,12 +310,8 @@ def test_missing_token_does_not_touch_store(make_middleware, recorder):
 
 def test_app_cannot_change_the_stored_token_extra(middleware):
     """The injected token's extra data is read-only, whatever the store hands back."""
-    from oauth_middleware.models import AccessToken
-
-    token = AccessToken(
-        "extra-token", "service", None, ("read",), int(time.time()) + 60, {"n": 1}, digest("extra-token")
-    )
-    middleware.server.repository.save_access_token(token, 60, None)
+    record = AccessTokenRecord("service", None, ("read",), int(time.time()) + 60, {"n": 1})
+    middleware.server.repository.save_access_token(digest("extra-token"), record, 60)
     seen = []
 
     def app(environ, start_response):

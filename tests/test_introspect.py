@@ -9,7 +9,8 @@ import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, allow_body_secret, basic, issue_token, register
 from jwt_keys import AUDIENCE, ISSUER, EchoApp, claims, jwt_settings, make_keys, sign
 
-from oauth_middleware.models import AccessToken, digest
+from oauth_middleware.models import digest
+from oauth_middleware.records import AccessTokenRecord, RefreshTokenRecord
 
 INTROSPECT = "/oauth/introspect"
 RS_ID, RS_SECRET = "resource-server", "resource-server-secret-0123"
@@ -113,8 +114,8 @@ def test_expired_token_is_inactive(server, app, keys):
     else:
         token, live = "expired-opaque-token", "live-opaque-token"
         for value, expires_at in ((token, now - 1), (live, now + 60)):
-            record = AccessToken(value, SERVICE_ID, None, ("read",), expires_at, {}, digest(value))
-            server.server.repository.save_access_token(record, 60, None)
+            record = AccessTokenRecord(SERVICE_ID, None, ("read",), expires_at)
+            server.server.repository.save_access_token(digest(value), record, 60)
     assert introspect(app, {"token": token}).json == {"active": False}
     assert introspect(app, {"token": live}).json["active"] is True  # the control
 
@@ -139,8 +140,8 @@ def test_tokens_of_any_client_can_be_introspected(server, app):
 def test_refresh_token(server, app, hint):
     refresh = "refresh-token-value-0123456789abcdef"
     expires_at = int(time.time()) + 86400
-    record = AccessToken(refresh, SERVICE_ID, "alice", ("read", "write"), expires_at, {}, digest(refresh))
-    server.server.repository.save_refresh_token(record, 86400, "fam")
+    record = RefreshTokenRecord(SERVICE_ID, "alice", ("read", "write"), expires_at, "fam", expires_at)
+    server.server.repository.save_refresh_token(digest(refresh), record, 86400)
     params = {"token": refresh} if hint is None else {"token": refresh, "token_type_hint": hint}
     assert introspect(app, params).json == {
         "active": True,

@@ -298,12 +298,13 @@ def test_leeway_tolerates_small_clock_skew(jwt_app, keys):
     assert_invalid_token(call(strict, just_expired, status=401))
 
 
-def test_expiry_is_enforced_on_a_cached_token(jwt_app, keys):
-    app, middleware = jwt_app(jwt_leeway="0")
-    token = sign(claims(exp=int(time.time()) + 1), keys.rsa, kid=keys.rsa_kid)
+def test_expiry_is_enforced_on_a_cached_token(jwt_app, keys, clock):
+    app, middleware = jwt_app(jwt_leeway="0", clock=clock)
+    now = int(clock.time())  # iat too: with no leeway, a real-time iat may be a second ahead of it
+    token = sign(claims(iat=now, exp=now + 1), keys.rsa, kid=keys.rsa_kid)
     assert call(app, token).status_int == 200
     assert len(middleware.server.tokens.cache) == 1
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert_invalid_token(call(app, token, status=401))
     assert len(middleware.server.tokens.cache) == 0
 

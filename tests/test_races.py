@@ -127,9 +127,12 @@ def test_revocation_while_20_threads_validate(make_middleware, store, token_form
     access = tokens["access_token"]
     validations: list[tuple[float, float, int]] = []  # (sent, answered, status)
     revoked_at: list[float] = []
-    lock = threading.Lock()
+    answered = threading.Condition()
     barrier = threading.Barrier(THREADS)
     stop = threading.Event()
+
+    def sent_after_revocation() -> int:
+        return sum(1 for sent, _, _ in validations if revoked_at and sent > revoked_at[0])
 
     with serve(middleware, threads=THREADS) as base:
 
@@ -141,17 +144,22 @@ def test_revocation_while_20_threads_validate(make_middleware, store, token_form
                     status = session.get(
                         base + "/api/me", headers={"Authorization": f"Bearer {access}"}
                     ).status_code
-                    with lock:
+                    with answered:
                         validations.append((sent, time.monotonic(), status))
+                        answered.notify_all()
 
         def revoke() -> None:
+            # Rather than waiting a fixed while: revoke once every validating thread
+            # could have had an answer, stop once as many were sent after the revocation.
             with requests.Session() as session:
                 barrier.wait()
-                time.sleep(0.2)  # let the validations run first
+                with answered:
+                    answered.wait_for(lambda: len(validations) >= THREADS - 1, timeout=30)
                 response = session.post(base + REVOKE, data={"token": access, "client_id": NATIVE_ID})
                 revoked_at.append(time.monotonic())
                 assert response.status_code == 200
-                time.sleep(0.3)  # and keep them running after
+                with answered:
+                    answered.wait_for(lambda: sent_after_revocation() >= THREADS - 1, timeout=30)
                 stop.set()
 
         workers = [threading.Thread(target=validate) for _ in range(THREADS - 1)]

@@ -202,7 +202,7 @@ def test_reuse_racing_a_grace_retry_revokes_the_retry_tokens(make_middleware, mo
         # The concurrent reuse lands after the grace check, before our tokens exist.
         marker = repository.rotated_refresh_token(token_id)
         repository.mark_refresh_reused(token_id, marker, 60)
-        repository.revoke_family(marker["f"])
+        repository.revoke_family(marker.token.family)
         return issue(*args, **kwargs)
 
     monkeypatch.setattr(grant, "_issue", issue_while_reuse_lands)

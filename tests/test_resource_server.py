@@ -40,6 +40,7 @@ import webtest
 from conftest import basic, free_port, serve_wsgi
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from fake_clock import FakeClock
 from jwt_keys import b64, b64json, pem
 from paste.deploy import loadapp
 from servers import RedisServer, redis_server  # noqa: F401  (the session's Redis)
@@ -260,7 +261,8 @@ def test_the_algorithm_is_pinned_by_the_fetched_key(deployment: Deployment) -> N
 
 def test_a_rotated_key_is_fetched_once(deployment: Deployment) -> None:
     resource_server = deployment.load_resource_server(jwks_refetch_interval="1")
-    loaded = time.monotonic()
+    clock = FakeClock()  # from the load on, the guard's refetch interval runs on it
+    resource_server.app.tokens.remote.clock = clock.monotonic
     old_token = deployment.token()
     me(resource_server, old_token)
 
@@ -270,7 +272,7 @@ def test_a_rotated_key_is_fetched_once(deployment: Deployment) -> None:
     new_token = deployment.token()
     assert kid_of(new_token) != kid_of(old_token)
 
-    time.sleep(max(0.0, loaded + 1.05 - time.monotonic()))  # a refetch is due
+    clock.advance(1.05)  # a refetch is due
     assert me(resource_server, new_token).json["client_id"] == SERVICE[0]
     assert deployment.front.jwks_requests == 2  # the load, and one refetch
     for token in (new_token, old_token, deployment.token()):
@@ -311,7 +313,9 @@ def test_unknown_kids_do_not_hammer_the_authorization_server(deployment: Deploym
     # With a 1 s interval: once it has passed, a burst of made-up kids costs one fetch.
     deployment.front.jwks_requests = 0
     resource_server = deployment.load_resource_server(jwks_refetch_interval="1")
-    time.sleep(1.05)
+    clock = FakeClock()
+    resource_server.app.tokens.remote.clock = clock.monotonic
+    clock.advance(1.05)
     start = time.monotonic()
     for _ in range(50):
         me(resource_server, forged(deployment, attacker, "ES256", secrets.token_urlsafe(8)), status=401)

@@ -11,7 +11,8 @@ from flaky_store import FlakyStore
 from jwt_keys import ME, EchoApp, claims, jwt_settings, make_keys, sign
 from oauth_flows import NATIVE_ID, TOKEN, USERS, api_status, flow_middleware, get_code, redeem
 
-from oauth_middleware.models import AccessToken, digest
+from oauth_middleware.models import digest
+from oauth_middleware.records import RefreshTokenRecord
 
 REVOKE = "/oauth/revoke"
 OTHER_ID, OTHER_SECRET = "other", "other-secret-0123456789"
@@ -53,8 +54,9 @@ def works(app, token):
 
 def save_refresh_token(server, client_id, family, token="refresh-token-value-0123456789abcdef"):
     """A refresh record as the refresh grant stores it: by hash, in ``family``."""
-    record = AccessToken(token, client_id, "alice", ("read",), int(time.time()) + 86400, {}, digest(token))
-    server.server.repository.save_refresh_token(record, 86400, family)
+    expires_at = int(time.time()) + 86400
+    record = RefreshTokenRecord(client_id, "alice", ("read",), expires_at, family, expires_at)
+    server.server.repository.save_refresh_token(digest(token), record, 86400)
     return token
 
 

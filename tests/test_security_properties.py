@@ -104,7 +104,7 @@ def _refresh_token(app, spy, middleware):
 
 def _refresh_family(app, spy, middleware):
     refresh_token = _refresh_token(app, spy, middleware)
-    return middleware.server.repository.find_refresh_token(digest(refresh_token))["f"]
+    return middleware.server.repository.find_refresh_token(digest(refresh_token)).family
 
 
 def _code(app, spy, middleware):

@@ -16,13 +16,12 @@ import multiprocessing
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from store_fixtures import Backend, backend, sqlite_url, store  # noqa: F401
+from store_fixtures import Backend, backend, sqlite_url, store, timed_store  # noqa: F401
 
 from oauth_middleware.errors import ConfigError, StoreUnavailable
 from oauth_middleware.stores import Store, StoreConfig, open_store
@@ -246,10 +245,11 @@ def test_concurrent_incr_and_decr_lose_no_count(store: Store) -> None:
     assert store.incr("hits", 60) == THREADS + 1  # as many given back as added
 
 
-# -- expiry (one short sleep per backend) ----------------------------------------
+# -- expiry (one short sleep per networked backend) ---------------------------------
 
 
-def test_expiry(store: Store, backend: Backend) -> None:
+def test_expiry(timed_store: tuple[Store, Callable[[float], None]], backend: Backend) -> None:
+    store, pass_time = timed_store
     store.put("gone", {"v": 1}, 1)
     store.put("taken-late", {"v": 1}, 1)
     store.put("re-added", {"v": 1}, 1)
@@ -270,7 +270,7 @@ def test_expiry(store: Store, backend: Backend) -> None:
     assert store.get("gone") == {"v": 1}
     assert store.index_members("idx-gone") == {"m"}
 
-    time.sleep(1 + backend.expiry_slack)
+    pass_time(1 + backend.expiry_slack)
 
     assert store.get("gone") is None
     assert store.take("taken-late") is None

@@ -185,13 +185,13 @@ def test_success_does_not_reset_the_count(app):
     assert_throttled(client_token(app, status=429))
 
 
-def test_block_ends_after_the_window_and_blocked_requests_do_not_extend_it(make_middleware):
-    app = webtest.TestApp(make_middleware(throttle_max_failures="2", throttle_window="1"))
+def test_block_ends_after_the_window_and_blocked_requests_do_not_extend_it(make_middleware, clock):
+    app = webtest.TestApp(make_middleware(throttle_max_failures="2", throttle_window="1", clock=clock))
     client_token(app, secret=WRONG, status=401)
     client_token(app, secret=WRONG, status=401)
     for _ in range(5):
         assert_throttled(client_token(app, status=429), window=1)
-    time.sleep(1.2)
+    clock.advance(1.2)
     # The count started again with the window: one failure is not a block.
     client_token(app, secret=WRONG, status=401)
     client_token(app, status=200)

@@ -9,7 +9,6 @@ unknown, expired or revoked token is ``{"active": false}`` and nothing more
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from webob import Request, Response
@@ -74,9 +73,9 @@ def access_token_info(server: AuthorizationServer, token: str, issuer: str) -> d
 def refresh_token_info(server: AuthorizationServer, token: str, issuer: str) -> dict[str, Any] | None:
     """The members for a live refresh token, or None."""
     record = server.repository.find_refresh_token(digest(token))
-    if record is None or (record["e"] is not None and record["e"] <= time.time()):
+    if record is None or record.expired(server.clock.time()):
         return None
-    return _members(issuer, record["c"], record["u"], tuple(record["s"]), record["e"])
+    return _members(issuer, record.client_id, record.user_id, record.scopes, record.expires_at)
 
 
 def _members(

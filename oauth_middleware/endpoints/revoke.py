@@ -60,9 +60,9 @@ def revoke_refresh_token(server: AuthorizationServer, client: Client, token: str
     record = server.repository.find_refresh_token(token_id)
     if record is None:
         return False
-    check_owner(client, record["c"])
+    check_owner(client, record.client_id)
     server.repository.take_refresh_token(token_id)
-    server.repository.revoke_family(record["f"])
+    server.repository.revoke_family(record.family)
     log.info("refresh token and its family revoked: client_id=%r", client.client_id)
     return True
 

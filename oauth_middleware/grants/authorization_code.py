@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
+from ..records import CodeRecord
 from .base import TokenRequest, issue_with_refresh
 
 if TYPE_CHECKING:
@@ -32,16 +31,16 @@ def issue_code(server: AuthorizationServer, request: AuthorizationRequest, user_
     """Create and store a code for an approved authorization request; return it."""
     code = secrets.token_urlsafe(32)
     ttl = server.settings.code_ttl
-    record = {
-        "c": request.client.client_id,
-        "r": request.redirect_uri,
-        "rg": request.redirect_uri_given,
-        "s": list(request.scopes),
-        "u": user_id,
-        "cc": request.code_challenge,
-        "cm": request.code_challenge_method,
-        "e": int(time.time()) + ttl,
-    }
+    record = CodeRecord(
+        client_id=request.client.client_id,
+        redirect_uri=request.redirect_uri,
+        redirect_uri_given=request.redirect_uri_given,
+        scopes=request.scopes,
+        user_id=user_id,
+        code_challenge=request.code_challenge,
+        code_challenge_method=request.code_challenge_method,
+        expires_at=int(server.clock.time()) + ttl,
+    )
     server.repository.save_code(digest(code), record, ttl)
     return code
 
@@ -75,7 +74,7 @@ class AuthorizationCodeGrant:
             raise InvalidRequest("code is required")
         code_id = digest(code)
         record = self.repository.find_code(code_id)
-        if record is None or record["e"] <= time.time():
+        if record is None or record.expired(self.server.clock.time()):
             self._used_or_unknown(code_id, request.client.client_id)
         self._check(record, request)
         # The code's id is the family of every token issued from it.
@@ -83,32 +82,32 @@ class AuthorizationCodeGrant:
             self._replayed(code_id, code_id, request.client.client_id)
         body = self._issue(record, request)
         marker = self.repository.redeemed_code(code_id)
-        if marker is not None and marker.get("r"):
+        if marker is not None and marker.replayed:
             # A replay raced this redemption; make sure its tokens die too.
             self.repository.revoke_family(code_id)
         return body
 
-    def _check(self, record: Mapping[str, Any], request: TokenRequest) -> None:
+    def _check(self, record: CodeRecord, request: TokenRequest) -> None:
         """The code must be redeemed by its client, with its redirect URI and verifier, for an allowed scope."""
-        if record["c"] != request.client.client_id:
+        if record.client_id != request.client.client_id:
             raise InvalidGrant("the code was issued to another client")
         redirect_uri = request.params.get("redirect_uri")
-        if (record["rg"] or redirect_uri is not None) and redirect_uri != record["r"]:
+        if (record.redirect_uri_given or redirect_uri is not None) and redirect_uri != record.redirect_uri:
             raise InvalidGrant("redirect_uri differs from the authorization request")
-        pkce.verify(request.params.get("code_verifier"), record["cc"], record["cm"])
+        pkce.verify(request.params.get("code_verifier"), record.code_challenge, record.code_challenge_method)
         # The settings or the registration may have dropped a scope since the code was issued.
-        self.server.scope_policy.check(record["s"], request.client)
+        self.server.scope_policy.check(record.scopes, request.client)
 
-    def _issue(self, record: Mapping[str, Any], request: TokenRequest) -> dict[str, Any]:
-        scopes, user_id, family = tuple(record["s"]), record["u"], digest(request.params["code"])
+    def _issue(self, record: CodeRecord, request: TokenRequest) -> dict[str, Any]:
+        family = digest(request.params["code"])
         return issue_with_refresh(
-            self.server, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
+            self.server, request, self.grant_type, user_id=record.user_id, scopes=record.scopes, family=family
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:
         marker = self.repository.redeemed_code(code_id)
         if marker is not None:
-            self._replayed(code_id, marker["f"], client_id)
+            self._replayed(code_id, marker.family, client_id)
         raise InvalidGrant("the code is invalid or has expired")
 
     def _replayed(self, code_id: str, family: str, client_id: str) -> NoReturn:

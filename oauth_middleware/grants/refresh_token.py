@@ -12,13 +12,12 @@ one token exactly one wins; the others are ``invalid_grant``.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..models import Client, digest
 from ..parsing import scope_list
+from ..records import RefreshTokenRecord, RotationMarker
 from .base import TokenRequest
 
 if TYPE_CHECKING:
@@ -70,27 +69,27 @@ class RefreshTokenGrant:
             raise InvalidRequest("refresh_token is required")
         token_id = digest(presented)
         record = self.repository.find_refresh_token(token_id)
-        if record is None or record["e"] <= time.time():
+        now = self.server.clock.time()
+        if record is None or record.expired(now):
             return self._rotated_before(token_id, request)
-        if record["c"] != request.client.client_id:
+        if record.client_id != request.client.client_id:
             raise InvalidGrant("the refresh token was issued to another client")
         scopes = self._scope(request, record)
         if not self.rotate:
             return self._issue(request.client, record, scopes, rotate=False)
-        marker = {key: record[key] for key in ("c", "u", "s", "e", "f")}
-        marker.update(ce=record.get("ce", record["e"]), t=int(time.time()))
-        if not self.repository.claim_rotation(token_id, marker, _ttl(record["e"])):
+        marker = RotationMarker(record, rotated_at=int(now))
+        if not self.repository.claim_rotation(token_id, marker, _ttl(record.expires_at, now)):
             return self._rotated_before(token_id, request)
         return self._issue_unless_reused(token_id, request, marker, scopes)
 
-    def _scope(self, request: TokenRequest, grant: Mapping[str, Any]) -> tuple[str, ...]:
+    def _scope(self, request: TokenRequest, grant: RefreshTokenRecord) -> tuple[str, ...]:
         """The refreshed token's scope: the grant's or less, and still allowed today.
 
         The server's ``scopes`` and the client's registration may have lost a
         scope since the grant: such a scope is ``invalid_scope`` (the client
         may ask for the rest), never silently issued again.
         """
-        scopes = narrowed_scope(request.params.get("scope"), tuple(grant["s"]))
+        scopes = narrowed_scope(request.params.get("scope"), grant.scopes)
         self.server.scope_policy.check(scopes, request.client)
         return scopes
 
@@ -99,47 +98,52 @@ class RefreshTokenGrant:
         marker = self.repository.rotated_refresh_token(token_id)
         if marker is None:
             raise InvalidGrant("the refresh token is invalid or has expired")
-        in_grace = time.time() - marker["t"] <= self.grace and not marker.get("r")
-        if self.grace and in_grace and marker["c"] == request.client.client_id:
-            scopes = self._scope(request, marker)
+        now = self.server.clock.time()
+        in_grace = now - marker.rotated_at <= self.grace and not marker.reused
+        if self.grace and in_grace and marker.token.client_id == request.client.client_id:
+            scopes = self._scope(request, marker.token)
             return self._issue_unless_reused(token_id, request, marker, scopes)
-        self.repository.mark_refresh_reused(token_id, marker, _ttl(marker["e"]))
-        self.repository.revoke_family(marker["f"])
+        self.repository.mark_refresh_reused(token_id, marker, _ttl(marker.token.expires_at, now))
+        self.repository.revoke_family(marker.token.family)
         log.warning(
             "rotated refresh token reused: family revoked: client_id=%r family=%s",
             request.client.client_id,
-            str(marker["f"])[:12],
+            marker.token.family[:12],
         )
         raise InvalidGrant("the refresh token was already used; its tokens are revoked")
 
     def _issue_unless_reused(
-        self, token_id: str, request: TokenRequest, marker: Mapping[str, Any], scopes: tuple[str, ...]
+        self, token_id: str, request: TokenRequest, marker: RotationMarker, scopes: tuple[str, ...]
     ) -> dict[str, Any]:
         """Rotate, then check no reuse of ``token_id`` raced us; if one did, the new tokens die too."""
-        body = self._issue(request.client, marker, scopes, rotate=True)
+        body = self._issue(request.client, marker.token, scopes, rotate=True)
         after = self.repository.rotated_refresh_token(token_id)
-        if after is not None and after.get("r"):
-            self.repository.revoke_family(marker["f"])
+        if after is not None and after.reused:
+            self.repository.revoke_family(marker.token.family)
         return body
 
     def _issue(
-        self, client: Client, grant: Mapping[str, Any], scopes: tuple[str, ...], *, rotate: bool
+        self, client: Client, grant: RefreshTokenRecord, scopes: tuple[str, ...], *, rotate: bool
     ) -> dict[str, Any]:
         """An access token for ``scopes``; with ``rotate``, the chain's next refresh token."""
         body = self.server.issuer.issue(
-            client=client, user_id=grant["u"], scopes=scopes, grant_type=self.grant_type, family=grant["f"]
+            client=client,
+            user_id=grant.user_id,
+            scopes=scopes,
+            grant_type=self.grant_type,
+            family=grant.family,
         )
         if rotate:
             body["refresh_token"] = self.server.refresh_tokens.issue(
                 client_id=client.client_id,
-                user_id=grant["u"],
-                scopes=tuple(grant["s"]),  # the next token keeps the grant's full scope (§6)
-                family=grant["f"],
-                chain_expires_at=grant.get("ce", grant["e"]),
+                user_id=grant.user_id,
+                scopes=grant.scopes,  # the next token keeps the grant's full scope (§6)
+                family=grant.family,
+                chain_expires_at=grant.chain_expires_at,
             )
         return body
 
 
-def _ttl(expires_at: int) -> int:
-    """Seconds until ``expires_at``, at least one (a store TTL must be positive)."""
-    return max(1, int(expires_at - time.time()))
+def _ttl(expires_at: int, now: float) -> int:
+    """Seconds from ``now`` until ``expires_at``, at least one (a store TTL must be positive)."""
+    return max(1, int(expires_at - now))

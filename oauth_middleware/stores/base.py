@@ -19,9 +19,10 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ..clock import SYSTEM_CLOCK, Clock
 
 Value = dict[str, Any]
 
@@ -33,11 +34,14 @@ class StoreConfig:
     :param url: the ``store`` setting, e.g. ``sqlite:///var/oauth.db``.
     :param timeout: seconds before a call to a networked store gives up.
     :param prefix: prefix for every key (shared Redis/memcached servers).
+    :param clock: the time expiries are kept by, where the store keeps them
+        itself (memory, SQLite); a server's own TTLs (Redis) keep real time.
     """
 
     url: str
     timeout: float = 2.0
     prefix: str = "oauth2:"
+    clock: Clock = SYSTEM_CLOCK
 
 
 class Store(Protocol):
@@ -84,9 +88,9 @@ class Store(Protocol):
         """Release connections and files."""
 
 
-def expiry_time(ttl: int | None) -> float | None:
-    """The Unix time a value stored now with ``ttl`` dies at (None: never)."""
-    return None if ttl is None else time.time() + ttl
+def expiry_time(ttl: int | None, clock: Clock = SYSTEM_CLOCK) -> float | None:
+    """The Unix time a value stored now (by ``clock``) with ``ttl`` dies at (None: never)."""
+    return None if ttl is None else clock.time() + ttl
 
 
 def index_deadline(current: float | None, new: float | None, *, fresh: bool) -> float | None:

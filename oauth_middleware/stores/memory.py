@@ -8,10 +8,10 @@ processes: use SQLite, Redis or memcached for that.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from itertools import islice
 
+from ..clock import SYSTEM_CLOCK
 from .base import StoreConfig, Value, expiry_time, index_deadline
 
 #: Expired entries are swept at most this often (seconds).
@@ -24,13 +24,17 @@ SWEEP_BATCH = 1000
 
 
 class MemoryStore:
-    """A :class:`~oauth_middleware.stores.base.Store` kept in dictionaries."""
+    """A :class:`~oauth_middleware.stores.base.Store` kept in dictionaries.
+
+    :param config: only its ``clock`` is used, for expiry.
+    """
 
     def __init__(self, config: StoreConfig | None = None) -> None:
+        self.clock = config.clock if config is not None else SYSTEM_CLOCK
         self._values: dict[str, tuple[Value, float | None]] = {}
         self._indexes: dict[str, tuple[set[str], float | None]] = {}
         self._lock = threading.Lock()
-        self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
+        self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
 
     def ping(self) -> None:
         """Always reachable."""
@@ -41,14 +45,14 @@ class MemoryStore:
         if entry is None:
             return None
         value, expires = entry
-        if expires is not None and expires <= time.time():
+        if expires is not None and expires <= self.clock.time():
             return None
         return value
 
     def put(self, key: str, value: Value, ttl: int | None) -> None:
         """Store ``value`` under ``key``."""
         with self._lock:
-            self._values[key] = (value, expiry_time(ttl))
+            self._values[key] = (value, expiry_time(ttl, self.clock))
             self._maybe_sweep()
 
     def add(self, key: str, value: Value, ttl: int | None) -> bool:
@@ -56,7 +60,7 @@ class MemoryStore:
         with self._lock:
             if self.get(key) is not None:
                 return False
-            self._values[key] = (value, expiry_time(ttl))
+            self._values[key] = (value, expiry_time(ttl, self.clock))
             return True
 
     def take(self, key: str) -> Value | None:
@@ -80,7 +84,7 @@ class MemoryStore:
             members.add(member)
             self._indexes[key] = (
                 members,
-                index_deadline(expires, expiry_time(ttl), fresh=not members - {member}),
+                index_deadline(expires, expiry_time(ttl, self.clock), fresh=not members - {member}),
             )
 
     def index_discard(self, key: str, member: str) -> None:
@@ -94,7 +98,7 @@ class MemoryStore:
         """Return a copy of the set ``key``."""
         with self._lock:
             entry = self._indexes.get(key)
-            if entry is None or (entry[1] is not None and entry[1] <= time.time()):
+            if entry is None or (entry[1] is not None and entry[1] <= self.clock.time()):
                 return set()
             return set(entry[0])
 
@@ -103,7 +107,7 @@ class MemoryStore:
         with self._lock:
             current = self.get(key)
             count = (current["n"] if current else 0) + 1
-            expires = self._values[key][1] if current else expiry_time(ttl)
+            expires = self._values[key][1] if current else expiry_time(ttl, self.clock)
             self._values[key] = ({"n": count}, expires)
             return count
 
@@ -122,7 +126,7 @@ class MemoryStore:
 
     def _live_index(self, key: str) -> tuple[set[str], float | None]:
         entry = self._indexes.get(key)
-        if entry is None or (entry[1] is not None and entry[1] <= time.time()):
+        if entry is None or (entry[1] is not None and entry[1] <= self.clock.time()):
             entry = (set(), None)
             self._indexes[key] = entry
         return entry
@@ -133,11 +137,11 @@ class MemoryStore:
         After a full batch the next write sweeps again, so a backlog drains a
         bounded batch per write.
         """
-        now_mono = time.monotonic()
+        now_mono = self.clock.monotonic()
         if now_mono < self._next_sweep:
             return
         self._next_sweep = now_mono + _SWEEP_INTERVAL
-        now = time.time()
+        now = self.clock.time()
         values, indexes = _expired(self._values, now), _expired(self._indexes, now)
         for key in values:
             del self._values[key]

@@ -31,7 +31,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -39,7 +38,7 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..errors import StoreUnavailable
-from .base import StoreConfig, Value
+from .base import StoreConfig, Value, expiry_time
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SWEEP_BATCH", "SQLiteStore"]
 
@@ -137,6 +136,7 @@ class SQLiteStore:
         #: Absolute path of the database file.
         self.path = _database_path(config.url)
         self._timeout = config.timeout
+        self.clock = config.clock
         # Connections by thread id, each with the pid that opened it. A dict
         # rather than a threading.local on purpose: after a fork the child
         # frees other threads' locals, which would close (and so touch) the
@@ -152,7 +152,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._lock_pid = os.getpid()
         self._returning = _HAS_RETURNING
-        self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
+        self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -174,7 +174,7 @@ class SQLiteStore:
         """Return the live value under ``key``, or None."""
         # The hot path: no decorator, one cached statement.
         try:
-            rows = self._connection().execute(_GET, (key, time.time())).fetchall()
+            rows = self._connection().execute(_GET, (key, self.clock.time())).fetchall()
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
         return json.loads(rows[0][0]) if rows else None
@@ -183,7 +183,7 @@ class SQLiteStore:
     def put(self, key: str, value: Value, ttl: int | None) -> None:
         """Store ``value`` under ``key``, replacing what was there and its expiry."""
         conn = self._connection()
-        conn.execute(_PUT, (key, _dump(value), _deadline(ttl)))
+        conn.execute(_PUT, (key, _dump(value), expiry_time(ttl, self.clock)))
         self._maybe_sweep(conn)
 
     @_translate_errors
@@ -193,7 +193,10 @@ class SQLiteStore:
         One UPSERT statement, so two processes adding the same key cannot both win.
         """
         conn = self._connection()
-        stored = conn.execute(_ADD, (key, _dump(value), _deadline(ttl), time.time())).rowcount == 1
+        stored = (
+            conn.execute(_ADD, (key, _dump(value), expiry_time(ttl, self.clock), self.clock.time())).rowcount
+            == 1
+        )
         self._maybe_sweep(conn)
         return stored
 
@@ -203,7 +206,7 @@ class SQLiteStore:
 
         An expired row is removed too but not returned.
         """
-        now = time.time()
+        now = self.clock.time()
         if self._returning:
             found = self._connection().execute(_TAKE, (key,)).fetchall()
         else:
@@ -234,8 +237,8 @@ class SQLiteStore:
         carries the set's expiry, the latest one asked for, and ``None``
         (forever) wins. A set with no other live member starts afresh.
         """
-        now = time.time()
-        deadline = _deadline(ttl)
+        now = self.clock.time()
+        deadline = expiry_time(ttl, self.clock)
         with self._transaction() as conn:
             others, forever, latest = conn.execute(_INDEX_OTHERS, (key, member, now)).fetchone()
             if not others:
@@ -260,7 +263,7 @@ class SQLiteStore:
     @_translate_errors
     def index_members(self, key: str) -> set[str]:
         """Return the live members of the set ``key`` (empty when missing)."""
-        rows = self._connection().execute(_INDEX_MEMBERS, (key, time.time()))
+        rows = self._connection().execute(_INDEX_MEMBERS, (key, self.clock.time()))
         return {member for (member,) in rows.fetchall()}
 
     @_translate_errors
@@ -270,7 +273,7 @@ class SQLiteStore:
         A new (or expired) counter expires after ``ttl``; counting up keeps
         the original expiry, so a rate-limit window does not slide.
         """
-        now = time.time()
+        now = self.clock.time()
         with self._transaction() as conn:
             rows = conn.execute(_GET_COUNTER, (key, now)).fetchall()
             if rows:
@@ -285,7 +288,7 @@ class SQLiteStore:
     def decr(self, key: str) -> None:
         """Take one back from the live counter ``key`` (never below zero), keeping its expiry."""
         with self._transaction() as conn:
-            rows = conn.execute(_GET_COUNTER, (key, time.time())).fetchall()
+            rows = conn.execute(_GET_COUNTER, (key, self.clock.time())).fetchall()
             count = int(_load(rows[0][0]).get("n", 0)) if rows else 0
             if count > 0:
                 conn.execute(_PUT, (key, _dump({"n": count - 1}), rows[0][1]))
@@ -393,11 +396,11 @@ class SQLiteStore:
         After a full batch the next write sweeps again: a backlog drains a
         bounded batch per write instead of stalling one request.
         """
-        now_mono = time.monotonic()
+        now_mono = self.clock.monotonic()
         if now_mono < self._next_sweep:
             return
         self._next_sweep = now_mono + _SWEEP_INTERVAL
-        now = time.time()
+        now = self.clock.time()
         # The caller's write succeeded; a busy sweep just waits for next time.
         with suppress(sqlite3.Error):
             conn.execute("BEGIN IMMEDIATE")
@@ -507,10 +510,6 @@ def _database_path(url: str) -> str:
         raise StoreUnavailable("an in-memory SQLite database is not shared between workers; name a file")
     # Resolved now, so a later chdir (daemonising) does not move the database.
     return os.path.abspath(path)
-
-
-def _deadline(ttl: int | None) -> float | None:
-    return None if ttl is None else time.time() + ttl
 
 
 def _dump(value: Value) -> str:

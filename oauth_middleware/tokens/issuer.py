@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..models import Client
 from ..parsing import scope_string
 from .base import TokenFormat
@@ -25,15 +25,23 @@ class TokenIssuer:
     :param unique: with ``unique_tokens``, hands out a still-valid token again.
     :param token_type: the ``token_type`` of the response: the scheme of the
         guard's token type the tokens are for (``Bearer``).
+    :param clock: the time the ``expires_in`` of a token handed out again is counted from.
     """
 
     def __init__(
-        self, tokens: TokenFormat, ttl: int, unique: UniqueTokens | None = None, *, token_type: str
+        self,
+        tokens: TokenFormat,
+        ttl: int,
+        unique: UniqueTokens | None = None,
+        *,
+        token_type: str,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.tokens = tokens
         self.ttl = ttl
         self.unique = unique
         self.token_type = token_type
+        self.clock = clock
 
     def issue(
         self,
@@ -64,7 +72,7 @@ class TokenIssuer:
             if family is not None:
                 # The new grant produced this token too: revoking the grant must revoke it.
                 self.tokens.join_family(access, family)
-            expires_in = max(1, access.expires_at - int(time.time()))
+            expires_in = max(1, access.expires_at - int(self.clock.time()))
         # Who got a token for what; never the token itself.
         log.info(
             "token %s: client_id=%r user=%r grant=%s scope=%r",

@@ -12,16 +12,17 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import jwt
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, InvalidToken
 from ..keys import Key, KeySet, load_keys
 from ..models import AccessToken
@@ -109,6 +110,7 @@ class JWTTokens:
     :param cache_size: verified tokens kept in memory; 0 for none.
     :param remote: keys fetched from another server's JWKS (``jwks_url``),
         asked for a ``kid`` that ``keys`` does not have.
+    :param clock: the time ``iat`` and ``exp`` are written and checked by.
 
     Example::
 
@@ -130,6 +132,7 @@ class JWTTokens:
         check_revocation: bool = False,
         cache_size: int = 1024,
         remote: RemoteKeys | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if check_revocation and repository is None:
             raise ValueError("checking revocation needs a repository")
@@ -143,6 +146,7 @@ class JWTTokens:
         self.check_revocation = check_revocation
         self.cache = VerifiedCache(cache_size)
         self.remote = remote
+        self.clock = clock
 
     @property
     def reads_store(self) -> bool:
@@ -162,7 +166,7 @@ class JWTTokens:
         key = self.keys.signing
         if key is None:
             raise ConfigError("jwt_signing_key: this process has no key to sign tokens with")
-        now = int(time.time())
+        now = int(self.clock.time())
         jti = secrets.token_urlsafe(16)
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -191,7 +195,7 @@ class JWTTokens:
             (only when revocation checking is on).
         :raises StoreUnavailable: the deny list cannot be read.
         """
-        now = time.time()
+        now = self.clock.time()
         access = self.cache.get(token, now)
         if access is None:
             access = self.decode(token)
@@ -220,7 +224,9 @@ class JWTTokens:
         if self.repository is None:
             return  # a process without a store never revokes a family
         deny_until = token.expires_at + self.leeway
-        self.repository.index_jwt(family, token.token_id, deny_until, max(1, deny_until - int(time.time())))
+        self.repository.index_jwt(
+            family, token.token_id, deny_until, max(1, deny_until - int(self.clock.time()))
+        )
 
     def is_revoked(self, token: AccessToken) -> bool:
         """True when the token's ``jti`` is on the deny list."""
@@ -239,12 +245,18 @@ class JWTTokens:
                 algorithms=[key.alg],
                 audience=list(self.audience),
                 issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": REQUIRED_CLAIMS},
+                # The times are checked below, by this server's clock rather than PyJWT's.
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except (jwt.InvalidTokenError, RecursionError) as exc:
             # PyJWT parses the header again, in a deeper stack than unverified_header().
             _rejected(type(exc).__name__)
+        _check_times(claims, self.clock.time(), self.leeway)
         return self._access_token(token, claims)
 
     def key_for(self, token: str) -> Key:
@@ -298,18 +310,42 @@ def unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
+def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
+    """Refuse a token past its ``exp``, or issued (``iat``) or valid (``nbf``) only in the future.
+
+    The checks PyJWT makes (RFC 7519 §4.1.4-6), made with ``now`` from the
+    server's clock; each allows ``leeway`` seconds of skew.
+    """
+    times = [claims["exp"], claims["iat"], claims.get("nbf")]
+    if not all(_is_time(value) for value in times if value is not None):
+        _rejected("time claim of the wrong type")
+    exp, iat, nbf = times
+    if exp <= now - leeway:
+        _rejected("ExpiredSignatureError")
+    if iat > now + leeway or (nbf is not None and nbf > now + leeway):
+        _rejected("ImmatureSignatureError")
+
+
+def _is_time(value: object) -> bool:
+    """A NumericDate: a finite number (JSON allows no NaN, yet Python's parser takes one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _rejected(reason: str) -> NoReturn:
     """Log why a JWT was refused (never sent to the client) and raise ``invalid_token``."""
     log.info("JWT access token rejected: %s", reason)
     raise InvalidToken(_INVALID)
 
 
-def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bool = True) -> JWTTokens:
+def jwt_tokens(
+    settings: Settings, repository: Repository | None, *, issuing: bool = True, clock: Clock = SYSTEM_CLOCK
+) -> JWTTokens:
     """The JWT token format described by the settings, keys loaded now.
 
     :param repository: the store's repository; may be None on a guard that
         does not check revocation.
     :param issuing: False on a guard-only resource server (no signing key needed).
+    :param clock: the time tokens are issued and checked by, and the JWKS refetched by.
     :raises ConfigError: a key cannot be loaded or the ``jwks_url`` cannot be
         fetched (the combinations of settings are checked by
         :meth:`~oauth_middleware.settings.Settings.check_role`).
@@ -327,7 +363,10 @@ def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bo
     remote = None
     if settings.jwks_url:
         remote = RemoteKeys(
-            settings.jwks_url, interval=settings.jwks_refetch_interval, timeout=settings.jwks_timeout
+            settings.jwks_url,
+            interval=settings.jwks_refetch_interval,
+            timeout=settings.jwks_timeout,
+            clock=clock.monotonic,
         )
         remote.load()
     return JWTTokens(
@@ -341,4 +380,5 @@ def jwt_tokens(settings: Settings, repository: Repository | None, *, issuing: bo
         check_revocation=settings.jwt_check_revocation,
         cache_size=settings.jwt_cache_size,
         remote=remote,
+        clock=clock,
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import InvalidToken
 from ..models import AccessToken, digest
+from ..records import AccessTokenRecord
 from ..repository import Repository
 from .base import new_token_string
 
@@ -18,15 +19,19 @@ class OpaqueTokens:
     :param repository: where token records live (by hash, never in clear).
     :param ttl: access token lifetime in seconds.
     :param generator: ``secrets`` or ``uuid4``.
+    :param clock: the time tokens expire by.
     """
 
     #: Every verification is a store look-up.
     reads_store = True
 
-    def __init__(self, repository: Repository, ttl: int, generator: str = "secrets") -> None:
+    def __init__(
+        self, repository: Repository, ttl: int, generator: str = "secrets", *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.repository = repository
         self.ttl = ttl
         self.generator = generator
+        self.clock = clock
 
     def issue(
         self,
@@ -39,33 +44,19 @@ class OpaqueTokens:
     ) -> AccessToken:
         """Create a token and store its record under its hash."""
         token = new_token_string(self.generator)
-        access = AccessToken(
-            token=token,
-            client_id=client_id,
-            user_id=user_id,
-            scopes=scopes,
-            expires_at=int(time.time()) + self.ttl,
-            extra=dict(extra),
-            token_id=digest(token),
+        record = AccessTokenRecord(
+            client_id, user_id, scopes, int(self.clock.time()) + self.ttl, dict(extra), family
         )
-        self.repository.save_access_token(access, self.ttl, family)
-        return access
+        token_id = digest(token)
+        self.repository.save_access_token(token_id, record, self.ttl)
+        return record.access_token(token, token_id)
 
     def verify(self, token: str) -> AccessToken:
         """Look the token up by hash; unknown or expired is ``invalid_token``."""
-        token_id = digest(token)
-        record = self.repository.find_access_token(token_id)
-        if record is None or record["e"] <= time.time():
+        access = self.repository.load_access_token(token, digest(token))
+        if access is None or access.expires_at <= self.clock.time():
             raise InvalidToken("the access token is invalid or has expired")
-        return AccessToken(
-            token=token,
-            client_id=record["c"],
-            user_id=record["u"],
-            scopes=tuple(record["s"]),
-            expires_at=record["e"],
-            extra=record["x"],
-            token_id=token_id,
-        )
+        return access
 
     def introspect(self, token: str) -> AccessToken | None:
         """The live token, or None: the store is the truth for opaque tokens."""
@@ -80,5 +71,5 @@ class OpaqueTokens:
 
     def join_family(self, token: AccessToken, family: str) -> None:
         """List the token's record in ``family``, for as long as the token lives."""
-        ttl = max(1, token.expires_at - int(time.time()))
+        ttl = max(1, token.expires_at - int(self.clock.time()))
         self.repository.add_access_token_to_family(token.token_id, family, ttl)

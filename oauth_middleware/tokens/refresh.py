@@ -8,10 +8,11 @@ replayed code or a reused refresh token revokes them all together.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
-from ..models import AccessToken, Client, digest
+from ..clock import SYSTEM_CLOCK, Clock
+from ..models import Client, digest
+from ..records import RefreshTokenRecord
 from ..repository import Repository
 from ..settings import Settings
 from .base import new_token_string
@@ -28,10 +29,12 @@ class RefreshTokens:
     :param repository: where refresh records live.
     :param settings: ``grants``, ``refresh_token_grants``, the lifetimes and
         the token generator.
+    :param clock: the time tokens and chains expire by.
     """
 
-    def __init__(self, repository: Repository, settings: Settings) -> None:
+    def __init__(self, repository: Repository, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.repository = repository
+        self.clock = clock
         self.enabled = "refresh_token" in settings.grants
         self.grants = frozenset(settings.refresh_token_grants)
         self.ttl = settings.refresh_token_ttl
@@ -57,12 +60,12 @@ class RefreshTokens:
         :param chain_expires_at: end of the rotation chain; None starts a new
             chain that ends ``refresh_token_ttl`` from now.
         """
-        now = int(time.time())
+        now = int(self.clock.time())
         chain_end = chain_expires_at if chain_expires_at is not None else now + self.ttl
         expires_at = min(chain_end, now + self.idle_ttl) if self.idle_ttl else chain_end
         token = new_token_string(self.generator)
-        record = AccessToken(token, client_id, user_id, scopes, expires_at, {}, digest(token))
-        self.repository.save_refresh_token(record, max(1, expires_at - now), family, chain_end)
+        record = RefreshTokenRecord(client_id, user_id, scopes, expires_at, family, chain_end)
+        self.repository.save_refresh_token(digest(token), record, max(1, expires_at - now))
         return token
 
     def add_to(

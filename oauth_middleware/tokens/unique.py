@@ -13,16 +13,16 @@ cannot decrypt it and simply mints a new token.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import time
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..models import AccessToken
+from ..records import UniqueTokenRecord
 from ..repository import Repository
 from .base import TokenFormat
 
@@ -36,25 +36,29 @@ class UniqueTokens:
     :param repository: where the encrypted copies live (``unique:<sha256>``).
     :param tokens: the token format, which re-checks a kept token is still valid.
     :param key: 256-bit AES-GCM key.
+    :param clock: the time a kept token's remaining life is measured by.
     """
 
-    def __init__(self, repository: Repository, tokens: TokenFormat, key: bytes) -> None:
+    def __init__(
+        self, repository: Repository, tokens: TokenFormat, key: bytes, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.repository = repository
         self.tokens = tokens
         self.aead = AESGCM(key)
+        self.clock = clock
 
     def find(
         self, client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...]
     ) -> AccessToken | None:
         """The kept token for this combination if it is still valid, else None."""
         slot = _slot(client_id, user_id, grant_type, scopes)
-        record = self.repository.find_unique_token(slot)
-        if record is None:
-            return None
         try:
-            sealed = base64.b64decode(record["t"])
+            record = self.repository.find_unique_token(slot)
+            if record is None:
+                return None
+            sealed = record.sealed
             token = self.aead.decrypt(sealed[:12], sealed[12:], slot.encode()).decode("utf-8")
-        except (InvalidTag, ValueError, KeyError):
+        except (InvalidTag, ValueError):  # a garbled entry, or sealed under another key
             return None
         # introspect, not verify: it always consults the deny list, so a revoked
         # JWT is never handed out again (the guard may skip that check).
@@ -63,15 +67,15 @@ class UniqueTokens:
             return None
         if access.client_id != client_id or access.user_id != user_id or set(access.scopes) != set(scopes):
             return None
-        return access if access.expires_at - time.time() >= MIN_REMAINING else None
+        return access if access.expires_at - self.clock.time() >= MIN_REMAINING else None
 
     def keep(self, grant_type: str, access: AccessToken) -> None:
         """Remember ``access`` as the current token of its combination."""
         slot = _slot(access.client_id, access.user_id, grant_type, access.scopes)
         nonce = os.urandom(12)
         sealed = nonce + self.aead.encrypt(nonce, access.token.encode("utf-8"), slot.encode())
-        ttl = max(1, access.expires_at - int(time.time()))
-        self.repository.save_unique_token(slot, {"t": base64.b64encode(sealed).decode("ascii")}, ttl)
+        ttl = max(1, access.expires_at - int(self.clock.time()))
+        self.repository.save_unique_token(slot, UniqueTokenRecord(sealed), ttl)
 
 
 def _slot(client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...]) -> str:

@@ -1,0 +1,334 @@
+"""The short-lived records the repository keeps, as typed values.
+
+Each record converts to and from the plain ``dict`` a store holds
+(:meth:`to_value` / :meth:`from_value`), with the one- and two-letter keys
+of the stores written by 0.1 and 0.2: the guard reads a record on every
+request, and records already in a store must keep loading. Only this module
+knows those keys; only :mod:`oauth_middleware.repository` knows the store
+key each record lives under.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .models import AccessToken
+
+__all__ = [
+    "AccessTokenRecord",
+    "BlockRecord",
+    "CodeRecord",
+    "CodeUsedMarker",
+    "ConsentRecord",
+    "DenyEntry",
+    "RefreshTokenRecord",
+    "RotationMarker",
+    "UniqueTokenRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """An opaque access token as stored under its hash (``at:``).
+
+    :param client_id: the client it was issued to.
+    :param user_id: the resource owner, or None for client-only tokens.
+    :param scopes: the granted scopes.
+    :param expires_at: expiry, Unix time.
+    :param extra: extra data the grant attached.
+    :param family: the grant (code or refresh chain) it was issued from, if any.
+    """
+
+    client_id: str
+    user_id: str | None
+    scopes: tuple[str, ...]
+    expires_at: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    family: str | None = None
+
+    def access_token(self, token: str, token_id: str) -> AccessToken:
+        """The token as the guard hands it to the app."""
+        return AccessToken(
+            token, self.client_id, self.user_id, self.scopes, self.expires_at, self.extra, token_id
+        )
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {
+            "c": self.client_id,
+            "u": self.user_id,
+            "s": list(self.scopes),
+            "e": self.expires_at,
+            "x": dict(self.extra),
+            "f": self.family,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> AccessTokenRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], value.get("f"))
+
+    @staticmethod
+    def access_token_from_value(value: Mapping[str, Any], token: str, token_id: str) -> AccessToken:
+        """``from_value(value).access_token(token, token_id)``, without the record in between.
+
+        The guard's path for opaque tokens, taken on every request: one
+        frozen object built instead of two.
+        """
+        return AccessToken(token, value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], token_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    """A refresh token as stored under its hash (``rt:``): one link of a rotation chain.
+
+    :param client_id: the client it was issued to (RFC 6749 §6: bound to it).
+    :param user_id: the resource owner, or None.
+    :param scopes: the scope of the grant; a refresh may ask for less, never more.
+    :param expires_at: expiry of this token, Unix time.
+    :param family: the grant it belongs to; revoked together.
+    :param chain_expires_at: when the whole rotation chain ends; a rotated
+        token never outlives it.
+    """
+
+    client_id: str
+    user_id: str | None
+    scopes: tuple[str, ...]
+    expires_at: int
+    family: str
+    chain_expires_at: int
+
+    def expired(self, now: float) -> bool:
+        """True from ``expires_at`` on."""
+        return self.expires_at <= now
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {
+            "c": self.client_id,
+            "u": self.user_id,
+            "s": list(self.scopes),
+            "e": self.expires_at,
+            "f": self.family,
+            "ce": self.chain_expires_at,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> RefreshTokenRecord:
+        """Rebuild a record from :meth:`to_value` output (0.1 wrote no ``ce``: the token's own expiry)."""
+        return cls(
+            client_id=value["c"],
+            user_id=value["u"],
+            scopes=tuple(value["s"]),
+            expires_at=value["e"],
+            family=value["f"],
+            chain_expires_at=value.get("ce", value["e"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RotationMarker:
+    """What is left of a rotated refresh token (``used:``), to detect its reuse.
+
+    :param token: the rotated token's record (the chain's data).
+    :param rotated_at: when it was rotated, Unix time (the reuse grace counts from it).
+    :param reused: it was presented again after its grace: its family is revoked.
+    """
+
+    token: RefreshTokenRecord
+    rotated_at: int
+    reused: bool = False
+
+    def as_reused(self) -> RotationMarker:
+        """This marker, marked as reused."""
+        return replace(self, reused=True)
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store: the token's fields, ``t`` and, once reused, ``r``."""
+        value = self.token.to_value()
+        value["t"] = self.rotated_at
+        if self.reused:
+            value["r"] = True
+        return value
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> RotationMarker:
+        """Rebuild a marker from :meth:`to_value` output."""
+        return cls(RefreshTokenRecord.from_value(value), rotated_at=value["t"], reused=bool(value.get("r")))
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """An authorization code as stored under its hash (``code:``).
+
+    :param client_id: the client it was issued to.
+    :param redirect_uri: the redirect URI it was sent to.
+    :param redirect_uri_given: the authorization request named ``redirect_uri``
+        (then the token request must name the same, RFC 6749 §4.1.3).
+    :param scopes: the approved scopes.
+    :param user_id: who approved.
+    :param code_challenge: the PKCE challenge, if any (RFC 7636).
+    :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
+    :param expires_at: expiry, Unix time.
+    """
+
+    client_id: str
+    redirect_uri: str
+    redirect_uri_given: bool
+    scopes: tuple[str, ...]
+    user_id: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: int
+
+    def expired(self, now: float) -> bool:
+        """True from ``expires_at`` on."""
+        return self.expires_at <= now
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {
+            "c": self.client_id,
+            "r": self.redirect_uri,
+            "rg": self.redirect_uri_given,
+            "s": list(self.scopes),
+            "u": self.user_id,
+            "cc": self.code_challenge,
+            "cm": self.code_challenge_method,
+            "e": self.expires_at,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> CodeRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(
+            client_id=value["c"],
+            redirect_uri=value["r"],
+            redirect_uri_given=value["rg"],
+            scopes=tuple(value["s"]),
+            user_id=value["u"],
+            code_challenge=value["cc"],
+            code_challenge_method=value["cm"],
+            expires_at=value["e"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CodeUsedMarker:
+    """A redeemed code (``code-used:``).
+
+    :param family: the family of the tokens issued from it.
+    :param replayed: it was presented again (RFC 6749 §4.1.2).
+    """
+
+    family: str
+    replayed: bool = False
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"f": self.family, "r": True} if self.replayed else {"f": self.family}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> CodeUsedMarker:
+        """Rebuild a marker from :meth:`to_value` output."""
+        return cls(value["f"], replayed=bool(value.get("r")))
+
+
+@dataclass(frozen=True, slots=True)
+class DenyEntry:
+    """A revoked JWT's ``jti`` on the deny list (``deny:``).
+
+    :param until: Unix time after which the token fails its ``exp`` check anyway.
+    """
+
+    until: int
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"u": self.until}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> DenyEntry:
+        """Rebuild an entry from :meth:`to_value` output."""
+        return cls(value["u"])
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """A throttled subject (``block:``).
+
+    :param until: Unix time the block ends.
+    """
+
+    until: float
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"u": self.until}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> BlockRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(float(value["u"]))
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueTokenRecord:
+    """The current access token of one client, user, grant type and scope set (``unique:``).
+
+    :param sealed: the token, encrypted (nonce and AES-GCM ciphertext): tokens
+        are never stored in clear.
+    """
+
+    sealed: bytes
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"t": base64.b64encode(self.sealed).decode("ascii")}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> UniqueTokenRecord:
+        """Rebuild a record from :meth:`to_value` output.
+
+        :raises ValueError: the value is not one (a garbled store entry).
+        """
+        try:
+            return cls(base64.b64decode(value["t"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError("not a unique-token record") from exc
+
+
+#: Member of every remembered approval, so that one of no scope is remembered too.
+#: A space is never part of a scope token (RFC 6749 §3.3), so no scope can be it.
+APPROVED = " approved"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """The scopes a user approved for a client (``consent:``, a set index).
+
+    Kept as a set rather than one value, so approvals given at the same time
+    are all kept (every store adds to a set atomically).
+
+    :param scopes: every scope approved so far.
+    """
+
+    scopes: frozenset[str]
+
+    def covers(self, scopes: tuple[str, ...]) -> bool:
+        """True when every one of ``scopes`` was approved."""
+        return set(scopes) <= self.scopes
+
+    def to_members(self) -> tuple[str, ...]:
+        """The set members, :data:`APPROVED` last (a partly written approval is not one)."""
+        return (*sorted(self.scopes), APPROVED)
+
+    @classmethod
+    def from_members(cls, members: set[str]) -> ConsentRecord | None:
+        """The approval in a set index, or None when there is none (or not a whole one yet)."""
+        if APPROVED not in members:
+            return None
+        return cls(frozenset(members - {APPROVED}))
