@@ -10,9 +10,11 @@ whose errors go back to the client as a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from . import pkce
@@ -29,9 +31,8 @@ from .grants import offered_response_types, response_types
 from .limits import check_lengths, max_length
 from .models import Client
 from .parsing import single_params
-
-if TYPE_CHECKING:
-    from .server import AuthorizationServer
+from .scopes import ScopePolicy
+from .settings import Settings
 
 #: The parameters of an authorization request that this server reads; the
 #: login and consent forms carry exactly these through to the decision.
@@ -46,6 +47,29 @@ REQUEST_PARAMS = (
 )
 #: Parameters whose trust must be settled before any redirect (RFC 6749 §4.1.2.1).
 _FATAL_PARAMS = ("client_id", "redirect_uri")
+
+
+class Clients(Protocol):
+    """Where registered clients are found (the repository)."""
+
+    def get_client(self, client_id: str) -> Client | None:
+        """The registered client with this id, or None."""
+
+
+class RequestContext(Protocol):
+    """What validating an authorization request uses of the server."""
+
+    @property
+    def settings(self) -> Settings:
+        """``response_types``, ``require_pkce``, ``allow_plain_pkce``."""
+
+    @property
+    def repository(self) -> Clients:
+        """The registered clients."""
+
+    @property
+    def scope_policy(self) -> ScopePolicy:
+        """Which scopes a request gets."""
 
 
 @dataclass(frozen=True)
@@ -79,22 +103,41 @@ class AuthorizationRequest:
         """Whether the answer travels in the fragment (implicit grant, RFC 6749 §4.2.2)."""
         return self.response_type == "token"
 
+    @property
+    def pending_id(self) -> str:
+        """This request's identity while the user logs in and decides (what CSRF tokens bind to).
+
+        A digest of everything validated: two requests that would be answered
+        differently never share it.
+        """
+        fields = [
+            self.client.client_id,
+            self.response_type,
+            self.redirect_uri,
+            self.redirect_uri_given,
+            self.scopes,
+            self.state,
+            self.code_challenge,
+            self.code_challenge_method,
+        ]
+        digest = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode("utf-8")).hexdigest()
+        return f"authorize:{digest}"
+
     def redirect_error(self, error: OAuthError, status: int) -> RedirectedError:
-        """``error`` as a redirect back to this request's client."""
+        """``error`` as a redirect back to this request's client, with ``status`` (302 or 303)."""
         return RedirectedError(
             error, redirect_uri=self.redirect_uri, state=self.state, fragment=self.fragment, status=status
         )
 
 
-def validate_request(
-    server: AuthorizationServer, items: Iterable[tuple[str, str]], *, status: int = 302
-) -> AuthorizationRequest:
+def validate_request(server: RequestContext, items: Iterable[tuple[str, str]]) -> AuthorizationRequest:
     """Check an authorization request's parameters.
 
+    :param server: what validation uses of the server.
     :param items: the request's parameters (query or form), unparsed.
-    :param status: the redirect status for errors: 302 after GET, 303 after POST.
     :raises FatalClientError: missing, unknown or mismatched client or redirect URI.
-    :raises RedirectedError: any other problem, to be sent to the client.
+    :raises RedirectedError: any other problem, to be sent to the client (the
+        endpoint that renders it picks the redirect status).
     """
     pairs = [(name, value) for name, value in items if name in REQUEST_PARAMS]
     for name in _FATAL_PARAMS:
@@ -114,12 +157,10 @@ def validate_request(
     except OAuthError as error:
         # A repeated state is not echoed (which one?), nor an over-long one (the redirect carries it).
         state = states[0] if len(states) == 1 and len(states[0]) <= max_length("state") else None
-        raise RedirectedError(
-            error, redirect_uri=redirect_uri, state=state, fragment=fragment, status=status
-        ) from None
+        raise RedirectedError(error, redirect_uri=redirect_uri, state=state, fragment=fragment) from None
 
 
-def _client(server: AuthorizationServer, client_id: str | None) -> Client:
+def _client(server: RequestContext, client_id: str | None) -> Client:
     if client_id is None:
         raise FatalClientError("client_id is required")
     client = server.repository.get_client(client_id)
@@ -171,7 +212,7 @@ def redirect_uri_matches(registered: str, requested: str, client: Client) -> boo
 
 
 def _checked(
-    server: AuthorizationServer, client: Client, redirect_uri: str, params: Mapping[str, str]
+    server: RequestContext, client: Client, redirect_uri: str, params: Mapping[str, str]
 ) -> AuthorizationRequest:
     response_type = _response_type(server, client, params.get("response_type"))
     scopes = server.scope_policy.resolve(params.get("scope"), client)
@@ -202,7 +243,7 @@ def client_response_types(client: Client) -> frozenset[str]:
     return frozenset(allowed)
 
 
-def _response_type(server: AuthorizationServer, client: Client, response_type: str | None) -> str:
+def _response_type(server: RequestContext, client: Client, response_type: str | None) -> str:
     if response_type is None:
         raise InvalidRequest("response_type is required")
     if response_type not in offered_response_types(server.settings):
@@ -213,7 +254,7 @@ def _response_type(server: AuthorizationServer, client: Client, response_type: s
 
 
 def _pkce(
-    server: AuthorizationServer, client: Client, response_type: str, params: Mapping[str, str]
+    server: RequestContext, client: Client, response_type: str, params: Mapping[str, str]
 ) -> tuple[str | None, str | None]:
     """The PKCE challenge and method of a ``code`` request (RFC 7636 §4.4)."""
     if response_type != "code":

@@ -5,8 +5,8 @@ from __future__ import annotations
 from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
-from .consent import Pages
 from .grants import Grant, token_grants
+from .interaction import Pages
 from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webob import Request, Response
+from webob import Request
 
 from .clock import SYSTEM_CLOCK, Clock
-from .responses import set_cookie
 from .settings import Settings
 
 log = logging.getLogger("oauth_middleware.users")
@@ -47,6 +46,24 @@ class Session:
     sid: str
     user_id: str | None
     expires_at: int
+
+
+@dataclass(frozen=True)
+class Cookie:
+    """A cookie to set on a response (rendered by :func:`~oauth_middleware.responses.set_cookie`).
+
+    :param name: cookie name.
+    :param value: its (signed) value.
+    :param path: the only path it is sent to.
+    :param max_age: seconds it lives.
+    :param secure: whether it is sent over https only.
+    """
+
+    name: str
+    value: str
+    path: str
+    max_age: int
+    secure: bool
 
 
 class SessionCookies:
@@ -99,11 +116,10 @@ class SessionCookies:
             return None
         return session if session.expires_at > self.clock.time() else None
 
-    def attach(self, response: Response, request: Request, session: Session, path: str) -> None:
-        """Set ``session`` as the cookie on ``response`` (Secure over https)."""
+    def cookie(self, session: Session, *, path: str, secure: bool) -> Cookie:
+        """The cookie that carries ``session``, sent to ``path`` only (and over https only if ``secure``)."""
         max_age = max(1, session.expires_at - int(self.clock.time()))
-        secure = request.scheme == "https"
-        set_cookie(response, self.name, self.encode(session), path=path, max_age=max_age, secure=secure)
+        return Cookie(self.name, self.encode(session), path, max_age, secure)
 
     def _sign(self, body: str) -> bytes:
         return hmac.new(self.key, body.encode("ascii"), hashlib.sha256).digest()

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from oauth_middleware import pkce
 from oauth_middleware.authorization import validate_request
 from oauth_middleware.clients import build_client
-from oauth_middleware.consent import csrf_token
+from oauth_middleware.interaction import csrf_token
 from oauth_middleware.grants.authorization_code import issue_code
 from oauth_middleware.guard import required_scopes
 from oauth_middleware.middleware import OAuth2Middleware
@@ -170,7 +170,7 @@ def make_server(token_format: str = "opaque", key_dir: Path | None = None) -> Se
     server.session_cookie = middleware.server.users.sessions.encode(session)
     request = validate_request(middleware.server, CODE_REQUEST.items())
     server.codes = [issue_code(middleware.server, request, "alice") for _ in range(3)]
-    csrf = csrf_token(middleware.server.pages.csrf_key, "consent", session, "alice", request.params)
+    csrf = csrf_token(middleware.server.pages.csrf_key, "consent", session, "alice", request.pending_id)
     server.consent_form = {**CODE_REQUEST, "step": "consent", "csrf_token": csrf, "decision": "approve"}
     return server
 
