@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 from oauth_middleware import pkce
 from oauth_middleware.authorization import validate_request
 from oauth_middleware.clients import build_client
-from oauth_middleware.interaction import csrf_token
 from oauth_middleware.grants.authorization_code import issue_code
 from oauth_middleware.guard import required_scopes
+from oauth_middleware.interaction import csrf_token
 from oauth_middleware.middleware import OAuth2Middleware
 from oauth_middleware.models import digest
 from oauth_middleware.users import Session
