@@ -1,4 +1,13 @@
-"""The authorization server's parts, wired once from the settings."""
+"""The wiring: the authorization server's parts, built once from the settings.
+
+The one module that knows how the parts fit. It builds them and is itself
+the narrow context each consumer is handed: grants see a
+:class:`~oauth_middleware.grants.GrantContext`, the endpoints an
+:class:`~oauth_middleware.endpoints.EndpointContext`, password checks a
+:class:`~oauth_middleware.throttle.PasswordContext`. Only the WSGI edge
+(:mod:`oauth_middleware.middleware`) imports this module; the consumers import
+their Protocol, never the server (an import-linter contract keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,14 @@ from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .consent import Pages
-from .grants import Grant, token_grants
+from .endpoints import EndpointContext
+from .grants import Grant, GrantContext, token_grants
 from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store
-from .throttle import Throttle
+from .throttle import PasswordContext, Throttle
 from .token_types import BearerToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
@@ -22,7 +32,7 @@ from .wiring import client_store_from_settings, store_from_settings, token_forma
 
 
 class AuthorizationServer:
-    """Everything the endpoints share: settings, store, tokens, grants.
+    """Everything the endpoints share: settings, store, tokens, grants; each consumer's context.
 
     :param settings: the converted settings.
     :param store: an already open store (tests); by default the ``store``
@@ -67,10 +77,21 @@ class AuthorizationServer:
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings, clock=clock)
         self.client_auth = ClientAuthenticator(self.repository, self.throttle)
-        self.grants: dict[str, Grant] = {name: cls(self) for name, cls in token_grants(settings).items()}
+        grant_context: GrantContext = self
+        self.grants: dict[str, Grant] = {
+            name: cls(grant_context) for name, cls in token_grants(settings).items()
+        }
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
                 self.repository.save_client(client)
+
+    def endpoint_context(self) -> EndpointContext:
+        """What the endpoints are handed (the authorization endpoint takes the server whole, for now)."""
+        return self
+
+    def password_context(self) -> PasswordContext:
+        """What checking a user's password is handed."""
+        return self
 
     def close(self) -> None:
         """Close the stores this server opened (``store`` and ``client_store``).

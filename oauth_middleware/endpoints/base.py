@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from webob import Request, Response
 
@@ -12,11 +12,61 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+    from ..client_auth import ClientAuthenticator
+    from ..clock import Clock
+    from ..grants import Grant
+    from ..repository import Repository
     from ..settings import Settings
+    from ..tokens import TokenFormat
+    from ..tokens.issuer import TokenIssuer
 
-#: An endpoint's work: ``(server, request) -> Response``.
-Handler = Callable[["AuthorizationServer", Request], Response]
+
+class EndpointContext(Protocol):
+    """What the token, revocation, introspection, metadata and JWKS endpoints use.
+
+    Built once by the wiring (:mod:`oauth_middleware.server`); a plug-in's
+    endpoint receives the same. Read-only; shared between threads.
+    """
+
+    @property
+    def settings(self) -> Settings:
+        """The converted settings."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The time refresh tokens expire by."""
+        ...
+
+    @property
+    def repository(self) -> Repository:
+        """Clients, refresh tokens and revocations."""
+        ...
+
+    @property
+    def tokens(self) -> TokenFormat:
+        """The access-token format: introspection and revocation."""
+        ...
+
+    @property
+    def issuer(self) -> TokenIssuer:
+        """The access-token issuer (its ``token_type``)."""
+        ...
+
+    @property
+    def client_auth(self) -> ClientAuthenticator:
+        """Authenticates the client of a token, revocation or introspection request."""
+        ...
+
+    @property
+    def grants(self) -> Mapping[str, Grant]:
+        """The token endpoint's grants by ``grant_type``, built with their context."""
+        ...
+
+
+#: The context a handler receives: :class:`EndpointContext`, or the authorization
+#: endpoint's own (its login and consent parts).
+ContextT = TypeVar("ContextT")
 
 
 def always(settings: Settings) -> bool:
@@ -25,12 +75,14 @@ def always(settings: Settings) -> bool:
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Generic[ContextT]):
     """One of our HTTP endpoints, as a registry entry.
 
     :param name: its name in :data:`~oauth_middleware.endpoints.ENDPOINTS` (and in
         the ``endpoints`` setting, for one without a path setting).
-    :param handler: ``(server, request) -> Response``; it runs only for ``methods``.
+    :param handler: ``(context, request) -> Response``; it runs only for ``methods``.
+        ``context`` is an :class:`EndpointContext` (the authorization endpoint
+        receives a wider one of its own).
     :param methods: the methods it answers; any other is 405 with ``Allow``.
     :param path_setting: the setting holding its path (the built-in endpoints).
     :param path: the default path of an endpoint without ``path_setting`` (a
@@ -49,7 +101,7 @@ class Endpoint:
     """
 
     name: str
-    handler: Handler
+    handler: Callable[[ContextT, Request], Response]
     methods: tuple[str, ...]
     path_setting: str = ""
     path: str = ""
@@ -61,10 +113,10 @@ class Endpoint:
 
 #: name -> endpoint; the package registers its own in ``endpoints/__init__.py``, entry points
 #: of ``oauth_middleware.endpoints`` add to it.
-ENDPOINTS: Registry[Endpoint] = Registry("endpoint", "oauth_middleware.endpoints")
+ENDPOINTS: Registry[Endpoint[Any]] = Registry("endpoint", "oauth_middleware.endpoints")
 
 
-def routes(settings: Settings) -> dict[str, Endpoint]:
+def routes(settings: Settings) -> dict[str, Endpoint[Any]]:
     """Exact ``PATH_INFO`` -> endpoint: the active built-in ones and those ``endpoints`` names.
 
     :raises ConfigError: ``endpoints`` names an unknown endpoint or one with a
@@ -79,7 +131,7 @@ def routes(settings: Settings) -> dict[str, Endpoint]:
             raise ConfigError(
                 f"endpoints: {name} is always on; its path is the {endpoint.path_setting} setting"
             )
-    table: dict[str, Endpoint] = {}
+    table: dict[str, Endpoint[Any]] = {}
     for name in ENDPOINTS.names():
         endpoint = ENDPOINTS.get(name)
         if endpoint is None:

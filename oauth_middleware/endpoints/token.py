@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from webob import Request, Response
 
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants import TokenRequest
 from ..responses import json_response
-from .base import Endpoint
+from .base import Endpoint, EndpointContext
 from .common import form_params
 
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
 
-
-def token_endpoint(server: AuthorizationServer, request: Request) -> Response:
+def token_endpoint(context: EndpointContext, request: Request) -> Response:
     """Answer a token request with a token (§5.1) or raise an error (§5.2)."""
     params = form_params(request)
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required")
-    client = server.client_auth.authenticate(request, params)
-    grant = server.grants.get(grant_type)
+    client = context.client_auth.authenticate(request, params)
+    grant = context.grants.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType("this grant_type is not supported")
     if grant_type not in client.grant_types or (client.is_public and not grant.allows_public_clients):

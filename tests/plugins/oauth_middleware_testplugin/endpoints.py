@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from webob import Request, Response
 
-from oauth_middleware.endpoints import Endpoint
+from oauth_middleware.endpoints import Endpoint, EndpointContext
 from oauth_middleware.responses import json_response
 
-if TYPE_CHECKING:
-    from oauth_middleware.server import AuthorizationServer
 
-
-def magic_info(server: AuthorizationServer, request: Request) -> Response:
+def magic_info(context: EndpointContext, request: Request) -> Response:
     """Which magic word works, and the issuer that says so."""
-    return json_response({"magic_word": "please", "issuer": server.settings.issuer}, cache=True)
+    return json_response({"magic_word": "please", "issuer": context.settings.issuer}, cache=True)
 
 
 #: Registered by the tests through the Python API.

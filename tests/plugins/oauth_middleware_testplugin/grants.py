@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oauth_middleware.errors import InvalidGrant
-from oauth_middleware.grants import TokenRequest
+from oauth_middleware.grants import GrantContext, TokenRequest
 
 if TYPE_CHECKING:
-    from oauth_middleware.server import AuthorizationServer
     from oauth_middleware.settings import Settings
 
 #: The user every magic token is issued for, so that a test can see it at the guard.
@@ -27,8 +26,8 @@ class MagicGrant:
     refresh_tokens = False
     allows_public_clients = False
 
-    def __init__(self, server: AuthorizationServer) -> None:
-        self.server = server
+    def __init__(self, context: GrantContext) -> None:
+        self.context = context
 
     @classmethod
     def metadata(cls, settings: Settings) -> dict[str, Any]:
@@ -39,8 +38,8 @@ class MagicGrant:
         """A token for :data:`MAGICIAN` when the word is right."""
         if request.params.get("magic_word") != "please":
             raise InvalidGrant("say the magic word")
-        scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
-        return self.server.issuer.issue(
+        scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        return self.context.issuer.issue(
             client=request.client, user_id=MAGICIAN, scopes=scopes, grant_type=self.grant_type
         )
 
