@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
@@ -20,13 +20,47 @@ from ..records import CodeRecord
 from .base import GrantContext, TokenRequest, issue_with_refresh
 
 if TYPE_CHECKING:
-    from ..authorization import AuthorizationRequest
+    from ..models import Client
     from ..settings import Settings
 
 log = logging.getLogger("oauth_middleware.grants")
 
 
-def issue_code(context: GrantContext, request: AuthorizationRequest, user_id: str) -> str:
+class ApprovedRequest(Protocol):
+    """What a code is bound to: an approved request (an ``AuthorizationRequest``), read-only."""
+
+    @property
+    def client(self) -> Client:
+        """The client the code is issued to."""
+        ...
+
+    @property
+    def redirect_uri(self) -> str:
+        """Where the code goes; the token request must name the same."""
+        ...
+
+    @property
+    def redirect_uri_given(self) -> bool:
+        """Whether the request named its ``redirect_uri`` (then the token request must too)."""
+        ...
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes the user approved."""
+        ...
+
+    @property
+    def code_challenge(self) -> str | None:
+        """The PKCE challenge (RFC 7636)."""
+        ...
+
+    @property
+    def code_challenge_method(self) -> str | None:
+        """``S256`` or ``plain``, with a challenge."""
+        ...
+
+
+def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
     """Create and store a code for an approved authorization request; return it."""
     code = secrets.token_urlsafe(32)
     ttl = context.settings.code_ttl
