@@ -60,6 +60,7 @@ from .errors import TooManyRequests
 from .proxies import IPAddress, Origin, request_origin_once
 from .records import BlockRecord
 from .repository import Repository
+from .request_context import RequestContext
 from .settings import Settings
 from .users import Users, log_failed_login
 
@@ -152,7 +153,7 @@ class Throttle:
         self.normalize = settings.normalize_username or normalize_username
         self._warned_unknown = False
 
-    def origin(self, request: Request) -> Origin:
+    def origin(self, request: Request | RequestContext) -> Origin:
         """Where ``request`` comes from, computed once per request (:func:`.request_origin_once`).
 
         An unknown address is worth a warning, once per process, when counting is on.
@@ -247,7 +248,7 @@ class Throttle:
             if left > 0:
                 raise TooManyRequests(max(1, math.ceil(left)))
 
-    def _warn_unknown(self, request: Request) -> None:
+    def _warn_unknown(self, request: Request | RequestContext) -> None:
         if self._warned_unknown:
             return
         self._warned_unknown = True
@@ -274,7 +275,13 @@ class PasswordContext(Protocol):
 
 
 def verify_password(
-    context: PasswordContext, request: Request, username: str, password: str, *, where: str, client_id: str
+    context: PasswordContext,
+    request: Request | RequestContext,
+    username: str,
+    password: str,
+    *,
+    where: str,
+    client_id: str,
 ) -> str | None:
     """The user id for a username and password (password grant, login page), behind the throttle.
 

@@ -26,7 +26,7 @@ from ..limits import too_long
 from ..responses import redirect, throttled
 from ..throttle import verify_password
 from ..users import Session
-from .base import Endpoint
+from .base import Endpoint, with_webob
 
 if TYPE_CHECKING:
     from ..server import AuthorizationServer
@@ -213,7 +213,7 @@ def _cookie_path(server: AuthorizationServer, request: Request) -> str:
 #: RFC 6749 §3.1; advertised while it offers a response type (RFC 8414 §2).
 ENDPOINT = Endpoint(
     "authorize",
-    authorize_endpoint,
+    with_webob(authorize_endpoint),
     ("GET", "POST"),
     path_setting="authorize_path",
     credentials=True,

@@ -10,6 +10,8 @@ from webob import Request, Response
 
 from ..errors import ConfigError
 from ..registry import Registry
+from ..request_context import RequestContext
+from ..responses import Reply
 
 if TYPE_CHECKING:
     from ..client_auth import ClientAuthenticator
@@ -80,9 +82,13 @@ class Endpoint(Generic[ContextT]):
 
     :param name: its name in :data:`~oauth_middleware.endpoints.ENDPOINTS` (and in
         the ``endpoints`` setting, for one without a path setting).
-    :param handler: ``(context, request) -> Response``; it runs only for ``methods``.
+    :param handler: ``(context, request) -> reply``; it runs only for ``methods``.
         ``context`` is an :class:`EndpointContext` (the authorization endpoint
-        receives a wider one of its own).
+        receives a wider one of its own), ``request`` the
+        :class:`~oauth_middleware.request_context.RequestContext`; the reply is
+        a :class:`~oauth_middleware.responses.JSONReply`, rendered by the middleware.
+    :param form: whether it reads a form-encoded body: the edge parses it once
+        into ``request.form`` and refuses another content type (``invalid_request``).
     :param methods: the methods it answers; any other is 405 with ``Allow``.
     :param path_setting: the setting holding its path (the built-in endpoints).
     :param path: the default path of an endpoint without ``path_setting`` (a
@@ -101,14 +107,26 @@ class Endpoint(Generic[ContextT]):
     """
 
     name: str
-    handler: Callable[[ContextT, Request], Response]
+    handler: Callable[[ContextT, RequestContext], Reply]
     methods: tuple[str, ...]
+    form: bool = False
     path_setting: str = ""
     path: str = ""
     credentials: bool = False
     metadata_name: str = ""
     active: Callable[[Settings], bool] = always
     advertised: Callable[[Settings], bool] = always
+
+
+def with_webob(
+    handler: Callable[[ContextT, Request], Response],
+) -> Callable[[ContextT, RequestContext], Reply]:
+    """A handler written against a WebOb request (the authorization endpoint's pages and cookies)."""
+
+    def handle(context: ContextT, request: RequestContext) -> Reply:
+        return handler(context, Request(request.environ, charset="utf-8"))
+
+    return handle
 
 
 #: name -> endpoint; the package registers its own in ``endpoints/__init__.py``, entry points

@@ -11,22 +11,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from webob import Request, Response
-
 from ..errors import AccessDenied, InvalidClient, InvalidRequest
 from ..models import Client, digest
 from ..parsing import scope_string
-from ..responses import json_response
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
 from .base import Endpoint, EndpointContext
-from .common import form_params
 
 log = logging.getLogger("oauth_middleware.introspect")
 
 
-def introspect_endpoint(context: EndpointContext, request: Request) -> Response:
+def introspect_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Describe ``token`` to an authorized resource server (RFC 7662 §2.2)."""
-    params = form_params(request)
-    client = context.client_auth.authenticate(request, params)
+    params = request.form
+    client = context.client_auth.authenticate(request)
     check_may_introspect(context, client)
     token = params.get("token")
     if token is None:
@@ -37,7 +35,7 @@ def introspect_endpoint(context: EndpointContext, request: Request) -> Response:
     else:
         body = access_token_info(context, token, issuer) or refresh_token_info(context, token, issuer)
     log.info("introspection by client_id=%r: active=%s", client.client_id, body is not None)
-    return json_response(body or {"active": False})
+    return JSONReply(body or {"active": False})
 
 
 def check_may_introspect(context: EndpointContext, client: Client) -> None:
@@ -94,6 +92,7 @@ ENDPOINT = Endpoint(
     "introspect",
     introspect_endpoint,
     ("POST",),
+    form=True,
     path_setting="introspect_path",
     credentials=True,
     metadata_name="introspection_endpoint",

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from webob import Request, Response
-
 from ..client_auth import AUTH_METHODS
 from ..grants import grant_metadata, grant_types_supported, offered_response_types
-from ..responses import json_response
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
 from ..token_types import token_type_metadata
 from .base import Endpoint, EndpointContext, routes
 
 
-def metadata_endpoint(context: EndpointContext, request: Request) -> Response:
+def metadata_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Serve the metadata document; it is public and may be cached for ``metadata_max_age``."""
-    response = json_response(server_metadata(context, context.settings.issuer), cache=True)
-    response.cache_control = f"public, max-age={context.settings.metadata_max_age}"
-    return response
+    cache_control = ("Cache-Control", f"public, max-age={context.settings.metadata_max_age}")
+    return JSONReply(server_metadata(context, context.settings.issuer), (cache_control,), cache=True)
 
 
 def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import logging
 
-from webob import Request, Response
-
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import Client, digest
-from ..responses import json_response
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
 from .base import Endpoint, EndpointContext
-from .common import form_params
 
 log = logging.getLogger("oauth_middleware.revoke")
 
 
-def revoke_endpoint(context: EndpointContext, request: Request) -> Response:
+def revoke_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Revoke the ``token`` of an authenticated client; 200 whether or not it was live."""
-    params = form_params(request)
-    client = context.client_auth.authenticate(request, params)
+    params = request.form
+    client = context.client_auth.authenticate(request)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("token is required")
@@ -36,7 +34,7 @@ def revoke_endpoint(context: EndpointContext, request: Request) -> Response:
         revoked = revoke_access_token(context, client, token) or revoke_refresh_token(context, client, token)
     if not revoked:
         log.info("revocation of an unknown or inactive token: client_id=%r", client.client_id)
-    return json_response({})
+    return JSONReply({})
 
 
 def revoke_access_token(context: EndpointContext, client: Client, token: str) -> bool:
@@ -79,6 +77,7 @@ ENDPOINT = Endpoint(
     "revoke",
     revoke_endpoint,
     ("POST",),
+    form=True,
     path_setting="revoke_path",
     credentials=True,
     metadata_name="revocation_endpoint",

@@ -17,7 +17,7 @@ from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
 from ..records import CodeRecord
-from .base import GrantContext, TokenRequest, issue_with_refresh
+from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..models import Client
@@ -100,7 +100,7 @@ class AuthorizationCodeGrant:
         self.context = context
         self.repository = context.repository
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the code, claim it once, and issue tokens in the code's family."""
         code = request.params.get("code")
         if code is None:
@@ -113,12 +113,12 @@ class AuthorizationCodeGrant:
         # The code's id is the family of every token issued from it.
         if not self.repository.claim_code(code_id, code_id, self.context.settings.code_ttl):
             self._replayed(code_id, code_id, request.client.client_id)
-        body = self._issue(record, request)
+        response = self._issue(record, request)
         marker = self.repository.redeemed_code(code_id)
         if marker is not None and marker.replayed:
             # A replay raced this redemption; make sure its tokens die too.
             self.repository.revoke_family(code_id)
-        return body
+        return response
 
     def _check(self, record: CodeRecord, request: TokenRequest) -> None:
         """The code must be redeemed by its client, with its redirect URI and verifier, for an allowed scope."""
@@ -131,7 +131,7 @@ class AuthorizationCodeGrant:
         # The settings or the registration may have dropped a scope since the code was issued.
         self.context.scope_policy.check(record.scopes, request.client)
 
-    def _issue(self, record: CodeRecord, request: TokenRequest) -> dict[str, Any]:
+    def _issue(self, record: CodeRecord, request: TokenRequest) -> TokenResponse:
         family = digest(request.params["code"])
         return issue_with_refresh(
             self.context,

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from webob import Request
-
 from ..models import Client
+from ..request_context import RequestContext
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -27,12 +26,25 @@ class TokenRequest:
 
     :param params: the form parameters, each present once.
     :param client: the authenticated (or, if public, identified) client.
-    :param request: the WebOb request, for grants that need more.
+    :param request: the request's context (origin, URL, headers), for grants that need more.
     """
 
     params: Mapping[str, str]
     client: Client
-    request: Request
+    request: RequestContext
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A successful token response (RFC 6749 §5.1), as a value the token endpoint renders.
+
+    :param body: the JSON members: ``access_token``, ``token_type`` (the issuer's), ...
+    :param headers: headers the grant adds (a ``DPoP-Nonce``); ``Cache-Control:
+        no-store`` is always added.
+    """
+
+    body: Mapping[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class GrantContext(Protocol):
@@ -48,11 +60,11 @@ class GrantContext(Protocol):
             def __init__(self, context: GrantContext) -> None:
                 self.context = context
 
-            def token_response(self, request: TokenRequest) -> dict[str, Any]:
+            def token_response(self, request: TokenRequest) -> TokenResponse:
                 scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
-                return self.context.issuer.issue(
+                return TokenResponse(self.context.issuer.issue(
                     client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
-                )
+                ))
     """
 
     @property
@@ -128,8 +140,8 @@ class Grant(GrantType, Protocol):
 
     def __init__(self, context: GrantContext) -> None: ...
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
-        """Validate the request and return the JSON body of the token response.
+    def token_response(self, request: TokenRequest) -> TokenResponse:
+        """Validate the request and return the token response.
 
         :raises OAuthError: any RFC 6749 §5.2 error.
         """
@@ -144,7 +156,7 @@ def issue_with_refresh(
     user_id: str | None,
     scopes: tuple[str, ...],
     family: str,
-) -> dict[str, Any]:
+) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
     The shared last step of the authorization code and password grants.
@@ -152,6 +164,8 @@ def issue_with_refresh(
     body = context.issuer.issue(
         client=request.client, user_id=user_id, scopes=scopes, grant_type=grant_type, family=family
     )
-    return context.refresh_tokens.add_to(
-        body, grant_type=grant_type, client=request.client, user_id=user_id, scopes=scopes, family=family
+    return TokenResponse(
+        context.refresh_tokens.add_to(
+            body, grant_type=grant_type, client=request.client, user_id=user_id, scopes=scopes, family=family
+        )
     )

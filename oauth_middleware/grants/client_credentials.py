@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import GrantContext, TokenRequest
+from .base import GrantContext, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -30,9 +30,11 @@ class ClientCredentialsGrant:
     def __init__(self, context: GrantContext) -> None:
         self.context = context
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Grant the requested (or default) scope to the client itself."""
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
-        return self.context.issuer.issue(
-            client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+        return TokenResponse(
+            self.context.issuer.issue(
+                client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+            )
         )

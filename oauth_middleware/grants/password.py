@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidGrant, InvalidRequest
 from ..throttle import verify_password
 from ..tokens.refresh import new_family
-from .base import GrantContext, TokenRequest, issue_with_refresh
+from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -38,7 +38,7 @@ class PasswordGrant:
         # verify_password is set: Settings.check_role refuses this grant without it.
         self.context = context
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the scope, then the password, and issue tokens for the user."""
         username, password = request.params.get("username"), request.params.get("password")
         if username is None or password is None:

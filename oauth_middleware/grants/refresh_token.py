@@ -18,7 +18,7 @@ from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..models import Client, digest
 from ..parsing import scope_list
 from ..records import RefreshTokenRecord, RotationMarker
-from .base import GrantContext, TokenRequest
+from .base import GrantContext, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -61,7 +61,7 @@ class RefreshTokenGrant:
         self.rotate = context.settings.rotate_refresh_tokens
         self.grace = context.settings.refresh_token_reuse_grace
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the refresh token and its scope, rotate it, and issue tokens."""
         presented = request.params.get("refresh_token")
         if presented is None:
@@ -92,7 +92,7 @@ class RefreshTokenGrant:
         self.context.scope_policy.check(scopes, request.client)
         return scopes
 
-    def _rotated_before(self, token_id: str, request: TokenRequest) -> dict[str, Any]:
+    def _rotated_before(self, token_id: str, request: TokenRequest) -> TokenResponse:
         """A token that is not live: a retry within the grace period, a reuse, or unknown."""
         marker = self.repository.rotated_refresh_token(token_id)
         if marker is None:
@@ -113,17 +113,17 @@ class RefreshTokenGrant:
 
     def _issue_unless_reused(
         self, token_id: str, request: TokenRequest, marker: RotationMarker, scopes: tuple[str, ...]
-    ) -> dict[str, Any]:
+    ) -> TokenResponse:
         """Rotate, then check no reuse of ``token_id`` raced us; if one did, the new tokens die too."""
-        body = self._issue(request.client, marker.token, scopes, rotate=True)
+        response = self._issue(request.client, marker.token, scopes, rotate=True)
         after = self.repository.rotated_refresh_token(token_id)
         if after is not None and after.reused:
             self.repository.revoke_family(marker.token.family)
-        return body
+        return response
 
     def _issue(
         self, client: Client, grant: RefreshTokenRecord, scopes: tuple[str, ...], *, rotate: bool
-    ) -> dict[str, Any]:
+    ) -> TokenResponse:
         """An access token for ``scopes``; with ``rotate``, the chain's next refresh token."""
         body = self.context.issuer.issue(
             client=client,
@@ -140,7 +140,7 @@ class RefreshTokenGrant:
                 family=grant.family,
                 chain_expires_at=grant.chain_expires_at,
             )
-        return body
+        return TokenResponse(body)
 
 
 def _ttl(expires_at: int, now: float) -> int:

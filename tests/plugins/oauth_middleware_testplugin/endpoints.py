@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from webob import Request, Response
-
 from oauth_middleware.endpoints import Endpoint, EndpointContext
-from oauth_middleware.responses import json_response
+from oauth_middleware.request_context import RequestContext
+from oauth_middleware.responses import JSONReply, Reply
 
 
-def magic_info(context: EndpointContext, request: Request) -> Response:
+def magic_info(context: EndpointContext, request: RequestContext) -> Reply:
     """Which magic word works, and the issuer that says so."""
-    return json_response({"magic_word": "please", "issuer": context.settings.issuer}, cache=True)
+    return JSONReply({"magic_word": "please", "issuer": context.settings.issuer}, cache=True)
 
 
 #: Registered by the tests through the Python API.

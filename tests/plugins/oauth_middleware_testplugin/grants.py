@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oauth_middleware.errors import InvalidGrant
-from oauth_middleware.grants import GrantContext, TokenRequest
+from oauth_middleware.grants import GrantContext, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
     from oauth_middleware.settings import Settings
@@ -34,14 +34,16 @@ class MagicGrant:
         """A member of its own, so that the tests see it in the metadata."""
         return {"magic_words_supported": ["please"]}
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """A token for :data:`MAGICIAN` when the word is right."""
         if request.params.get("magic_word") != "please":
             raise InvalidGrant("say the magic word")
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
-        return self.context.issuer.issue(
+        body = self.context.issuer.issue(
             client=request.client, user_id=MAGICIAN, scopes=scopes, grant_type=self.grant_type
         )
+        # A header of its own, so that the tests see grants send headers (a DPoP-Nonce next).
+        return TokenResponse(body, (("Magic-Word", "please"),))
 
 
 class EntryPointMagicGrant(MagicGrant):

@@ -1,0 +1,92 @@
+"""What an endpoint, a grant and client authentication learn of a request, computed once at the edge.
+
+The middleware builds one :class:`RequestContext` per request to our own
+endpoints, after its checks (HTTPS, body size, method): the origin after the
+trusted proxies, the full URL, the parsed form. The parts below read it
+instead of re-deriving from the WSGI request what they need, so each is
+computed once and a new consumer (a DPoP proof needs the method and URL)
+finds it ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from webob import Request
+
+from .errors import InvalidRequest
+from .forms import form_items
+from .limits import check_lengths
+from .parsing import single_params
+from .proxies import Origin
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """One request to our endpoints, as values.
+
+    :param method: the HTTP method.
+    :param url: the full request URL, with the scheme a trusted proxy reported.
+    :param path: ``PATH_INFO``, the path the request was routed by.
+    :param origin: where it comes from, after ``trusted_proxies``.
+    :param headers: its headers (names case-insensitive): ``Authorization``.
+    :param form: the form parameters of an endpoint that reads a form body
+        (each present once); empty for the others.
+    :param environ: the WSGI environ, for the authorization endpoint's pages
+        and cookies (until login and consent read values too).
+
+    Example::
+
+        context = read_request(Request(environ), origin, form=True)
+        context.form["grant_type"]
+    """
+
+    method: str
+    url: str
+    path: str
+    origin: Origin
+    headers: Mapping[str, str]
+    form: Mapping[str, str]
+    environ: WSGIEnvironment
+
+
+def read_request(request: Request, origin: Origin, *, form: bool) -> RequestContext:
+    """The context of ``request``, its form parsed when the endpoint reads one.
+
+    :param origin: the request's origin (the middleware computed it for the HTTPS check).
+    :param form: whether the endpoint reads a form-encoded body (POST).
+    :raises InvalidRequest: with ``form``: not form-encoded, undecodable,
+        repeated names or an over-long value (:mod:`oauth_middleware.limits`).
+    """
+    return RequestContext(
+        request.method,
+        request.url,
+        request.path_info,
+        origin,
+        request.headers,
+        form_params(request) if form else _EMPTY,
+        request.environ,
+    )
+
+
+def form_params(request: Request) -> dict[str, str]:
+    """The form parameters of a POST, each present once.
+
+    :raises InvalidRequest: not form-encoded, undecodable, repeated names or an over-long value.
+    """
+    if request.content_type.lower() != _FORM:
+        raise InvalidRequest(f"the body must be {_FORM}")
+    items = form_items(request, InvalidRequest)
+    check_lengths(items)
+    return single_params(items)
+
+
+#: The form of a request whose endpoint reads none; shared, never written.
+_EMPTY: Mapping[str, str] = {}
