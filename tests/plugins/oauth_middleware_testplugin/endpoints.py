@@ -26,3 +26,21 @@ ENTRY_POINT_MAGIC_INFO = Endpoint(
     credentials=True,
     metadata_name="magic_info_ep_endpoint",
 )
+
+
+def echo_context(context: EndpointContext, request: RequestContext) -> Reply:
+    """What the edge computed of the request, sent back with a header and status of its own."""
+    body = {
+        "method": request.method,
+        "url": request.url,
+        "path": request.path,
+        "address": str(request.origin.address),
+        "scheme": request.origin.scheme,
+        "form": dict(request.form),
+        "authorization": request.headers.get("authorization"),
+    }
+    return JSONReply(body, (("Echo", "yes"),), status=201)
+
+
+#: Registered by the tests through the Python API: it reads a form body.
+ECHO_CONTEXT = Endpoint("echo-context", echo_context, ("POST",), form=True, path="/oauth/echo")
