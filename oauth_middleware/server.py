@@ -15,14 +15,13 @@ from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .consent import Pages
-from .endpoints import EndpointContext
 from .grants import Grant, GrantContext, token_grants
 from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store
-from .throttle import PasswordContext, Throttle
+from .throttle import Throttle
 from .token_types import BearerToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
@@ -84,14 +83,6 @@ class AuthorizationServer:
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
                 self.repository.save_client(client)
-
-    def endpoint_context(self) -> EndpointContext:
-        """What the endpoints are handed (the authorization endpoint takes the server whole, for now)."""
-        return self
-
-    def password_context(self) -> PasswordContext:
-        """What checking a user's password is handed."""
-        return self
 
     def close(self) -> None:
         """Close the stores this server opened (``store`` and ``client_store``).
