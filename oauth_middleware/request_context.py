@@ -33,7 +33,6 @@ class RequestContext:
     """One request to our endpoints, as values.
 
     :param method: the HTTP method.
-    :param url: the full request URL, with the scheme a trusted proxy reported.
     :param path: ``PATH_INFO``, the path the request was routed by.
     :param origin: where it comes from, after ``trusted_proxies``.
     :param headers: its headers (names case-insensitive): ``Authorization``.
@@ -42,6 +41,9 @@ class RequestContext:
     :param environ: the WSGI environ, for the authorization endpoint's pages
         and cookies (until login and consent read values too).
 
+    :attr:`url` is derived when asked (few requests need it; the token
+    endpoint's speed matters).
+
     Example::
 
         context = read_request(Request(environ), origin, form=True)
@@ -49,12 +51,16 @@ class RequestContext:
     """
 
     method: str
-    url: str
     path: str
     origin: Origin
     headers: Mapping[str, str]
     form: Mapping[str, str]
     environ: WSGIEnvironment
+
+    @property
+    def url(self) -> str:
+        """The full request URL, with the scheme a trusted proxy reported (the edge set it)."""
+        return str(Request(self.environ).url)
 
 
 def read_request(request: Request, origin: Origin, *, form: bool) -> RequestContext:
@@ -67,7 +73,6 @@ def read_request(request: Request, origin: Origin, *, form: bool) -> RequestCont
     """
     return RequestContext(
         request.method,
-        request.url,
         request.path_info,
         origin,
         request.headers,
