@@ -10,8 +10,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from webob import Response
@@ -35,9 +34,8 @@ _JSON = json.JSONEncoder(separators=(",", ":"))
 RETRY_AFTER = "5"
 
 
-@dataclass(frozen=True, slots=True)
-class JSONReply:
-    """A JSON response as a value: what our endpoints return; :func:`render` makes it HTTP.
+class JSONReply(NamedTuple):
+    """A JSON response as a value (immutable): what our endpoints return; :func:`render` makes it HTTP.
 
     :param body: the JSON object.
     :param headers: headers of its own (a ``DPoP-Nonce``, a ``Cache-Control`` for public documents).
@@ -66,7 +64,8 @@ def render(reply: Reply) -> Response:
     if isinstance(reply, Response):
         return reply
     response = json_response(reply.body, reply.status, cache=reply.cache)
-    response.headerlist.extend(reply.headers)
+    if reply.headers:
+        response.headerlist.extend(reply.headers)
     return response
 
 

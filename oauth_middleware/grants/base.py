@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..models import Client
 from ..request_context import RequestContext
@@ -34,9 +34,8 @@ class TokenRequest:
     request: RequestContext
 
 
-@dataclass(frozen=True)
-class TokenResponse:
-    """A successful token response (RFC 6749 §5.1), as a value the token endpoint renders.
+class TokenResponse(NamedTuple):
+    """A successful token response (RFC 6749 §5.1), as a value (immutable) the token endpoint renders.
 
     :param body: the JSON members: ``access_token``, ``token_type`` (the issuer's), ...
     :param headers: headers the grant adds (a ``DPoP-Nonce``); ``Cache-Control:
