@@ -14,8 +14,9 @@ from .errors import MethodNotAllowed, OAuthError, ServerError, StoreUnavailable,
 from .guard import Guard
 from .limits import cap_body
 from .outage import OutageLog
-from .proxies import check_https, request_origin_once
-from .responses import oauth_error, render_error
+from .proxies import Origin, check_https, request_origin_once
+from .request_context import read_request
+from .responses import oauth_error, render, render_error
 from .server import AuthorizationServer
 from .settings import Settings
 from .stores import Store
@@ -73,10 +74,11 @@ class OAuth2Middleware:
         request = Request(environ, charset="utf-8")
         response: Response
         try:
-            self.admit(request)
+            origin = self.admit(request)
             if request.method not in endpoint.methods:
                 raise MethodNotAllowed(endpoint.methods)
-            response = endpoint.handler(self.server, request)
+            context = read_request(request, origin, form=endpoint.form)
+            response = render(endpoint.handler(self.server, context))
             if request.path_info in self.credential_paths:
                 self.outage.succeeded()  # an outage seen here ends here too, guard traffic or not
         except OAuthError as error:
@@ -90,8 +92,8 @@ class OAuth2Middleware:
             response = oauth_error(ServerError("internal error"), self.settings.realm)
         return response(environ, start_response)
 
-    def admit(self, request: Request) -> None:
-        """Checks every request to our endpoints passes before an endpoint reads it.
+    def admit(self, request: Request) -> Origin:
+        """Checks every request to our endpoints passes before an endpoint reads it; its origin.
 
         The scheme a trusted proxy reports becomes the request's own (issuer
         URLs, Secure cookies); plain HTTP is refused where credentials travel
@@ -109,3 +111,4 @@ class OAuth2Middleware:
         if settings.require_https and path in self.credential_paths:
             check_https(origin, page=path == settings.authorize_path)
         cap_body(environ, settings.max_body_size)
+        return origin

@@ -10,7 +10,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from webob import Response
@@ -32,6 +32,41 @@ _JSON = json.JSONEncoder(separators=(",", ":"))
 
 #: Seconds a client should wait before retrying when the store is down.
 RETRY_AFTER = "5"
+
+
+class JSONReply(NamedTuple):
+    """A JSON response as a value (immutable): what our endpoints return; :func:`render` makes it HTTP.
+
+    :param body: the JSON object.
+    :param headers: headers of its own (a ``DPoP-Nonce``, a ``Cache-Control`` for public documents).
+    :param cache: False (the default) adds ``Cache-Control: no-store``: it carries a
+        token or an answer about one (RFC 6749 §5.1).
+    :param status: 200 unless the endpoint creates something.
+
+    Example::
+
+        return JSONReply({"active": False})
+    """
+
+    body: Mapping[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+    cache: bool = False
+    status: int = 200
+
+
+#: What an endpoint returns: a value, or (the authorization endpoint's pages and
+#: redirects) a response already rendered by this module.
+Reply: TypeAlias = "JSONReply | Response"
+
+
+def render(reply: Reply) -> Response:
+    """The HTTP response of an endpoint's reply."""
+    if isinstance(reply, Response):
+        return reply
+    response = json_response(reply.body, reply.status, cache=reply.cache)
+    if reply.headers:
+        response.headerlist.extend(reply.headers)
+    return response
 
 
 def json_response(body: Mapping[str, Any], status: int = 200, *, cache: bool = False) -> Response:

@@ -1,18 +1,36 @@
-"""The authorization server's parts, wired once from the settings."""
+"""The wiring: the authorization server's parts, built once from the settings.
+
+The one module that knows how the parts fit. It builds them and is itself
+the narrow context each consumer is handed: grants see a
+:class:`~oauth_middleware.grants.GrantContext`, the endpoints an
+:class:`~oauth_middleware.endpoints.EndpointContext`, password checks a
+:class:`~oauth_middleware.throttle.PasswordContext`. Only the WSGI edge
+(:mod:`oauth_middleware.middleware`) imports this module; the consumers import
+their Protocol, never the server (an import-linter contract keeps it so).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from webob import Request
+
+from .authorization import AuthorizationRequest
 from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
-from .grants import Grant, token_grants
-from .interaction import Pages
+from .endpoints.authorize import AuthorizeContext
+from .grants import Grant, GrantContext, token_grants
+from .grants.authorization_code import issue_code
+from .interaction import Interaction, Pages
+from .models import Client
 from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store
-from .throttle import Throttle
+from .throttle import Throttle, verify_password
 from .token_types import BearerToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
@@ -22,7 +40,7 @@ from .wiring import client_store_from_settings, store_from_settings, token_forma
 
 
 class AuthorizationServer:
-    """Everything the endpoints share: settings, store, tokens, grants.
+    """Everything the endpoints share: settings, store, tokens, grants; each consumer's context.
 
     :param settings: the converted settings.
     :param store: an already open store (tests); by default the ``store``
@@ -67,7 +85,11 @@ class AuthorizationServer:
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings, clock=clock)
         self.client_auth = ClientAuthenticator(self.repository, self.throttle)
-        self.grants: dict[str, Grant] = {name: cls(self) for name, cls in token_grants(settings).items()}
+        grant_context: GrantContext = self
+        self.grants: dict[str, Grant] = {
+            name: cls(grant_context) for name, cls in token_grants(settings).items()
+        }
+        self.authorize_context: AuthorizeContext = AuthorizeWiring(self)
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
                 self.repository.save_client(client)
@@ -80,3 +102,54 @@ class AuthorizationServer:
         """
         for store in self._owned:
             store.close()
+
+
+class AuthorizeWiring:
+    """The authorization endpoint's and the interaction's view of the server (an ``AuthorizeContext``).
+
+    :param server: the authorization server (only this class reads it).
+    """
+
+    def __init__(self, server: AuthorizationServer) -> None:
+        self._server = server
+        self.settings = server.settings
+        self.repository = server.repository
+        self.scope_policy = server.scope_policy
+        self.users = server.users
+        self.pages = server.pages
+        self.login_url = server.settings.login_url
+        self.interaction = Interaction(self)
+
+    def remembers_consent(self, client: Client) -> bool:
+        """Whether an approval for ``client`` is remembered, and may answer the next request.
+
+        Never for a public client: anyone can send its ``client_id``, and a local
+        program can listen on a loopback redirect URI, so only the user can
+        tell the real app from an impostor (RFC 8252 §8.6, RFC 6749 §10.2).
+        """
+        return self.settings.remember_consent and not client.is_public
+
+    def has_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> bool:
+        """Whether the user approved these scopes for this client before."""
+        return self.repository.has_consent(user_id, client_id, scopes)
+
+    def save_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> None:
+        """Remember the user's approval for ``consent_ttl``."""
+        self.repository.save_consent(user_id, client_id, scopes, self.settings.consent_ttl)
+
+    def check_password(self, request: Request, username: str, password: str, client_id: str) -> str | None:
+        """The user id for these credentials behind the throttle, as the password grant's."""
+        return verify_password(
+            self._server, request, username, password, where="login page", client_id=client_id
+        )
+
+    def issue_code(self, request: AuthorizationRequest, user_id: str) -> str:
+        """A stored code for an approved request."""
+        return issue_code(self._server, request, user_id)
+
+    def issue_token(self, request: AuthorizationRequest, user_id: str) -> Mapping[str, Any]:
+        """An access token for an approved implicit request."""
+        # RFC 6749 §4.2.2: no refresh token with the implicit grant.
+        return self._server.issuer.issue(
+            client=request.client, user_id=user_id, scopes=request.scopes, grant_type="implicit"
+        )

@@ -51,7 +51,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from webob import Request
 
@@ -60,11 +60,9 @@ from .errors import TooManyRequests
 from .proxies import IPAddress, Origin, request_origin_once
 from .records import BlockRecord
 from .repository import Repository
+from .request_context import RequestContext
 from .settings import Settings
-from .users import log_failed_login
-
-if TYPE_CHECKING:
-    from .server import AuthorizationServer
+from .users import Users, log_failed_login
 
 log = logging.getLogger("oauth_middleware.throttle")
 
@@ -155,7 +153,7 @@ class Throttle:
         self.normalize = settings.normalize_username or normalize_username
         self._warned_unknown = False
 
-    def origin(self, request: Request) -> Origin:
+    def origin(self, request: Request | RequestContext) -> Origin:
         """Where ``request`` comes from, computed once per request (:func:`.request_origin_once`).
 
         An unknown address is worth a warning, once per process, when counting is on.
@@ -250,7 +248,7 @@ class Throttle:
             if left > 0:
                 raise TooManyRequests(max(1, math.ceil(left)))
 
-    def _warn_unknown(self, request: Request) -> None:
+    def _warn_unknown(self, request: Request | RequestContext) -> None:
         if self._warned_unknown:
             return
         self._warned_unknown = True
@@ -262,18 +260,39 @@ class Throttle:
         )
 
 
+class PasswordContext(Protocol):
+    """What checking a user's password asks for: the users and the throttle."""
+
+    @property
+    def throttle(self) -> Throttle:
+        """Counts failed passwords per username and address."""
+        ...
+
+    @property
+    def users(self) -> Users:
+        """Checks a username and password (``verify_password``)."""
+        ...
+
+
 def verify_password(
-    server: AuthorizationServer, request: Request, username: str, password: str, *, where: str, client_id: str
+    context: PasswordContext,
+    request: Request | RequestContext,
+    username: str,
+    password: str,
+    *,
+    where: str,
+    client_id: str,
 ) -> str | None:
     """The user id for a username and password (password grant, login page), behind the throttle.
 
+    :param context: the throttle and the users (a grant's or the login page's context).
     :param where: what asked, for the log line of a failure.
     :param client_id: the client the user logs in to, for the same line.
     :raises TooManyRequests: blocked: the password is not checked.
     """
-    throttle = server.throttle
+    throttle = context.throttle
     attempt = throttle.attempt(throttle.counters(throttle.origin(request), throttle.user_subject(username)))
-    user_id = server.users.check_password(username, password)
+    user_id = context.users.check_password(username, password)
     if user_id is None:
         log_failed_login(where, username, client_id)
         attempt.failed()

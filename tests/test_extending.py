@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token, register
-from oauth_middleware_testplugin.endpoints import MAGIC_INFO
+from oauth_middleware_testplugin.endpoints import ECHO_CONTEXT, MAGIC_INFO
 from oauth_middleware_testplugin.grants import MAGICIAN, MagicGrant
 from oauth_middleware_testplugin.stores import OPENED, DictStore
 from oauth_middleware_testplugin.token_types import TestToken
@@ -252,3 +252,67 @@ def test_a_plugin_endpoint_carrying_credentials_is_https_only(make_middleware):
 def test_bad_endpoints_setting(make_middleware, endpoints, message):
     with pytest.raises(ConfigError, match=f"^{message}"):
         make_middleware(endpoints=endpoints)
+
+
+@pytest.mark.parametrize(
+    "grant", [pytest.param("fixture:magic_grant", id="api"), pytest.param(MAGIC_EP, id="entry-point")]
+)
+def test_a_grant_response_carries_the_grants_headers(make_middleware, request, grant):
+    grant_type = via(request, grant)
+    app = magic_app(make_middleware, grant_type)
+    auth = {"Authorization": basic("wizard", "wizard-secret-0123456789")}
+    response = app.post("/oauth/token", {"grant_type": grant_type, "magic_word": "please"}, headers=auth)
+    assert response.headers["Magic-Word"] == "please"
+    assert response.headers["Cache-Control"] == "no-store" and response.json["token_type"] == "Bearer"
+    # A built-in grant adds none.
+    client = app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=auth_service())
+    assert "Magic-Word" not in client.headers and client.headers["Cache-Control"] == "no-store"
+
+
+def auth_service() -> dict[str, str]:
+    """The service client's Basic credentials."""
+    return {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}
+
+
+@pytest.fixture
+def echo_endpoint() -> Iterator[str]:
+    """The ``echo-context`` endpoint registered through the Python API, for one test."""
+    ENDPOINTS.register(ECHO_CONTEXT.name, ECHO_CONTEXT)
+    yield ECHO_CONTEXT.name
+    ENDPOINTS.unregister(ECHO_CONTEXT.name)
+
+
+def test_an_endpoint_receives_the_request_context_computed_at_the_edge(make_middleware, echo_endpoint):
+    app = webtest.TestApp(make_middleware(endpoints=echo_endpoint, trusted_proxies="10.0.0.0/8"))
+    proxied = {"REMOTE_ADDR": "10.0.0.7"}
+    headers = {"X-Forwarded-For": "192.0.2.9", "X-Forwarded-Proto": "https", "Authorization": "Basic eA=="}
+    response = app.post(
+        "/oauth/echo?x=1", {"a": "1", "b": ""}, headers=headers, extra_environ=proxied, status=201
+    )
+    assert response.headers["Echo"] == "yes" and response.headers["Cache-Control"] == "no-store"
+    assert response.json == {
+        "method": "POST",
+        "url": "https://localhost:80/oauth/echo?x=1",
+        "path": "/oauth/echo",
+        "address": "192.0.2.9",
+        "scheme": "https",
+        "form": {"a": "1"},  # an empty value counts as absent (RFC 6749 §3.1)
+        "authorization": "Basic eA==",
+    }
+
+
+@pytest.mark.parametrize(
+    ("send", "error"),
+    [
+        pytest.param(
+            {"params": "{}", "content_type": "application/json"}, "invalid_request", id="not-a-form"
+        ),
+        pytest.param({"params": "a=1&a=2"}, "invalid_request", id="repeated"),
+        pytest.param({"params": b"a=%ff"}, "invalid_request", id="not-utf8"),
+    ],
+)
+def test_the_edge_refuses_a_bad_form_before_the_endpoint_runs(make_middleware, echo_endpoint, send, error):
+    app = webtest.TestApp(make_middleware(endpoints=echo_endpoint))
+    send.setdefault("content_type", "application/x-www-form-urlencoded")
+    response = app.post("/oauth/echo", send["params"], content_type=send["content_type"], status=400)
+    assert response.json["error"] == error and "Echo" not in response.headers

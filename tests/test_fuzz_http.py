@@ -16,6 +16,7 @@ import pytest
 from fuzz_support import examples
 from http_fuzz import CODE_REQUEST, FORM, TARGETS, Case, make_server, problems
 from hypothesis import given
+from webob import Request
 
 #: Cases per target in CI: nine targets, about 1,350 requests.
 CI_CASES = 150
@@ -50,8 +51,8 @@ def test_the_checks_catch_a_crash(servers):
     def crashing(environ, start_response):
         raise RuntimeError("boom")
 
-    def leaky_endpoint(_server, request):
-        return request.get_response(server.app)
+    def leaky_endpoint(_context, request):
+        return Request(request.environ).get_response(server.app)
 
     original_app, original_endpoint = middleware.guard.app, middleware.routes["/oauth/token"]
     try:
@@ -60,7 +61,9 @@ def test_the_checks_catch_a_crash(servers):
         assert found == ["exception escaped the middleware: RuntimeError: boom"]
         middleware.guard.app = original_app
         # The endpoint's declaration with a leaky handler that also answers the GET sent here.
-        leaky = dataclasses.replace(original_endpoint, handler=leaky_endpoint, methods=("GET", "POST"))
+        leaky = dataclasses.replace(
+            original_endpoint, handler=leaky_endpoint, methods=("GET", "POST"), form=False
+        )
         middleware.routes["/oauth/token"] = leaky
         found = problems("token", server, Case("GET", "/oauth/token", "", b"", None, (), ()))[1]
         assert found == ["the protected app answered a request to the token endpoint"]

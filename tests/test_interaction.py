@@ -17,7 +17,7 @@ from oauth_flows import NATIVE_ID, flow_middleware
 from webob import Request, Response
 
 from oauth_middleware.endpoints import ENDPOINTS, Endpoint
-from oauth_middleware.endpoints.authorize import ServerContext
+from oauth_middleware.endpoints.base import with_webob
 from oauth_middleware.errors import FatalClientError, OAuthError
 from oauth_middleware.interaction import PendingRequest
 from oauth_middleware.responses import html_page
@@ -56,7 +56,7 @@ def device_page(server: AuthorizationServer, request: Request) -> Response:
         approve=approve,
         deny=deny,
     )
-    interaction = ServerContext(server).interaction
+    interaction = server.authorize_context.interaction
     if request.method == "GET":
         return interaction.start(request, pending)
     return interaction.resume(request, pending, items)
@@ -64,7 +64,9 @@ def device_page(server: AuthorizationServer, request: Request) -> Response:
 
 @pytest.fixture
 def middleware(make_middleware):
-    ENDPOINTS.register("test_device", Endpoint("test_device", device_page, ("GET", "POST"), path=DEVICE))
+    ENDPOINTS.register(
+        "test_device", Endpoint("test_device", with_webob(device_page), ("GET", "POST"), path=DEVICE)
+    )
     DECISIONS.clear()
     yield flow_middleware(make_middleware, endpoints="test_device", throttle_max_failures="3")
     ENDPOINTS.unregister("test_device")

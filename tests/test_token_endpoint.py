@@ -334,3 +334,21 @@ def test_store_down_is_503_temporarily_unavailable(make_middleware):
         {"grant_type": "client_credentials"},
         headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
     )
+
+
+def test_a_body_cut_short_of_its_content_length_is_invalid_request(middleware):
+    """The edge reads the form straight from the stream; a message cut short is not acted on (it was)."""
+    from webob import Request
+
+    request = Request.blank(
+        "/oauth/token",
+        method="POST",
+        body=b"grant_type=client_credentials",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Authorization": basic(SERVICE_ID, SERVICE_SECRET)},
+    )
+    request.environ["CONTENT_LENGTH"] = "100"  # more than was sent (a client that hung up)
+    response = request.get_response(middleware)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["Cache-Control"] == "no-store"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-
-from webob import Request
 
 from ..errors import InvalidClient
 from ..models import Client
 from ..proxies import Origin
 from ..repository import Repository
+from ..request_context import RequestContext
 from ..throttle import Throttle
 from .base import AUTH_METHODS, ClientCredentials, auth_method, read_credentials
 
@@ -32,7 +30,7 @@ class ClientAuthenticator:
 
     Example::
 
-        client = ClientAuthenticator(repository, throttle).authenticate(request, form)
+        client = ClientAuthenticator(repository, throttle).authenticate(request)
     """
 
     def __init__(self, repository: Repository, throttle: Throttle) -> None:
@@ -41,10 +39,10 @@ class ClientAuthenticator:
         for name in AUTH_METHODS:
             auth_method(name)  # a broken or misnamed plug-in is a one-line error at load time
 
-    def authenticate(self, request: Request, form: Mapping[str, str]) -> Client:
-        """The client of a request: credentials read once, origin computed once.
+    def authenticate(self, request: RequestContext) -> Client:
+        """The client of a request: its credentials read once, counted against its origin.
 
-        :param form: the request's form parameters, each present once.
+        :param request: the request's context: its headers, form and origin.
         :returns: the client; a public client only identifies itself.
         :raises InvalidClient: unknown client, wrong or malformed credentials, a
             method the client is not registered for, or no credentials.
@@ -53,7 +51,7 @@ class ClientAuthenticator:
         """
         origin = self.throttle.origin(request)
         try:
-            credentials = read_credentials(request.headers, form)
+            credentials = read_credentials(request.headers, request.form)
         except InvalidClient:
             # Garbage credentials are a failed guess of their address like a wrong secret.
             self.throttle.attempt(self.throttle.counters(origin, None)).failed()

@@ -11,14 +11,14 @@ of paths of its own. Another package adds one through the entry-point group
 from __future__ import annotations
 
 from .authorize import ENDPOINT as AUTHORIZE
-from .base import ENDPOINTS, Endpoint, Handler, routes
+from .base import ENDPOINTS, Endpoint, EndpointContext, routes
 from .introspect import ENDPOINT as INTROSPECT
 from .jwks import ENDPOINT as JWKS
 from .metadata import ENDPOINT as METADATA
 from .revoke import ENDPOINT as REVOKE
 from .token import ENDPOINT as TOKEN
 
-__all__ = ["ENDPOINTS", "Endpoint", "Handler", "routes"]
+__all__ = ["ENDPOINTS", "Endpoint", "EndpointContext", "routes"]
 
 for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS):
     ENDPOINTS.register(_endpoint.name, _endpoint)

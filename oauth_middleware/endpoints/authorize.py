@@ -16,7 +16,7 @@ to. The answer to a GET redirects with 302, to a POST with 303 (RFC 9700
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from webob import Request, Response
@@ -25,15 +25,9 @@ from ..authorization import AuthorizationRequest, RequestContext, validate_reque
 from ..errors import FatalClientError, OAuthError, RedirectedError
 from ..forms import form_items
 from ..grants import offered_response_types
-from ..grants.authorization_code import issue_code
 from ..interaction import Interaction, PendingRequest
-from ..models import Client
 from ..responses import error_redirect, redirect
-from ..throttle import verify_password
-from .base import Endpoint
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+from .base import Endpoint, with_webob
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -52,9 +46,17 @@ class AuthorizeContext(RequestContext, Protocol):
         """The token response for an approved implicit request (RFC 6749 §4.2.2)."""
 
 
-def authorize_endpoint(server: AuthorizationServer, request: Request) -> Response:
+class AuthorizeWiring(Protocol):
+    """What the endpoint registry hands the authorization endpoint: its context, built once by the wiring."""
+
+    @property
+    def authorize_context(self) -> AuthorizeContext:
+        """The authorization endpoint's and the interaction's narrow view of the server."""
+
+
+def authorize_endpoint(wiring: AuthorizeWiring, request: Request) -> Response:
     """Answer an authorization request, a login form or a consent decision."""
-    return authorize(ServerContext(server), request)
+    return authorize(wiring.authorize_context, request)
 
 
 def authorize(context: AuthorizeContext, request: Request) -> Response:
@@ -106,57 +108,6 @@ def approved(context: AuthorizeContext, areq: AuthorizationRequest, user_id: str
     return redirect(areq.redirect_uri, params, fragment=areq.fragment, status=status)
 
 
-class ServerContext:
-    """The authorization endpoint's and the interaction's view of the server, built at the boundary.
-
-    :param server: the authorization server (only this class reads it).
-    """
-
-    def __init__(self, server: AuthorizationServer) -> None:
-        self._server = server
-        self.settings = server.settings
-        self.repository = server.repository
-        self.scope_policy = server.scope_policy
-        self.users = server.users
-        self.pages = server.pages
-        self.login_url = server.settings.login_url
-        self.interaction = Interaction(self)
-
-    def remembers_consent(self, client: Client) -> bool:
-        """Whether an approval for ``client`` is remembered, and may answer the next request.
-
-        Never for a public client: anyone can send its ``client_id``, and a local
-        program can listen on a loopback redirect URI, so only the user can
-        tell the real app from an impostor (RFC 8252 §8.6, RFC 6749 §10.2).
-        """
-        return self.settings.remember_consent and not client.is_public
-
-    def has_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> bool:
-        """Whether the user approved these scopes for this client before."""
-        return self.repository.has_consent(user_id, client_id, scopes)
-
-    def save_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> None:
-        """Remember the user's approval for ``consent_ttl``."""
-        self.repository.save_consent(user_id, client_id, scopes, self.settings.consent_ttl)
-
-    def check_password(self, request: Request, username: str, password: str, client_id: str) -> str | None:
-        """The user id for these credentials behind the throttle, as the password grant's."""
-        return verify_password(
-            self._server, request, username, password, where="login page", client_id=client_id
-        )
-
-    def issue_code(self, request: AuthorizationRequest, user_id: str) -> str:
-        """A stored code for an approved request."""
-        return issue_code(self._server, request, user_id)
-
-    def issue_token(self, request: AuthorizationRequest, user_id: str) -> Mapping[str, Any]:
-        """An access token for an approved implicit request."""
-        # RFC 6749 §4.2.2: no refresh token with the implicit grant.
-        return self._server.issuer.issue(
-            client=request.client, user_id=user_id, scopes=request.scopes, grant_type="implicit"
-        )
-
-
 def _form_items(request: Request) -> list[tuple[str, str]]:
     if request.content_type.lower() != _FORM:
         raise FatalClientError(f"the body must be {_FORM}")
@@ -173,7 +124,7 @@ def _query_items(request: Request) -> list[tuple[str, str]]:
 #: RFC 6749 §3.1; advertised while it offers a response type (RFC 8414 §2).
 ENDPOINT = Endpoint(
     "authorize",
-    authorize_endpoint,
+    with_webob(authorize_endpoint),
     ("GET", "POST"),
     path_setting="authorize_path",
     credentials=True,

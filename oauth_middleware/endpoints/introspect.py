@@ -9,41 +9,36 @@ unknown, expired or revoked token is ``{"active": false}`` and nothing more
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
-
-from webob import Request, Response
+from typing import Any
 
 from ..errors import AccessDenied, InvalidClient, InvalidRequest
 from ..models import Client, digest
 from ..parsing import scope_string
-from ..responses import json_response
-from .base import Endpoint
-from .common import form_params
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
+from .base import Endpoint, EndpointContext
 
 log = logging.getLogger("oauth_middleware.introspect")
 
 
-def introspect_endpoint(server: AuthorizationServer, request: Request) -> Response:
+def introspect_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Describe ``token`` to an authorized resource server (RFC 7662 §2.2)."""
-    params = form_params(request)
-    client = server.client_auth.authenticate(request, params)
-    check_may_introspect(server, client)
+    params = request.form
+    client = context.client_auth.authenticate(request)
+    check_may_introspect(context, client)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("token is required")
-    issuer = server.settings.issuer
+    issuer = context.settings.issuer
     if params.get("token_type_hint") == "refresh_token":
-        body = refresh_token_info(server, token, issuer) or access_token_info(server, token, issuer)
+        body = refresh_token_info(context, token, issuer) or access_token_info(context, token, issuer)
     else:
-        body = access_token_info(server, token, issuer) or refresh_token_info(server, token, issuer)
+        body = access_token_info(context, token, issuer) or refresh_token_info(context, token, issuer)
     log.info("introspection by client_id=%r: active=%s", client.client_id, body is not None)
-    return json_response(body or {"active": False})
+    return JSONReply(body or {"active": False})
 
 
-def check_may_introspect(server: AuthorizationServer, client: Client) -> None:
+def check_may_introspect(context: EndpointContext, client: Client) -> None:
     """Only authenticated clients named in ``introspection_clients`` may introspect.
 
     :raises InvalidClient: a public client, which cannot authenticate.
@@ -51,29 +46,29 @@ def check_may_introspect(server: AuthorizationServer, client: Client) -> None:
     """
     if client.is_public:
         raise InvalidClient("introspection needs client authentication")
-    if client.client_id not in server.settings.introspection_clients:
+    if client.client_id not in context.settings.introspection_clients:
         log.warning("client %r may not introspect tokens", client.client_id)
         raise AccessDenied("the client may not introspect tokens")
 
 
-def access_token_info(server: AuthorizationServer, token: str, issuer: str) -> dict[str, Any] | None:
+def access_token_info(context: EndpointContext, token: str, issuer: str) -> dict[str, Any] | None:
     """The members for an active access token, or None."""
-    access = server.tokens.introspect(token)
+    access = context.tokens.introspect(token)
     if access is None:
         return None
     body = _members(issuer, access.client_id, access.user_id, access.scopes, access.expires_at)
-    body["token_type"] = server.issuer.token_type
-    if server.settings.audience:
-        body["aud"] = list(server.settings.audience)
-    if server.settings.token_format == "jwt":
+    body["token_type"] = context.issuer.token_type
+    if context.settings.audience:
+        body["aud"] = list(context.settings.audience)
+    if context.settings.token_format == "jwt":
         body["jti"] = access.token_id
     return body
 
 
-def refresh_token_info(server: AuthorizationServer, token: str, issuer: str) -> dict[str, Any] | None:
+def refresh_token_info(context: EndpointContext, token: str, issuer: str) -> dict[str, Any] | None:
     """The members for a live refresh token, or None."""
-    record = server.repository.find_refresh_token(digest(token))
-    if record is None or record.expired(server.clock.time()):
+    record = context.repository.find_refresh_token(digest(token))
+    if record is None or record.expired(context.clock.time()):
         return None
     return _members(issuer, record.client_id, record.user_id, record.scopes, record.expires_at)
 
@@ -97,6 +92,7 @@ ENDPOINT = Endpoint(
     "introspect",
     introspect_endpoint,
     ("POST",),
+    form=True,
     path_setting="introspect_path",
     credentials=True,
     metadata_name="introspection_endpoint",

@@ -7,25 +7,19 @@ never an HS256 secret or a private member.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from webob import Request, Response
-
 from ..errors import ServerError
-from ..responses import json_response
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
 from ..tokens.jwt import JWTTokens
-from .base import Endpoint
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+from .base import Endpoint, EndpointContext
 
 
-def jwks_endpoint(server: AuthorizationServer, request: Request) -> Response:
+def jwks_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Serve ``{"keys": [...]}``; public and cacheable."""
-    tokens = server.tokens
+    tokens = context.tokens
     if not isinstance(tokens, JWTTokens):
         raise ServerError("no JWT keys")  # not routed unless token_format = jwt
-    return json_response(tokens.keys.jwks(), cache=True)
+    return JSONReply(tokens.keys.jwks(), cache=True)
 
 
 #: RFC 7517 §5; routed only with ``token_format = jwt`` (with opaque tokens there are no keys).

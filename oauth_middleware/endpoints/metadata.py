@@ -8,34 +8,29 @@ client authentication methods of :mod:`..clients`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from webob import Request, Response
+from typing import Any
 
 from ..client_auth import AUTH_METHODS
 from ..grants import grant_metadata, grant_types_supported, offered_response_types
-from ..responses import json_response
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
 from ..token_types import token_type_metadata
-from .base import Endpoint, routes
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+from .base import Endpoint, EndpointContext, routes
 
 
-def metadata_endpoint(server: AuthorizationServer, request: Request) -> Response:
+def metadata_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Serve the metadata document; it is public and may be cached for ``metadata_max_age``."""
-    response = json_response(server_metadata(server, server.settings.issuer), cache=True)
-    response.cache_control = f"public, max-age={server.settings.metadata_max_age}"
-    return response
+    cache_control = ("Cache-Control", f"public, max-age={context.settings.metadata_max_age}")
+    return JSONReply(server_metadata(context, context.settings.issuer), (cache_control,), cache=True)
 
 
-def server_metadata(server: AuthorizationServer, issuer: str) -> dict[str, Any]:
+def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     """The RFC 8414 §2 document for ``issuer``; endpoint URLs are ``issuer`` + path.
 
-    :param server: the running server, whose settings and routes are described.
+    :param context: the running server's, whose settings and routes are described.
     :param issuer: the issuer identifier, also the base of every endpoint URL.
     """
-    settings = server.settings
+    settings = context.settings
     document: dict[str, Any] = {"issuer": issuer}
     for path, endpoint in routes(settings).items():
         if endpoint.metadata_name and endpoint.advertised(settings):

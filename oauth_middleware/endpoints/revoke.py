@@ -11,58 +11,52 @@ caller's goal, an unusable token, is reached.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
-from webob import Request, Response
 
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import Client, digest
-from ..responses import json_response
-from .base import Endpoint
-from .common import form_params
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
+from .base import Endpoint, EndpointContext
 
 log = logging.getLogger("oauth_middleware.revoke")
 
 
-def revoke_endpoint(server: AuthorizationServer, request: Request) -> Response:
+def revoke_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Revoke the ``token`` of an authenticated client; 200 whether or not it was live."""
-    params = form_params(request)
-    client = server.client_auth.authenticate(request, params)
+    params = request.form
+    client = context.client_auth.authenticate(request)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("token is required")
     if params.get("token_type_hint") == "refresh_token":
-        revoked = revoke_refresh_token(server, client, token) or revoke_access_token(server, client, token)
+        revoked = revoke_refresh_token(context, client, token) or revoke_access_token(context, client, token)
     else:
-        revoked = revoke_access_token(server, client, token) or revoke_refresh_token(server, client, token)
+        revoked = revoke_access_token(context, client, token) or revoke_refresh_token(context, client, token)
     if not revoked:
         log.info("revocation of an unknown or inactive token: client_id=%r", client.client_id)
-    return json_response({})
+    return JSONReply({})
 
 
-def revoke_access_token(server: AuthorizationServer, client: Client, token: str) -> bool:
+def revoke_access_token(context: EndpointContext, client: Client, token: str) -> bool:
     """Revoke an active access token of ``client``; False when ``token`` is not one."""
-    access = server.tokens.introspect(token)
+    access = context.tokens.introspect(token)
     if access is None:
         return False
     check_owner(client, access.client_id)
-    server.tokens.revoke(access)
+    context.tokens.revoke(access)
     log.info("access token revoked: client_id=%r", client.client_id)
     return True
 
 
-def revoke_refresh_token(server: AuthorizationServer, client: Client, token: str) -> bool:
+def revoke_refresh_token(context: EndpointContext, client: Client, token: str) -> bool:
     """Revoke a live refresh token of ``client`` and its family; False when not one."""
     token_id = digest(token)
-    record = server.repository.find_refresh_token(token_id)
+    record = context.repository.find_refresh_token(token_id)
     if record is None:
         return False
     check_owner(client, record.client_id)
-    server.repository.take_refresh_token(token_id)
-    server.repository.revoke_family(record.family)
+    context.repository.take_refresh_token(token_id)
+    context.repository.revoke_family(record.family)
     log.info("refresh token and its family revoked: client_id=%r", client.client_id)
     return True
 
@@ -83,6 +77,7 @@ ENDPOINT = Endpoint(
     "revoke",
     revoke_endpoint,
     ("POST",),
+    form=True,
     path_setting="revoke_path",
     credentials=True,
     metadata_name="revocation_endpoint",

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from webob import Request, Response
-
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants import TokenRequest
-from ..responses import json_response
-from .base import Endpoint
-from .common import form_params
-
-if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+from ..request_context import RequestContext
+from ..responses import JSONReply, Reply
+from .base import Endpoint, EndpointContext
 
 
-def token_endpoint(server: AuthorizationServer, request: Request) -> Response:
+def token_endpoint(context: EndpointContext, request: RequestContext) -> Reply:
     """Answer a token request with a token (§5.1) or raise an error (§5.2)."""
-    params = form_params(request)
+    params = request.form
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required")
-    client = server.client_auth.authenticate(request, params)
-    grant = server.grants.get(grant_type)
+    client = context.client_auth.authenticate(request)
+    grant = context.grants.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType("this grant_type is not supported")
     if grant_type not in client.grant_types or (client.is_public and not grant.allows_public_clients):
         raise UnauthorizedClient(f"the client may not use the {grant_type} grant")
-    return json_response(grant.token_response(TokenRequest(params, client, request)))
+    token = grant.token_response(TokenRequest(params, client, request))
+    return JSONReply(token.body, token.headers)
 
 
 #: RFC 6749 §3.2.
@@ -36,6 +30,7 @@ ENDPOINT = Endpoint(
     "token",
     token_endpoint,
     ("POST",),
+    form=True,
     path_setting="token_path",
     credentials=True,
     metadata_name="token_endpoint",

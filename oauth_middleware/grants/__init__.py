@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from ..errors import ConfigError
 from ..registry import Registry
 from .authorization_code import AuthorizationCodeGrant
-from .base import Grant, GrantType, TokenRequest
+from .base import Grant, GrantContext, GrantType, TokenRequest, TokenResponse
 from .client_credentials import ClientCredentialsGrant
 from .implicit import ImplicitGrant
 from .password import PasswordGrant
@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "GRANTS",
     "Grant",
+    "GrantContext",
     "GrantType",
     "TokenRequest",
+    "TokenResponse",
     "grant_metadata",
     "grant_types_supported",
     "offered_response_types",

@@ -11,26 +11,59 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
 from ..records import CodeRecord
-from .base import TokenRequest, issue_with_refresh
+from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
-    from ..authorization import AuthorizationRequest
-    from ..server import AuthorizationServer
+    from ..models import Client
     from ..settings import Settings
 
 log = logging.getLogger("oauth_middleware.grants")
 
 
-def issue_code(server: AuthorizationServer, request: AuthorizationRequest, user_id: str) -> str:
+class ApprovedRequest(Protocol):
+    """What a code is bound to: an approved request (an ``AuthorizationRequest``), read-only."""
+
+    @property
+    def client(self) -> Client:
+        """The client the code is issued to."""
+        ...
+
+    @property
+    def redirect_uri(self) -> str:
+        """Where the code goes; the token request must name the same."""
+        ...
+
+    @property
+    def redirect_uri_given(self) -> bool:
+        """Whether the request named its ``redirect_uri`` (then the token request must too)."""
+        ...
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes the user approved."""
+        ...
+
+    @property
+    def code_challenge(self) -> str | None:
+        """The PKCE challenge (RFC 7636)."""
+        ...
+
+    @property
+    def code_challenge_method(self) -> str | None:
+        """``S256`` or ``plain``, with a challenge."""
+        ...
+
+
+def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
     """Create and store a code for an approved authorization request; return it."""
     code = secrets.token_urlsafe(32)
-    ttl = server.settings.code_ttl
+    ttl = context.settings.code_ttl
     record = CodeRecord(
         client_id=request.client.client_id,
         redirect_uri=request.redirect_uri,
@@ -39,9 +72,9 @@ def issue_code(server: AuthorizationServer, request: AuthorizationRequest, user_
         user_id=user_id,
         code_challenge=request.code_challenge,
         code_challenge_method=request.code_challenge_method,
-        expires_at=int(server.clock.time()) + ttl,
+        expires_at=int(context.clock.time()) + ttl,
     )
-    server.repository.save_code(digest(code), record, ttl)
+    context.repository.save_code(digest(code), record, ttl)
     return code
 
 
@@ -63,29 +96,29 @@ class AuthorizationCodeGrant:
             "code_challenge_methods_supported": list(pkce.METHODS) if settings.allow_plain_pkce else ["S256"]
         }
 
-    def __init__(self, server: AuthorizationServer) -> None:
-        self.server = server
-        self.repository = server.repository
+    def __init__(self, context: GrantContext) -> None:
+        self.context = context
+        self.repository = context.repository
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the code, claim it once, and issue tokens in the code's family."""
         code = request.params.get("code")
         if code is None:
             raise InvalidRequest("code is required")
         code_id = digest(code)
         record = self.repository.find_code(code_id)
-        if record is None or record.expired(self.server.clock.time()):
+        if record is None or record.expired(self.context.clock.time()):
             self._used_or_unknown(code_id, request.client.client_id)
         self._check(record, request)
         # The code's id is the family of every token issued from it.
-        if not self.repository.claim_code(code_id, code_id, self.server.settings.code_ttl):
+        if not self.repository.claim_code(code_id, code_id, self.context.settings.code_ttl):
             self._replayed(code_id, code_id, request.client.client_id)
-        body = self._issue(record, request)
+        response = self._issue(record, request)
         marker = self.repository.redeemed_code(code_id)
         if marker is not None and marker.replayed:
             # A replay raced this redemption; make sure its tokens die too.
             self.repository.revoke_family(code_id)
-        return body
+        return response
 
     def _check(self, record: CodeRecord, request: TokenRequest) -> None:
         """The code must be redeemed by its client, with its redirect URI and verifier, for an allowed scope."""
@@ -96,12 +129,17 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("redirect_uri differs from the authorization request")
         pkce.verify(request.params.get("code_verifier"), record.code_challenge, record.code_challenge_method)
         # The settings or the registration may have dropped a scope since the code was issued.
-        self.server.scope_policy.check(record.scopes, request.client)
+        self.context.scope_policy.check(record.scopes, request.client)
 
-    def _issue(self, record: CodeRecord, request: TokenRequest) -> dict[str, Any]:
+    def _issue(self, record: CodeRecord, request: TokenRequest) -> TokenResponse:
         family = digest(request.params["code"])
         return issue_with_refresh(
-            self.server, request, self.grant_type, user_id=record.user_id, scopes=record.scopes, family=family
+            self.context,
+            request,
+            self.grant_type,
+            user_id=record.user_id,
+            scopes=record.scopes,
+            family=family,
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:
@@ -112,7 +150,7 @@ class AuthorizationCodeGrant:
 
     def _replayed(self, code_id: str, family: str, client_id: str) -> NoReturn:
         """RFC 6749 §4.1.2: a code used twice is refused and its tokens revoked."""
-        self.repository.mark_code_replayed(code_id, family, self.server.settings.code_ttl)
+        self.repository.mark_code_replayed(code_id, family, self.context.settings.code_ttl)
         self.repository.revoke_family(family)
         # The family is the code's SHA-256: a prefix names it in the log without revealing the code.
         log.warning(

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-from webob import Request
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..models import Client
+from ..request_context import RequestContext
 
 if TYPE_CHECKING:
-    from ..server import AuthorizationServer
+    from ..clock import Clock
+    from ..repository import Repository
+    from ..scopes import ScopePolicy
     from ..settings import Settings
+    from ..throttle import Throttle
+    from ..tokens.issuer import TokenIssuer
+    from ..tokens.refresh import RefreshTokens
+    from ..users import Users
 
 
 @dataclass(frozen=True)
@@ -21,12 +26,85 @@ class TokenRequest:
 
     :param params: the form parameters, each present once.
     :param client: the authenticated (or, if public, identified) client.
-    :param request: the WebOb request, for grants that need more.
+    :param request: the request's context (origin, URL, headers), for grants that need more.
     """
 
     params: Mapping[str, str]
     client: Client
-    request: Request
+    request: RequestContext
+
+
+class TokenResponse(NamedTuple):
+    """A successful token response (RFC 6749 §5.1), as a value (immutable) the token endpoint renders.
+
+    :param body: the JSON members: ``access_token``, ``token_type`` (the issuer's), ...
+    :param headers: headers the grant adds (a ``DPoP-Nonce``); ``Cache-Control:
+        no-store`` is always added.
+    """
+
+    body: Mapping[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class GrantContext(Protocol):
+    """What a grant is given to work with, built once by the wiring (:mod:`oauth_middleware.server`).
+
+    The public API of a grant: a grant stores it in ``__init__`` and reads
+    only these members, so it never depends on how the server is put
+    together. Read-only; safe to share between threads.
+
+    Example::
+
+        class MagicGrant:
+            def __init__(self, context: GrantContext) -> None:
+                self.context = context
+
+            def token_response(self, request: TokenRequest) -> TokenResponse:
+                scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+                return TokenResponse(self.context.issuer.issue(
+                    client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+                ))
+    """
+
+    @property
+    def settings(self) -> Settings:
+        """The converted settings."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The time codes and refresh tokens expire by."""
+        ...
+
+    @property
+    def repository(self) -> Repository:
+        """Codes, refresh tokens and clients."""
+        ...
+
+    @property
+    def scope_policy(self) -> ScopePolicy:
+        """Resolves a requested ``scope`` against the server's and the client's."""
+        ...
+
+    @property
+    def issuer(self) -> TokenIssuer:
+        """Issues access tokens: the token response body (its ``token_type`` included)."""
+        ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens:
+        """Issues refresh tokens for the grants in ``refresh_token_grants``."""
+        ...
+
+    @property
+    def throttle(self) -> Throttle:
+        """Counts failed passwords (the password grant)."""
+        ...
+
+    @property
+    def users(self) -> Users:
+        """Checks users' passwords (the password grant)."""
+        ...
 
 
 class GrantType(Protocol):
@@ -55,14 +133,14 @@ class GrantType(Protocol):
 class Grant(GrantType, Protocol):
     """A handler for one ``grant_type`` at the token endpoint.
 
-    Handlers are built once per server with ``Grant(server)`` and must be
+    Handlers are built once per server with ``Grant(context)`` and must be
     safe to call from many threads.
     """
 
-    def __init__(self, server: AuthorizationServer) -> None: ...
+    def __init__(self, context: GrantContext) -> None: ...
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
-        """Validate the request and return the JSON body of the token response.
+    def token_response(self, request: TokenRequest) -> TokenResponse:
+        """Validate the request and return the token response.
 
         :raises OAuthError: any RFC 6749 §5.2 error.
         """
@@ -70,21 +148,23 @@ class Grant(GrantType, Protocol):
 
 
 def issue_with_refresh(
-    server: AuthorizationServer,
+    context: GrantContext,
     request: TokenRequest,
     grant_type: str,
     *,
     user_id: str | None,
     scopes: tuple[str, ...],
     family: str,
-) -> dict[str, Any]:
+) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
     The shared last step of the authorization code and password grants.
     """
-    body = server.issuer.issue(
+    body = context.issuer.issue(
         client=request.client, user_id=user_id, scopes=scopes, grant_type=grant_type, family=family
     )
-    return server.refresh_tokens.add_to(
-        body, grant_type=grant_type, client=request.client, user_id=user_id, scopes=scopes, family=family
+    return TokenResponse(
+        context.refresh_tokens.add_to(
+            body, grant_type=grant_type, client=request.client, user_id=user_id, scopes=scopes, family=family
+        )
     )

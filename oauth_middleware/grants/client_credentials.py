@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import TokenRequest
+from .base import GrantContext, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
-    from ..server import AuthorizationServer
     from ..settings import Settings
 
 
@@ -28,12 +27,14 @@ class ClientCredentialsGrant:
         """No members besides its name in ``grant_types_supported``."""
         return {}
 
-    def __init__(self, server: AuthorizationServer) -> None:
-        self.server = server
+    def __init__(self, context: GrantContext) -> None:
+        self.context = context
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Grant the requested (or default) scope to the client itself."""
-        scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
-        return self.server.issuer.issue(
-            client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+        scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        return TokenResponse(
+            self.context.issuer.issue(
+                client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+            )
         )

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidGrant, InvalidRequest
 from ..throttle import verify_password
 from ..tokens.refresh import new_family
-from .base import TokenRequest, issue_with_refresh
+from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
-    from ..server import AuthorizationServer
     from ..settings import Settings
 
 
@@ -35,18 +34,18 @@ class PasswordGrant:
         """No members besides its name in ``grant_types_supported``."""
         return {}
 
-    def __init__(self, server: AuthorizationServer) -> None:
+    def __init__(self, context: GrantContext) -> None:
         # verify_password is set: Settings.check_role refuses this grant without it.
-        self.server = server
+        self.context = context
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the scope, then the password, and issue tokens for the user."""
         username, password = request.params.get("username"), request.params.get("password")
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
-        scopes = self.server.scope_policy.resolve(request.params.get("scope"), request.client)
+        scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
         user_id = verify_password(
-            self.server,
+            self.context,
             request.request,
             username,
             password,
@@ -57,5 +56,5 @@ class PasswordGrant:
             raise InvalidGrant("wrong username or password")
         family = new_family()
         return issue_with_refresh(
-            self.server, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
+            self.context, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
         )

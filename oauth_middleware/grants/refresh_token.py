@@ -18,10 +18,9 @@ from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..models import Client, digest
 from ..parsing import scope_list
 from ..records import RefreshTokenRecord, RotationMarker
-from .base import TokenRequest
+from .base import GrantContext, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
-    from ..server import AuthorizationServer
     from ..settings import Settings
 
 log = logging.getLogger("oauth_middleware.grants")
@@ -56,20 +55,20 @@ class RefreshTokenGrant:
         """No members besides its name in ``grant_types_supported``."""
         return {}
 
-    def __init__(self, server: AuthorizationServer) -> None:
-        self.server = server
-        self.repository = server.repository
-        self.rotate = server.settings.rotate_refresh_tokens
-        self.grace = server.settings.refresh_token_reuse_grace
+    def __init__(self, context: GrantContext) -> None:
+        self.context = context
+        self.repository = context.repository
+        self.rotate = context.settings.rotate_refresh_tokens
+        self.grace = context.settings.refresh_token_reuse_grace
 
-    def token_response(self, request: TokenRequest) -> dict[str, Any]:
+    def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the refresh token and its scope, rotate it, and issue tokens."""
         presented = request.params.get("refresh_token")
         if presented is None:
             raise InvalidRequest("refresh_token is required")
         token_id = digest(presented)
         record = self.repository.find_refresh_token(token_id)
-        now = self.server.clock.time()
+        now = self.context.clock.time()
         if record is None or record.expired(now):
             return self._rotated_before(token_id, request)
         if record.client_id != request.client.client_id:
@@ -90,15 +89,15 @@ class RefreshTokenGrant:
         may ask for the rest), never silently issued again.
         """
         scopes = narrowed_scope(request.params.get("scope"), grant.scopes)
-        self.server.scope_policy.check(scopes, request.client)
+        self.context.scope_policy.check(scopes, request.client)
         return scopes
 
-    def _rotated_before(self, token_id: str, request: TokenRequest) -> dict[str, Any]:
+    def _rotated_before(self, token_id: str, request: TokenRequest) -> TokenResponse:
         """A token that is not live: a retry within the grace period, a reuse, or unknown."""
         marker = self.repository.rotated_refresh_token(token_id)
         if marker is None:
             raise InvalidGrant("the refresh token is invalid or has expired")
-        now = self.server.clock.time()
+        now = self.context.clock.time()
         in_grace = now - marker.rotated_at <= self.grace and not marker.reused
         if self.grace and in_grace and marker.token.client_id == request.client.client_id:
             scopes = self._scope(request, marker.token)
@@ -114,19 +113,19 @@ class RefreshTokenGrant:
 
     def _issue_unless_reused(
         self, token_id: str, request: TokenRequest, marker: RotationMarker, scopes: tuple[str, ...]
-    ) -> dict[str, Any]:
+    ) -> TokenResponse:
         """Rotate, then check no reuse of ``token_id`` raced us; if one did, the new tokens die too."""
-        body = self._issue(request.client, marker.token, scopes, rotate=True)
+        response = self._issue(request.client, marker.token, scopes, rotate=True)
         after = self.repository.rotated_refresh_token(token_id)
         if after is not None and after.reused:
             self.repository.revoke_family(marker.token.family)
-        return body
+        return response
 
     def _issue(
         self, client: Client, grant: RefreshTokenRecord, scopes: tuple[str, ...], *, rotate: bool
-    ) -> dict[str, Any]:
+    ) -> TokenResponse:
         """An access token for ``scopes``; with ``rotate``, the chain's next refresh token."""
-        body = self.server.issuer.issue(
+        body = self.context.issuer.issue(
             client=client,
             user_id=grant.user_id,
             scopes=scopes,
@@ -134,14 +133,14 @@ class RefreshTokenGrant:
             family=grant.family,
         )
         if rotate:
-            body["refresh_token"] = self.server.refresh_tokens.issue(
+            body["refresh_token"] = self.context.refresh_tokens.issue(
                 client_id=client.client_id,
                 user_id=grant.user_id,
                 scopes=grant.scopes,  # the next token keeps the grant's full scope (§6)
                 family=grant.family,
                 chain_expires_at=grant.chain_expires_at,
             )
-        return body
+        return TokenResponse(body)
 
 
 def _ttl(expires_at: int, now: float) -> int:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from webob import Request, Response
-
-from oauth_middleware.endpoints import Endpoint
-from oauth_middleware.responses import json_response
-
-if TYPE_CHECKING:
-    from oauth_middleware.server import AuthorizationServer
+from oauth_middleware.endpoints import Endpoint, EndpointContext
+from oauth_middleware.request_context import RequestContext
+from oauth_middleware.responses import JSONReply, Reply
 
 
-def magic_info(server: AuthorizationServer, request: Request) -> Response:
+def magic_info(context: EndpointContext, request: RequestContext) -> Reply:
     """Which magic word works, and the issuer that says so."""
-    return json_response({"magic_word": "please", "issuer": server.settings.issuer}, cache=True)
+    return JSONReply({"magic_word": "please", "issuer": context.settings.issuer}, cache=True)
 
 
 #: Registered by the tests through the Python API.
@@ -32,3 +26,21 @@ ENTRY_POINT_MAGIC_INFO = Endpoint(
     credentials=True,
     metadata_name="magic_info_ep_endpoint",
 )
+
+
+def echo_context(context: EndpointContext, request: RequestContext) -> Reply:
+    """What the edge computed of the request, sent back with a header and status of its own."""
+    body = {
+        "method": request.method,
+        "url": request.url,
+        "path": request.path,
+        "address": str(request.origin.address),
+        "scheme": request.origin.scheme,
+        "form": dict(request.form),
+        "authorization": request.headers.get("authorization"),
+    }
+    return JSONReply(body, (("Echo", "yes"),), status=201)
+
+
+#: Registered by the tests through the Python API: it reads a form body.
+ECHO_CONTEXT = Endpoint("echo-context", echo_context, ("POST",), form=True, path="/oauth/echo")
