@@ -123,7 +123,7 @@ def wait_until_up(process: subprocess.Popen[bytes], base: str, log: pathlib.Path
         with contextlib.suppress(requests.RequestException):
             if requests.get(f"{base}/health", timeout=2).status_code == 200:
                 return
-        time.sleep(0.02)
+        time.sleep(0.1)
     pytest.fail(f"gunicorn did not answer within {START_TIMEOUT} s:\n{log.read_text()}")
 
 
