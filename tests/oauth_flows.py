@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html.parser
 import threading
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -199,19 +200,48 @@ def race(url: str, data: dict[str, str], threads: int = 20) -> list[requests.Res
 
 
 class SlowReads:
-    """A store wrapper whose reads of some keys take a while, so that concurrent
-    requests all read before any of them writes: the worst case for a race."""
+    """A store wrapper whose reads of some keys wait for the other racers, so that
+    concurrent requests all read before any of them writes: the worst case for a race.
 
-    def __init__(self, store: Any, prefixes: tuple[str, ...], delay: float = 0.05) -> None:
-        self.store, self.prefixes, self.delay = store, prefixes, delay
+    A read of a key starting with one of ``prefixes`` is held until ``readers``
+    such reads were made (every racing request has read: those still held are
+    released at once, each holding what may be a stale value), and for at most
+    ``delay`` seconds (a read outside the race, or a racer more than that after
+    the first, goes on alone). Without ``readers`` every such read takes ``delay``.
+    """
+
+    def __init__(
+        self, store: Any, prefixes: tuple[str, ...], delay: float = 0.05, readers: int | None = None
+    ) -> None:
+        self.store, self.prefixes, self.delay, self.readers = store, prefixes, delay, readers
+        self._arrived = threading.Condition()
+        self._read = 0  # reads of the current round
+        self._round = 0  # rounds released so far
+        self._began = 0.0  # when the current round's first read was made
 
     def get(self, key: str) -> Any:
         value = self.store.get(key)
         if key.startswith(self.prefixes):
-            import time
-
-            time.sleep(self.delay)  # the value read may be stale by the time it is used
+            self._hold()  # the value read may be stale by the time it is used
         return value
+
+    def _hold(self) -> None:
+        if self.readers is None:
+            time.sleep(self.delay)
+            return
+        with self._arrived:
+            now = time.monotonic()
+            if self._read and now - self._began > self.delay:  # that round's reads went on alone
+                self._read, self._round = 0, self._round + 1
+            if not self._read:
+                self._began = now
+            this_round = self._round
+            self._read += 1
+            if self._read >= self.readers:  # the last racer has read: release them all
+                self._read, self._round = 0, self._round + 1
+                self._arrived.notify_all()
+            else:
+                self._arrived.wait_for(lambda: self._round != this_round, self.delay)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

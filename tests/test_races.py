@@ -13,8 +13,8 @@ replays of a used code or a rotated refresh token, so the winner's tokens
 are revoked too (RFC 6749 §4.1.2, RFC 9700 §4.14.2): after the race not one
 token of the family works, whichever request got there first.
 
-Reads of the contended keys are slowed down (:class:`oauth_flows.SlowReads`)
-so that every request reads before any of them writes, which is the case
+Reads of the contended keys are held until every racing request has read
+(:class:`oauth_flows.SlowReads`), so that every request reads before any of them writes, which is the case
 where only an atomic claim in the store keeps one winner.
 """
 
@@ -61,9 +61,10 @@ def token_format(request):
     return request.param
 
 
-def racing_middleware(make_middleware, store, prefixes, token_format="opaque", keys=None):  # noqa: F811
-    """The three-legged test server on ``store``, its reads of ``prefixes`` keys slowed down."""
-    config = {"store_backend": SlowReads(store, prefixes)}
+def racing_middleware(make_middleware, store, prefixes, token_format="opaque", keys=None, readers=THREADS):  # noqa: F811
+    """The three-legged test server on ``store``, its reads of ``prefixes`` keys held until
+    ``readers`` racing requests have read them."""
+    config = {"store_backend": SlowReads(store, prefixes, readers=readers)}
     if token_format == "jwt":
         grants = "authorization_code refresh_token client_credentials password"
         config.update(jwt_settings(keys, grants=grants, jwt_check_revocation="true"))
@@ -121,7 +122,8 @@ def test_refresh_token_rotated_by_20_threads_has_one_winner(make_middleware, sto
 
 
 def test_revocation_while_20_threads_validate(make_middleware, store, token_format, keys):  # noqa: F811
-    middleware = racing_middleware(make_middleware, store, ("at:", "deny:"), token_format, keys)
+    # The 19 validating threads read together, each holding a value the revocation may make stale.
+    middleware = racing_middleware(make_middleware, store, ("at:", "deny:"), token_format, keys, THREADS - 1)
     app = webtest.TestApp(middleware)
     tokens = redeem(app, get_code(app))
     access = tokens["access_token"]
@@ -185,7 +187,7 @@ def test_20_concurrent_consent_approvals_are_all_remembered(make_middleware, sto
     scopes = [f"s{n}" for n in range(THREADS)]
     middleware = flow_middleware(
         make_middleware,
-        store_backend=SlowReads(store, ("consent:",)),
+        store_backend=SlowReads(store, ("consent:",), readers=THREADS),
         remember_consent="true",
         scopes=" ".join(scopes),
     )

@@ -365,15 +365,39 @@ def slow_verify(username: str, password: str) -> str | None:
     return flow_verify_password(username, password)
 
 
+class BlockWakesWaiters(SlowReads):
+    """:class:`SlowReads`, and a real clock whose ``sleep`` (the throttle's wait for
+    attempts being checked) ends early when a block is stored: the waiting attempts
+    then see it at once, instead of polling until it is there."""
+
+    def __init__(self, store, prefixes, readers):  # noqa: F811
+        super().__init__(store, prefixes, readers=readers)
+        self._blocked = threading.Condition()
+        self.time, self.monotonic = time.time, time.monotonic
+
+    def sleep(self, seconds: float) -> None:
+        with self._blocked:
+            self._blocked.wait(seconds)  # a block stored just before this wait is seen after it
+
+    def add(self, key, value, ttl):
+        added = self.store.add(key, value, ttl)
+        if key.startswith("block:"):
+            with self._blocked:
+                self._blocked.notify_all()
+        return added
+
+
 @pytest.mark.parametrize("kind", ["client-secret", "password"])
 def test_concurrent_wrong_guesses_get_no_more_checks_than_the_limit(make_middleware, store, kind):  # noqa: F811
     # Issue 10 item 12: the throttle checked, then counted, so every request in
     # flight at once had its credentials checked before the first one was counted.
     global verify_calls
     verify_calls = 0
+    store_and_clock = BlockWakesWaiters(store, ("client:",), readers=THREADS)
     middleware = throttled_middleware(
         make_middleware,
-        store_backend=SlowReads(store, ("client:",)),
+        store_backend=store_and_clock,
+        clock=store_and_clock,
         verify_password="test_throttling:slow_verify",
     )
     if kind == "client-secret":
@@ -392,7 +416,9 @@ def test_concurrent_wrong_guesses_get_no_more_checks_than_the_limit(make_middlew
 
 def test_a_burst_of_right_secrets_beyond_the_limit_all_pass(make_middleware, store):  # noqa: F811
     # Attempts being checked fill the counter for a moment; the right ones wait, they are not refused.
-    middleware = throttled_middleware(make_middleware, store_backend=SlowReads(store, ("client:",), 0.02))
+    middleware = throttled_middleware(
+        make_middleware, store_backend=SlowReads(store, ("client:",), 0.02, readers=10)
+    )
     allow_body_secret(middleware, SERVICE_ID)  # registered for client_secret_post
     data = {"grant_type": "client_credentials", "client_id": SERVICE_ID, "client_secret": SERVICE_SECRET}
     with serve(middleware, threads=10) as base:
