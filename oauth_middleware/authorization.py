@@ -6,6 +6,11 @@ depends on it: first the client and its redirect URI, whose errors are
 redirect: we must not become an open redirector); then everything else,
 whose errors go back to the client as a
 :class:`~oauth_middleware.errors.RedirectedError`.
+
+A pushed request (RFC 9126) is validated the same way twice: when pushed
+(:func:`validate_pushed_request`, every error answered to the client as
+JSON) and when the browser brings its ``request_uri``
+(:func:`validate_request`), since the client may have changed meanwhile.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from . import pkce
 from .clients import is_loopback_host
+from .clock import Clock
 from .errors import (
     FatalClientError,
     InvalidRequest,
+    InvalidRequestUri,
     OAuthError,
     RedirectedError,
     UnauthorizedClient,
@@ -29,8 +36,9 @@ from .errors import (
 )
 from .grants import offered_response_types, response_types
 from .limits import check_lengths, max_length
-from .models import Client
+from .models import Client, digest
 from .parsing import single_params
+from .records import PushedRequestRecord
 from .scopes import ScopePolicy
 from .settings import Settings
 
@@ -47,13 +55,21 @@ REQUEST_PARAMS = (
 )
 #: Parameters whose trust must be settled before any redirect (RFC 6749 §4.1.2.1).
 _FATAL_PARAMS = ("client_id", "redirect_uri")
+#: What every ``request_uri`` of a pushed request starts with (RFC 9126 §2.2); a random part follows.
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 
 
 class Clients(Protocol):
-    """Where registered clients are found (the repository)."""
+    """Where registered clients and pushed requests are found (the repository)."""
 
     def get_client(self, client_id: str) -> Client | None:
         """The registered client with this id, or None."""
+
+    def find_pushed_request(self, request_id: str) -> PushedRequestRecord | None:
+        """The unused pushed request stored under this hash, or None."""
+
+    def take_pushed_request(self, request_id: str) -> PushedRequestRecord | None:
+        """Read and delete the pushed request stored under this hash, at once; None if gone."""
 
 
 class RequestContext(Protocol):
@@ -71,6 +87,10 @@ class RequestContext(Protocol):
     def scope_policy(self) -> ScopePolicy:
         """Which scopes a request gets."""
 
+    @property
+    def clock(self) -> Clock:
+        """The time pushed requests expire by."""
+
 
 @dataclass(frozen=True)
 class AuthorizationRequest:
@@ -85,7 +105,10 @@ class AuthorizationRequest:
     :param state: the client's ``state``, sent back unchanged.
     :param code_challenge: the PKCE challenge, for ``code``.
     :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
-    :param params: the request's own parameters, re-sent by the forms.
+    :param params: the request's own parameters, re-sent by the forms (of a
+        pushed request: its ``client_id`` and ``request_uri``).
+    :param request_uri: the ``request_uri`` of the pushed request it came from
+        (RFC 9126), used up by the decision; None for a plain request.
     """
 
     client: Client
@@ -97,6 +120,7 @@ class AuthorizationRequest:
     code_challenge: str | None
     code_challenge_method: str | None
     params: Mapping[str, str]
+    request_uri: str | None = None
 
     @property
     def fragment(self) -> bool:
@@ -120,44 +144,154 @@ class AuthorizationRequest:
             self.code_challenge,
             self.code_challenge_method,
         ]
+        if self.request_uri is not None:
+            fields.append(self.request_uri)
         digest = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode("utf-8")).hexdigest()
         return f"authorize:{digest}"
 
-    def redirect_error(self, error: OAuthError, status: int) -> RedirectedError:
-        """``error`` as a redirect back to this request's client, with ``status`` (302 or 303)."""
+    def redirect_error(self, error: OAuthError, status: int, issuer: str = "") -> RedirectedError:
+        """``error`` as a redirect back to this request's client, with ``status`` (302 or 303) and ``iss``."""
         return RedirectedError(
-            error, redirect_uri=self.redirect_uri, state=self.state, fragment=self.fragment, status=status
+            error,
+            redirect_uri=self.redirect_uri,
+            state=self.state,
+            fragment=self.fragment,
+            status=status,
+            issuer=issuer,
         )
 
 
 def validate_request(server: RequestContext, items: Iterable[tuple[str, str]]) -> AuthorizationRequest:
-    """Check an authorization request's parameters.
+    """Check an authorization request's parameters: a plain request, or ``client_id`` + ``request_uri``.
 
     :param server: what validation uses of the server.
     :param items: the request's parameters (query or form), unparsed.
-    :raises FatalClientError: missing, unknown or mismatched client or redirect URI.
+    :raises FatalClientError: missing, unknown or mismatched client or redirect URI;
+        :class:`~oauth_middleware.errors.InvalidRequestUri` for a ``request_uri``
+        that is unknown, expired, used or another client's.
     :raises RedirectedError: any other problem, to be sent to the client (the
-        endpoint that renders it picks the redirect status).
+        endpoint that renders it picks the redirect status), among them a plain
+        request where pushed ones are required (RFC 9126 §5, §6).
     """
-    pairs = [(name, value) for name, value in items if name in REQUEST_PARAMS]
-    for name in _FATAL_PARAMS:
-        if sum(1 for key, _ in pairs if key == name) > 1:
-            raise FatalClientError(f"{name} is repeated")
-    trusted = {name: value for name, value in pairs if name in _FATAL_PARAMS and value}
-    client = _client(server, trusted.get("client_id"))
-    redirect_uri = _redirect_uri(client, trusted.get("redirect_uri"))
+    pairs = list(items)
+    if any(name == "request_uri" for name, _ in pairs):
+        return _pushed(server, pairs)
+    request = _redirectable(server, pairs)
+    if server.settings.require_pushed_authorization_requests or (
+        request.client.require_pushed_authorization_requests
+    ):
+        # The client and redirect URI are good: the error may go back to the client.
+        raise request.redirect_error(
+            InvalidRequest("authorization requests must be pushed first (RFC 9126)"), 302
+        )
+    return request
+
+
+def validate_pushed_request(
+    server: RequestContext, client: Client, items: Iterable[tuple[str, str]]
+) -> AuthorizationRequest:
+    """Check the parameters of a request ``client`` pushes (RFC 9126 §2.1), before storing them.
+
+    Errors are raised as themselves, for a JSON answer to the client (§2.3),
+    never as a redirect or an error page.
+
+    :param server: what validation uses of the server.
+    :param client: the authenticated client that pushes.
+    :param items: the pushed form.
+    :raises OAuthError: ``invalid_request`` (also for a bad redirect URI, or a
+        ``request_uri`` pushed), ``invalid_scope``, ``unauthorized_client``, ...
+    """
+    pairs = list(items)
+    if any(name == "request_uri" for name, _ in pairs):
+        raise InvalidRequest("request_uri cannot be pushed (RFC 9126 §2.1)")
+    if any(name == "client_id" and value != client.client_id for name, value in pairs):
+        raise InvalidRequest("client_id is not the authenticated client")
+    if not any(name == "client_id" for name, _ in pairs):
+        pairs.append(("client_id", client.client_id))
+    try:
+        pairs, client, redirect_uri = _trusted(server, pairs)
+    except FatalClientError as error:
+        raise InvalidRequest(error.description) from None
+    return _complete(server, client, redirect_uri, pairs)
+
+
+def _redirectable(server: RequestContext, items: Iterable[tuple[str, str]]) -> AuthorizationRequest:
+    """The request, its errors after the client and redirect URI raised as redirects."""
+    pairs, client, redirect_uri = _trusted(server, items)
     states = [value for name, value in pairs if name == "state" and value]
     fragment = any(name == "response_type" and value == "token" for name, value in pairs)
     try:
-        check_lengths(pairs)
-        params = single_params(pairs)
-        return _checked(server, client, redirect_uri, params)
+        return _complete(server, client, redirect_uri, pairs)
     except (FatalClientError, RedirectedError):
         raise
     except OAuthError as error:
         # A repeated state is not echoed (which one?), nor an over-long one (the redirect carries it).
         state = states[0] if len(states) == 1 and len(states[0]) <= max_length("state") else None
         raise RedirectedError(error, redirect_uri=redirect_uri, state=state, fragment=fragment) from None
+
+
+def _trusted(
+    server: RequestContext, items: Iterable[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], Client, str]:
+    """The parameters we read, the client and the redirect URI (errors: never redirected)."""
+    pairs = [(name, value) for name, value in items if name in REQUEST_PARAMS]
+    for name in _FATAL_PARAMS:
+        if sum(1 for key, _ in pairs if key == name) > 1:
+            raise FatalClientError(f"{name} is repeated")
+    trusted = {name: value for name, value in pairs if name in _FATAL_PARAMS and value}
+    client = _client(server, trusted.get("client_id"))
+    return pairs, client, _redirect_uri(client, trusted.get("redirect_uri"))
+
+
+def _complete(
+    server: RequestContext, client: Client, redirect_uri: str, pairs: list[tuple[str, str]]
+) -> AuthorizationRequest:
+    check_lengths(pairs)
+    return _checked(server, client, redirect_uri, single_params(pairs))
+
+
+def _pushed(server: RequestContext, pairs: list[tuple[str, str]]) -> AuthorizationRequest:
+    """The pushed request ``client_id`` + ``request_uri`` name (RFC 9126 §4), validated again.
+
+    Other parameters are ignored: the pushed ones are the request. The
+    request stays stored until :func:`use_pushed_request` takes it.
+    """
+    client_ids = [value for name, value in pairs if name == "client_id"]
+    request_uris = [value for name, value in pairs if name == "request_uri"]
+    if len(client_ids) != 1 or len(request_uris) != 1:
+        raise FatalClientError("client_id and request_uri are each required once")
+    client_id, request_uri = client_ids[0], request_uris[0]
+    record = server.repository.find_pushed_request(pushed_request_id(request_uri))
+    # One answer for all four, so a guessed request_uri learns nothing.
+    if record is None or record.expired(server.clock.time()) or record.client_id != client_id:
+        raise InvalidRequestUri("request_uri is unknown, expired, already used or not this client's")
+    request = _redirectable(server, record.params.items())
+    return replace(
+        request, params={"client_id": client_id, "request_uri": request_uri}, request_uri=request_uri
+    )
+
+
+def pushed_request_id(request_uri: str) -> str:
+    """The store key part of a ``request_uri``: the hash of its random part (never stored in clear).
+
+    A value without :data:`REQUEST_URI_PREFIX` gets an id nothing is stored under.
+    """
+    if not request_uri.startswith(REQUEST_URI_PREFIX):
+        return ""
+    return digest(request_uri[len(REQUEST_URI_PREFIX) :])
+
+
+def use_pushed_request(server: RequestContext, request: AuthorizationRequest) -> None:
+    """Use up ``request``'s pushed request, if any, as it is answered: a ``request_uri`` is one-time.
+
+    Taken atomically, so of concurrent decisions on one ``request_uri`` exactly one goes on.
+
+    :raises InvalidRequestUri: it was used (or expired) meanwhile: a replay.
+    """
+    if request.request_uri is None:
+        return
+    if server.repository.take_pushed_request(pushed_request_id(request.request_uri)) is None:
+        raise InvalidRequestUri("request_uri was already used")
 
 
 def _client(server: RequestContext, client_id: str | None) -> Client:

@@ -12,6 +12,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
@@ -205,6 +206,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    client = replace(client, require_pushed_authorization_requests=args.require_pushed_authorization_requests)
     repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
@@ -230,6 +232,8 @@ def _print_registration(client: Client, settings: Settings) -> None:
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
     print(f"scopes: {scopes}")
+    if client.require_pushed_authorization_requests:
+        print("require_pushed_authorization_requests: true")
 
 
 def cmd_client_list(args: argparse.Namespace) -> int:
@@ -380,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"{', '.join(AUTH_METHODS)} (default: client_secret_basic, none for --public)",
     )
     add.add_argument("--name", help="the name the consent page shows")
+    add.add_argument(
+        "--require-pushed-authorization-requests",
+        action="store_true",
+        help="its authorization requests must be pushed first (RFC 9126 PAR)",
+    )
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")
     add.set_defaults(func=cmd_client_add)
 

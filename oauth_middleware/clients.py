@@ -10,6 +10,7 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from .client_auth import AUTH_METHODS, auth_method
@@ -133,7 +134,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     """Read ``[client:ID]`` sections from an ini file (the ``clients_file`` setting).
 
     Keys: ``secret_hash`` (or ``public = true``), ``redirect_uris``, ``grants``,
-    ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``.
+    ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``,
+    ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean).
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -155,6 +157,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "scopes",
         "name",
         "token_endpoint_auth_method",
+        "require_pushed_authorization_requests",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -169,25 +172,30 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         except ValueError as exc:
             # The settings' strict boolean: a typo must not make a public client confidential.
             raise ConfigError(f"clients_file: [{section}] public: {exc}") from None
+        try:
+            require_par = asbool(values.get("require_pushed_authorization_requests", "false"))
+        except ValueError as exc:
+            raise ConfigError(
+                f"clients_file: [{section}] require_pushed_authorization_requests: {exc}"
+            ) from None
         secret_hash = None if public else values.get("secret_hash", "").strip()
         if not public and not secret_hash:
             raise ConfigError(f"clients_file: [{section}] needs secret_hash or public = true")
         try:
-            clients.append(
-                build_client(
-                    client_id,
-                    secret_hash=secret_hash,
-                    redirect_uris=values.get("redirect_uris", "").split(),
-                    grant_types=values.get("grants", "").split(),
-                    response_types=values.get("response_types", "").split(),
-                    scopes=values.get("scopes", "").split(),
-                    name=values.get("name", "").strip(),
-                    server_scopes=server_scopes,
-                    token_endpoint_auth_method=values.get("token_endpoint_auth_method", "").strip() or None,
-                )
+            client = build_client(
+                client_id,
+                secret_hash=secret_hash,
+                redirect_uris=values.get("redirect_uris", "").split(),
+                grant_types=values.get("grants", "").split(),
+                response_types=values.get("response_types", "").split(),
+                scopes=values.get("scopes", "").split(),
+                name=values.get("name", "").strip(),
+                server_scopes=server_scopes,
+                token_endpoint_auth_method=values.get("token_endpoint_auth_method", "").strip() or None,
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None
+        clients.append(replace(client, require_pushed_authorization_requests=require_par))
     return clients
 
 

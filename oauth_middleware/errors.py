@@ -168,6 +168,15 @@ class FatalClientError(OAuthError):
     error = "invalid_request"
 
 
+class InvalidRequestUri(FatalClientError):
+    """A ``request_uri`` that is unknown, expired, used or another client's (RFC 9126 §4, RFC 9101 §6.2).
+
+    An error page: the redirect URI is in the pushed request we could not use.
+    """
+
+    error = "invalid_request_uri"
+
+
 class RedirectedError(OAuthError):
     """An authorization-endpoint error sent back to the client's redirect URI.
 
@@ -181,6 +190,8 @@ class RedirectedError(OAuthError):
     :param fragment: put the parameters in the fragment (implicit grant)
         rather than the query.
     :param status: 302 after a GET, 303 after a POST (RFC 9700 §4.12: never 307).
+    :param issuer: the ``iss`` the redirect carries (RFC 9207); set by the
+        authorization endpoint, which knows it.
     """
 
     def __init__(
@@ -191,6 +202,7 @@ class RedirectedError(OAuthError):
         state: str | None,
         fragment: bool = False,
         status: int = 302,
+        issuer: str = "",
     ) -> None:
         super().__init__(error.description)
         self.error = error.error
@@ -198,6 +210,7 @@ class RedirectedError(OAuthError):
         self.redirect_uri = redirect_uri
         self.state = state
         self.fragment = fragment
+        self.issuer = issuer
 
 
 class BearerError(OAuthError):

@@ -35,6 +35,8 @@ class Client:
     :param token_endpoint_auth_method: the one client authentication method it
         may use (RFC 7591 §2 names, see :mod:`oauth_middleware.client_auth`);
         None for a client stored before clients had one: see :meth:`accepts_method`.
+    :param require_pushed_authorization_requests: its authorization requests must
+        come through the pushed authorization request endpoint (RFC 9126 §6).
     """
 
     client_id: str
@@ -45,6 +47,7 @@ class Client:
     scopes: tuple[str, ...] = ()
     name: str = ""
     token_endpoint_auth_method: str | None = None
+    require_pushed_authorization_requests: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -81,6 +84,7 @@ class Client:
             "sc": list(self.scopes),
             "n": self.name,
             "am": self.token_endpoint_auth_method,
+            "par": self.require_pushed_authorization_requests,
         }
 
     @classmethod
@@ -95,6 +99,7 @@ class Client:
             scopes=tuple(value["sc"]),
             name=value.get("n", ""),
             token_endpoint_auth_method=value.get("am"),
+            require_pushed_authorization_requests=bool(value.get("par", False)),
         )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "CodeUsedMarker",
     "ConsentRecord",
     "DenyEntry",
+    "PushedRequestRecord",
     "RefreshTokenRecord",
     "RotationMarker",
     "UniqueTokenRecord",
@@ -214,6 +215,33 @@ class CodeRecord:
             code_challenge_method=value["cm"],
             expires_at=value["e"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PushedRequestRecord:
+    """A pushed authorization request (RFC 9126) as stored under the hash of its ``request_uri`` (``par:``).
+
+    :param client_id: the client that pushed it; only it may use the ``request_uri``.
+    :param params: the pushed parameters, validated when pushed and again when used.
+    :param expires_at: expiry, Unix time.
+    """
+
+    client_id: str
+    params: Mapping[str, str]
+    expires_at: int
+
+    def expired(self, now: float) -> bool:
+        """True from ``expires_at`` on."""
+        return self.expires_at <= now
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> PushedRequestRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["c"], dict(value["p"]), value["e"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,9 @@ things the same way:
                        presented again (replay, RFC 6749 §4.1.2)
 ``used:<sha256>``      a rotated refresh token: its chain's data, kept as
                        long as the token would have lived, to detect reuse
+``par:<sha256>``       a pushed authorization request (RFC 9126), keyed by
+                       the hash of its ``request_uri``'s random part;
+                       taken (read and deleted at once) when it is used
 ``consent:<sha256>``   index of the scopes a user approved for a client (the
                        hash of user id and client id), plus the member
                        :data:`~oauth_middleware.records.APPROVED`, for ``remember_consent``
@@ -53,6 +56,7 @@ from .records import (
     CodeUsedMarker,
     ConsentRecord,
     DenyEntry,
+    PushedRequestRecord,
     RefreshTokenRecord,
     RotationMarker,
     UniqueTokenRecord,
@@ -204,6 +208,22 @@ class Repository:
     def mark_code_replayed(self, code_id: str, family: str, ttl: int) -> None:
         """Record that a redeemed code was presented again."""
         self.store.put(f"code-used:{code_id}", CodeUsedMarker(family, replayed=True).to_value(), ttl)
+
+    # -- pushed authorization requests (RFC 9126) ------------------------------
+
+    def save_pushed_request(self, request_id: str, record: PushedRequestRecord, ttl: int) -> None:
+        """Store a pushed request under the hash of its ``request_uri``."""
+        self.store.put(f"par:{request_id}", record.to_value(), ttl)
+
+    def find_pushed_request(self, request_id: str) -> PushedRequestRecord | None:
+        """The pushed request, if not used yet (it may have expired: check ``expires_at``)."""
+        value = self.store.get(f"par:{request_id}")
+        return None if value is None else PushedRequestRecord.from_value(value)
+
+    def take_pushed_request(self, request_id: str) -> PushedRequestRecord | None:
+        """Use a pushed request: exactly one concurrent caller gets it (one-time ``request_uri``)."""
+        value = self.store.take(f"par:{request_id}")
+        return None if value is None else PushedRequestRecord.from_value(value)
 
     # -- remembered consent --------------------------------------------------
 

@@ -221,12 +221,40 @@ def set_cookie(response: Response, name: str, value: str, *, path: str, max_age:
     response.set_cookie(name, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="lax")
 
 
+def authorization_response(
+    redirect_uri: str,
+    params: Mapping[str, str],
+    *,
+    state: str | None,
+    issuer: str,
+    fragment: bool = False,
+    status: int = 302,
+) -> Response:
+    """Any authorization response (a code, a token or an error) back to the client's ``redirect_uri``.
+
+    The one place every answer of the authorization endpoint is built: it
+    echoes ``state`` (RFC 6749 §4.1.2) and names the issuer in ``iss``
+    (RFC 9207 §2), so a client talking to several servers can tell which
+    one answered (mix-up attacks).
+    """
+    answer = dict(params)
+    if state is not None:
+        answer["state"] = state
+    if issuer:
+        answer["iss"] = issuer
+    return redirect(redirect_uri, answer, fragment=fragment, status=status)
+
+
 def error_redirect(error: RedirectedError) -> Response:
     """Send an authorization error back to the client (RFC 6749 §4.1.2.1, §4.2.2.1)."""
-    params = error_body(error)
-    if error.state is not None:
-        params["state"] = error.state
-    return redirect(error.redirect_uri, params, fragment=error.fragment, status=error.status_code)
+    return authorization_response(
+        error.redirect_uri,
+        error_body(error),
+        state=error.state,
+        issuer=error.issuer,
+        fragment=error.fragment,
+        status=error.status_code,
+    )
 
 
 def render_error(error: OAuthError, realm: str) -> Response:

@@ -115,6 +115,7 @@ class AuthorizeWiring:
         self.settings = server.settings
         self.repository = server.repository
         self.scope_policy = server.scope_policy
+        self.clock = server.clock
         self.users = server.users
         self.pages = server.pages
         self.login_url = server.settings.login_url

@@ -444,6 +444,21 @@ class Settings:
     code_ttl: int = _setting(
         "600", seconds, "Lifetime of an authorization code, in seconds; codes are single use."
     )
+    par_ttl: int = _setting(
+        "60",
+        whole_number(5, 600),
+        "Lifetime of a pushed authorization request's ``request_uri`` (RFC 9126 §2.2, which "
+        "suggests 5 to 600 seconds), in seconds. It is used once, and must be used within this "
+        "time of the push by the user's decision (login included): raise it if users log in slowly.",
+    )
+    require_pushed_authorization_requests: bool = _setting(
+        "false",
+        asbool,
+        "Accept authorization requests only through the pushed authorization request endpoint "
+        "(RFC 9126 §5), from every client; a client's own ``require_pushed_authorization_requests`` "
+        "asks it of that client alone. A plain request is then sent back to the client as "
+        "``invalid_request``.",
+    )
     require_pkce: bool = _setting(
         "true",
         asbool,
@@ -641,6 +656,12 @@ class Settings:
     jwks_path: str = _setting(
         "/oauth/jwks", url_path, "Public signing keys (RFC 7517); served only with ``token_format = jwt``."
     )
+    par_path: str = _setting(
+        "/oauth/par",
+        url_path,
+        "Pushed authorization request endpoint (RFC 9126); served while the authorization "
+        "endpoint offers a response type.",
+    )
     endpoints: tuple[str, ...] = _setting(
         "",
         endpoint_list,
@@ -803,6 +824,7 @@ class Settings:
             self.introspect_path,
             self.metadata_path,
             self.jwks_path,
+            self.par_path,
         ]
         if len(set(endpoint_paths)) != len(endpoint_paths):
             raise ConfigError("authorize_path: endpoint paths must all differ")

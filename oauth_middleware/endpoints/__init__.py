@@ -15,10 +15,11 @@ from .base import ENDPOINTS, Endpoint, EndpointContext, routes
 from .introspect import ENDPOINT as INTROSPECT
 from .jwks import ENDPOINT as JWKS
 from .metadata import ENDPOINT as METADATA
+from .par import ENDPOINT as PAR
 from .revoke import ENDPOINT as REVOKE
 from .token import ENDPOINT as TOKEN
 
 __all__ = ["ENDPOINTS", "Endpoint", "EndpointContext", "routes"]
 
-for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS):
+for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS, PAR):
     ENDPOINTS.register(_endpoint.name, _endpoint)

@@ -10,7 +10,15 @@ back, they are validated again on every POST, and the request's identity
 (:attr:`~oauth_middleware.authorization.AuthorizationRequest.pending_id`, a
 digest of the validated request) is what the forms' CSRF tokens are bound
 to. The answer to a GET redirects with 302, to a POST with 303 (RFC 9700
-§4.12), never 307: this module picks it, validation only raises.
+§4.12), never 307: this module picks it, validation only raises. Every
+answer names this server in ``iss`` (RFC 9207).
+
+A pushed request (RFC 9126) is parked the same way, by its ``client_id``
+and ``request_uri``: the forms carry those two, each step finds the stored
+request again, and the decision (approval or denial) takes it from the
+store, once. So the ``request_uri`` lives until the user decides (within
+``par_ttl`` of the push), and a second decision on it, or any use after,
+is an error page, never a second code.
 """
 
 from __future__ import annotations
@@ -21,12 +29,12 @@ from urllib.parse import urlsplit
 
 from webob import Request, Response
 
-from ..authorization import AuthorizationRequest, RequestContext, validate_request
+from ..authorization import AuthorizationRequest, RequestContext, use_pushed_request, validate_request
 from ..errors import FatalClientError, OAuthError, RedirectedError
 from ..forms import form_items
 from ..grants import offered_response_types
 from ..interaction import Interaction, PendingRequest
-from ..responses import error_redirect, redirect
+from ..responses import authorization_response, error_redirect
 from .base import Endpoint, with_webob
 
 _FORM = "application/x-www-form-urlencoded"
@@ -68,7 +76,12 @@ def authorize(context: AuthorizeContext, request: Request) -> Response:
         areq = validate_request(context, items)
     except RedirectedError as error:
         raise RedirectedError(
-            error, redirect_uri=error.redirect_uri, state=error.state, fragment=error.fragment, status=status
+            error,
+            redirect_uri=error.redirect_uri,
+            state=error.state,
+            fragment=error.fragment,
+            status=status,
+            issuer=context.settings.issuer,
         ) from None
     pending = parked(context, areq, status)
     if request.method == "GET" or all(name != "step" for name, _ in items):
@@ -79,11 +92,14 @@ def authorize(context: AuthorizeContext, request: Request) -> Response:
 def parked(context: AuthorizeContext, areq: AuthorizationRequest, status: int) -> PendingRequest:
     """``areq`` as a pending request whose answers redirect back to the client with ``status``."""
 
+    # Either answer ends a pushed request: its request_uri is taken first, so a replay gets nothing.
     def approve(user_id: str) -> Response:
+        use_pushed_request(context, areq)
         return approved(context, areq, user_id, status=status)
 
     def deny(error: OAuthError) -> Response:
-        return error_redirect(areq.redirect_error(error, status))
+        use_pushed_request(context, areq)
+        return error_redirect(areq.redirect_error(error, status, context.settings.issuer))
 
     return PendingRequest(
         id=areq.pending_id,
@@ -103,9 +119,14 @@ def approved(context: AuthorizeContext, areq: AuthorizationRequest, user_id: str
         params = {"code": context.issue_code(areq, user_id)}
     else:
         params = {key: str(value) for key, value in context.issue_token(areq, user_id).items()}
-    if areq.state is not None:
-        params["state"] = areq.state
-    return redirect(areq.redirect_uri, params, fragment=areq.fragment, status=status)
+    return authorization_response(
+        areq.redirect_uri,
+        params,
+        state=areq.state,
+        issuer=context.settings.issuer,
+        fragment=areq.fragment,
+        status=status,
+    )
 
 
 def _form_items(request: Request) -> list[tuple[str, str]]:

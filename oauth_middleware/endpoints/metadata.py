@@ -44,6 +44,11 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     # Public clients identify themselves to revoke their own tokens (RFC 7009 §5).
     document["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
     document["introspection_endpoint_auth_methods_supported"] = [m for m in AUTH_METHODS if m != "none"]
+    if offered_response_types(settings):
+        # RFC 9207 §3: every authorization response carries iss.
+        document["authorization_response_iss_parameter_supported"] = True
+        if settings.require_pushed_authorization_requests:
+            document["require_pushed_authorization_requests"] = True  # RFC 9126 §5
     document.update(grant_metadata(settings))
     document.update(token_type_metadata(settings))
     return document
