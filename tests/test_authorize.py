@@ -132,6 +132,7 @@ def test_registered_query_is_kept(app):
         "error": "invalid_scope",
         "error_description": "unknown scope nope",
         "state": "st-123",
+        "iss": "http://localhost",  # RFC 9207
     }
 
 
@@ -349,7 +350,7 @@ def test_approve_redirects_303_with_code_and_state(app):
     location = approve(app, code_request())
     params = location_params(location)
     assert location.startswith(NATIVE_REDIRECT + "?")
-    assert set(params) == {"code", "state"}
+    assert set(params) == {"code", "state", "iss"}
     assert params["state"] == "st-123"
     assert len(params["code"]) >= 43
 

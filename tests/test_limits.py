@@ -228,14 +228,19 @@ def test_over_long_secret_is_refused_before_authentication(app):
 def test_over_long_authorization_parameter_is_redirected_with_state(app):
     response = app.get(AUTHORIZE, code_request(scope="r" * 2049), status=302)
     params = location_params(response.headers["Location"])
-    assert params == {"error": "invalid_request", "error_description": "scope is too long", "state": "st-123"}
+    assert params == {
+        "error": "invalid_request",
+        "error_description": "scope is too long",
+        "state": "st-123",
+        "iss": "http://localhost",
+    }
 
 
 def test_over_long_state_is_not_echoed(app):
     response = app.get(AUTHORIZE, code_request(state="s" * 2049), status=302)
     assert response.headers["Location"].startswith(NATIVE_REDIRECT + "?")
     params = location_params(response.headers["Location"])
-    assert params == {"error": "invalid_request", "error_description": "state is too long"}
+    assert params == {"error": "invalid_request", "error_description": "state is too long", "iss": "http://localhost"}
     assert len(response.headers["Location"]) < 200
 
 
@@ -255,6 +260,7 @@ def test_over_long_login_field_is_redirected(app):
         "error": "invalid_request",
         "error_description": "password is too long",
         "state": "st-123",
+        "iss": "http://localhost",
     }
 
 

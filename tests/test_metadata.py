@@ -55,6 +55,8 @@ def test_default_document_validates_with_authlib(make_middleware):
             "test_header",
         ],
         "code_challenge_methods_supported": ["S256"],
+        "pushed_authorization_request_endpoint": f"{ISSUER}/oauth/par",
+        "authorization_response_iss_parameter_supported": True,
     }
 
 
