@@ -203,7 +203,7 @@ def validate_pushed_request(
     """
     pairs = list(items)
     if any(name == "request_uri" for name, _ in pairs):
-        raise InvalidRequest("request_uri cannot be pushed (RFC 9126 §2.1)")
+        raise InvalidRequest("request_uri cannot be pushed")
     if any(name == "client_id" and value != client.client_id for name, value in pairs):
         raise InvalidRequest("client_id is not the authenticated client")
     if not any(name == "client_id" for name, _ in pairs):
