@@ -209,10 +209,10 @@ def validate_pushed_request(
     if not any(name == "client_id" for name, _ in pairs):
         pairs.append(("client_id", client.client_id))
     try:
-        pairs, client, redirect_uri = _trusted(server, pairs)
+        pairs, registered, redirect_uri = _trusted(server, pairs)
     except FatalClientError as error:
         raise InvalidRequest(error.description) from None
-    return _complete(server, client, redirect_uri, pairs)
+    return _complete(server, registered, redirect_uri, pairs)
 
 
 def _redirectable(server: RequestContext, items: Iterable[tuple[str, str]]) -> AuthorizationRequest:

@@ -240,7 +240,11 @@ def test_over_long_state_is_not_echoed(app):
     response = app.get(AUTHORIZE, code_request(state="s" * 2049), status=302)
     assert response.headers["Location"].startswith(NATIVE_REDIRECT + "?")
     params = location_params(response.headers["Location"])
-    assert params == {"error": "invalid_request", "error_description": "state is too long", "iss": "http://localhost"}
+    assert params == {
+        "error": "invalid_request",
+        "error_description": "state is too long",
+        "iss": "http://localhost",
+    }
     assert len(response.headers["Location"]) < 200
 
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 import webtest
-from conftest import basic, register
+from conftest import allow_body_secret, basic, register
 from oauth_flows import (
     AUTHORIZE,
     NATIVE_ID,
@@ -96,6 +96,14 @@ def test_request_uri_is_stored_only_as_a_hash(app, middleware):
     kept = middleware.server.store
     assert kept.get(f"par:{random_part}") is None
     assert kept.get(f"par:{digest(random_part)}")["c"] == WEB_ID
+
+
+def test_only_the_request_parameters_are_stored(app, middleware):
+    allow_body_secret(middleware, WEB_ID)
+    form = {**web_request(), "client_secret": WEB_SECRET, "nonce": "n-1"}
+    request_uri = app.post(PAR, form, status=201).json["request_uri"]
+    kept = middleware.server.store.get(f"par:{digest(request_uri[len(REQUEST_URI_PREFIX) :])}")
+    assert kept["p"] == web_request()  # no client_secret, nothing this server does not read
 
 
 def test_par_ttl_sets_expires_in(make_middleware):
