@@ -44,6 +44,7 @@ REQUEST_PARAMS = (
     "state",
     "code_challenge",
     "code_challenge_method",
+    "dpop_jkt",
 )
 #: Parameters whose trust must be settled before any redirect (RFC 6749 §4.1.2.1).
 _FATAL_PARAMS = ("client_id", "redirect_uri")
@@ -104,6 +105,11 @@ class AuthorizationRequest:
         return self.response_type == "token"
 
     @property
+    def dpop_jkt(self) -> str | None:
+        """The DPoP key thumbprint the code is bound to (RFC 9449 §10), if the request named one."""
+        return self.params.get("dpop_jkt")
+
+    @property
     def pending_id(self) -> str:
         """This request's identity while the user logs in and decides (what CSRF tokens bind to).
 
@@ -119,6 +125,7 @@ class AuthorizationRequest:
             self.state,
             self.code_challenge,
             self.code_challenge_method,
+            self.dpop_jkt,
         ]
         digest = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode("utf-8")).hexdigest()
         return f"authorize:{digest}"

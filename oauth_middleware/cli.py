@@ -202,6 +202,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             name=args.name or "",
             server_scopes=settings.scopes,
             token_endpoint_auth_method=args.auth_method,
+            dpop_bound_access_tokens=args.dpop_bound_access_tokens,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -230,6 +231,8 @@ def _print_registration(client: Client, settings: Settings) -> None:
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
     print(f"scopes: {scopes}")
+    if client.dpop_bound_access_tokens:
+        print("dpop_bound_access_tokens: true")
 
 
 def cmd_client_list(args: argparse.Namespace) -> int:
@@ -378,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METHOD",
         help="how it authenticates at the token endpoint: "
         f"{', '.join(AUTH_METHODS)} (default: client_secret_basic, none for --public)",
+    )
+    add.add_argument(
+        "--dpop-bound-access-tokens",
+        action="store_true",
+        help="its token requests must carry a DPoP proof: it only gets DPoP-bound tokens (RFC 9449 §5.2)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")

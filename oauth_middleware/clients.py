@@ -64,6 +64,7 @@ def build_client(
     name: str = "",
     server_scopes: Iterable[str] = (),
     token_endpoint_auth_method: str | None = None,
+    dpop_bound_access_tokens: bool = False,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -72,6 +73,7 @@ def build_client(
         confidential client, ``none`` for a public one.
     :param server_scopes: the server's ``scopes`` setting; when not empty, a
         registered scope must be one of them (it could never be granted).
+    :param dpop_bound_access_tokens: its token requests must carry a DPoP proof (RFC 9449 §5.2).
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -108,7 +110,9 @@ def build_client(
         if known and scope not in known:
             raise ValueError(f"scope {scope} is not in the server's scopes ({' '.join(known)})")
     method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
-    return Client(client_id, secret_hash, uris, grants, responses, scope_tuple, name, method)
+    return Client(
+        client_id, secret_hash, uris, grants, responses, scope_tuple, name, method, dpop_bound_access_tokens
+    )
 
 
 def check_auth_method(name: str | None, *, public: bool) -> str:
@@ -133,7 +137,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     """Read ``[client:ID]`` sections from an ini file (the ``clients_file`` setting).
 
     Keys: ``secret_hash`` (or ``public = true``), ``redirect_uris``, ``grants``,
-    ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``.
+    ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``,
+    ``dpop_bound_access_tokens``.
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -155,6 +160,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "scopes",
         "name",
         "token_endpoint_auth_method",
+        "dpop_bound_access_tokens",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -169,6 +175,10 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         except ValueError as exc:
             # The settings' strict boolean: a typo must not make a public client confidential.
             raise ConfigError(f"clients_file: [{section}] public: {exc}") from None
+        try:
+            dpop_bound = asbool(values.get("dpop_bound_access_tokens", "false"))
+        except ValueError as exc:
+            raise ConfigError(f"clients_file: [{section}] dpop_bound_access_tokens: {exc}") from None
         secret_hash = None if public else values.get("secret_hash", "").strip()
         if not public and not secret_hash:
             raise ConfigError(f"clients_file: [{section}] needs secret_hash or public = true")
@@ -184,6 +194,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                     name=values.get("name", "").strip(),
                     server_scopes=server_scopes,
                     token_endpoint_auth_method=values.get("token_endpoint_auth_method", "").strip() or None,
+                    dpop_bound_access_tokens=dpop_bound,
                 )
             )
         except ValueError as exc:

@@ -35,6 +35,8 @@ class Client:
     :param token_endpoint_auth_method: the one client authentication method it
         may use (RFC 7591 §2 names, see :mod:`oauth_middleware.client_auth`);
         None for a client stored before clients had one: see :meth:`accepts_method`.
+    :param dpop_bound_access_tokens: its token requests must carry a DPoP proof
+        (RFC 9449 §5.2): it only ever gets DPoP-bound tokens.
     """
 
     client_id: str
@@ -45,6 +47,7 @@ class Client:
     scopes: tuple[str, ...] = ()
     name: str = ""
     token_endpoint_auth_method: str | None = None
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -81,6 +84,7 @@ class Client:
             "sc": list(self.scopes),
             "n": self.name,
             "am": self.token_endpoint_auth_method,
+            **({"dp": True} if self.dpop_bound_access_tokens else {}),
         }
 
     @classmethod
@@ -95,6 +99,7 @@ class Client:
             scopes=tuple(value["sc"]),
             name=value.get("n", ""),
             token_endpoint_auth_method=value.get("am"),
+            dpop_bound_access_tokens=bool(value.get("dp")),
         )
 
 
@@ -111,6 +116,8 @@ class AccessToken:
     :param expires_at: expiry as a Unix timestamp.
     :param extra: extra data the grant attached.
     :param token_id: stable id (hash or ``jti``) used for revocation.
+    :param jkt: for a DPoP-bound token, the RFC 7638 thumbprint of the client's key
+        (RFC 9449 §6): it is valid only with proofs signed by that key. None for a bearer token.
 
     ``extra`` is a read-only view: an app cannot change what the store (or
     the JWT verify cache) holds for the next request.
@@ -123,6 +130,7 @@ class AccessToken:
     expires_at: int
     extra: Mapping[str, Any] = field(default_factory=dict)
     token_id: str = ""
+    jkt: str | None = None
 
     def __post_init__(self) -> None:
         # A read-only view, not a copy: this runs on every guarded request.
