@@ -509,3 +509,109 @@ def test_a_proof_raced_from_20_threads_is_accepted_once(store: Store) -> None:  
     for thread in threads:
         thread.join()
     assert sorted(results) == ["accepted"] + ["invalid_dpop_proof"] * 19
+
+
+# -- the guard alone, on another host ----------------------------------------------
+
+
+@pytest.mark.parametrize("token_format", ["opaque", "jwt"])
+def test_a_guard_only_resource_server_checks_dpop_bound_tokens(
+    make_middleware: Any, tmp_path: Any, prover: Prover, token_format: str
+) -> None:
+    """JWTs with cnf.jkt by signature, opaque tokens in the shared store; proofs' jti in that store."""
+    from oauth_middleware import guard_from_settings
+    from oauth_middleware.demo import DemoApp
+
+    config = {
+        "store": f"sqlite:///{tmp_path / 'oauth.db'}",
+        "token_types": "Bearer DPoP",
+        "token_format": token_format,
+        "issuer": "http://localhost",
+    }
+    if token_format == "jwt":
+        config |= {"jwt_algorithm": "HS256", "jwt_secret": "j" * 40, "audience": "http://localhost/api"}
+    server = webtest.TestApp(make_middleware(**config))
+    token = dpop_token(server, prover).json["access_token"]
+    resource = webtest.TestApp(guard_from_settings(DemoApp(), Settings.from_config(config)))
+    proof = prover.proof("GET", API_URL, token=token)
+    assert call_api(resource, token, proof).status_int == 200
+    # A proof replayed to the authorization server's own guard: the store they share refuses it.
+    assert call_api(server, token, proof, status=401).json["error"] == "invalid_dpop_proof"
+    assert call_api(resource, token, None, scheme="Bearer", status=401).json["error"] == "invalid_token"
+
+
+def test_the_guard_alone_with_dpop_loads_nothing_of_the_authorization_server(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from test_resource_server import AUTHORIZATION_SERVER, LOAD_GUARD
+
+    config = {"store": f"sqlite:///{tmp_path / 'oauth.db'}", "token_types": "Bearer DPoP"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_GUARD, "python", json.dumps(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = json.loads(done.stdout)
+    assert loaded["status"] == 401
+    assert "oauth_middleware.dpop" in loaded["modules"]
+    assert [
+        m for m in loaded["modules"] if any(m == s or m.startswith(f"{s}.") for s in AUTHORIZATION_SERVER)
+    ] == []
+
+
+# -- registration ------------------------------------------------------------------
+
+
+def test_client_add_dpop_bound_access_tokens(capsys: Any, tmp_path: Any) -> None:
+    from oauth_middleware.cli import main
+    from oauth_middleware.demo import DemoApp
+    from oauth_middleware.middleware import OAuth2Middleware
+
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "store = sqlite:///%(here)s/oauth.db\nscopes = read write\n"
+    )
+    argv = ["client", "add", str(ini), "--client-id", "svc", "--secret", "svc-secret-0123"]
+    assert main([*argv, "--grant", "client_credentials", "--dpop-bound-access-tokens"]) == 0
+    assert "dpop_bound_access_tokens: true" in capsys.readouterr().out.splitlines()
+    middleware = OAuth2Middleware(
+        DemoApp(),
+        issuer="http://localhost",
+        store=f"sqlite:///{tmp_path / 'oauth.db'}",
+        scopes="read write",
+        require_https="false",
+        token_types="Bearer DPoP",
+    )
+    app = webtest.TestApp(middleware)
+    auth = {"Authorization": basic("svc", "svc-secret-0123")}
+    refused = app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=auth, status=400)
+    assert refused.json["error"] == "invalid_dpop_proof"
+
+
+@pytest.mark.parametrize(("value", "bound"), [("true", True), ("false", False)])
+def test_clients_file_dpop_bound_access_tokens(tmp_path: Any, value: str, bound: bool) -> None:
+    from oauth_middleware.clients import load_clients_file
+
+    path = tmp_path / "clients.ini"
+    path.write_text(
+        f"[client:app]\npublic = true\ngrants = authorization_code\ndpop_bound_access_tokens = {value}\n"
+    )
+    assert load_clients_file(str(path))[0].dpop_bound_access_tokens is bound
+
+
+def test_clients_file_refuses_a_misspelt_dpop_flag(tmp_path: Any) -> None:
+    from oauth_middleware.clients import load_clients_file
+
+    path = tmp_path / "clients.ini"
+    path.write_text(
+        "[client:app]\npublic = true\ngrants = authorization_code\ndpop_bound_access_tokens = ture\n"
+    )
+    with pytest.raises(ConfigError, match=r"\[client:app\] dpop_bound_access_tokens:"):
+        load_clients_file(str(path))
