@@ -248,8 +248,8 @@ class ProofVerifier:
         if claims["htm"] != environ.get("REQUEST_METHOD"):
             _invalid("the DPoP proof's htm does not match the request method")
         htu = claims["htu"]
-        expected = normalized_url(request_url(environ, self.trusted_proxies))
-        if not isinstance(htu, str) or normalized_url(htu) is None or normalized_url(htu) != expected:
+        given = normalized_url(htu) if isinstance(htu, str) else None
+        if given is None or given != normalized_url(request_url(environ, self.trusted_proxies)):
             _invalid("the DPoP proof's htu does not match the request URL")
         now = self.clock.time()
         if not _is_time(iat) or iat > now + self.leeway or iat < now - self.max_age - self.leeway:
