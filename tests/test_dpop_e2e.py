@@ -130,3 +130,31 @@ def test_code_flow_login_consent_refresh_with_dpop(server: str) -> None:
         timeout=10,
     )
     assert thief.status_code == 400 and thief.json()["error"] == "invalid_grant"
+
+
+def test_the_readme_client_against_the_demo_with_dpop(tmp_path: Any) -> None:
+    """The README's requests-oauth2client snippet, against the shipped demo with ``token_types = Bearer DPoP``."""
+    import configparser
+    import pathlib
+    import shutil
+
+    from paste.deploy import loadapp
+    from requests_oauth2client import ClientSecretBasic, OAuth2Client
+
+    examples = pathlib.Path(__file__).resolve().parent.parent / "examples"
+    shutil.copy(examples / "demo_clients.ini", tmp_path / "demo_clients.ini")
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(examples / "demo.ini")
+    ini["filter:oauth2"]["token_types"] = "Bearer DPoP"
+    with open(tmp_path / "demo.ini", "w") as handle:
+        ini.write(handle)
+    with serve_wsgi(loadapp(f"config:{tmp_path / 'demo.ini'}")) as base:
+        client = OAuth2Client(
+            token_endpoint=f"{base}/oauth/token",
+            auth=ClientSecretBasic("demo-service", "demo-service-secret"),
+            dpop_bound_access_tokens=True,
+            testing=True,
+        )
+        token = client.client_credentials(scope="read")
+        assert token.token_type == "DPoP"
+        assert requests.get(f"{base}/api/me", auth=token, timeout=10).json()["client_id"] == "demo-service"
