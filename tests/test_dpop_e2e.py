@@ -158,3 +158,94 @@ def test_the_readme_client_against_the_demo_with_dpop(tmp_path: Any) -> None:
         token = client.client_credentials(scope="read")
         assert token.token_type == "DPoP"
         assert requests.get(f"{base}/api/me", auth=token, timeout=10).json()["client_id"] == "demo-service"
+
+
+def test_a_proof_raced_across_two_gunicorn_workers_is_accepted_once(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """20 token requests with one proof at the same moment, spread over 2 worker processes on Redis: one token."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import basic, free_port
+    from dpop_support import Prover
+    from test_multiprocess import (
+        SERVICE,
+        SERVICE_SECRET,
+        TESTS,
+        access_entries,
+        wait_for_entries,
+        wait_until_up,
+        write_ini,
+    )
+
+    ini = write_ini(tmp_path, shared_redis(request).url)
+    ini.write_text(ini.read_text() + "token_types = Bearer DPoP\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    access_log = tmp_path / "access.log"
+    argv = [
+        sys.executable, "-m", "gunicorn", "--paste", str(ini), "-w", "2", "-b", f"127.0.0.1:{port}",
+        "--graceful-timeout", "3", "--access-logfile", str(access_log),
+        "--access-logformat", "%(p)s %(m)s %(U)s %(s)s",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    }
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            argv, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+    try:
+        wait_until_up(process, base, log)
+        prover = Prover()
+        for _ in range(10):
+            before = len(access_entries(access_log))
+            headers = {
+                "Authorization": basic(SERVICE, SERVICE_SECRET),
+                "DPoP": prover.proof("POST", f"http://127.0.0.1:{port}/oauth/token"),
+            }
+            results = race(f"{base}/oauth/token", {"grant_type": "client_credentials"}, headers)
+            assert sorted(r.status_code for r in results) == [200] + [400] * 19, [r.text for r in results]
+            assert {r.json()["error"] for r in results if r.status_code == 400} == {"invalid_dpop_proof"}
+            entries = wait_for_entries(access_log, before + 20)[before:]
+            if len({pid for pid, path, _ in entries if path == "/oauth/token"}) > 1:
+                break
+        else:
+            pytest.fail("no race was split between worker processes")
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def race(
+    url: str, data: dict[str, str], headers: dict[str, str], threads: int = 20
+) -> list[requests.Response]:
+    """POST ``data`` with ``headers`` to ``url`` from ``threads`` threads released at the same moment."""
+    import threading
+
+    barrier = threading.Barrier(threads)
+    results: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def post() -> None:
+        with requests.Session() as session:
+            barrier.wait()
+            response = session.post(url, data=data, headers=headers, timeout=30)
+        with lock:
+            results.append(response)
+
+    workers = [threading.Thread(target=post) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
