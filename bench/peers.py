@@ -395,43 +395,25 @@ def build_rows(stack: contextlib.ExitStack, only: Sequence[str] = ()) -> Rows:
 def dpop_case(stack: contextlib.ExitStack) -> guard.Case:
     """Our opaque memory row with a DPoP-bound token: one proof verified and one ``jti`` stored per request.
 
-    The proofs are signed beforehand (signing is the client's cost, not the guard's).
+    Each request carries a proof of its own, signed beforehand (signing is the client's cost).
     """
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     case = guard.guarded_case(DPOP, stack, store="memory://", token_types="Bearer DPoP")
-    key = ec.generate_private_key(ec.SECP256R1())
-    header = {"typ": "dpop+jwt", "jwk": json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))}
-
-    def proof(htm: str, htu: str, **claims: Any) -> str:
-        body = {"jti": os.urandom(12).hex(), "htm": htm, "htu": htu, "iat": int(time.time()), **claims}
-        return jwt.encode(body, key, algorithm="ES256", headers=header)
-
+    signer = guard.ProofSigner()
     request = Request.blank(
         "/oauth/token", method="POST", POST={"grant_type": "client_credentials", "scope": SCOPE}
     )
     request.headers["Authorization"] = "Basic " + guard._basic(guard.CLIENT_ID, guard.CLIENT_SECRET)
-    request.headers["DPoP"] = proof("POST", "http://localhost/oauth/token")
+    request.headers["DPoP"] = signer.proof("POST", "http://localhost/oauth/token")
     response = request.get_response(case.app)
     if response.json.get("token_type") != "DPoP":
         raise RuntimeError(f"{DPOP}: no DPoP token: {response.text}")
     token = response.json["access_token"]
-    ath = guard_ath(token)
     url = f"http://{case.environs[0]['HTTP_HOST']}{guard.PATH}"
     environs = [
-        guard.environ(authorization=f"DPoP {token}", extra={"HTTP_DPOP": proof("GET", url, ath=ath)})
+        guard.environ(authorization=f"DPoP {token}", extra={"HTTP_DPOP": signer.proof("GET", url, token)})
         for _ in range(DPOP_PROOFS)
     ]
     return guard.Case(DPOP, case.app, environs, close=case.close)
-
-
-def guard_ath(token: str) -> str:
-    """The ``ath`` of a token (RFC 9449 §4.2)."""
-    import base64
-    import hashlib
-
-    return base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
 
 
 def check_refuses(case: guard.Case) -> None:
