@@ -127,7 +127,8 @@ class Nonces:
         if not isinstance(nonce, str):
             return False
         slot = int(self.clock.time() // self.period)
-        return any(hmac.compare_digest(nonce, self._for_slot(s)) for s in (slot, slot - 1))
+        given = nonce.encode("utf-8", "surrogatepass")  # bytes: compare_digest refuses a non-ASCII str
+        return any(hmac.compare_digest(given, self._for_slot(s).encode("ascii")) for s in (slot, slot - 1))
 
     def _for_slot(self, slot: int) -> str:
         mac = hmac.new(self.key, slot.to_bytes(8, "big", signed=True), hashlib.sha256).digest()[:18]
@@ -256,7 +257,11 @@ class ProofVerifier:
             _invalid("the DPoP proof's iat is outside the accepted window")
         if access_token is not None:
             ath = claims.get("ath")
-            if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
+            expected = access_token_hash(access_token).encode("ascii")
+            # Bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, not a 401).
+            if not isinstance(ath, str) or not hmac.compare_digest(
+                ath.encode("utf-8", "surrogatepass"), expected
+            ):
                 _invalid("the DPoP proof's ath does not match the access token")
         if self.nonces is not None and not self.nonces.accepts(claims.get("nonce")):
             raise UseDPoPNonce(self.nonces.current(), "the DPoP proof must carry the server's nonce")

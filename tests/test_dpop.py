@@ -277,6 +277,14 @@ def test_a_bound_token_presented_as_bearer_is_refused(dpop_app: webtest.TestApp,
             id="another-key",
         ),
         pytest.param(
+            lambda p, t: p.proof("GET", API_URL, ath="\u00e9" * 43), "invalid_dpop_proof", id="ath-non-ascii"
+        ),
+        pytest.param(
+            lambda p, t: p.signed(b'{"x":' + b"[" * 2500 + b"]" * 2500 + b"}"),
+            "invalid_dpop_proof",
+            id="deeply-nested-claims",
+        ),
+        pytest.param(
             lambda p, t: p.proof("GET", "http://localhost/api/other", token=t),
             "invalid_dpop_proof",
             id="htu-of-another-resource",
@@ -363,6 +371,8 @@ def test_nonces_are_accepted_by_every_process_with_the_same_secret(clock: FakeCl
     assert Nonces(SECRET, 300, clock).accepts(nonce)
     assert not Nonces("t" * 40, 300, clock).accepts(nonce)
     assert not Nonces(SECRET, 300, clock).accepts(None)
+    assert not Nonces(SECRET, 300, clock).accepts("\u00e9" + nonce[1:])
+    assert not Nonces(SECRET, 300, clock).accepts("\ud800" + nonce[1:])  # a lone surrogate JSON can carry
 
 
 # -- refresh, code and introspection ----------------------------------------------
