@@ -201,6 +201,41 @@ def issue_token(app: WSGIApplication, client_id: str = CLIENT_ID, secret: str = 
     return str(response.json["access_token"])
 
 
+class ProofSigner:
+    """A client's ES256 key that signs DPoP proofs (RFC 9449) for the DPoP rows.
+
+    Proofs are signed before timing: signing is the client's cost, not the server's.
+    """
+
+    def __init__(self) -> None:
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.header = {
+            "typ": "dpop+jwt",
+            "jwk": json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key())),
+        }
+
+    def proof(self, htm: str, htu: str, token: str | None = None) -> str:
+        """A fresh proof for ``htm`` ``htu``; with ``token``, its ``ath``."""
+        import base64
+        import hashlib
+
+        import jwt
+
+        claims: dict[str, Any] = {
+            "jti": os.urandom(12).hex(),
+            "htm": htm,
+            "htu": htu,
+            "iat": int(time.time()),
+        }
+        if token is not None:
+            digest = hashlib.sha256(token.encode()).digest()
+            claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return jwt.encode(claims, self.key, algorithm="ES256", headers=self.header)
+
+
 def _basic(client_id: str, secret: str) -> str:
     import base64
 

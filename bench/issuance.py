@@ -16,7 +16,9 @@ environ built once and copied, with a fresh body stream per call:
   its ``(headers, body, status)`` answer becomes the WSGI response.
 
 Each issues a new token per call with its library's default generator and
-keeps it where a guard would find it. Timed like :mod:`guard`: repetitions
+keeps it where a guard would find it. A third row is ours again with a DPoP
+proof on every request (RFC 9449: one signature check and one store write of
+its ``jti`` more; the token is ``token_type: DPoP``), signed beforehand. Timed like :mod:`guard`: repetitions
 interleaved, median reported.
 """
 
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
 BODY = b"grant_type=client_credentials&scope=read"
 OURS = "ours: OAuth2Middleware token endpoint, memory://"
 OAUTHLIB = "oauthlib BackendApplicationServer (dicts)"
+DPOP = "ours, DPoP-bound (ES256 proof per request)"
+#: Proofs signed beforehand for the DPoP row, one per request (a proof is single-use).
+DPOP_PROOFS = 20_000
 
 
 class PostCase(guard.Case):
@@ -90,10 +95,13 @@ def token_environ() -> dict[str, Any]:
 # -- ours ---------------------------------------------------------------------
 
 
-def ours() -> tuple[PostCase, OAuth2Middleware]:
-    """Our token endpoint on the memory store, with the bench client registered."""
+def ours(name: str = OURS, **settings: str) -> tuple[PostCase, OAuth2Middleware]:
+    """Our token endpoint on the memory store, with the bench client registered.
+
+    :param settings: more settings (``token_types`` for the DPoP row).
+    """
     middleware = OAuth2Middleware(
-        DemoApp(), Settings.from_config({**guard.DEMO_SETTINGS, "store": "memory://"})
+        DemoApp(), Settings.from_config({**guard.DEMO_SETTINGS, "store": "memory://", **settings})
     )
     middleware.server.repository.save_client(
         build_client(
@@ -103,7 +111,16 @@ def ours() -> tuple[PostCase, OAuth2Middleware]:
             scopes=["read", "write"],
         )
     )
-    return PostCase(OURS, middleware, [token_environ()], close=middleware.server.store.close), middleware
+    return PostCase(name, middleware, [token_environ()], close=middleware.server.store.close), middleware
+
+
+def ours_dpop() -> PostCase:
+    """Our token endpoint with ``token_types = Bearer DPoP`` and a fresh proof on every request."""
+    case, _ = ours(DPOP, token_types="Bearer DPoP")
+    signer = guard.ProofSigner()
+    url = f"http://{token_environ()['HTTP_HOST']}/oauth/token"
+    environs = [{**token_environ(), "HTTP_DPOP": signer.proof("POST", url)} for _ in range(DPOP_PROOFS)]
+    return PostCase(DPOP, case.app, environs, close=case.close)
 
 
 # -- oauthlib -----------------------------------------------------------------
@@ -221,7 +238,8 @@ def issue_once(case: PostCase) -> dict[str, Any]:
     if response.status_code != 200:
         raise RuntimeError(f"{case.name}: expected 200, got {response.status}: {response.text}")
     body: dict[str, Any] = response.json
-    if body.get("token_type") != "Bearer" or body.get("scope") != "read" or "access_token" not in body:
+    token_type = "DPoP" if case.name == DPOP else "Bearer"
+    if body.get("token_type") != token_type or body.get("scope") != "read" or "access_token" not in body:
         raise RuntimeError(f"{case.name}: unexpected token response {body}")
     return body
 
@@ -265,10 +283,12 @@ class Report:
 
     :param ours: our result.
     :param oauthlib: oauthlib's result.
+    :param dpop: ours with a DPoP proof per request.
     """
 
     ours: guard.Result
     oauthlib: guard.Result
+    dpop: guard.Result
 
     @staticmethod
     def per_second(result: guard.Result) -> float:
@@ -286,12 +306,12 @@ class Report:
 
     def table(self) -> str:
         """Both rows as plain text."""
-        width = max(len(OURS), len(OAUTHLIB))
+        width = max(len(OURS), len(OAUTHLIB), len(DPOP))
         lines = [
             f"{'case':<{width}}  {'µs/token':>8}  {'IQR':>5}  {'tokens/s':>9}  {'x oauthlib':>10}",
             f"{'-' * width}  {'-' * 8}  {'-' * 5}  {'-' * 9}  {'-' * 10}",
         ]
-        for r in (self.ours, self.oauthlib):
+        for r in (self.ours, self.oauthlib, self.dpop):
             lines.append(
                 f"{r.name:<{width}}  {r.median_us:>8.2f}  {r.spread:>5.0%}  {self.per_second(r):>9,.0f}  "
                 f"{self.per_second(r) / self.per_second(self.oauthlib):>10.2f}"
@@ -309,9 +329,10 @@ class Report:
                     "tokens_per_second": round(self.per_second(r)),
                     "per_call_ns": [round(v, 1) for v in r.per_call_ns],
                 }
-                for r in (self.ours, self.oauthlib)
+                for r in (self.ours, self.oauthlib, self.dpop)
             ],
             "ours_over_oauthlib": round(self.ratio(), 3),
+            "dpop_over_bearer_time": round(self.dpop.median_us / self.ours.median_us, 3),
             "ours_over_oauthlib_fastest": round(self.ratio(fastest=True), 3),
         }
 
@@ -323,14 +344,17 @@ def build_cases(stack: contextlib.ExitStack) -> list[PostCase]:
     check_ours(our_case, middleware)
     peer_case, tokens = oauthlib_server()
     check_oauthlib(peer_case, tokens)
-    return [our_case, peer_case]
+    dpop_case = ours_dpop()
+    stack.callback(dpop_case.close)
+    issue_once(dpop_case)
+    return [our_case, peer_case, dpop_case]
 
 
 def run(plan: guard.Plan) -> Report:
     """Measure both token endpoints."""
     with contextlib.ExitStack() as stack:
-        ours_result, oauthlib_result = guard.measure(build_cases(stack), plan)
-    return Report(ours_result, oauthlib_result)
+        ours_result, oauthlib_result, dpop_result = guard.measure(build_cases(stack), plan)
+    return Report(ours_result, oauthlib_result, dpop_result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\nours / oauthlib tokens per second: {report.ratio():.2f} "
             f"(fastest repetitions: {report.ratio(fastest=True):.2f}; target >= 2)"
         )
+        print(f"DPoP-bound / Bearer issuance time: {report.dpop.median_us / report.ours.median_us:.2f}")
     return 0
 
 

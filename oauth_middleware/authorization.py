@@ -52,6 +52,7 @@ REQUEST_PARAMS = (
     "state",
     "code_challenge",
     "code_challenge_method",
+    "dpop_jkt",
 )
 #: Parameters whose trust must be settled before any redirect (RFC 6749 §4.1.2.1).
 _FATAL_PARAMS = ("client_id", "redirect_uri")
@@ -128,6 +129,11 @@ class AuthorizationRequest:
         return self.response_type == "token"
 
     @property
+    def dpop_jkt(self) -> str | None:
+        """The DPoP key thumbprint the code is bound to (RFC 9449 §10), if the request named one."""
+        return self.params.get("dpop_jkt")
+
+    @property
     def pending_id(self) -> str:
         """This request's identity while the user logs in and decides (what CSRF tokens bind to).
 
@@ -143,6 +149,7 @@ class AuthorizationRequest:
             self.state,
             self.code_challenge,
             self.code_challenge_method,
+            self.dpop_jkt,
         ]
         if self.request_uri is not None:
             fields.append(self.request_uri)

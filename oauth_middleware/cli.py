@@ -203,6 +203,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             name=args.name or "",
             server_scopes=settings.scopes,
             token_endpoint_auth_method=args.auth_method,
+            dpop_bound_access_tokens=args.dpop_bound_access_tokens,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -234,6 +235,8 @@ def _print_registration(client: Client, settings: Settings) -> None:
     print(f"scopes: {scopes}")
     if client.require_pushed_authorization_requests:
         print("require_pushed_authorization_requests: true")
+    if client.dpop_bound_access_tokens:
+        print("dpop_bound_access_tokens: true")
 
 
 def cmd_client_list(args: argparse.Namespace) -> int:
@@ -382,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METHOD",
         help="how it authenticates at the token endpoint: "
         f"{', '.join(AUTH_METHODS)} (default: client_secret_basic, none for --public)",
+    )
+    add.add_argument(
+        "--dpop-bound-access-tokens",
+        action="store_true",
+        help="its token requests must carry a DPoP proof: it only gets DPoP-bound tokens (RFC 9449 §5.2)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument(

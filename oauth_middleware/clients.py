@@ -9,7 +9,7 @@ import configparser
 import ipaddress
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -65,6 +65,7 @@ def build_client(
     name: str = "",
     server_scopes: Iterable[str] = (),
     token_endpoint_auth_method: str | None = None,
+    dpop_bound_access_tokens: bool = False,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -73,6 +74,7 @@ def build_client(
         confidential client, ``none`` for a public one.
     :param server_scopes: the server's ``scopes`` setting; when not empty, a
         registered scope must be one of them (it could never be granted).
+    :param dpop_bound_access_tokens: its token requests must carry a DPoP proof (RFC 9449 §5.2).
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -109,7 +111,17 @@ def build_client(
         if known and scope not in known:
             raise ValueError(f"scope {scope} is not in the server's scopes ({' '.join(known)})")
     method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
-    return Client(client_id, secret_hash, uris, grants, responses, scope_tuple, name, method)
+    return Client(
+        client_id,
+        secret_hash,
+        uris,
+        grants,
+        responses,
+        scope_tuple,
+        name,
+        method,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
+    )
 
 
 def check_auth_method(name: str | None, *, public: bool) -> str:
@@ -135,7 +147,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
 
     Keys: ``secret_hash`` (or ``public = true``), ``redirect_uris``, ``grants``,
     ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``,
-    ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean).
+    ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean),
+    ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean).
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -158,6 +171,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "name",
         "token_endpoint_auth_method",
         "require_pushed_authorization_requests",
+        "dpop_bound_access_tokens",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -167,17 +181,10 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         unknown = set(values) - allowed_keys
         if unknown:
             raise ConfigError(f"clients_file: [{section}] unknown key {sorted(unknown)[0]!r}")
-        try:
-            public = asbool(values.get("public", "false"))
-        except ValueError as exc:
-            # The settings' strict boolean: a typo must not make a public client confidential.
-            raise ConfigError(f"clients_file: [{section}] public: {exc}") from None
-        try:
-            require_par = asbool(values.get("require_pushed_authorization_requests", "false"))
-        except ValueError as exc:
-            raise ConfigError(
-                f"clients_file: [{section}] require_pushed_authorization_requests: {exc}"
-            ) from None
+        # The settings' strict boolean: a typo must not make a public client confidential.
+        public = _flag(values, section, "public")
+        require_par = _flag(values, section, "require_pushed_authorization_requests")
+        dpop_bound = _flag(values, section, "dpop_bound_access_tokens")
         secret_hash = None if public else values.get("secret_hash", "").strip()
         if not public and not secret_hash:
             raise ConfigError(f"clients_file: [{section}] needs secret_hash or public = true")
@@ -192,11 +199,20 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 name=values.get("name", "").strip(),
                 server_scopes=server_scopes,
                 token_endpoint_auth_method=values.get("token_endpoint_auth_method", "").strip() or None,
+                dpop_bound_access_tokens=dpop_bound,
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None
         clients.append(replace(client, require_pushed_authorization_requests=require_par))
     return clients
+
+
+def _flag(values: Mapping[str, str], section: str, key: str) -> bool:
+    """A ``true``/``false`` key of a ``clients_file`` section (absent: false), strictly."""
+    try:
+        return asbool(values.get(key, "false"))
+    except ValueError as exc:
+        raise ConfigError(f"clients_file: [{section}] {key}: {exc}") from None
 
 
 def new_confidential_client_secret() -> tuple[str, str]:

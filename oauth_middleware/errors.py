@@ -267,3 +267,38 @@ class GuardFailure(BearerError):
 
     error = "server_error"
     status_code = 500
+
+
+class InvalidDPoPProof(OAuthError):
+    """A missing, malformed, replayed or mismatched DPoP proof (RFC 9449 §5, §7.1): 400 at the token endpoint."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The DPoP proof must carry the server's nonce (RFC 9449 §8): sent with a ``DPoP-Nonce`` header.
+
+    :param nonce: the nonce to use, sent as ``DPoP-Nonce``.
+    """
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, nonce: str, description: str = "") -> None:
+        super().__init__(description)
+        #: The current server nonce.
+        self.nonce = nonce
+
+
+class DPoPGuardError(BearerError):
+    """A DPoP proof refused by the guard (RFC 9449 §7.1): 401 with a ``DPoP`` challenge.
+
+    :param cause: the proof's error (``invalid_dpop_proof`` or ``use_dpop_nonce``).
+    """
+
+    status_code = 401
+
+    def __init__(self, cause: InvalidDPoPProof) -> None:
+        super().__init__(cause.description)
+        self.error = cause.error
+        #: The ``DPoP-Nonce`` to send, for ``use_dpop_nonce``.
+        self.nonce = cause.nonce if isinstance(cause, UseDPoPNonce) else None

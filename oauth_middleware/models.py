@@ -37,6 +37,8 @@ class Client:
         None for a client stored before clients had one: see :meth:`accepts_method`.
     :param require_pushed_authorization_requests: its authorization requests must
         come through the pushed authorization request endpoint (RFC 9126 §6).
+    :param dpop_bound_access_tokens: its token requests must carry a DPoP proof
+        (RFC 9449 §5.2): it only ever gets DPoP-bound tokens.
     """
 
     client_id: str
@@ -48,6 +50,7 @@ class Client:
     name: str = ""
     token_endpoint_auth_method: str | None = None
     require_pushed_authorization_requests: bool = False
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -85,6 +88,7 @@ class Client:
             "n": self.name,
             "am": self.token_endpoint_auth_method,
             "par": self.require_pushed_authorization_requests,
+            **({"dp": True} if self.dpop_bound_access_tokens else {}),
         }
 
     @classmethod
@@ -100,6 +104,7 @@ class Client:
             name=value.get("n", ""),
             token_endpoint_auth_method=value.get("am"),
             require_pushed_authorization_requests=bool(value.get("par", False)),
+            dpop_bound_access_tokens=bool(value.get("dp")),
         )
 
 
@@ -116,6 +121,8 @@ class AccessToken:
     :param expires_at: expiry as a Unix timestamp.
     :param extra: extra data the grant attached.
     :param token_id: stable id (hash or ``jti``) used for revocation.
+    :param jkt: for a DPoP-bound token, the RFC 7638 thumbprint of the client's key
+        (RFC 9449 §6): it is valid only with proofs signed by that key. None for a bearer token.
 
     ``extra`` is a read-only view: an app cannot change what the store (or
     the JWT verify cache) holds for the next request.
@@ -128,6 +135,7 @@ class AccessToken:
     expires_at: int
     extra: Mapping[str, Any] = field(default_factory=dict)
     token_id: str = ""
+    jkt: str | None = None
 
     def __post_init__(self) -> None:
         # A read-only view, not a copy: this runs on every guarded request.

@@ -23,6 +23,7 @@ __all__ = [
     "CodeRecord",
     "CodeUsedMarker",
     "ConsentRecord",
+    "DPoPProofRecord",
     "DenyEntry",
     "PushedRequestRecord",
     "RefreshTokenRecord",
@@ -41,6 +42,7 @@ class AccessTokenRecord:
     :param expires_at: expiry, Unix time.
     :param extra: extra data the grant attached.
     :param family: the grant (code or refresh chain) it was issued from, if any.
+    :param jkt: the DPoP key thumbprint it is bound to (RFC 9449 §6), or None.
     """
 
     client_id: str
@@ -49,16 +51,17 @@ class AccessTokenRecord:
     expires_at: int
     extra: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None
+    jkt: str | None = None
 
     def access_token(self, token: str, token_id: str) -> AccessToken:
         """The token as the guard hands it to the app."""
         return AccessToken(
-            token, self.client_id, self.user_id, self.scopes, self.expires_at, self.extra, token_id
+            token, self.client_id, self.user_id, self.scopes, self.expires_at, self.extra, token_id, self.jkt
         )
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store."""
-        return {
+        """The dict kept in the store (``k`` only for a bound token: bearer records stay as they were)."""
+        value = {
             "c": self.client_id,
             "u": self.user_id,
             "s": list(self.scopes),
@@ -66,11 +69,16 @@ class AccessTokenRecord:
             "x": dict(self.extra),
             "f": self.family,
         }
+        if self.jkt is not None:
+            value["k"] = self.jkt
+        return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> AccessTokenRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], value.get("f"))
+        return cls(
+            value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], value.get("f"), value.get("k")
+        )
 
     @staticmethod
     def access_token_from_value(value: Mapping[str, Any], token: str, token_id: str) -> AccessToken:
@@ -79,7 +87,9 @@ class AccessTokenRecord:
         The guard's path for opaque tokens, taken on every request: one
         frozen object built instead of two.
         """
-        return AccessToken(token, value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], token_id)
+        return AccessToken(
+            token, value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], token_id, value.get("k")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,7 @@ class RefreshTokenRecord:
     :param family: the grant it belongs to; revoked together.
     :param chain_expires_at: when the whole rotation chain ends; a rotated
         token never outlives it.
+    :param jkt: the DPoP key a public client's token is bound to (RFC 9449 §5), or None.
     """
 
     client_id: str
@@ -101,14 +112,15 @@ class RefreshTokenRecord:
     expires_at: int
     family: str
     chain_expires_at: int
+    jkt: str | None = None
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
         return self.expires_at <= now
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store."""
-        return {
+        """The dict kept in the store (``k`` only for a bound token)."""
+        value = {
             "c": self.client_id,
             "u": self.user_id,
             "s": list(self.scopes),
@@ -116,6 +128,9 @@ class RefreshTokenRecord:
             "f": self.family,
             "ce": self.chain_expires_at,
         }
+        if self.jkt is not None:
+            value["k"] = self.jkt
+        return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> RefreshTokenRecord:
@@ -127,6 +142,7 @@ class RefreshTokenRecord:
             expires_at=value["e"],
             family=value["f"],
             chain_expires_at=value.get("ce", value["e"]),
+            jkt=value.get("k"),
         )
 
 
@@ -174,6 +190,7 @@ class CodeRecord:
     :param code_challenge: the PKCE challenge, if any (RFC 7636).
     :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
     :param expires_at: expiry, Unix time.
+    :param dpop_jkt: the DPoP key thumbprint the request bound the code to (RFC 9449 §10), or None.
     """
 
     client_id: str
@@ -184,6 +201,7 @@ class CodeRecord:
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: int
+    dpop_jkt: str | None = None
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -200,6 +218,7 @@ class CodeRecord:
             "cc": self.code_challenge,
             "cm": self.code_challenge_method,
             "e": self.expires_at,
+            **({"dk": self.dpop_jkt} if self.dpop_jkt is not None else {}),
         }
 
     @classmethod
@@ -214,6 +233,7 @@ class CodeRecord:
             code_challenge=value["cc"],
             code_challenge_method=value["cm"],
             expires_at=value["e"],
+            dpop_jkt=value.get("dk"),
         )
 
 
@@ -327,6 +347,25 @@ class UniqueTokenRecord:
             return cls(base64.b64decode(value["t"]))
         except (KeyError, TypeError) as exc:
             raise ValueError("not a unique-token record") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class DPoPProofRecord:
+    """A DPoP proof's ``jti`` already used (``dpop:``), refused again until it expires (RFC 9449 §11.1).
+
+    :param seen_at: when the proof was accepted, Unix time.
+    """
+
+    seen_at: int
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"t": self.seen_at}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> DPoPProofRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["t"])
 
 
 #: Member of every remembered approval, so that one of no scope is remembered too.

@@ -37,6 +37,8 @@ things the same way:
                        of a pair may be ``unknown``
 ``block:<subject>``    a throttled subject: when its block ends (see
                        :mod:`oauth_middleware.throttle`)
+``dpop:<sha256>``      a DPoP proof already used: the hash of its key's
+                       thumbprint and ``jti`` (RFC 9449 §11.1)
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -56,6 +58,7 @@ from .records import (
     CodeUsedMarker,
     ConsentRecord,
     DenyEntry,
+    DPoPProofRecord,
     PushedRequestRecord,
     RefreshTokenRecord,
     RotationMarker,
@@ -290,6 +293,17 @@ class Repository:
         """The block of ``subject``, or None when it is not blocked."""
         value = self.store.get(f"block:{subject}")
         return None if value is None else BlockRecord.from_value(value)
+
+    # -- DPoP proofs ---------------------------------------------------------
+
+    def record_dpop_jti(self, proof_id: str, ttl: int) -> bool:
+        """Record a DPoP proof's ``jti`` (with its key's thumbprint) as used; False when it already was.
+
+        One atomic ``add`` on every store: of concurrent requests with one
+        proof, in any process, exactly one gets True.
+        """
+        key = f"dpop:{hashlib.sha256(proof_id.encode()).hexdigest()}"
+        return self.store.add(key, DPoPProofRecord(int(self.clock.time())).to_value(), ttl)
 
     # -- families ----------------------------------------------------------
 

@@ -54,7 +54,10 @@ def guard_from_settings(app: WSGIApplication, settings: Settings) -> ResourceGua
     # The guard never reads clients, so ``client_store`` is not opened here: an
     # ini shared with the authorization server may name it without this host
     # needing to reach it.
-    needs_store = settings.token_format == "opaque" or settings.jwt_check_revocation
+    # DPoP proofs record their jti in the store, whatever the token format.
+    needs_store = (
+        settings.token_format == "opaque" or settings.jwt_check_revocation or "DPoP" in settings.token_types
+    )
     store = store_from_settings(settings) if needs_store else None
     repository = Repository(store) if store is not None else None
     tokens = token_format_from_settings(settings, repository, issuing=False)

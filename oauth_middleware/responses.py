@@ -17,12 +17,14 @@ from webob import Response
 
 from .errors import (
     BearerError,
+    DPoPGuardError,
     FatalClientError,
     InsufficientScope,
     MethodNotAllowed,
     OAuthError,
     RedirectedError,
     TooManyRequests,
+    UseDPoPNonce,
 )
 
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
@@ -100,6 +102,8 @@ def oauth_error(error: OAuthError, realm: str) -> Response:
         response.headers["Allow"] = ", ".join(error.allowed)
     elif isinstance(error, TooManyRequests):
         throttled(response, error)
+    elif isinstance(error, UseDPoPNonce):
+        response.headers["DPoP-Nonce"] = error.nonce  # RFC 9449 §8
     if error.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER
     return response
@@ -142,9 +146,14 @@ def challenge(scheme: str, params: Iterable[tuple[str, str]]) -> str:
     return f"{scheme} " + ", ".join(f"{name}={quoted_string(value)}" for name, value in params)
 
 
-def token_challenge(scheme: str, error: BearerError, realm: str) -> str:
-    """The ``WWW-Authenticate`` value of a token type's ``scheme`` for a guard error (RFC 6750 §3)."""
-    params = [("realm", realm)]
+def token_challenge(
+    scheme: str, error: BearerError, realm: str, extra: Iterable[tuple[str, str]] = ()
+) -> str:
+    """The ``WWW-Authenticate`` value of a token type's ``scheme`` for a guard error (RFC 6750 §3).
+
+    :param extra: the scheme's own auth-params, after ``realm`` (DPoP's ``algs``, RFC 9449 §7.1).
+    """
+    params = [("realm", realm), *extra]
     if error.error:
         params.append(("error", error.error))
         if error.description:
@@ -167,6 +176,8 @@ def guard_error(error: BearerError, challenges: Iterable[str]) -> Response:
     if error.status_code < 500:
         for value in challenges:
             response.headers.add("WWW-Authenticate", value)
+    if isinstance(error, DPoPGuardError) and error.nonce is not None:
+        response.headers["DPoP-Nonce"] = error.nonce  # RFC 9449 §9
     response.headers["Vary"] = "Authorization"
     return response
 

@@ -20,6 +20,7 @@ from .authorization import AuthorizationRequest
 from .client_auth import ClientAuthenticator
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
+from .dpop import ProofVerifier
 from .endpoints.authorize import AuthorizeContext
 from .grants import Grant, GrantContext, token_grants
 from .grants.authorization_code import issue_code
@@ -31,7 +32,7 @@ from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store
 from .throttle import Throttle, verify_password
-from .token_types import BearerToken
+from .token_types import BearerToken, DPoPToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
@@ -85,6 +86,11 @@ class AuthorizationServer:
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings, clock=clock)
         self.client_auth = ClientAuthenticator(self.repository, self.throttle)
+        self.dpop = (
+            ProofVerifier.from_settings(settings, self.repository)
+            if DPoPToken.scheme in settings.token_types
+            else None
+        )
         grant_context: GrantContext = self
         self.grants: dict[str, Grant] = {
             name: cls(grant_context) for name, cls in token_grants(settings).items()

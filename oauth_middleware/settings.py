@@ -71,6 +71,19 @@ def aslist(value: str) -> tuple[str, ...]:
     return tuple(word for word in re.split(r"[\s,]+", value) if word)
 
 
+#: The algorithms a DPoP proof may be signed with: asymmetric only (RFC 9449 §4.3, never ``none`` or HMAC).
+DPOP_ALGS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA")
+
+
+def dpop_algs(value: str) -> tuple[str, ...]:
+    """Asymmetric JWS algorithms (:data:`DPOP_ALGS`), at least one."""
+    algs = aslist(value)
+    wrong = [alg for alg in algs if alg not in DPOP_ALGS]
+    if wrong or not algs:
+        raise ValueError(f"expected asymmetric algorithms among {' '.join(DPOP_ALGS)}, got {value!r}")
+    return algs
+
+
 def text(value: str) -> str:
     """A string, stripped."""
     return value.strip()
@@ -746,9 +759,32 @@ class Settings:
     token_types: tuple[str, ...] = _setting(
         "Bearer",
         aslist,
-        "Token types the guard accepts, by ``Authorization`` scheme: ``Bearer`` (RFC 6750) and "
-        "those registered by plug-ins (see *Extending*). A request without a token is answered "
-        "with a challenge for each. Checked when the guard starts.",
+        "Token types the guard accepts, by ``Authorization`` scheme: ``Bearer`` (RFC 6750), "
+        "``DPoP`` (RFC 9449) and those registered by plug-ins (see *Extending*). A request "
+        "without a token is answered with a challenge for each. Checked when the guard starts. "
+        "With ``DPoP``, the token endpoint binds tokens to the key of a request's DPoP proof; "
+        "``DPoP`` without ``Bearer`` requires a proof on every token request.",
+    )
+    dpop_signing_algs: tuple[str, ...] = _setting(
+        "ES256 RS256 PS256 EdDSA",
+        dpop_algs,
+        "With ``DPoP`` in ``token_types``: the algorithms a DPoP proof (RFC 9449) may be signed "
+        "with, advertised as ``dpop_signing_alg_values_supported``. Asymmetric only; ``none`` and "
+        "HMAC are refused.",
+    )
+    dpop_proof_max_age: int = _setting(
+        "300",
+        whole_number(10, 3600),
+        "Seconds a DPoP proof is accepted after its ``iat`` (plus ``jwt_leeway`` either way); its "
+        "``jti`` is kept in the store that long to refuse a replay. Also how often server nonces "
+        "rotate.",
+    )
+    dpop_nonce: bool = _setting(
+        "false",
+        asbool,
+        "Require a server-issued nonce in every DPoP proof (RFC 9449 §8, §9): a proof without the "
+        "current one is ``use_dpop_nonce`` with a ``DPoP-Nonce`` header. Nonces are derived from "
+        "``session_secret`` (required then), so every process sharing it accepts them.",
     )
     token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
     token_from_body: bool = _setting(
@@ -828,6 +864,10 @@ class Settings:
         ]
         if len(set(endpoint_paths)) != len(endpoint_paths):
             raise ConfigError("authorize_path: endpoint paths must all differ")
+        if self.dpop_nonce and not self.session_secret:
+            raise ConfigError(
+                "dpop_nonce: needs session_secret, the same in every process (nonces derive from it)"
+            )
         if not (self.token_from_header or self.token_from_body or self.token_from_query):
             raise ConfigError("token_from_header: at least one token source must be enabled")
         if self.token_format == "jwt":

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
-from .errors import BearerError, ConfigError, InvalidBearerRequest
+from .dpop import ProofVerifier
+from .errors import (
+    BearerError,
+    ConfigError,
+    DPoPGuardError,
+    InvalidBearerRequest,
+    InvalidDPoPProof,
+    InvalidToken,
+)
 from .forms import small_body
 from .models import AccessToken
 from .parsing import access_tokens, bearer_token
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TOKEN_TYPES",
     "BearerToken",
+    "DPoPToken",
     "Presented",
     "TokenSources",
     "TokenType",
@@ -139,8 +148,15 @@ class BearerToken:
         return found[0] if found else None
 
     def verify(self, presented: Presented, environ: WSGIEnvironment) -> AccessToken:
-        """A bearer token is valid by itself: the token format decides."""
-        return self.tokens.verify(presented.credential)
+        """A bearer token is valid by itself: the token format decides; a DPoP-bound one is refused.
+
+        A bound token presented as ``Bearer`` would let whoever stole it skip
+        the proof (RFC 9449 §7.2).
+        """
+        token = self.tokens.verify(presented.credential)
+        if token.jkt is not None:
+            raise InvalidToken("the access token is DPoP-bound: present it with the DPoP scheme")
+        return token
 
     def challenge(self, error: BearerError, realm: str) -> str:
         """``Bearer realm=..., error=...`` (RFC 6750 §3)."""
@@ -152,9 +168,64 @@ class BearerToken:
         return {}
 
 
+class DPoPToken:
+    """DPoP-bound tokens (RFC 9449 §7): ``Authorization: DPoP <token>`` with a ``DPoP`` proof of the key.
+
+    Each request's proof must name the request (``htm``, ``htu``), hash the
+    token (``ath``), be fresh and never seen before (its ``jti`` is recorded
+    in the store) and be signed by the key the token is bound to.
+
+    :raises ConfigError: the token format has no store (a JWT guard needs
+        one here, for the proofs' ``jti``).
+    """
+
+    scheme = "DPoP"
+
+    def __init__(self, settings: Settings, tokens: TokenFormat) -> None:
+        self.tokens = tokens
+        repository = tokens.repository
+        if repository is None:
+            raise ConfigError("token_types: DPoP needs the store, where each proof's jti is recorded")
+        self.proofs = ProofVerifier.from_settings(settings, repository)
+        self.algs = " ".join(settings.dpop_signing_algs)
+
+    def extract(self, environ: WSGIEnvironment, credentials: str | None) -> Presented | None:
+        """The token after ``DPoP`` in the ``Authorization`` header: it travels nowhere else (§7.1)."""
+        if credentials is None:
+            return None
+        return Presented(self, bearer_token(credentials), "header")
+
+    def verify(self, presented: Presented, environ: WSGIEnvironment) -> AccessToken:
+        """The token, if it is bound to the key of the request's valid proof.
+
+        :raises BearerError: ``invalid_token`` (unknown, expired or unbound
+            token), ``invalid_dpop_proof`` or ``use_dpop_nonce``.
+        """
+        token = self.tokens.verify(presented.credential)
+        if token.jkt is None:
+            raise InvalidToken("the access token is not DPoP-bound: present it with the Bearer scheme")
+        try:
+            jkt = self.proofs.verify(environ, access_token=presented.credential)
+        except InvalidDPoPProof as exc:
+            raise DPoPGuardError(exc) from None
+        if jkt != token.jkt:
+            raise DPoPGuardError(InvalidDPoPProof("the DPoP proof is not signed by the token's key"))
+        return token
+
+    def challenge(self, error: BearerError, realm: str) -> str:
+        """``DPoP realm=..., algs="...", error=...`` (RFC 9449 §7.1)."""
+        return token_challenge(self.scheme, error, realm, [("algs", self.algs)])
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """``dpop_signing_alg_values_supported`` (RFC 9449 §5.1)."""
+        return {"dpop_signing_alg_values_supported": list(settings.dpop_signing_algs)}
+
+
 #: scheme -> token type class; entry points of ``oauth_middleware.token_types`` add to it.
 TOKEN_TYPES: Registry[type[TokenType]] = Registry("token type", "oauth_middleware.token_types")
 TOKEN_TYPES.register(BearerToken.scheme, BearerToken)
+TOKEN_TYPES.register(DPoPToken.scheme, DPoPToken)
 
 
 def _enabled(settings: Settings) -> list[type[TokenType]]:

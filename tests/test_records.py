@@ -26,6 +26,7 @@ from oauth_middleware.records import (
     CodeUsedMarker,
     ConsentRecord,
     DenyEntry,
+    DPoPProofRecord,
     RefreshTokenRecord,
     RotationMarker,
     UniqueTokenRecord,
@@ -51,6 +52,17 @@ RECORDS = [
     pytest.param(DenyEntry(2_000_000_000), id="deny"),
     pytest.param(BlockRecord(2_000_000_000.5), id="block"),
     pytest.param(UniqueTokenRecord(b"\x00nonce\xffsealed"), id="unique"),
+    pytest.param(
+        AccessTokenRecord("c", None, ("read",), 2_000_000_000, {}, "fam", "jkt-thumbprint"), id="access-dpop"
+    ),
+    pytest.param(
+        RefreshTokenRecord("n", "u", ("read",), 2_000_000_100, "fam", 2_000_009_000, "jkt"), id="refresh-dpop"
+    ),
+    pytest.param(
+        CodeRecord("c", "https://a/cb", True, ("read",), "u", "x" * 43, "S256", 2_000_000_000, "jkt"),
+        id="code-dpop-jkt",
+    ),
+    pytest.param(DPoPProofRecord(2_000_000_000), id="dpop-proof"),
 ]
 
 

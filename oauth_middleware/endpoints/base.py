@@ -16,6 +16,7 @@ from ..responses import Reply
 if TYPE_CHECKING:
     from ..client_auth import ClientAuthenticator
     from ..clock import Clock
+    from ..dpop import ProofVerifier
     from ..grants import Grant
     from ..repository import Repository
     from ..settings import Settings
@@ -63,6 +64,11 @@ class EndpointContext(Protocol):
     @property
     def grants(self) -> Mapping[str, Grant]:
         """The token endpoint's grants by ``grant_type``, built with their context."""
+        ...
+
+    @property
+    def dpop(self) -> ProofVerifier | None:
+        """Checks the DPoP proofs of token requests; None when ``token_types`` has no ``DPoP``."""
         ...
 
 

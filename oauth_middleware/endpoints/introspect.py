@@ -16,6 +16,7 @@ from ..models import Client, digest
 from ..parsing import scope_string
 from ..request_context import RequestContext
 from ..responses import JSONReply, Reply
+from ..tokens.issuer import DPOP_TOKEN_TYPE
 from .base import Endpoint, EndpointContext
 
 log = logging.getLogger("oauth_middleware.introspect")
@@ -57,7 +58,9 @@ def access_token_info(context: EndpointContext, token: str, issuer: str) -> dict
     if access is None:
         return None
     body = _members(issuer, access.client_id, access.user_id, access.scopes, access.expires_at)
-    body["token_type"] = context.issuer.token_type
+    body["token_type"] = context.issuer.token_type if access.jkt is None else DPOP_TOKEN_TYPE
+    if access.jkt is not None:
+        body["cnf"] = {"jkt": access.jkt}  # RFC 9449 §6.2
     if context.settings.audience:
         body["aud"] = list(context.settings.audience)
     if context.settings.token_format == "jwt":

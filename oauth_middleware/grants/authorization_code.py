@@ -59,6 +59,11 @@ class ApprovedRequest(Protocol):
         """``S256`` or ``plain``, with a challenge."""
         ...
 
+    @property
+    def dpop_jkt(self) -> str | None:
+        """The DPoP key the code is bound to (RFC 9449 §10): only a proof of it redeems the code."""
+        ...
+
 
 def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
     """Create and store a code for an approved authorization request; return it."""
@@ -73,6 +78,7 @@ def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) ->
         code_challenge=request.code_challenge,
         code_challenge_method=request.code_challenge_method,
         expires_at=int(context.clock.time()) + ttl,
+        dpop_jkt=request.dpop_jkt,
     )
     context.repository.save_code(digest(code), record, ttl)
     return code
@@ -128,6 +134,8 @@ class AuthorizationCodeGrant:
         if (record.redirect_uri_given or redirect_uri is not None) and redirect_uri != record.redirect_uri:
             raise InvalidGrant("redirect_uri differs from the authorization request")
         pkce.verify(request.params.get("code_verifier"), record.code_challenge, record.code_challenge_method)
+        if record.dpop_jkt is not None and record.dpop_jkt != request.dpop_jkt:
+            raise InvalidGrant("the code is bound to another DPoP key (dpop_jkt)")
         # The settings or the registration may have dropped a scope since the code was issued.
         self.context.scope_policy.check(record.scopes, request.client)
 

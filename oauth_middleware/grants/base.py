@@ -27,11 +27,14 @@ class TokenRequest:
     :param params: the form parameters, each present once.
     :param client: the authenticated (or, if public, identified) client.
     :param request: the request's context (origin, URL, headers), for grants that need more.
+    :param dpop_jkt: the thumbprint of the key of the request's valid DPoP proof
+        (RFC 9449 §5), or None: the tokens issued are bound to it.
     """
 
     params: Mapping[str, str]
     client: Client
     request: RequestContext
+    dpop_jkt: str | None = None
 
 
 class TokenResponse(NamedTuple):
@@ -161,10 +164,21 @@ def issue_with_refresh(
     The shared last step of the authorization code and password grants.
     """
     body = context.issuer.issue(
-        client=request.client, user_id=user_id, scopes=scopes, grant_type=grant_type, family=family
+        client=request.client,
+        user_id=user_id,
+        scopes=scopes,
+        grant_type=grant_type,
+        family=family,
+        jkt=request.dpop_jkt,
     )
     return TokenResponse(
         context.refresh_tokens.add_to(
-            body, grant_type=grant_type, client=request.client, user_id=user_id, scopes=scopes, family=family
+            body,
+            grant_type=grant_type,
+            client=request.client,
+            user_id=user_id,
+            scopes=scopes,
+            family=family,
+            jkt=request.dpop_jkt,
         )
     )

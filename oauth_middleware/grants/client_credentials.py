@@ -35,6 +35,10 @@ class ClientCredentialsGrant:
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
         return TokenResponse(
             self.context.issuer.issue(
-                client=request.client, user_id=None, scopes=scopes, grant_type=self.grant_type
+                client=request.client,
+                user_id=None,
+                scopes=scopes,
+                grant_type=self.grant_type,
+                jkt=request.dpop_jkt,
             )
         )

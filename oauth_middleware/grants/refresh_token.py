@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
-from ..models import Client, digest
+from ..models import digest
 from ..parsing import scope_list
 from ..records import RefreshTokenRecord, RotationMarker
 from .base import GrantContext, TokenRequest, TokenResponse
@@ -75,19 +75,22 @@ class RefreshTokenGrant:
             raise InvalidGrant("the refresh token was issued to another client")
         scopes = self._scope(request, record)
         if not self.rotate:
-            return self._issue(request.client, record, scopes, rotate=False)
+            return self._issue(request, record, scopes, rotate=False)
         marker = RotationMarker(record, rotated_at=int(now))
         if not self.repository.claim_rotation(token_id, marker, _ttl(record.expires_at, now)):
             return self._rotated_before(token_id, request)
         return self._issue_unless_reused(token_id, request, marker, scopes)
 
     def _scope(self, request: TokenRequest, grant: RefreshTokenRecord) -> tuple[str, ...]:
-        """The refreshed token's scope: the grant's or less, and still allowed today.
+        """The refreshed token's scope: the grant's or less, and still allowed today; a bound grant's key checked.
 
         The server's ``scopes`` and the client's registration may have lost a
         scope since the grant: such a scope is ``invalid_scope`` (the client
         may ask for the rest), never silently issued again.
         """
+        if grant.jkt is not None and grant.jkt != request.dpop_jkt:
+            # RFC 9449 §5: a public client's refresh token works only with proofs of its key.
+            raise InvalidGrant("the refresh token is bound to another DPoP key")
         scopes = narrowed_scope(request.params.get("scope"), grant.scopes)
         self.context.scope_policy.check(scopes, request.client)
         return scopes
@@ -115,22 +118,24 @@ class RefreshTokenGrant:
         self, token_id: str, request: TokenRequest, marker: RotationMarker, scopes: tuple[str, ...]
     ) -> TokenResponse:
         """Rotate, then check no reuse of ``token_id`` raced us; if one did, the new tokens die too."""
-        response = self._issue(request.client, marker.token, scopes, rotate=True)
+        response = self._issue(request, marker.token, scopes, rotate=True)
         after = self.repository.rotated_refresh_token(token_id)
         if after is not None and after.reused:
             self.repository.revoke_family(marker.token.family)
         return response
 
     def _issue(
-        self, client: Client, grant: RefreshTokenRecord, scopes: tuple[str, ...], *, rotate: bool
+        self, request: TokenRequest, grant: RefreshTokenRecord, scopes: tuple[str, ...], *, rotate: bool
     ) -> TokenResponse:
-        """An access token for ``scopes``; with ``rotate``, the chain's next refresh token."""
+        """An access token for ``scopes`` (bound to the proof's key, if any); with ``rotate``, the next refresh token."""
+        client = request.client
         body = self.context.issuer.issue(
             client=client,
             user_id=grant.user_id,
             scopes=scopes,
             grant_type=self.grant_type,
             family=grant.family,
+            jkt=request.dpop_jkt,
         )
         if rotate:
             body["refresh_token"] = self.context.refresh_tokens.issue(
@@ -139,6 +144,7 @@ class RefreshTokenGrant:
                 scopes=grant.scopes,  # the next token keeps the grant's full scope (§6)
                 family=grant.family,
                 chain_expires_at=grant.chain_expires_at,
+                jkt=grant.jkt,
             )
         return TokenResponse(body)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..models import AccessToken
+
+if TYPE_CHECKING:
+    from ..repository import Repository
 
 
 def new_token_string(generator: str = "secrets") -> str:
@@ -28,6 +31,10 @@ class TokenFormat(Protocol):
     def reads_store(self) -> bool:
         """Whether :meth:`verify` reads the store (so a success shows it is reachable)."""
 
+    @property
+    def repository(self) -> Repository | None:
+        """The store's repository, if this format has one (DPoP proofs record their ``jti`` there)."""
+
     def issue(
         self,
         *,
@@ -36,8 +43,12 @@ class TokenFormat(Protocol):
         scopes: tuple[str, ...],
         extra: Mapping[str, Any],
         family: str | None,
+        jkt: str | None = None,
     ) -> AccessToken:
-        """Create (and, if stateful, store) a new access token."""
+        """Create (and, if stateful, store) a new access token.
+
+        :param jkt: the DPoP key thumbprint to bind it to (RFC 9449 §6), or None for a bearer token.
+        """
 
     def verify(self, token: str) -> AccessToken:
         """Return the live token.

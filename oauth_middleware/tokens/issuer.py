@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("oauth_middleware.tokens")
 
+#: The ``token_type`` of a DPoP-bound access token (RFC 9449 §5).
+DPOP_TOKEN_TYPE = "DPoP"
+
 
 class TokenIssuer:
     """Mints access tokens through the configured format and shapes the response.
@@ -52,22 +55,32 @@ class TokenIssuer:
         grant_type: str,
         extra: Mapping[str, Any] | None = None,
         family: str | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """Create an access token and return the JSON body of the response.
 
         :param family: groups tokens issued from one code or refresh chain,
             so that they can be revoked together; a token handed out again
             (``unique_tokens``) joins it as well.
+        :param jkt: the thumbprint of the key of the request's DPoP proof: the
+            token is bound to it and its ``token_type`` is ``DPoP`` (RFC 9449 §5).
         """
-        access = self.unique.find(client.client_id, user_id, grant_type, scopes) if self.unique else None
+        # A bound token is never handed out again: the one kept may be bound to another key, or none.
+        unique = self.unique if jkt is None else None
+        access = unique.find(client.client_id, user_id, grant_type, scopes) if unique else None
         reused = access is not None
         expires_in = self.ttl
         if access is None:
             access = self.tokens.issue(
-                client_id=client.client_id, user_id=user_id, scopes=scopes, extra=extra or {}, family=family
+                client_id=client.client_id,
+                user_id=user_id,
+                scopes=scopes,
+                extra=extra or {},
+                family=family,
+                jkt=jkt,
             )
-            if self.unique is not None:
-                self.unique.keep(grant_type, access)
+            if unique is not None:
+                unique.keep(grant_type, access)
         else:
             if family is not None:
                 # The new grant produced this token too: revoking the grant must revoke it.
@@ -84,7 +97,7 @@ class TokenIssuer:
         )
         body: dict[str, Any] = {
             "access_token": access.token,
-            "token_type": self.token_type,
+            "token_type": self.token_type if jkt is None else DPOP_TOKEN_TYPE,
             "expires_in": expires_in,
         }
         if scopes:

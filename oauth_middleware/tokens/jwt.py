@@ -161,8 +161,12 @@ class JWTTokens:
         scopes: tuple[str, ...],
         extra: Mapping[str, Any],
         family: str | None,
+        jkt: str | None = None,
     ) -> AccessToken:
-        """Sign a new token; with a ``family``, index its ``jti`` so the family can deny it."""
+        """Sign a new token; with a ``family``, index its ``jti`` so the family can deny it.
+
+        A DPoP-bound token carries its key's thumbprint as ``cnf.jkt`` (RFC 9449 §6.1).
+        """
         key = self.keys.signing
         if key is None:
             raise ConfigError("jwt_signing_key: this process has no key to sign tokens with")
@@ -181,9 +185,11 @@ class JWTTokens:
             claims["scope"] = " ".join(scopes)
         if extra:
             claims[self.extra_claim] = dict(extra)
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         headers = {"typ": "at+jwt", "kid": key.kid}
         token = jwt.encode(claims, key.signer, algorithm=key.alg, headers=headers)
-        access = AccessToken(token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti)
+        access = AccessToken(token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti, jkt)
         if family is not None:
             self.join_family(access, family)
         return access
@@ -279,6 +285,12 @@ class JWTTokens:
         scope, extra = claims.get("scope", ""), claims.get(self.extra_claim, {})
         if not all(isinstance(v, str) for v in (client_id, sub, jti, scope)) or not isinstance(extra, dict):
             _rejected("claim of the wrong type")
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if cnf is not None and not isinstance(jkt, str):
+            # A confirmation this guard cannot check (mTLS x5t#S256, a malformed one) binds the
+            # token to something no request here can prove: refuse it rather than accept it as bearer.
+            _rejected("cnf without a jkt")
         return AccessToken(
             token=token,
             client_id=client_id,
@@ -288,6 +300,7 @@ class JWTTokens:
             expires_at=int(claims["exp"]),
             extra=extra,
             token_id=jti,
+            jkt=jkt,
         )
 
 

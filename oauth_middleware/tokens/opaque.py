@@ -41,11 +41,12 @@ class OpaqueTokens:
         scopes: tuple[str, ...],
         extra: Mapping[str, Any],
         family: str | None,
+        jkt: str | None = None,
     ) -> AccessToken:
-        """Create a token and store its record under its hash."""
+        """Create a token and store its record (with the DPoP ``jkt`` it is bound to) under its hash."""
         token = new_token_string(self.generator)
         record = AccessTokenRecord(
-            client_id, user_id, scopes, int(self.clock.time()) + self.ttl, dict(extra), family
+            client_id, user_id, scopes, int(self.clock.time()) + self.ttl, dict(extra), family, jkt
         )
         token_id = digest(token)
         self.repository.save_access_token(token_id, record, self.ttl)
