@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -58,6 +59,8 @@ REQUEST_PARAMS = (
 _FATAL_PARAMS = ("client_id", "redirect_uri")
 #: What every ``request_uri`` of a pushed request starts with (RFC 9126 §2.2); a random part follows.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+#: A ``dpop_jkt``: the unpadded base64url SHA-256 thumbprint of a key (RFC 9449 §10, RFC 7638).
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class Clients(Protocol):
@@ -358,6 +361,10 @@ def _checked(
     response_type = _response_type(server, client, params.get("response_type"))
     scopes = server.scope_policy.resolve(params.get("scope"), client)
     challenge, method = _pkce(server, client, response_type, params)
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not _JKT.fullmatch(dpop_jkt):
+        # Caught here, not only at redemption: the client learns of its mistake with the request.
+        raise InvalidRequest("dpop_jkt must be a base64url SHA-256 key thumbprint (RFC 9449 section 10)")
     return AuthorizationRequest(
         client=client,
         response_type=response_type,

@@ -432,6 +432,51 @@ def test_dpop_jkt_binds_the_code(make_middleware: Any, prover: Prover) -> None:
     assert redeem(app, code)["token_type"] == "DPoP"
 
 
+#: dpop_jkt values the authorization endpoint refuses (RFC 9449 §10: a base64url SHA-256 thumbprint).
+BAD_DPOP_JKT = [
+    pytest.param("a" * 42, id="too-short"),
+    pytest.param("a" * 44, id="too-long"),
+    pytest.param("a" * 42 + "=", id="padded"),
+    pytest.param("a" * 42 + "+", id="base64-not-url"),
+    pytest.param("a" * 41 + "\u00e9", id="non-ascii"),
+    pytest.param("a" * 64, id="hex-digest"),
+]
+
+
+@pytest.mark.parametrize("value", BAD_DPOP_JKT)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_malformed_dpop_jkt_is_sent_back_invalid_request(
+    make_middleware: Any, value: str, method: str
+) -> None:
+    # Before: accepted, and the code then failed at redemption as invalid_grant.
+    app = webtest.TestApp(flow_middleware(make_middleware, token_types="Bearer DPoP"))
+    params = code_request(dpop_jkt=value)
+    if method == "GET":
+        response = app.get("/oauth/authorize", params, status=302)
+    else:
+        response = app.post("/oauth/authorize", params, status=303)
+    location = response.headers["Location"]
+    assert location.startswith(code_request()["redirect_uri"] + "?")
+    answer = location_params(location)
+    assert answer["error"] == "invalid_request"
+    assert "dpop_jkt" in answer["error_description"]
+    assert answer["state"] == "st-123"
+    assert answer["iss"] == "http://localhost"
+    assert "code" not in answer
+
+
+def test_a_malformed_dpop_jkt_is_refused_at_push_time(make_middleware: Any) -> None:
+    app = webtest.TestApp(flow_middleware(make_middleware, token_types="Bearer DPoP"))
+    response = app.post("/oauth/par", code_request(dpop_jkt="a" * 42), status=400)
+    assert response.json["error"] == "invalid_request"
+
+
+def test_a_well_formed_dpop_jkt_reaches_the_consent_page(make_middleware: Any, prover: Prover) -> None:
+    app = webtest.TestApp(flow_middleware(make_middleware, token_types="Bearer DPoP"))
+    assert app.get("/oauth/authorize", code_request(dpop_jkt=prover.jkt), status=200)
+    assert app.get("/oauth/authorize", code_request(dpop_jkt="_-" * 21 + "A"), status=200)
+
+
 def test_introspection_returns_cnf(
     make_middleware: Any, token_format: dict[str, str], prover: Prover
 ) -> None:
