@@ -11,7 +11,7 @@ exception: an unexpected one is logged and answered 500, the app never runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .errors import (
@@ -79,6 +79,13 @@ class Guard:
         self.scope_rules = settings.scope_rules
         #: Refuse a request no scope rule matches (``scope_rules_default = deny``).
         self.deny_unmatched = settings.scope_rules_default == "deny"
+        #: Token types with headers for the app's successful responses (``response_headers()``,
+        #: an optional method: DPoP's next nonce); the Bearer path does not call anything.
+        self.headers_of: dict[TokenType, Callable[[], tuple[tuple[str, str], ...]]] = {
+            token_type: token_type.response_headers
+            for token_type in self.token_types
+            if hasattr(token_type, "response_headers")
+        }
         self.outage = OutageLog()
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
@@ -101,7 +108,11 @@ class Guard:
             log.exception("unexpected error in the guard on %r", path)
             return self.error(GuardFailure("internal error"), presented)(environ, start_response)
         inject(environ, token)
-        return self.app(environ, _mark_response(start_response, private=presented.source == "query"))
+        headers_of = self.headers_of.get(presented.token_type)
+        extra = () if headers_of is None else headers_of()
+        return self.app(
+            environ, _mark_response(start_response, private=presented.source == "query", extra=extra)
+        )
 
     def extract(self, environ: WSGIEnvironment) -> Presented | None:
         """The request's credential: the token type of the ``Authorization`` scheme finds it.
@@ -151,11 +162,14 @@ class Guard:
         return guard_error(error, [token_type.challenge(error, self.realm) for token_type in types])
 
 
-def _mark_response(start_response: StartResponse, *, private: bool) -> StartResponse:
+def _mark_response(
+    start_response: StartResponse, *, private: bool, extra: tuple[tuple[str, str], ...] = ()
+) -> StartResponse:
     """Wrap ``start_response`` so the app's response carries ``Vary: Authorization``.
 
     With ``private`` (a query token) it is also ``Cache-Control: private``
     (RFC 6750 §2.3): no shared cache keeps a response to a URL with a token.
+    ``extra`` headers (the token type's, e.g. a ``DPoP-Nonce``) replace any the app set.
     """
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
@@ -168,6 +182,10 @@ def _mark_response(start_response: StartResponse, *, private: bool) -> StartResp
             headers.append(("Vary", "Authorization"))
         if private:
             _make_private(headers)
+        if extra:
+            names = {name.lower() for name, _ in extra}
+            headers[:] = [(name, value) for name, value in headers if name.lower() not in names]
+            headers.extend(extra)
         return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
     return start  # type: ignore[return-value]

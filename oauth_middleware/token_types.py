@@ -212,6 +212,15 @@ class DPoPToken:
             raise DPoPGuardError(InvalidDPoPProof("the DPoP proof is not signed by the token's key"))
         return token
 
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers for the app's response to a request this type authenticated: the next ``DPoP-Nonce``.
+
+        With nonces on, the client gets the current nonce on every success
+        (RFC 9449 §9), so a rotation never costs it a ``use_dpop_nonce`` round trip.
+        """
+        nonces = self.proofs.nonces
+        return () if nonces is None else (("DPoP-Nonce", nonces.current()),)
+
     def challenge(self, error: BearerError, realm: str) -> str:
         """``DPoP realm=..., algs="...", error=...`` (RFC 9449 §7.1)."""
         return token_challenge(self.scheme, error, realm, [("algs", self.algs)])

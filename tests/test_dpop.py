@@ -366,6 +366,54 @@ def test_the_nonce_flow(make_middleware: Any, clock: FakeClock, prover: Prover) 
     assert stale.json["error"] == "use_dpop_nonce"
 
 
+def test_the_guard_supplies_the_next_nonce_on_success(make_middleware: Any, clock: FakeClock) -> None:
+    # Before: only the token endpoint's success and the guard's use_dpop_nonce carried DPoP-Nonce.
+    app = webtest.TestApp(
+        make_middleware(token_types="Bearer DPoP", dpop_nonce="true", session_secret=SECRET, clock=clock)
+    )
+    prover = Prover(clock)
+    nonces = Nonces(SECRET, 300, clock)
+    auth = {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}
+    proof = prover.proof("POST", TOKEN_URL, nonce=nonces.current())
+    token = app.post("/oauth/token", CC, headers={**auth, "DPoP": proof}).json["access_token"]
+    first = call_api(app, token, prover.proof("GET", API_URL, token=token, nonce=nonces.current()))
+    assert first.status_int == 200
+    assert first.headers.getall("DPoP-Nonce") == [nonces.current()]
+    assert "Authorization" in first.headers["Vary"]
+    # After a rotation the old nonce still passes, and the answer hands over the new one.
+    old = nonces.current()
+    clock.advance(300)
+    second = call_api(app, token, prover.proof("GET", API_URL, token=token, nonce=old))
+    assert second.status_int == 200
+    assert second.headers["DPoP-Nonce"] == nonces.current() != old
+    third = call_api(
+        app, token, prover.proof("GET", API_URL, token=token, nonce=second.headers["DPoP-Nonce"])
+    )
+    assert third.status_int == 200
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({"token_types": "Bearer DPoP"}, id="dpop-without-nonces"),
+        pytest.param({"token_types": "Bearer DPoP", "dpop_nonce": "true"}, id="bearer-with-nonces"),
+    ],
+)
+def test_no_nonce_header_without_a_dpop_request_under_nonces(
+    make_middleware: Any, clock: FakeClock, settings: dict[str, str]
+) -> None:
+    app = webtest.TestApp(make_middleware(session_secret=SECRET, clock=clock, **settings))
+    prover = Prover(clock)
+    auth = {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}
+    bearer = app.post("/oauth/token", CC, headers=auth).json["access_token"]
+    assert "DPoP-Nonce" not in call_api(app, bearer, None, scheme="Bearer").headers
+    if "dpop_nonce" not in settings:
+        token = dpop_token(app, prover).json["access_token"]
+        response = call_api(app, token, prover.proof("GET", API_URL, token=token))
+        assert response.status_int == 200
+        assert "DPoP-Nonce" not in response.headers
+
+
 def test_nonces_are_accepted_by_every_process_with_the_same_secret(clock: FakeClock) -> None:
     nonce = Nonces(SECRET, 300, clock).current()
     assert Nonces(SECRET, 300, clock).accepts(nonce)
