@@ -156,13 +156,18 @@ class _FormParser(html.parser.HTMLParser):
             self.fields[attributes["name"]] = attributes.get("value", "")
 
 
-def submit_form(session: requests.Session, page: requests.Response, **fields: str) -> requests.Response:
-    """Post the page's form with its hidden fields plus ``fields``, as a browser would."""
+def page_form(page: requests.Response) -> tuple[str, dict[str, str]]:
+    """The URL the page's first form posts to, and its hidden fields."""
     parser = _FormParser()
     parser.feed(page.text)
     assert parser.action is not None, "the page has no form"
-    target = requests.compat.urljoin(page.url, parser.action)
-    return session.post(target, data={**parser.fields, **fields}, allow_redirects=False)
+    return requests.compat.urljoin(page.url, parser.action), parser.fields
+
+
+def submit_form(session: requests.Session, page: requests.Response, **fields: str) -> requests.Response:
+    """Post the page's form with its hidden fields plus ``fields``, as a browser would."""
+    target, hidden = page_form(page)
+    return session.post(target, data={**hidden, **fields}, allow_redirects=False)
 
 
 def browser_approve(session: requests.Session, authorization_url: str, user: str = "alice") -> str:
