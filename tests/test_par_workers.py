@@ -13,13 +13,11 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import free_port
 from oauth_flows import CHALLENGE, location_params, page_form
 from servers import shared_redis
 from test_multiprocess import (
@@ -32,6 +30,7 @@ from test_multiprocess import (
     wait_until_up,
     write_ini,
 )
+from test_serve import gunicorn_argv, listening_socket
 
 THREADS = 20
 
@@ -41,26 +40,26 @@ def gunicorn(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator
     """Two sync workers on one store: (base URL, access log with each answer's worker pid)."""
     store = f"sqlite:///{tmp_path / 'oauth.db'}" if request.param == "sqlite" else shared_redis(request).url
     ini = write_ini(tmp_path, store)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    access_log = tmp_path / "access.log"
-    argv = [
-        sys.executable, "-m", "gunicorn", "--paste", str(ini), "-w", "2", "-b", f"127.0.0.1:{port}",
-        "--graceful-timeout", "3", "--access-logfile", str(access_log),
-        "--access-logformat", "%(p)s %(m)s %(U)s %(s)s",
-    ]  # fmt: skip
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
     }
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
+    # gunicorn inherits the listening socket: no other process can take the port first.
+    with listening_socket() as listener, log.open("wb") as output:
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
         process = subprocess.Popen(
-            argv, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            gunicorn_argv(ini, listener),
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            pass_fds=(listener.fileno(),),
         )
     try:
         wait_until_up(process, base, log)
-        yield base, access_log
+        yield base, tmp_path / "access.log"
     finally:
         process.terminate()
         try:

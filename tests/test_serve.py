@@ -89,15 +89,22 @@ def run(argv: Sequence[str], cwd: pathlib.Path) -> subprocess.CompletedProcess[s
 
 
 @contextlib.contextmanager
-def running(argv: Sequence[str], base_url: str, log: pathlib.Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: Sequence[str], base_url: str, log: pathlib.Path, pass_fds: Sequence[int] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server, wait until ``/health`` answers, and stop it (and its workers) afterwards.
 
     The server runs in its own process group so that a hard kill also
-    reaches workers it forked.
+    reaches workers it forked. ``pass_fds``: descriptors it inherits (a listening socket).
     """
     with log.open("wb") as output:
         process = subprocess.Popen(
-            argv, cwd=log.parent, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=log.parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=pass_fds,
         )
     try:
         wait_until_up(process, base_url, log)
@@ -213,12 +220,36 @@ def test_serve_on_a_port_in_use_is_one_line_and_status_2(tmp_path: pathlib.Path)
 
 @pytest.fixture
 def gunicorn(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
-    """``gunicorn --paste`` with two sync workers on the SQLite store: (base URL, access log)."""
+    """``gunicorn --paste`` with two sync workers on the SQLite store: (base URL, access log).
+
+    The test binds the port and gunicorn inherits the listening socket
+    (``fd://``): with a free port's number instead, another process could
+    take the port before gunicorn binds it, and the test would talk to that
+    server (another test run's gunicorn, which stops under it), while this
+    one retries its bind.
+    """
     ini = write_config(tmp_path)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    access_log = tmp_path / "access.log"
-    argv = [
+    with listening_socket() as listener:
+        base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        log = tmp_path / "gunicorn.log"
+        with running(gunicorn_argv(ini, listener), base_url, log, (listener.fileno(),)):
+            yield base_url, tmp_path / "access.log"
+
+
+@contextlib.contextmanager
+def listening_socket() -> Iterator[socket.socket]:
+    """A socket listening on a free loopback port, for a server to inherit; closed afterwards."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        listener.set_inheritable(True)
+        yield listener
+
+
+def gunicorn_argv(ini: pathlib.Path, listener: socket.socket) -> list[str]:
+    """``gunicorn --paste ini`` with two sync workers on the inherited ``listener``, access log beside ``ini``."""
+    access_log = ini.parent / "access.log"
+    return [
         sys.executable,
         "-m",
         "gunicorn",
@@ -227,7 +258,7 @@ def gunicorn(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
         "-w",
         "2",
         "-b",
-        f"127.0.0.1:{port}",
+        f"fd://{listener.fileno()}",
         "--graceful-timeout",
         "3",
         "--access-logfile",
@@ -236,8 +267,6 @@ def gunicorn(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
         "--access-logformat",
         "%(p)s %(m)s %(U)s %(s)s",
     ]
-    with running(argv, base_url, tmp_path / "gunicorn.log"):
-        yield base_url, access_log
 
 
 def workers_that_served(access_log: pathlib.Path, path: str, status: str = "200") -> set[str]:
