@@ -40,6 +40,7 @@ import webtest
 from conftest import basic, free_port, serve_wsgi
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from dpop_support import Prover
 from fake_clock import FakeClock
 from jwt_keys import b64, b64json, pem
 from paste.deploy import loadapp
@@ -583,6 +584,65 @@ def test_two_processes_and_a_restart_with_a_new_key(tmp_path: pathlib.Path) -> N
         assert status(new_token) == 200
         assert status(old_token) == 200
     assert "JWKS refetched" in (tmp_path / "rs.log").read_text()
+
+
+def test_dpop_bound_jwts_checked_by_a_guard_in_another_process(tmp_path: pathlib.Path) -> None:
+    """Issue 12: the authorization server and a guard-only resource server, each ``oauth-middleware serve``;
+    the resource server knows the signing key from the JWKS only, and checks the proof on its own."""
+    as_port, rs_port = free_port(), free_port()
+    as_url, rs_url = f"http://127.0.0.1:{as_port}", f"http://127.0.0.1:{rs_port}"
+    urls = {AS_URL: as_url, RS_URL: rs_url}
+    (tmp_path / "demo_clients.ini").write_text((EXAMPLES / "demo_clients.ini").read_text())
+    (tmp_path / "keys").mkdir()
+    assert (
+        main(["keys", "generate", "--alg", "ES256", "--out", str(tmp_path / "keys" / "auth-server.pem")]) == 0
+    )
+    as_ini = copy_example("auth_server_jwt.ini", tmp_path, urls, filter_oauth2__token_types="Bearer DPoP")
+    rs_ini = copy_example(
+        "resource_server_jwt.ini",
+        tmp_path,
+        urls,
+        filter_guard__token_types="Bearer DPoP",
+        # The proofs' jti are the resource server's own: its own store.
+        filter_guard__store=f"sqlite:///{tmp_path / 'resource.db'}",
+    )
+    prover = Prover()
+    api = f"{rs_url}/api/me"
+
+    def call(token: str, proof: str | None, scheme: str = "DPoP") -> requests.Response:
+        headers = {"Authorization": f"{scheme} {token}", **({"DPoP": proof} if proof else {})}
+        return requests.get(api, headers=headers, timeout=5)
+
+    with contextlib.ExitStack() as processes:
+        processes.enter_context(
+            running(cli("serve", str(as_ini), "--port", str(as_port)), as_url, tmp_path / "as.log")
+        )
+        response = requests.post(
+            f"{as_url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=SERVICE,
+            headers={"DPoP": prover.proof("POST", f"{as_url}/oauth/token")},
+            timeout=5,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["token_type"] == "DPoP"
+        token = response.json()["access_token"]
+        assert jwt.decode(token, options={"verify_signature": False})["cnf"] == {"jkt": prover.jkt}
+        processes.enter_context(
+            running(cli("serve", str(rs_ini), "--port", str(rs_port)), rs_url, tmp_path / "rs.log")
+        )
+
+        proof = prover.proof("GET", api, token=token)
+        answer = call(token, proof)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["client_id"] == SERVICE[0]
+        # The same proof again, a proof of another key, the bound token as a bearer token.
+        assert call(token, proof).status_code == 401
+        assert call(token, Prover().proof("GET", api, token=token)).status_code == 401
+        refused = call(token, None, scheme="Bearer")
+        assert refused.status_code == 401
+        assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+        assert call(token, prover.proof("GET", api, token=token)).status_code == 200
 
 
 # -- opaque tokens through the shared Redis ---------------------------------------------
