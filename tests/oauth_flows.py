@@ -183,8 +183,15 @@ def browser_approve(session: requests.Session, authorization_url: str, user: str
     return str(decision.headers["Location"])
 
 
-def race(url: str, data: dict[str, str], threads: int = 20) -> list[requests.Response]:
-    """POST ``data`` to ``url`` from ``threads`` threads released at the same moment."""
+def race(
+    url: str,
+    data: dict[str, str],
+    threads: int = 20,
+    *,
+    headers: dict[str, str] | None = None,
+    allow_redirects: bool = True,
+) -> list[requests.Response]:
+    """POST ``data`` (with ``headers``) to ``url`` from ``threads`` threads released at the same moment."""
     barrier = threading.Barrier(threads)
     results: list[requests.Response] = []
     lock = threading.Lock()
@@ -192,7 +199,9 @@ def race(url: str, data: dict[str, str], threads: int = 20) -> list[requests.Res
     def post() -> None:
         with requests.Session() as session:
             barrier.wait()
-            response = session.post(url, data=data, timeout=30)
+            response = session.post(
+                url, data=data, headers=headers, allow_redirects=allow_redirects, timeout=30
+            )
         with lock:
             results.append(response)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import serve_wsgi
-from oauth_flows import browser_approve, verify_password  # noqa: F401  (named by dotted path)
+from oauth_flows import browser_approve, race, verify_password  # noqa: F401  (named by dotted path)
 from servers import shared_redis
 
 from oauth_middleware.clients import build_client
@@ -209,7 +209,7 @@ def test_a_proof_raced_across_two_gunicorn_workers_is_accepted_once(
                 "Authorization": basic(SERVICE, SERVICE_SECRET),
                 "DPoP": prover.proof("POST", f"http://127.0.0.1:{port}/oauth/token"),
             }
-            results = race(f"{base}/oauth/token", {"grant_type": "client_credentials"}, headers)
+            results = race(f"{base}/oauth/token", {"grant_type": "client_credentials"}, headers=headers)
             assert sorted(r.status_code for r in results) == [200] + [400] * 19, [r.text for r in results]
             assert {r.json()["error"] for r in results if r.status_code == 400} == {"invalid_dpop_proof"}
             entries = wait_for_entries(access_log, before + 20)[before:]
@@ -224,28 +224,3 @@ def test_a_proof_raced_across_two_gunicorn_workers_is_accepted_once(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def race(
-    url: str, data: dict[str, str], headers: dict[str, str], threads: int = 20
-) -> list[requests.Response]:
-    """POST ``data`` with ``headers`` to ``url`` from ``threads`` threads released at the same moment."""
-    import threading
-
-    barrier = threading.Barrier(threads)
-    results: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def post() -> None:
-        with requests.Session() as session:
-            barrier.wait()
-            response = session.post(url, data=data, headers=headers, timeout=30)
-        with lock:
-            results.append(response)
-
-    workers = [threading.Thread(target=post) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return results

@@ -13,12 +13,11 @@ import os
 import pathlib
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
-from oauth_flows import CHALLENGE, location_params, page_form
+from oauth_flows import CHALLENGE, location_params, page_form, race
 from servers import shared_redis
 from test_multiprocess import (
     NATIVE,
@@ -102,27 +101,6 @@ def consent_decision(base: str) -> tuple[dict[str, str], dict[str, str]]:
     return {**hidden, "decision": "approve"}, headers
 
 
-def race(url: str, data: dict[str, str], headers: dict[str, str]) -> list[requests.Response]:
-    """POST ``data`` with ``headers`` from :data:`THREADS` threads released at once; redirects not followed."""
-    barrier = threading.Barrier(THREADS)
-    results: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def post() -> None:
-        with requests.Session() as session:
-            barrier.wait()
-            response = session.post(url, data=data, headers=headers, allow_redirects=False, timeout=30)
-        with lock:
-            results.append(response)
-
-    workers = [threading.Thread(target=post) for _ in range(THREADS)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return results
-
-
 def test_a_decision_on_one_request_uri_raced_across_two_workers_gives_one_code(
     gunicorn: tuple[str, pathlib.Path],
 ) -> None:
@@ -133,7 +111,7 @@ def test_a_decision_on_one_request_uri_raced_across_two_workers_gives_one_code(
     for _ in range(10):
         form, headers = consent_decision(base)
         before = len(access_entries(access_log))
-        results = race(f"{base}/oauth/authorize", form, headers)
+        results = race(f"{base}/oauth/authorize", form, THREADS, headers=headers, allow_redirects=False)
         statuses = sorted(response.status_code for response in results)
         assert statuses == [303] + [400] * (THREADS - 1), [r.text[:200] for r in results]
         winner = next(response for response in results if response.status_code == 303)
