@@ -103,6 +103,30 @@ class AccessDenied(OAuthError):
     status_code = 403
 
 
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the user has not decided yet; poll again after the interval."""
+
+    error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5: polled faster than the interval, which is now raised by 5 seconds."""
+
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device code expired; the device may start again."""
+
+    error = "expired_token"
+
+
+class DeviceAccessDenied(OAuthError):
+    """RFC 8628 §3.5: the user denied the device's request (a token endpoint error: 400)."""
+
+    error = "access_denied"
+
+
 class ServerError(OAuthError):
     """Unexpected condition (RFC 6749 §4.1.2.1 ``server_error``)."""
 

@@ -25,6 +25,7 @@ __all__ = [
     "ConsentRecord",
     "DPoPProofRecord",
     "DenyEntry",
+    "DeviceCodeRecord",
     "PushedRequestRecord",
     "RefreshTokenRecord",
     "RotationMarker",
@@ -399,3 +400,44 @@ class ConsentRecord:
         if APPROVED not in members:
             return None
         return cls(frozenset(members - {APPROVED}))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCodeRecord:
+    """A device authorization (RFC 8628 §3.2) under the hash of its device code (``device:``).
+
+    :param client_id: the client that asked; only it may poll with the device code.
+    :param scopes: the scopes the user is asked for.
+    :param user_code_id: the hash of its (normalised) user code, the ``user-code:`` key.
+    :param expires_at: expiry, Unix time; the record is kept twice as long, so a late
+        poll is ``expired_token`` rather than an unknown code.
+    :param status: ``pending``, ``approved`` or ``denied``.
+    :param user_id: the user who approved it.
+    """
+
+    client_id: str
+    scopes: tuple[str, ...]
+    user_code_id: str
+    expires_at: int
+    status: str = "pending"
+    user_id: str | None = None
+
+    def expired(self, now: float) -> bool:
+        """True from ``expires_at`` on."""
+        return self.expires_at <= now
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {
+            "c": self.client_id,
+            "s": list(self.scopes),
+            "uc": self.user_code_id,
+            "e": self.expires_at,
+            "st": self.status,
+            "u": self.user_id,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> DeviceCodeRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["c"], tuple(value["s"]), value["uc"], value["e"], value["st"], value["u"])

@@ -39,6 +39,13 @@ things the same way:
                        :mod:`oauth_middleware.throttle`)
 ``dpop:<sha256>``      a DPoP proof already used: the hash of its key's
                        thumbprint and ``jti`` (RFC 9449 §11.1)
+``device:<sha256>``    a device authorization (RFC 8628), keyed by the
+                       device code's hash; kept twice its lifetime
+``user-code:<sha256>`` the hash of a device's pending user code -> the
+                       device code's hash; taken when the user decides
+``device-poll:<sha>``  a device code polled within its interval
+``device-slow:<sha>``  a device code's interval, once raised by ``slow_down``
+``device-used:<sha>``  a redeemed device code
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -58,6 +65,7 @@ from .records import (
     CodeUsedMarker,
     ConsentRecord,
     DenyEntry,
+    DeviceCodeRecord,
     DPoPProofRecord,
     PushedRequestRecord,
     RefreshTokenRecord,
@@ -304,6 +312,58 @@ class Repository:
         """
         key = f"dpop:{hashlib.sha256(proof_id.encode()).hexdigest()}"
         return self.store.add(key, DPoPProofRecord(int(self.clock.time())).to_value(), ttl)
+
+    # -- device authorization (RFC 8628) ---------------------------------------
+
+    def save_device_code(self, device_id: str, record: DeviceCodeRecord, ttl: int) -> None:
+        """Store a device authorization (kept ``2 * ttl``) and its user code (``ttl``)."""
+        self.store.put(f"device:{device_id}", record.to_value(), 2 * ttl)
+        self.store.put(f"user-code:{record.user_code_id}", {"d": device_id}, ttl)
+
+    def find_device_code(self, device_id: str) -> DeviceCodeRecord | None:
+        """The device authorization, unless unknown or redeemed."""
+        value = self.store.get(f"device:{device_id}")
+        return None if value is None else DeviceCodeRecord.from_value(value)
+
+    def find_user_code(self, user_code_id: str) -> str | None:
+        """The device code id a pending user code names, or None."""
+        value = self.store.get(f"user-code:{user_code_id}")
+        return None if value is None else str(value["d"])
+
+    def decide_device_code(self, device_id: str, record: DeviceCodeRecord, ttl: int) -> bool:
+        """Record the user's decision (kept ``ttl``): only the first one counts (the user code is taken)."""
+        if self.store.take(f"user-code:{record.user_code_id}") is None:
+            return False
+        self.store.put(f"device:{device_id}", record.to_value(), ttl)
+        return True
+
+    def claim_device_code(self, device_id: str, ttl: int) -> bool:
+        """Redeem an approved device code: exactly one concurrent caller gets True."""
+        claimed = self.store.add(f"device-used:{device_id}", {"u": 1}, ttl)
+        if claimed:
+            self.store.delete(f"device:{device_id}")
+        return claimed
+
+    def device_code_redeemed(self, device_id: str) -> bool:
+        """Whether the device code was redeemed."""
+        return self.store.get(f"device-used:{device_id}") is not None
+
+    def poll_device_code(self, device_id: str, interval: int, ttl: int) -> int | None:
+        """Count a poll: None when it kept the interval, else the raised interval (``slow_down``).
+
+        One atomic ``add`` per poll, on every store: of polls closer than the
+        interval, in any process, all but one are too fast. The raised interval
+        is kept in the store, so every process asks the device for it.
+        """
+        slow = self.store.get(f"device-slow:{device_id}")
+        current = int(slow["i"]) if isinstance(slow, dict) else interval
+        if self.store.add(f"device-poll:{device_id}", {"p": 1}, current):
+            return None
+        raised = current + 5  # RFC 8628 §3.5
+        self.store.put(f"device-slow:{device_id}", {"i": raised}, ttl)
+        # The device is to wait the raised interval from this poll on.
+        self.store.put(f"device-poll:{device_id}", {"p": 1}, raised)
+        return raised
 
     # -- families ----------------------------------------------------------
 

@@ -269,6 +269,8 @@ def html_template(*names: str) -> Callable[[str], str]:
 
 #: Placeholders of the login and consent page templates (values arrive HTML-escaped).
 LOGIN_PLACEHOLDERS = ("action_url", "hidden_fields", "client_name", "client_id", "error", "username")
+#: What a replacement of the user-code page (RFC 8628 §3.3) must use.
+DEVICE_PLACEHOLDERS = ("action_url", "error", "user_code")
 CONSENT_PLACEHOLDERS = (
     "action_url",
     "hidden_fields",
@@ -457,6 +459,25 @@ class Settings:
     code_ttl: int = _setting(
         "600", seconds, "Lifetime of an authorization code, in seconds; codes are single use."
     )
+    device_code_ttl: int = _setting(
+        "600",
+        whole_number(60, 1800),
+        "Lifetime of a device code and its user code (RFC 8628 §3.2 ``expires_in``), in seconds. "
+        "The user code's entropy is weighed against it and the guessing limits (see SECURITY.rst).",
+    )
+    device_poll_interval: int = _setting(
+        "5",
+        whole_number(1, 60),
+        "Seconds a device waits between two polls of the token endpoint (RFC 8628 §3.2 "
+        "``interval``); a faster poll is ``slow_down`` and adds 5 s to the device code's interval.",
+    )
+    device_user_code_max_failures: int = _setting(
+        "1000",
+        whole_number(1, 1_000_000),
+        "Wrong user codes allowed from all addresses together within ``throttle_window`` before "
+        "the user-code page refuses every entry until the window ends (RFC 8628 §5.1); each "
+        "address also counts against ``throttle_max_failures``.",
+    )
     par_ttl: int = _setting(
         "60",
         whole_number(5, 600),
@@ -503,6 +524,13 @@ class Settings:
         "An HTML file replacing the built-in login page: a ``string.Template`` using "
         f"{', '.join('``$' + n + '``' for n in LOGIN_PLACEHOLDERS)}; it must POST "
         "``$hidden_fields``, ``username`` and ``password`` to ``$action_url``. Empty: the built-in page.",
+    )
+    device_template: str = _setting(
+        "",
+        html_template(*DEVICE_PLACEHOLDERS),
+        "An HTML file replacing the built-in user-code page of the device grant: a "
+        f"``string.Template`` using {', '.join('``$' + n + '``' for n in DEVICE_PLACEHOLDERS)}; "
+        "it must GET ``user_code`` from ``$action_url``. Empty: the built-in page.",
     )
 
     # -- users ---------------------------------------------------------------
@@ -674,6 +702,17 @@ class Settings:
         url_path,
         "Pushed authorization request endpoint (RFC 9126); served while the authorization "
         "endpoint offers a response type.",
+    )
+    device_authorization_path: str = _setting(
+        "/oauth/device_authorization",
+        url_path,
+        "Device authorization endpoint (RFC 8628 §3.1); served while ``grants`` has "
+        "``urn:ietf:params:oauth:grant-type:device_code``.",
+    )
+    device_verification_path: str = _setting(
+        "/oauth/device",
+        url_path,
+        "The user-code page (RFC 8628 §3.3, the ``verification_uri``), served with the device grant.",
     )
     endpoints: tuple[str, ...] = _setting(
         "",
@@ -861,6 +900,8 @@ class Settings:
             self.metadata_path,
             self.jwks_path,
             self.par_path,
+            self.device_authorization_path,
+            self.device_verification_path,
         ]
         if len(set(endpoint_paths)) != len(endpoint_paths):
             raise ConfigError("authorize_path: endpoint paths must all differ")

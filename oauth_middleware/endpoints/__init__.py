@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from .authorize import ENDPOINT as AUTHORIZE
 from .base import ENDPOINTS, Endpoint, EndpointContext, routes
+from .device import ENDPOINT as DEVICE
+from .device_authorization import ENDPOINT as DEVICE_AUTHORIZATION
 from .introspect import ENDPOINT as INTROSPECT
 from .jwks import ENDPOINT as JWKS
 from .metadata import ENDPOINT as METADATA
@@ -21,5 +23,5 @@ from .token import ENDPOINT as TOKEN
 
 __all__ = ["ENDPOINTS", "Endpoint", "EndpointContext", "routes"]
 
-for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS, PAR):
+for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS, PAR, DEVICE_AUTHORIZATION, DEVICE):
     ENDPOINTS.register(_endpoint.name, _endpoint)

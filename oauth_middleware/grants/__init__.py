@@ -19,6 +19,7 @@ from ..registry import Registry
 from .authorization_code import AuthorizationCodeGrant
 from .base import Grant, GrantContext, GrantType, TokenRequest, TokenResponse
 from .client_credentials import ClientCredentialsGrant
+from .device_code import DeviceCodeGrant
 from .implicit import ImplicitGrant
 from .password import PasswordGrant
 from .refresh_token import RefreshTokenGrant
@@ -48,6 +49,7 @@ for _grant in (
     RefreshTokenGrant,
     ClientCredentialsGrant,
     PasswordGrant,
+    DeviceCodeGrant,
 ):
     GRANTS.register(_grant.grant_type, _grant)
 
