@@ -149,6 +149,23 @@ def sign_in_and_approve(url: str, username: str, password: str) -> str:
     return params["code"][0]
 
 
+def approve_device(url: str, username: str, password: str) -> None:
+    """The device walkthrough's browser: the user-code page filled in, sign in, approve."""
+    session = requests.Session()
+    login = session.get(url, timeout=10)
+    assert login.status_code == 200, login.text
+    consent = session.get(
+        urljoin(url, post_form(session, login, username=username, password=password).headers["Location"]),
+        timeout=10,
+    )
+    assert consent.status_code == 200, consent.text
+    form = Forms()
+    form.feed(consent.text)
+    assert form.action is not None
+    done = session.post(urljoin(url, form.action), data={**form.fields, "decision": "approve"}, timeout=10)
+    assert done.status_code == 200 and "Device connected" in done.text, done.text
+
+
 class Reader:
     """Runs README commands in ``bash`` as a reader would, carrying what earlier steps gave.
 
@@ -246,12 +263,15 @@ def test_curl_examples_run_against_the_demo(tmp_path: pathlib.Path) -> None:
         for block in blocks:
             for step in steps(block):
                 output = reader.run(step)
-                if step.command.startswith('echo "http'):
+                if step.command.startswith('echo "http') and "/oauth/device?" in output:
+                    # The device walkthrough: "opens verification_uri_complete, signs in as alice and approves."
+                    approve_device(output.strip(), "alice", "alice-password")
+                elif step.command.startswith('echo "http'):
                     # "Open the printed URL in a browser, sign in as alice and approve."
                     reader.values["CODE"] = sign_in_and_approve(output.strip(), "alice", "alice-password")
     # Every curl command of those blocks ran (none was skipped by the parser).
     assert reader.ran >= sum(block.count("curl ") for block in blocks) >= 10
-    assert {"kJ3…", "alrb…", "do5k…", "CODE"} <= set(reader.values)
+    assert {"kJ3…", "alrb…", "do5k…", "CODE", "Gq8…", "Dv5…"} <= set(reader.values)
 
 
 def test_jwt_resource_server_example_runs(tmp_path: pathlib.Path) -> None:
