@@ -9,7 +9,10 @@ import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, register
 from oauth_flows import WEB_ID, flow_middleware
 
+from oauth_middleware.cli import main
+from oauth_middleware.demo import DemoApp
 from oauth_middleware.grants.device_code import USER_CODE_ALPHABET, normalize_user_code
+from oauth_middleware.middleware import OAuth2Middleware
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEVICE_AUTHORIZATION = "/oauth/device_authorization"
@@ -406,3 +409,35 @@ def test_right_codes_are_not_counted(app):
 
 def test_page_post_must_be_a_form(app):
     app.post(PAGE, b"{}", content_type="application/json", status=400)
+
+
+def test_a_public_device_is_never_approved_without_the_user(make_middleware, clock):
+    """RFC 8628 §5.5: anyone can send a public device client's id, so consent is never remembered for it."""
+    middleware = flow_middleware(
+        make_middleware, clock=clock, grants=GRANT, refresh_token_grants="", remember_consent="true"
+    )
+    register(middleware, TV_ID, None, grant_types=[GRANT], scopes=["read"])
+    app = webtest.TestApp(middleware, extra_environ={"REMOTE_ADDR": "203.0.113.5"})
+    decide(app, str(authorize_device(app)["user_code"]))
+    again = app.get(PAGE, {"user_code": authorize_device(app)["user_code"]}, status=200)
+    assert again.forms[0]["step"].value == "consent"
+
+
+def test_cli_registers_a_device_client(capsys, tmp_path):
+    """``client add --grant urn:ietf:params:oauth:grant-type:device_code``: the grant registry knows the name."""
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        f"store = sqlite:///%(here)s/oauth.db\nscopes = read write\ngrants = {GRANT}\n"
+    )
+    argv = ["client", "add", str(ini), "--client-id", "tv", "--public", "--grant", GRANT, "--scope", "read"]
+    assert main(argv) == 0
+    assert main(["client", "list", str(ini)]) == 0
+    assert f"tv\tpublic\tgrants={GRANT}" in capsys.readouterr().out
+    middleware = OAuth2Middleware(
+        DemoApp(), issuer="http://localhost", store=f"sqlite:///{tmp_path}/oauth.db", scopes="read write",
+        require_https="false", grants=GRANT,
+    )  # fmt: skip
+    assert authorize_device(webtest.TestApp(middleware))["interval"] == 5
+    middleware.close()
