@@ -109,6 +109,6 @@ class OAuth2Middleware:
             environ["wsgi.url_scheme"] = origin.scheme
         path = request.path_info
         if settings.require_https and path in self.credential_paths:
-            check_https(origin, page=path == settings.authorize_path)
+            check_https(origin, page=path in (settings.authorize_path, settings.device_verification_path))
         cap_body(environ, settings.max_body_size)
         return origin

@@ -427,7 +427,9 @@ class Settings:
         aslist,
         "The grant types the token endpoint accepts: ``authorization_code``, ``refresh_token``, "
         "``client_credentials``, ``password`` (resource owner password credentials: off by "
-        "default, it needs ``verify_password``) and those registered by plug-ins (see *Extending*). "
+        "default, it needs ``verify_password``), ``urn:ietf:params:oauth:grant-type:device_code`` "
+        "(RFC 8628, off by default: it also serves ``device_authorization_path`` and "
+        "``device_verification_path``) and those registered by plug-ins (see *Extending*). "
         "Checked when the authorization server starts.",
     )
     scopes: tuple[str, ...] = _setting(

@@ -441,3 +441,25 @@ def test_cli_registers_a_device_client(capsys, tmp_path):
     )  # fmt: skip
     assert authorize_device(webtest.TestApp(middleware))["interval"] == 5
     middleware.close()
+
+
+def test_a_malformed_decision_decides_nothing(app, clock):
+    answer = authorize_device(app)
+    login = app.get(PAGE, {"user_code": answer["user_code"]})
+    form = login.forms[0]
+    form["username"], form["password"] = "alice", "alice-password"
+    consent = form.submit(status=303).follow(status=200)
+    refused = app.post(PAGE, {**fields(consent), "decision": "maybe"}, status=400)
+    assert "decision must be approve or deny" in refused.text
+    clock.advance(5)
+    assert poll(app, str(answer["device_code"]))["error"] == "authorization_pending"
+    # The code still works for a real decision.
+    assert "Device connected" in app.post(PAGE, {**fields(consent), "decision": "approve"}, status=200).text
+
+
+def test_the_page_over_plain_http_is_an_error_page_under_require_https(make_middleware):
+    middleware = flow_middleware(make_middleware, grants=GRANT, refresh_token_grants="", require_https="true")
+    page = webtest.TestApp(middleware).get(PAGE, status=400)
+    assert page.content_type == "text/html" and "HTTPS is required" in page.text
+    refused = webtest.TestApp(middleware).post(DEVICE_AUTHORIZATION, {"client_id": TV_ID}, status=400)
+    assert refused.json["error"] == "invalid_request"
