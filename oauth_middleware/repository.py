@@ -34,7 +34,8 @@ things the same way:
                        ``/64``) alone or with ``|client:<id>`` or
                        ``|user:<sha256 of the normalised username>``
                        (usernames are never stored in clear); the address
-                       of a pair may be ``unknown``
+                       of a pair may be ``unknown``; ``user-code`` counts
+                       the wrong user codes of all addresses (RFC 8628 §5.1)
 ``block:<subject>``    a throttled subject: when its block ends (see
                        :mod:`oauth_middleware.throttle`)
 ``dpop:<sha256>``      a DPoP proof already used: the hash of its key's

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from webob import Request, Response
 
+from ..clock import Clock
 from ..errors import AccessDenied, FatalClientError, OAuthError, TooManyRequests
 from ..forms import form_items
 from ..grants.device_code import normalize_user_code, user_code_id
@@ -50,6 +51,10 @@ class DevicePageContext(Protocol):
     @property
     def settings(self) -> Settings:
         """``device_template``, ``device_code_ttl``, ``device_user_code_max_failures``."""
+
+    @property
+    def clock(self) -> Clock:
+        """The time device codes expire by."""
 
     @property
     def repository(self) -> Repository:
@@ -82,7 +87,7 @@ def device_page(context: DevicePageContext, request: Request) -> Response:
     client = context.repository.get_client(record.client_id)
     if client is None:
         raise FatalClientError("the device's client is no longer registered")
-    ttl = max(1, record.expires_at + context.settings.device_code_ttl - int(context.throttle.clock.time()))
+    ttl = max(1, record.expires_at + context.settings.device_code_ttl - int(context.clock.time()))
 
     def decide(decided: DeviceCodeRecord, title: str, text: str) -> Response:
         if not context.repository.decide_device_code(device_id, decided, ttl):
@@ -142,10 +147,13 @@ def _find(
     user_code = normalize_user_code(entered)
     device_id = None if user_code is None else context.repository.find_user_code(user_code_id(user_code))
     record = None if device_id is None else context.repository.find_device_code(device_id)
-    if user_code is None or device_id is None or record is None or record.status != "pending":
-        attempt.failed()
-        return None
-    if record.expired(throttle.clock.time()):
+    if (
+        user_code is None
+        or device_id is None
+        or record is None
+        or record.status != "pending"
+        or record.expired(context.clock.time())
+    ):
         attempt.failed()
         return None
     attempt.succeeded()
