@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -13,6 +14,7 @@ from oauth_middleware.cli import main
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.grants.device_code import USER_CODE_ALPHABET, normalize_user_code
 from oauth_middleware.middleware import OAuth2Middleware
+from oauth_middleware.records import DeviceCodeRecord
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEVICE_AUTHORIZATION = "/oauth/device_authorization"
@@ -463,3 +465,15 @@ def test_the_page_over_plain_http_is_an_error_page_under_require_https(make_midd
     assert page.content_type == "text/html" and "HTTPS is required" in page.text
     refused = webtest.TestApp(middleware).post(DEVICE_AUTHORIZATION, {"client_id": TV_ID}, status=400)
     assert refused.json["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(DeviceCodeRecord("tv", ("read", "write"), "f" * 64, 2_000_000_000), id="pending"),
+        pytest.param(DeviceCodeRecord("tv", (), "f" * 64, 2_000_000_000, "approved", "alice"), id="approved"),
+        pytest.param(DeviceCodeRecord("tv", ("read",), "f" * 64, 2_000_000_000, "denied"), id="denied"),
+    ],
+)
+def test_a_device_code_record_comes_back_from_its_store_value(record):
+    assert DeviceCodeRecord.from_value(json.loads(json.dumps(record.to_value()))) == record
