@@ -39,6 +39,8 @@ things the same way:
                        :mod:`oauth_middleware.throttle`)
 ``dpop:<sha256>``      a DPoP proof already used: the hash of its key's
                        thumbprint and ``jti`` (RFC 9449 §11.1)
+``assertion:<sha256>`` a client assertion already used: the hash of its
+                       client id and ``jti`` (RFC 7523 §3)
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -54,6 +56,7 @@ from .models import AccessToken, Client
 from .records import (
     AccessTokenRecord,
     BlockRecord,
+    ClientAssertionRecord,
     CodeRecord,
     CodeUsedMarker,
     ConsentRecord,
@@ -304,6 +307,18 @@ class Repository:
         """
         key = f"dpop:{hashlib.sha256(proof_id.encode()).hexdigest()}"
         return self.store.add(key, DPoPProofRecord(int(self.clock.time())).to_value(), ttl)
+
+    # -- client assertions ---------------------------------------------------
+
+    def record_client_assertion(self, client_id: str, jti: str, ttl: int) -> bool:
+        """Record a client assertion's ``jti`` as used by ``client_id``; False when it already was.
+
+        One atomic ``add`` on every store: of concurrent requests with one
+        assertion, in any process, exactly one gets True.
+        """
+        digest = hashlib.sha256(f"{client_id}\0{jti}".encode()).hexdigest()
+        record = ClientAssertionRecord(int(self.clock.time()))
+        return self.store.add(f"assertion:{digest}", record.to_value(), ttl)
 
     # -- families ----------------------------------------------------------
 
