@@ -10,7 +10,6 @@ group ``oauth_middleware.client_auth``. The server metadata lists them all.
 from __future__ import annotations
 
 from . import builtin as _builtin  # noqa: F401  (registers the built-in methods)
-from . import assertions as _assertions  # noqa: F401  (registers private_key_jwt, after them)
 from .assertions import JWT_BEARER, ClientAssertions, ContextualAuthMethod
 from .authenticator import ClientAuthenticator
 from .base import (

@@ -26,7 +26,7 @@ from ..keys import Key, public_jwk_key
 from ..models import Client
 from ..remote_keys import RemoteKeys
 from ..repository import Repository
-from .base import ClientCredentials, register_auth_method
+from .base import ClientCredentials
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -237,6 +237,3 @@ class PrivateKeyJwt:
     def verify_in(self, assertions: ClientAssertions, client: Client, credentials: ClientCredentials) -> bool:
         """The assertion is signed by one of the client's keys and meets RFC 7523 §3."""
         return credentials.proof is not None and assertions.verify(client, credentials.proof)
-
-
-register_auth_method(PrivateKeyJwt())
