@@ -245,7 +245,9 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         jwks = _jwks(values, section)
         secret_hash = None if public or jwks or jwks_uri else values.get("secret_hash", "").strip()
         if secret_hash == "":
-            raise ConfigError(f"clients_file: [{section}] needs secret_hash, jwks, jwks_uri or public = true")
+            raise ConfigError(
+                f"clients_file: [{section}] needs secret_hash or public = true (or jwks or jwks_uri)"
+            )
         try:
             client = build_client(
                 client_id,
