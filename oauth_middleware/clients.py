@@ -243,8 +243,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         dpop_bound = _flag(values, section, "dpop_bound_access_tokens")
         jwks_uri = values.get("jwks_uri", "").strip() or None
         jwks = _jwks(values, section)
-        secret_hash = None if public or jwks or jwks_uri else values.get("secret_hash", "").strip()
-        if secret_hash == "":
+        secret_hash = None if public else values.get("secret_hash", "").strip() or None
+        if secret_hash is None and not public and not jwks and jwks_uri is None:
             raise ConfigError(
                 f"clients_file: [{section}] needs secret_hash or public = true (or jwks or jwks_uri)"
             )

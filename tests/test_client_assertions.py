@@ -13,11 +13,14 @@ import webtest
 from conftest import register, serve_wsgi
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from oauth_flows import race
+from paste.deploy import loadapp
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
 
+from oauth_middleware.cli import main
 from oauth_middleware.client_auth import JWT_BEARER
 from oauth_middleware.clients import build_client
 from oauth_middleware.clock import SYSTEM_CLOCK
+from oauth_middleware.errors import ConfigError
 
 ISSUER = "http://localhost"
 TOKEN = "/oauth/token"
@@ -355,3 +358,90 @@ def test_requests_oauth2client_private_key_jwt_end_to_end(make_middleware, store
             assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 200
             assert client.revoke_access_token(token.access_token)
             assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 401
+
+
+# -- CLI and clients_file ----------------------------------------------------
+
+
+@pytest.fixture
+def config(tmp_path):
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "store = sqlite:///%(here)s/oauth.db\nscopes = read write\nissuer = http://localhost\nrequire_https = false\n"
+    )
+    return str(ini)
+
+
+def test_client_add_with_a_jwks_file_registers_private_key_jwt(capsys, config, tmp_path):
+    jwks = tmp_path / "client.jwks"
+    jwks.write_text(json.dumps({"keys": [JWK]}))
+    status = main(["client", "add", config, "--client-id", CLIENT, "--grant", "client_credentials",
+                   "--scope", "read", "--jwks-file", str(jwks), "--signing-alg", "ES256"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "client_secret" not in out  # no secret is generated for a keyed client
+    assert "token_endpoint_auth_method: private_key_jwt" in out.splitlines()
+    assert "token_endpoint_auth_signing_alg: ES256" in out.splitlines()
+    main(["client", "list", config])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{CLIENT}\tconfidential\t")
+    assert line.endswith("\ttoken_endpoint_auth_method=private_key_jwt")
+    app = webtest.TestApp(loadapp(f"config:{config}"))
+    app.post(TOKEN, form(assertion()), status=200)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--jwks-uri", "https://c.example/jwks", "--secret", "s" * 20], "no --secret", id="with-secret"
+        ),
+        pytest.param(
+            ["--jwks-uri", "https://c.example/jwks", "--public"], "no --secret or --public", id="public"
+        ),
+        pytest.param(["--jwks-file", "/nonexistent.jwks"], "--jwks-file: cannot use", id="missing-file"),
+        pytest.param(["--jwks-uri", "ftp://c.example/jwks"], "must be https", id="ftp-uri"),
+        pytest.param(
+            ["--secret", "s" * 20, "--signing-alg", "ES256"], "for private_key_jwt", id="alg-with-secret"
+        ),
+    ],
+)
+def test_client_add_key_errors(capsys, config, argv, message):
+    status = main(["client", "add", config, "--client-id", CLIENT, "--grant", "client_credentials", *argv])
+    assert status != 0
+    assert message in capsys.readouterr().err
+
+
+def test_clients_file_registers_inline_jwks_and_jwks_uri(make_middleware, tmp_path, clock):
+    path = tmp_path / "clients.ini"
+    path.write_text(
+        f"[client:{CLIENT}]\ngrants = client_credentials\nscopes = read\njwks = {json.dumps({'keys': [JWK]})}\n\n"
+        "[client:remote]\ngrants = client_credentials\njwks_uri = https://c.example/jwks\n"
+        "token_endpoint_auth_signing_alg = RS256\n"
+    )
+    middleware = make_middleware(clock=clock, clients_file=str(path))
+    remote = middleware.server.repository.get_client("remote")
+    assert remote is not None and remote.jwks_uri == "https://c.example/jwks"
+    assert remote.token_endpoint_auth_signing_alg == "RS256"
+    webtest.TestApp(middleware).post(TOKEN, form(assertion(now=clock.time())), status=200)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("jwks = {not json\n", "jwks:", id="jwks-not-json"),
+        pytest.param('jwks = {"keys": 1}\n', "not a JWK Set", id="jwks-not-a-set"),
+        pytest.param(
+            "jwks_uri = https://c.example/j\nsecret_hash = " + "0" * 64 + "\n",
+            "a client with a secret cannot use the client authentication method private_key_jwt",
+            id="secret-and-keys",
+        ),
+    ],
+)
+def test_clients_file_key_errors(make_middleware, tmp_path, text, message):
+    path = tmp_path / "clients.ini"
+    path.write_text(f"[client:{CLIENT}]\ngrants = client_credentials\n{text}")
+    with pytest.raises(ConfigError, match=message):
+        make_middleware(clients_file=str(path))
