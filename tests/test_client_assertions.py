@@ -265,10 +265,14 @@ class KeyServer:
     def __init__(self, keys: list[dict[str, Any]]) -> None:
         self.keys = keys
         self.up = True
+        self.redirect: str | None = None
         self.hits = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         self.hits += 1
+        if self.redirect is not None:
+            start_response("302 Found", [("Location", self.redirect)])
+            return [b""]
         if not self.up:
             start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
             return [b"down"]
@@ -309,6 +313,14 @@ def test_jwks_uri_outage_is_503_then_recovers(uri_app, key_server, clock):
     key_server.up = True
     clock.advance(61)
     uri_app.post(TOKEN, form(assertion(now=clock.time())), status=200)
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/jwks", "/elsewhere"])
+def test_a_redirecting_jwks_uri_is_never_followed(uri_app, key_server, clock, target):
+    key_server.redirect = target
+    response = uri_app.post(TOKEN, form(assertion(now=clock.time())), status=503)
+    assert response.json["error"] == "temporarily_unavailable"
+    assert key_server.hits == 1
 
 
 def test_jwks_uri_rotation_is_learnt_on_an_unknown_kid_at_most_once_per_interval(uri_app, key_server, clock):
