@@ -14,6 +14,7 @@ clear to check the HMAC, and secrets are stored hashed.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -150,7 +151,8 @@ class ClientAssertions:
         """``exp`` in the future but within the maximum lifetime; ``nbf`` and ``iat`` not in the future."""
         now = self.clock.time()
         times = [claims.get(name) for name in ("exp", "nbf", "iat")]
-        if any(t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))) for t in times):
+        # JSON numbers only, finite: Python's json reads NaN, which passes every comparison.
+        if any(t is not None and not _is_time(t) for t in times):
             return False
         exp, nbf, iat = times
         if not isinstance(claims["jti"], str) or not claims["jti"] or claims["iss"] != claims["sub"]:
@@ -195,6 +197,11 @@ class ClientAssertions:
                 )
                 self._remote[url] = remote
             return remote
+
+
+def _is_time(value: object) -> bool:
+    """A finite number (not a bool): something a time can be compared with."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @runtime_checkable
