@@ -104,23 +104,15 @@ class ClientAssertions:
             header = jwt.get_unverified_header(assertion)
         except jwt.InvalidTokenError:
             return False
-        alg = header.get("alg")
-        kid = header.get("kid")
+        alg, kid = header.get("alg"), header.get("kid")
         allowed = (
             (client.token_endpoint_auth_signing_alg,) if client.token_endpoint_auth_signing_alg else None
         )
+        # The client's allow-list (else any asymmetric one) before any key is looked for: none and HMAC never pass.
         if alg not in (allowed or ASSERTION_ALGORITHMS) or (kid is not None and not isinstance(kid, str)):
             return False
-        claims = next(
-            (
-                c
-                for key in self._keys(client, kid)
-                if key.alg == alg
-                for c in [self._claims(key, assertion)]
-                if c
-            ),
-            None,
-        )
+        candidates = (self._claims(key, assertion) for key in self._keys(client, kid) if key.alg == alg)
+        claims = next((found for found in candidates if found is not None), None)
         if claims is None:
             return False
         ttl = int(claims["exp"] - self.clock.time()) + 1
