@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
 
+import hypothesis
 import jwt
 import pytest
 import requests
 import webtest
 from conftest import register, serve_wsgi
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import example, given
+from hypothesis import strategies as st
 from oauth_flows import race
 from paste.deploy import loadapp
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
@@ -460,3 +464,65 @@ def test_clients_file_key_errors(make_middleware, tmp_path, text, message):
     path.write_text(f"[client:{CLIENT}]\ngrants = client_credentials\n{text}")
     with pytest.raises(ConfigError, match=message):
         make_middleware(clients_file=str(path))
+
+
+# -- fuzzing -----------------------------------------------------------------
+
+
+def _segment(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+CLAIM_NAMES = st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "alg", "kid"])
+
+
+@pytest.fixture(scope="module")
+def fuzz_app():
+    from conftest import DemoApp
+
+    from oauth_middleware.middleware import OAuth2Middleware
+
+    # Throttling would answer 429 before the assertion is looked at: it is off the table here.
+    middleware = OAuth2Middleware(
+        DemoApp(),
+        store="memory://",
+        issuer=ISSUER,
+        require_https="false",
+        throttle_max_failures="1000000",
+        throttle_address_max_failures="1000000",
+    )
+    register(middleware, CLIENT, None, grant_types=["client_credentials"], jwks=[JWK])
+    return webtest.TestApp(middleware)
+
+
+@given(
+    header=st.dictionaries(CLAIM_NAMES, JSON_VALUES, max_size=3) | JSON_VALUES,
+    claims=st.dictionaries(CLAIM_NAMES, JSON_VALUES, max_size=2) | JSON_VALUES,
+    signature=st.binary(max_size=70),
+    signed=st.booleans(),
+)
+@example(header={}, claims={"exp": float("nan")}, signature=b"", signed=True)  # json reads NaN
+@example(header={}, claims={"aud": [ISSUER, None]}, signature=b"", signed=True)
+@hypothesis.settings(
+    max_examples=300, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+def test_any_assertion_is_a_4xx_never_a_5xx(fuzz_app, header, claims, signature, signed):
+    if isinstance(claims, dict):
+        # A valid assertion's claims with some of them replaced, so that each check meets odd values.
+        valid = jwt.decode(assertion(), options={"verify_signature": False})
+        claims = {**valid, **claims}
+    if signed and isinstance(claims, dict):
+        # Signed by the client's key, so that the claim checks after the signature see any values too.
+        made_up = jwt.PyJWS().encode(
+            json.dumps(claims).encode(), KEY, algorithm="ES256", headers={"kid": "k1"}
+        )
+    else:
+        made_up = ".".join([_segment(header), _segment(claims), _segment(signature)])
+    response = fuzz_app.post(TOKEN, form(made_up), expect_errors=True)
+    assert response.status_int in (200, 400, 401), response.text
