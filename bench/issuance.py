@@ -18,8 +18,11 @@ environ built once and copied, with a fresh body stream per call:
 Each issues a new token per call with its library's default generator and
 keeps it where a guard would find it. A third row is ours again with a DPoP
 proof on every request (RFC 9449: one signature check and one store write of
-its ``jti`` more; the token is ``token_type: DPoP``), signed beforehand. Timed like :mod:`guard`: repetitions
-interleaved, median reported.
+its ``jti`` more; the token is ``token_type: DPoP``), signed beforehand. A
+fourth row is ours with ``private_key_jwt`` instead of Basic (RFC 7523: an
+ES256 client assertion per request, signed beforehand; one signature check
+and one store write of its ``jti`` instead of the secret's hash). Timed like
+:mod:`guard`: repetitions interleaved, median reported.
 """
 
 from __future__ import annotations
@@ -33,15 +36,20 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 import guard
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from webob import Request
 
+from oauth_middleware.client_auth import JWT_BEARER
 from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.middleware import OAuth2Middleware
@@ -63,6 +71,11 @@ OAUTHLIB = "oauthlib BackendApplicationServer (dicts)"
 DPOP = "ours, DPoP-bound (ES256 proof per request)"
 #: Proofs signed beforehand for the DPoP row, one per request (a proof is single-use).
 DPOP_PROOFS = 20_000
+PKJWT = "ours, private_key_jwt (ES256 assertion per request)"
+#: The private_key_jwt client (no secret: its public key is registered).
+ASSERTION_CLIENT = "bench-signed"
+#: Where a request's body is kept when it differs per request (the private_key_jwt row).
+BODY_KEY = "bench.body"
 
 
 class PostCase(guard.Case):
@@ -73,7 +86,7 @@ class PostCase(guard.Case):
         app, environs = self.app, self._next
         for _ in range(number):
             environ = next(environs).copy()
-            environ["wsgi.input"] = io.BytesIO(BODY)
+            environ["wsgi.input"] = io.BytesIO(environ.get(BODY_KEY, BODY))
             for _chunk in app(environ, guard._start_response):
                 pass
 
@@ -121,6 +134,42 @@ def ours_dpop() -> PostCase:
     url = f"http://{token_environ()['HTTP_HOST']}/oauth/token"
     environs = [{**token_environ(), "HTTP_DPOP": signer.proof("POST", url)} for _ in range(DPOP_PROOFS)]
     return PostCase(DPOP, case.app, environs, close=case.close)
+
+
+def ours_private_key_jwt() -> PostCase:
+    """Our token endpoint with a client authenticating by a fresh ES256 assertion on every request."""
+    case, middleware = ours(PKJWT)
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(key.public_key())), "kid": "bench"}
+    middleware.server.repository.save_client(
+        build_client(
+            ASSERTION_CLIENT,
+            secret_hash=None,
+            grant_types=["client_credentials"],
+            scopes=["read", "write"],
+            jwks=[jwk],
+        )
+    )
+    # Checked with an assertion of its own: one the timed loop sends again would be a replay (401).
+    issue_once(PostCase(PKJWT, case.app, [assertion_environ(key)]))
+    environs = [assertion_environ(key) for _ in range(DPOP_PROOFS)]
+    return PostCase(PKJWT, case.app, environs, close=case.close)
+
+
+def assertion_environ(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
+    """A token request authenticated by a new single-use assertion (RFC 7523 §2.2), no Basic header."""
+    now = int(time.time())
+    claims = {"iss": ASSERTION_CLIENT, "sub": ASSERTION_CLIENT, "aud": guard.DEMO_SETTINGS["issuer"]}
+    signed = jwt.encode(
+        {**claims, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex},
+        key,
+        algorithm="ES256",
+        headers={"kid": "bench"},
+    )
+    body = BODY + b"&" + urlencode({"client_assertion_type": JWT_BEARER, "client_assertion": signed}).encode()
+    environ = token_environ()
+    del environ["HTTP_AUTHORIZATION"]
+    return {**environ, "CONTENT_LENGTH": str(len(body)), BODY_KEY: body}
 
 
 # -- oauthlib -----------------------------------------------------------------
@@ -233,7 +282,7 @@ def oauthlib_server() -> tuple[PostCase, dict[str, dict[str, Any]]]:
 def issue_once(case: PostCase) -> dict[str, Any]:
     """One token request through the case's app; insist on a 200 with a bearer token."""
     environ = case.environs[0].copy()
-    environ["wsgi.input"] = io.BytesIO(BODY)
+    environ["wsgi.input"] = io.BytesIO(environ.get(BODY_KEY, BODY))
     response = Request(environ).get_response(case.app)
     if response.status_code != 200:
         raise RuntimeError(f"{case.name}: expected 200, got {response.status}: {response.text}")
@@ -284,11 +333,13 @@ class Report:
     :param ours: our result.
     :param oauthlib: oauthlib's result.
     :param dpop: ours with a DPoP proof per request.
+    :param private_key_jwt: ours with a client assertion per request.
     """
 
     ours: guard.Result
     oauthlib: guard.Result
     dpop: guard.Result
+    private_key_jwt: guard.Result
 
     @staticmethod
     def per_second(result: guard.Result) -> float:
@@ -306,12 +357,12 @@ class Report:
 
     def table(self) -> str:
         """Both rows as plain text."""
-        width = max(len(OURS), len(OAUTHLIB), len(DPOP))
+        width = max(len(OURS), len(OAUTHLIB), len(DPOP), len(PKJWT))
         lines = [
             f"{'case':<{width}}  {'µs/token':>8}  {'IQR':>5}  {'tokens/s':>9}  {'x oauthlib':>10}",
             f"{'-' * width}  {'-' * 8}  {'-' * 5}  {'-' * 9}  {'-' * 10}",
         ]
-        for r in (self.ours, self.oauthlib, self.dpop):
+        for r in (self.ours, self.oauthlib, self.dpop, self.private_key_jwt):
             lines.append(
                 f"{r.name:<{width}}  {r.median_us:>8.2f}  {r.spread:>5.0%}  {self.per_second(r):>9,.0f}  "
                 f"{self.per_second(r) / self.per_second(self.oauthlib):>10.2f}"
@@ -329,10 +380,11 @@ class Report:
                     "tokens_per_second": round(self.per_second(r)),
                     "per_call_ns": [round(v, 1) for v in r.per_call_ns],
                 }
-                for r in (self.ours, self.oauthlib, self.dpop)
+                for r in (self.ours, self.oauthlib, self.dpop, self.private_key_jwt)
             ],
             "ours_over_oauthlib": round(self.ratio(), 3),
             "dpop_over_bearer_time": round(self.dpop.median_us / self.ours.median_us, 3),
+            "private_key_jwt_over_basic_time": round(self.private_key_jwt.median_us / self.ours.median_us, 3),
             "ours_over_oauthlib_fastest": round(self.ratio(fastest=True), 3),
         }
 
@@ -347,14 +399,16 @@ def build_cases(stack: contextlib.ExitStack) -> list[PostCase]:
     dpop_case = ours_dpop()
     stack.callback(dpop_case.close)
     issue_once(dpop_case)
-    return [our_case, peer_case, dpop_case]
+    signed_case = ours_private_key_jwt()
+    stack.callback(signed_case.close)
+    return [our_case, peer_case, dpop_case, signed_case]
 
 
 def run(plan: guard.Plan) -> Report:
     """Measure both token endpoints."""
     with contextlib.ExitStack() as stack:
-        ours_result, oauthlib_result, dpop_result = guard.measure(build_cases(stack), plan)
-    return Report(ours_result, oauthlib_result, dpop_result)
+        ours_result, oauthlib_result, dpop_result, signed_result = guard.measure(build_cases(stack), plan)
+    return Report(ours_result, oauthlib_result, dpop_result, signed_result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,6 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(fastest repetitions: {report.ratio(fastest=True):.2f}; target >= 2)"
         )
         print(f"DPoP-bound / Bearer issuance time: {report.dpop.median_us / report.ours.median_us:.2f}")
+        print(
+            "private_key_jwt / client_secret_basic issuance time: "
+            f"{report.private_key_jwt.median_us / report.ours.median_us:.2f}"
+        )
     return 0
 
 

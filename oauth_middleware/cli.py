@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import json
 import logging.config
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
-from .clients import build_client, new_confidential_client_secret
+from .clients import build_client, jwk_set, new_confidential_client_secret
 from .errors import ConfigError
 from .models import LEGACY_AUTH_METHODS, Client
 from .repository import Repository
@@ -186,11 +187,14 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     """Register a client and say what was stored; a generated secret is printed once, stored hashed."""
     if args.public and args.secret is not None:
         raise CommandError("--secret and --public exclude each other")
+    keyed = args.jwks_file is not None or args.jwks_uri is not None
+    if keyed and (args.public or args.secret is not None):
+        raise CommandError("--jwks-file or --jwks-uri replace the secret: no --secret or --public")
     settings = filter_settings(args.config)
     generated, secret_hash = None, None
     if args.secret is not None:
         secret_hash = pbkdf2_hash(args.secret)  # chosen, so maybe guessable: salted and slow
-    elif not args.public:
+    elif not args.public and not keyed:
         generated, secret_hash = new_confidential_client_secret()
     try:
         client = build_client(
@@ -204,6 +208,9 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             server_scopes=settings.scopes,
             token_endpoint_auth_method=args.auth_method,
             dpop_bound_access_tokens=args.dpop_bound_access_tokens,
+            jwks=_read_jwks(args.jwks_file),
+            jwks_uri=args.jwks_uri,
+            token_endpoint_auth_signing_alg=args.signing_alg,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -219,6 +226,20 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_jwks(path: str | None) -> list[Mapping[str, Any]]:
+    """The keys of ``--jwks-file`` (none without one).
+
+    :raises CommandError: unreadable, or not a JWK Set.
+    """
+    if path is None:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return jwk_set(json.load(handle))
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"--jwks-file: cannot use {path!r}: {exc}") from None
+
+
 def _print_registration(client: Client, settings: Settings) -> None:
     """What ``client add`` stored, with what an empty scope list means (see :mod:`.scopes`)."""
     scopes = " ".join(client.scopes)
@@ -229,6 +250,12 @@ def _print_registration(client: Client, settings: Settings) -> None:
     print(f"client_id: {client.client_id}")
     print(f"type: {'public (no secret)' if client.is_public else 'confidential'}")
     print(f"token_endpoint_auth_method: {_auth_method_shown(client)}")
+    if client.jwks_uri:
+        print(f"jwks_uri: {client.jwks_uri}")
+    elif client.jwks:
+        print(f"jwks: {len(client.jwks)} keys")
+    if client.token_endpoint_auth_signing_alg:
+        print(f"token_endpoint_auth_signing_alg: {client.token_endpoint_auth_signing_alg}")
     print(f"grants: {' '.join(client.grant_types) or '(none)'}")
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
@@ -390,6 +417,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--dpop-bound-access-tokens",
         action="store_true",
         help="its token requests must carry a DPoP proof: it only gets DPoP-bound tokens (RFC 9449 §5.2)",
+    )
+    add.add_argument(
+        "--jwks-file", metavar="FILE", help="for private_key_jwt: a JSON JWK Set of its public keys"
+    )
+    add.add_argument(
+        "--jwks-uri", metavar="URL", help="for private_key_jwt: where it publishes its public keys"
+    )
+    add.add_argument(
+        "--signing-alg",
+        metavar="ALG",
+        help="for private_key_jwt: the one algorithm its assertions may use (RS256, ES256 or EdDSA; "
+        "default: its key's)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument(

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import configparser
 import ipaddress
+import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from .client_auth import AUTH_METHODS, auth_method
+from .client_auth.assertions import ASSERTION_ALGORITHMS
 from .errors import ConfigError
+from .keys import public_jwk_key
 from .models import Client, digest
 from .parsing import scope_list
 from .secret_hash import is_secret_hash
@@ -66,6 +70,9 @@ def build_client(
     server_scopes: Iterable[str] = (),
     token_endpoint_auth_method: str | None = None,
     dpop_bound_access_tokens: bool = False,
+    jwks: Iterable[Mapping[str, Any]] = (),
+    jwks_uri: str | None = None,
+    token_endpoint_auth_signing_alg: str | None = None,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -75,6 +82,9 @@ def build_client(
     :param server_scopes: the server's ``scopes`` setting; when not empty, a
         registered scope must be one of them (it could never be granted).
     :param dpop_bound_access_tokens: its token requests must carry a DPoP proof (RFC 9449 §5.2).
+    :param jwks: its public keys, for ``private_key_jwt`` (the default method with keys).
+    :param jwks_uri: where its public keys are published, instead of ``jwks``.
+    :param token_endpoint_auth_signing_alg: the one algorithm its assertions may use.
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -89,12 +99,13 @@ def build_client(
     from .grants import GRANTS
     from .grants import response_types as known_response_types
 
+    keys = tuple(dict(key) for key in jwks)
     grants = tuple(dict.fromkeys(grant_types))
     for grant in grants:
         declared = GRANTS.get(grant)
         if declared is None:
             raise ValueError(f"unknown grant {grant!r} (known: {', '.join(GRANTS.names())})")
-        if secret_hash is None and not declared.allows_public_clients:
+        if secret_hash is None and not keys and jwks_uri is None and not declared.allows_public_clients:
             raise ValueError(f"a public client cannot use the {grant} grant")
     responses = tuple(dict.fromkeys(response_types))
     known_responses = known_response_types()
@@ -110,7 +121,11 @@ def build_client(
     for scope in scope_tuple:
         if known and scope not in known:
             raise ValueError(f"scope {scope} is not in the server's scopes ({' '.join(known)})")
+    has_keys = bool(keys) or jwks_uri is not None
+    if token_endpoint_auth_method is None and has_keys:
+        token_endpoint_auth_method = "private_key_jwt"
     method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
+    check_client_keys(method, keys, jwks_uri, token_endpoint_auth_signing_alg)
     return Client(
         client_id,
         secret_hash,
@@ -121,7 +136,43 @@ def build_client(
         name,
         method,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
+        jwks=keys,
+        jwks_uri=jwks_uri,
+        token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
     )
+
+
+def check_client_keys(
+    method: str, jwks: tuple[Mapping[str, Any], ...], jwks_uri: str | None, alg: str | None
+) -> None:
+    """Check a client's keys against its method (RFC 7591 §2: ``jwks`` or ``jwks_uri``, not both).
+
+    :raises ValueError: keys for a method that does not use them, none for
+        ``private_key_jwt``, both, a key that is not a public asymmetric
+        signing key, or an algorithm that is not asymmetric or no key's.
+    """
+    if method != "private_key_jwt":
+        if jwks or jwks_uri is not None or alg is not None:
+            raise ValueError(f"keys and a signing algorithm are for private_key_jwt, not {method}")
+        return
+    if bool(jwks) == (jwks_uri is not None):
+        raise ValueError("a private_key_jwt client needs its public keys: jwks or jwks_uri (one of them)")
+    if jwks_uri is not None:
+        parts = urlsplit(jwks_uri)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            raise ValueError(f"jwks_uri must be https (http only on loopback): {jwks_uri!r}")
+    if alg is not None and alg not in ASSERTION_ALGORITHMS:
+        raise ValueError(f"signing algorithm {alg!r} is not one of {', '.join(ASSERTION_ALGORITHMS)}")
+    algorithms = set()
+    for index, entry in enumerate(jwks):
+        try:
+            algorithms.add(public_jwk_key(entry, f"key {index} of jwks").alg)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    if algorithms - set(ASSERTION_ALGORITHMS) or (alg is not None and jwks and alg not in algorithms):
+        raise ValueError(
+            f"jwks must hold asymmetric keys ({', '.join(ASSERTION_ALGORITHMS)}) of the signing algorithm"
+        )
 
 
 def check_auth_method(name: str | None, *, public: bool) -> str:
@@ -148,7 +199,9 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     Keys: ``secret_hash`` (or ``public = true``), ``redirect_uris``, ``grants``,
     ``response_types``, ``scopes``, ``name``, ``token_endpoint_auth_method``,
     ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean),
-    ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean).
+    ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean), and for
+    ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
+    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``.
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -172,6 +225,9 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "token_endpoint_auth_method",
         "require_pushed_authorization_requests",
         "dpop_bound_access_tokens",
+        "jwks",
+        "jwks_uri",
+        "token_endpoint_auth_signing_alg",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -185,9 +241,13 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         public = _flag(values, section, "public")
         require_par = _flag(values, section, "require_pushed_authorization_requests")
         dpop_bound = _flag(values, section, "dpop_bound_access_tokens")
-        secret_hash = None if public else values.get("secret_hash", "").strip()
-        if not public and not secret_hash:
-            raise ConfigError(f"clients_file: [{section}] needs secret_hash or public = true")
+        jwks_uri = values.get("jwks_uri", "").strip() or None
+        jwks = _jwks(values, section)
+        secret_hash = None if public else values.get("secret_hash", "").strip() or None
+        if secret_hash is None and not public and not jwks and jwks_uri is None:
+            raise ConfigError(
+                f"clients_file: [{section}] needs secret_hash or public = true (or jwks or jwks_uri)"
+            )
         try:
             client = build_client(
                 client_id,
@@ -200,11 +260,37 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 server_scopes=server_scopes,
                 token_endpoint_auth_method=values.get("token_endpoint_auth_method", "").strip() or None,
                 dpop_bound_access_tokens=dpop_bound,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                token_endpoint_auth_signing_alg=values.get("token_endpoint_auth_signing_alg", "").strip()
+                or None,
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None
         clients.append(replace(client, require_pushed_authorization_requests=require_par))
     return clients
+
+
+def _jwks(values: Mapping[str, str], section: str) -> list[Mapping[str, Any]]:
+    """The ``jwks`` key of a ``clients_file`` section: a JWK Set in JSON (absent: no keys)."""
+    text = values.get("jwks", "").strip()
+    if not text:
+        return []
+    try:
+        return jwk_set(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"clients_file: [{section}] jwks: {exc}") from None
+
+
+def jwk_set(document: Any) -> list[Mapping[str, Any]]:
+    """The keys of a JWK Set document (RFC 7517 §5).
+
+    :raises ValueError: it is not an object with a ``keys`` list of objects.
+    """
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
+        raise ValueError("not a JWK Set (an object with a list of keys)")
+    return keys
 
 
 def _flag(values: Mapping[str, str], section: str, key: str) -> bool:

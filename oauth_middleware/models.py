@@ -39,6 +39,10 @@ class Client:
         come through the pushed authorization request endpoint (RFC 9126 §6).
     :param dpop_bound_access_tokens: its token requests must carry a DPoP proof
         (RFC 9449 §5.2): it only ever gets DPoP-bound tokens.
+    :param jwks: its public keys (JWKs) for ``private_key_jwt`` (RFC 7591 §2 ``jwks``).
+    :param jwks_uri: where its public keys are published, instead of ``jwks``.
+    :param token_endpoint_auth_signing_alg: the one algorithm its assertions may be
+        signed with; None: the algorithm of the key that signed it.
     """
 
     client_id: str
@@ -51,11 +55,14 @@ class Client:
     token_endpoint_auth_method: str | None = None
     require_pushed_authorization_requests: bool = False
     dpop_bound_access_tokens: bool = False
+    jwks: tuple[Mapping[str, Any], ...] = ()
+    jwks_uri: str | None = None
+    token_endpoint_auth_signing_alg: str | None = None
 
     @property
     def is_public(self) -> bool:
-        """True for a client without a secret (native and browser apps)."""
-        return self.secret_hash is None
+        """True for a client with neither a secret nor keys (native and browser apps)."""
+        return self.secret_hash is None and not self.jwks and self.jwks_uri is None
 
     def check_secret(self, secret: str) -> bool:
         """Compare ``secret`` with the stored hash in constant time.
@@ -89,6 +96,9 @@ class Client:
             "am": self.token_endpoint_auth_method,
             "par": self.require_pushed_authorization_requests,
             **({"dp": True} if self.dpop_bound_access_tokens else {}),
+            **({"jwks": [dict(key) for key in self.jwks]} if self.jwks else {}),
+            **({"ju": self.jwks_uri} if self.jwks_uri else {}),
+            **({"sa": self.token_endpoint_auth_signing_alg} if self.token_endpoint_auth_signing_alg else {}),
         }
 
     @classmethod
@@ -105,6 +115,9 @@ class Client:
             token_endpoint_auth_method=value.get("am"),
             require_pushed_authorization_requests=bool(value.get("par", False)),
             dpop_bound_access_tokens=bool(value.get("dp")),
+            jwks=tuple(value.get("jwks", ())),
+            jwks_uri=value.get("ju"),
+            token_endpoint_auth_signing_alg=value.get("sa"),
         )
 
 

@@ -369,6 +369,25 @@ class DPoPProofRecord:
         return cls(value["t"])
 
 
+@dataclass(frozen=True, slots=True)
+class ClientAssertionRecord:
+    """A client assertion's ``jti`` already used (``assertion:``), refused again until it expires (RFC 7523 §3).
+
+    :param seen_at: when the assertion was accepted, Unix time.
+    """
+
+    seen_at: int
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"t": self.seen_at}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> ClientAssertionRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["t"])
+
+
 #: Member of every remembered approval, so that one of no scope is remembered too.
 #: A space is never part of a scope token (RFC 6749 §3.3), so no scope can be it.
 APPROVED = " approved"

@@ -33,7 +33,7 @@ from typing import Any
 
 import jwt
 
-from .errors import BearerUnavailable, ConfigError
+from .errors import BearerUnavailable, ConfigError, OAuthError
 from .keys import Key, public_jwk_key
 
 log = logging.getLogger("oauth_middleware.keys")
@@ -53,6 +53,8 @@ class RemoteKeys:
     :param interval: fewest seconds between two fetches (``jwks_refetch_interval``).
     :param timeout: seconds before a fetch gives up (``jwks_timeout``).
     :param clock: a monotonic clock; tests pass their own.
+    :param unavailable: the error raised while the set cannot be fetched: the
+        guard's 503 by default; the token endpoint's for a client's ``jwks_uri``.
 
     Example::
 
@@ -62,9 +64,16 @@ class RemoteKeys:
     """
 
     def __init__(
-        self, url: str, *, interval: float, timeout: float, clock: Callable[[], float] = time.monotonic
+        self,
+        url: str,
+        *,
+        interval: float,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        unavailable: type[OAuthError] = BearerUnavailable,
     ) -> None:
         self.url = url
+        self.unavailable = unavailable
         self.interval = interval
         self.clock = clock
         self.client = jwt.PyJWKClient(
@@ -100,7 +109,7 @@ class RemoteKeys:
         """The key named ``kid``, refetching the set first if it is unknown and a fetch is due.
 
         :returns: None when the key set, fetched recently enough, has no such key.
-        :raises BearerUnavailable: the key is unknown and the JWKS could not be
+        :raises OAuthError: ``unavailable``: the key is unknown and the JWKS could not be
             fetched (now or at the last attempt).
         """
         key = self._keys.get(kid)
@@ -114,7 +123,7 @@ class RemoteKeys:
             now = self.clock()
             if now < self._next_fetch:
                 if self._failing:
-                    raise BearerUnavailable("the signing keys cannot be fetched, try again later")
+                    raise self.unavailable("the signing keys cannot be fetched, try again later")
                 return None
             self._next_fetch = now + self.interval
             return self._refetch(kid)
@@ -127,7 +136,7 @@ class RemoteKeys:
             if not self._failing:
                 log.error("JWKS unavailable, refusing tokens with an unknown kid: %s", exc)
             self._failing = True
-            raise BearerUnavailable("the signing keys cannot be fetched, try again later") from None
+            raise self.unavailable("the signing keys cannot be fetched, try again later") from None
         if self._failing:
             log.warning("JWKS at %s reachable again: %d keys", self.url, len(keys))
         else:

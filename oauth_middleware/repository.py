@@ -47,6 +47,8 @@ things the same way:
 ``device-poll:<sha>``  a device code polled within its interval
 ``device-slow:<sha>``  a device code's interval, once raised by ``slow_down``
 ``device-used:<sha>``  a redeemed device code
+``assertion:<sha256>`` a client assertion already used: the hash of its
+                       client id and ``jti`` (RFC 7523 §3)
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -62,6 +64,7 @@ from .models import AccessToken, Client
 from .records import (
     AccessTokenRecord,
     BlockRecord,
+    ClientAssertionRecord,
     CodeRecord,
     CodeUsedMarker,
     ConsentRecord,
@@ -365,6 +368,18 @@ class Repository:
         # The device is to wait the raised interval from this poll on.
         self.store.put(f"device-poll:{device_id}", {"p": 1}, raised)
         return raised
+
+    # -- client assertions ---------------------------------------------------
+
+    def record_client_assertion(self, client_id: str, jti: str, ttl: int) -> bool:
+        """Record a client assertion's ``jti`` as used by ``client_id``; False when it already was.
+
+        One atomic ``add`` on every store: of concurrent requests with one
+        assertion, in any process, exactly one gets True.
+        """
+        digest = hashlib.sha256(f"{client_id}\0{jti}".encode()).hexdigest()
+        record = ClientAssertionRecord(int(self.clock.time()))
+        return self.store.add(f"assertion:{digest}", record.to_value(), ttl)
 
     # -- families ----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 from webob import Request
 
 from .authorization import AuthorizationRequest
-from .client_auth import ClientAuthenticator
+from .client_auth import ClientAssertions, ClientAuthenticator
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .dpop import ProofVerifier
@@ -85,7 +85,9 @@ class AuthorizationServer:
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings, clock=clock)
-        self.client_auth = ClientAuthenticator(self.repository, self.throttle)
+        self.client_auth = ClientAuthenticator(
+            self.repository, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
+        )
         self.dpop = (
             ProofVerifier.from_settings(settings, self.repository)
             if DPoPToken.scheme in settings.token_types

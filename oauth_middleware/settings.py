@@ -687,6 +687,20 @@ class Settings:
         "token signed with a new key may be refused for this long after a refetch.",
     )
     jwks_timeout: float = _setting("5", positive_float, "Seconds before a fetch of ``jwks_url`` gives up.")
+    client_assertion_max_lifetime: int = _setting(
+        "300",
+        whole_number(1, 3600),
+        "Longest a ``private_key_jwt`` client assertion may be valid, in seconds: its ``exp`` at most "
+        "this far from now (and from its ``iat``). Its ``jti`` is kept that long to refuse a replay. "
+        "A client's ``jwks_uri`` is fetched with ``jwks_timeout`` and ``jwks_refetch_interval``.",
+    )
+    client_assertion_audience_token_endpoint: bool = _setting(
+        "false",
+        asbool,
+        "Accept a client assertion whose ``aud`` is the token endpoint URL as well as the ``issuer`` "
+        "(older clients). Off: only the issuer identifier, so an assertion made for one endpoint "
+        "or server cannot be replayed at another.",
+    )
 
     # -- endpoints ---------------------------------------------------------
     authorize_path: str = _setting("/oauth/authorize", url_path, "Authorization endpoint.")

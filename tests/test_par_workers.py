@@ -9,6 +9,7 @@ the error page.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -38,7 +39,14 @@ THREADS = 20
 def gunicorn(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
     """Two sync workers on one store: (base URL, access log with each answer's worker pid)."""
     store = f"sqlite:///{tmp_path / 'oauth.db'}" if request.param == "sqlite" else shared_redis(request).url
-    ini = write_ini(tmp_path, store)
+    with serve_gunicorn(write_ini(tmp_path, store)) as base:
+        yield base, tmp_path / "access.log"
+
+
+@contextlib.contextmanager
+def serve_gunicorn(ini: pathlib.Path) -> Iterator[str]:
+    """``gunicorn --paste ini`` with two sync workers, run in the ini's directory; yield its base URL."""
+    tmp_path = ini.parent
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
@@ -58,7 +66,7 @@ def gunicorn(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator
         )
     try:
         wait_until_up(process, base, log)
-        yield base, tmp_path / "access.log"
+        yield base
     finally:
         process.terminate()
         try:

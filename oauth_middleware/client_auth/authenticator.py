@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import InvalidClient
+from ..errors import InvalidClient, TemporarilyUnavailable
 from ..models import Client
 from ..proxies import Origin
 from ..repository import Repository
 from ..request_context import RequestContext
 from ..throttle import Throttle
+from .assertions import ClientAssertions, ContextualAuthMethod
 from .base import AUTH_METHODS, ClientCredentials, auth_method, read_credentials
 
 log = logging.getLogger("oauth_middleware.clients")
@@ -25,6 +26,8 @@ class ClientAuthenticator:
 
     :param repository: where clients are registered.
     :param throttle: counts failed attempts per client id and address.
+    :param assertions: verifies client assertions (``private_key_jwt``); without
+        it, methods that need it (:class:`ContextualAuthMethod`) prove nothing.
     :raises ConfigError: a registered method cannot be loaded or declares
         another name than it is registered under.
 
@@ -33,9 +36,12 @@ class ClientAuthenticator:
         client = ClientAuthenticator(repository, throttle).authenticate(request)
     """
 
-    def __init__(self, repository: Repository, throttle: Throttle) -> None:
+    def __init__(
+        self, repository: Repository, throttle: Throttle, assertions: ClientAssertions | None = None
+    ) -> None:
         self.repository = repository
         self.throttle = throttle
+        self.assertions = assertions
         for name in AUTH_METHODS:
             auth_method(name)  # a broken or misnamed plug-in is a one-line error at load time
 
@@ -63,11 +69,17 @@ class ClientAuthenticator:
 
         :raises InvalidClient: they prove none (the failure is counted).
         :raises TooManyRequests: blocked.
+        :raises TemporarilyUnavailable: the client's ``jwks_uri`` cannot be fetched
+            (the attempt is not counted as a failure).
         """
         subject = self.throttle.client_subject(credentials.client_id)
         attempt = self.throttle.attempt(self.throttle.counters(origin, subject))
         client = self.repository.get_client(credentials.client_id)
-        reason = _failure(client, credentials)
+        try:
+            reason = _failure(client, credentials, self.assertions)
+        except TemporarilyUnavailable:
+            attempt.succeeded()  # our outage is not the client's failed guess
+            raise
         if client is None or reason is not None:
             attempt.failed()
             log.warning(
@@ -78,7 +90,9 @@ class ClientAuthenticator:
         return client
 
 
-def _failure(client: Client | None, credentials: ClientCredentials) -> str | None:
+def _failure(
+    client: Client | None, credentials: ClientCredentials, assertions: ClientAssertions | None
+) -> str | None:
     """Why ``credentials`` do not prove ``client``, or None when they do."""
     if client is None:
         return "unknown client"
@@ -88,7 +102,11 @@ def _failure(client: Client | None, credentials: ClientCredentials) -> str | Non
     method = AUTH_METHODS.get(credentials.method)
     if method is None:  # unregistered since the credentials were read
         return "unknown method"
-    if method.verify(client, credentials):
+    if isinstance(method, ContextualAuthMethod):
+        verified = assertions is not None and method.verify_in(assertions, client, credentials)
+    else:
+        verified = method.verify(client, credentials)
+    if verified:
         return None
     if credentials.proof is None:
         return "no credentials"

@@ -1,4 +1,4 @@
-"""The built-in client authentication methods (RFC 6749 §2.3.1, RFC 7591 §2 names)."""
+"""The built-in client authentication methods (RFC 6749 §2.3.1, RFC 7591 §2 names; RFC 7523 §2.2)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from ..errors import InvalidClient
 from ..models import Client
 from ..parsing import basic_credentials
+from .assertions import PrivateKeyJwt
 from .base import ClientCredentials, register_auth_method
 
 
@@ -61,5 +62,5 @@ class NoAuthentication:
         return client.is_public
 
 
-for _method in (ClientSecretBasic(), ClientSecretPost(), NoAuthentication()):
+for _method in (ClientSecretBasic(), ClientSecretPost(), NoAuthentication(), PrivateKeyJwt()):
     register_auth_method(_method)

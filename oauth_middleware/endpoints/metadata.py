@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..client_auth import AUTH_METHODS
+from ..client_auth.assertions import ASSERTION_ALGORITHMS
 from ..grants import grant_metadata, grant_types_supported, offered_response_types
 from ..request_context import RequestContext
 from ..responses import JSONReply, Reply
@@ -44,6 +45,9 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     # Public clients identify themselves to revoke their own tokens (RFC 7009 §5).
     document["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
     document["introspection_endpoint_auth_methods_supported"] = [m for m in AUTH_METHODS if m != "none"]
+    # RFC 8414 §2: the algorithms private_key_jwt assertions may use, at each endpoint that takes them.
+    for name in ("token", "revocation", "introspection"):
+        document[f"{name}_endpoint_auth_signing_alg_values_supported"] = list(ASSERTION_ALGORITHMS)
     if offered_response_types(settings):
         # RFC 9207 §3: every authorization response carries iss.
         document["authorization_response_iss_parameter_supported"] = True
