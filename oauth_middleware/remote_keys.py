@@ -8,11 +8,14 @@ bounded: at most one per ``jwks_refetch_interval`` seconds, failed attempts
 included, so neither tokens with made-up ``kid``\\ s nor an outage of the
 authorization server make us hammer it.
 
-PyJWT's :class:`jwt.PyJWKClient` does the HTTP request (http and https
-only, no redirects, a timeout). Its own caching is not used, because it
-holds a lock across the network call (every verification would wait behind a
-slow refetch), starts its cooldown only after a *successful* fetch (an
-unreachable JWKS would be asked again on every request with an unknown
+The HTTP request is urllib's, with three limits: http and https only, no
+redirects (a key set is never taken from elsewhere than the configured URL),
+a timeout, and at most :data:`MAX_JWKS_SIZE` bytes read (a client's
+``jwks_uri`` is the client's to choose: an endless body must not fill our
+memory). PyJWT's :class:`jwt.PyJWKClient` is not used: it reads the whole
+body, holds a lock across the network call (every verification would wait
+behind a slow refetch), starts its cooldown only after a *successful* fetch
+(an unreachable JWKS would be asked again on every request with an unknown
 ``kid``), and takes a key's algorithm from the JWK. Here each key passes the
 same checks as a key read from a file (:func:`~.keys.public_jwk_key`).
 
@@ -24,14 +27,15 @@ to throw it away. Tokens whose key is known keep working throughout.
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import threading
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import jwt
+from typing import Any, NoReturn
 
 from .errors import BearerUnavailable, ConfigError, OAuthError
 from .keys import Key, public_jwk_key
@@ -40,6 +44,39 @@ log = logging.getLogger("oauth_middleware.keys")
 
 #: Sent as ``User-Agent`` with every fetch.
 USER_AGENT = "oauth-middleware"
+#: Largest key set read, in bytes (a JWK Set of a few keys is a few KiB).
+MAX_JWKS_SIZE = 256 * 1024
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: the key set comes from the configured URL or not at all."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> NoReturn:
+        raise urllib.error.HTTPError(newurl, code, f"redirect to {newurl} refused", headers, fp)
+
+
+#: http and https only (urllib's defaults), and no redirects.
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def fetch_json(url: str, timeout: float, limit: int = MAX_JWKS_SIZE) -> Any:
+    """GET ``url`` and parse its JSON body, reading at most ``limit`` bytes.
+
+    :raises ValueError: the body is larger than ``limit`` or not JSON.
+    :raises OSError: the request failed (urllib's errors, timeouts, refused redirects).
+    """
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("only http and https URLs are fetched")
+    # The scheme is checked above, and redirects (to file: or anywhere) are refused.
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})  # noqa: S310
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            body = response.read(limit + 1)
+    except http.client.HTTPException as exc:
+        raise OSError(str(exc)) from None
+    if len(body) > limit:
+        raise ValueError(f"the key set is larger than {limit} bytes")
+    return json.loads(body)
 
 
 class KeysUnavailable(Exception):
@@ -76,9 +113,7 @@ class RemoteKeys:
         self.unavailable = unavailable
         self.interval = interval
         self.clock = clock
-        self.client = jwt.PyJWKClient(
-            url, cache_jwk_set=False, timeout=timeout, headers={"User-Agent": USER_AGENT}
-        )
+        self.timeout = timeout
         #: How many fetches were attempted, successful or not.
         self.fetches = 0
         self._keys: Mapping[str, Key] = {}
@@ -149,9 +184,9 @@ class RemoteKeys:
         """Fetch and check the key set; keys we cannot use are skipped and logged."""
         self.fetches += 1
         try:
-            document: Any = self.client.fetch_data()
-        except (jwt.PyJWKClientError, ValueError, OSError) as exc:
-            # PyJWT wraps connection errors; a body cut off or not JSON arrives as the others.
+            document: Any = fetch_json(self.url, self.timeout)
+        except (ValueError, OSError) as exc:
+            # urllib's errors are OSErrors; a body too large, cut off or not JSON is a ValueError.
             raise KeysUnavailable(f"cannot fetch {self.url}: {_one_line(exc)}") from None
         entries = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(entries, list):
@@ -170,10 +205,9 @@ class RemoteKeys:
 
 
 def _one_line(exc: BaseException) -> str:
-    """Why a fetch failed, in one short line (the urllib error PyJWT wrapped, if any)."""
-    cause = exc.__cause__ or exc
-    reason: object = cause
-    if isinstance(cause, urllib.error.URLError) and not isinstance(cause, urllib.error.HTTPError):
-        reason = cause.reason
+    """Why a fetch failed, in one short line (for a connection error, urllib's reason)."""
+    reason: object = exc
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        reason = exc.reason
     text = " ".join(str(reason).split())
-    return text[:300] or type(cause).__name__
+    return text[:300] or type(exc).__name__

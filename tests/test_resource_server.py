@@ -395,6 +395,10 @@ def test_an_unreachable_jwks_at_load_is_one_line_naming_jwks_url(
             "has no key this guard can verify with",
             id="only-a-secret",
         ),
+        # Valid JSON, but more than the 256 KiB read: never parsed (a client's jwks_uri is its own to choose).
+        pytest.param(
+            b'{"keys": [' + b" " * (4 * 1024 * 1024) + b"]}", "larger than 262144 bytes", id="too-large"
+        ),
     ],
 )
 def test_an_unusable_jwks_at_load_is_one_line_naming_jwks_url(
