@@ -23,13 +23,13 @@ __all__ = [
     "CodeRecord",
     "CodeUsedMarker",
     "ConsentRecord",
-    "DPoPProofRecord",
     "DenyEntry",
     "DeviceCodeRecord",
     "PushedRequestRecord",
     "RefreshTokenRecord",
     "RotationMarker",
     "UniqueTokenRecord",
+    "UsedJtiRecord",
 ]
 
 
@@ -351,10 +351,13 @@ class UniqueTokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class DPoPProofRecord:
-    """A DPoP proof's ``jti`` already used (``dpop:``), refused again until it expires (RFC 9449 §11.1).
+class UsedJtiRecord:
+    """A single-use JWT's ``jti`` already accepted, refused again until it expires.
 
-    :param seen_at: when the proof was accepted, Unix time.
+    Kept for DPoP proofs (``dpop:``, RFC 9449 §11.1) and client assertions
+    (``assertion:``, RFC 7523 §3).
+
+    :param seen_at: when it was accepted, Unix time.
     """
 
     seen_at: int
@@ -364,26 +367,7 @@ class DPoPProofRecord:
         return {"t": self.seen_at}
 
     @classmethod
-    def from_value(cls, value: Mapping[str, Any]) -> DPoPProofRecord:
-        """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["t"])
-
-
-@dataclass(frozen=True, slots=True)
-class ClientAssertionRecord:
-    """A client assertion's ``jti`` already used (``assertion:``), refused again until it expires (RFC 7523 §3).
-
-    :param seen_at: when the assertion was accepted, Unix time.
-    """
-
-    seen_at: int
-
-    def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store."""
-        return {"t": self.seen_at}
-
-    @classmethod
-    def from_value(cls, value: Mapping[str, Any]) -> ClientAssertionRecord:
+    def from_value(cls, value: Mapping[str, Any]) -> UsedJtiRecord:
         """Rebuild a record from :meth:`to_value` output."""
         return cls(value["t"])
 

@@ -64,17 +64,16 @@ from .models import AccessToken, Client
 from .records import (
     AccessTokenRecord,
     BlockRecord,
-    ClientAssertionRecord,
     CodeRecord,
     CodeUsedMarker,
     ConsentRecord,
     DenyEntry,
     DeviceCodeRecord,
-    DPoPProofRecord,
     PushedRequestRecord,
     RefreshTokenRecord,
     RotationMarker,
     UniqueTokenRecord,
+    UsedJtiRecord,
 )
 from .stores import Store, Value
 
@@ -314,8 +313,7 @@ class Repository:
         One atomic ``add`` on every store: of concurrent requests with one
         proof, in any process, exactly one gets True.
         """
-        key = f"dpop:{hashlib.sha256(proof_id.encode()).hexdigest()}"
-        return self.store.add(key, DPoPProofRecord(int(self.clock.time())).to_value(), ttl)
+        return self._first_use(f"dpop:{hashlib.sha256(proof_id.encode()).hexdigest()}", ttl)
 
     # -- device authorization (RFC 8628) ---------------------------------------
 
@@ -378,8 +376,11 @@ class Repository:
         assertion, in any process, exactly one gets True.
         """
         digest = hashlib.sha256(f"{client_id}\0{jti}".encode()).hexdigest()
-        record = ClientAssertionRecord(int(self.clock.time()))
-        return self.store.add(f"assertion:{digest}", record.to_value(), ttl)
+        return self._first_use(f"assertion:{digest}", ttl)
+
+    def _first_use(self, key: str, ttl: int) -> bool:
+        """Mark ``key`` used for ``ttl`` seconds with one atomic ``add``: True only the first time."""
+        return self.store.add(key, UsedJtiRecord(int(self.clock.time())).to_value(), ttl)
 
     # -- families ----------------------------------------------------------
 

@@ -26,10 +26,10 @@ from oauth_middleware.records import (
     CodeUsedMarker,
     ConsentRecord,
     DenyEntry,
-    DPoPProofRecord,
     RefreshTokenRecord,
     RotationMarker,
     UniqueTokenRecord,
+    UsedJtiRecord,
 )
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "oauth_middleware"
@@ -62,7 +62,7 @@ RECORDS = [
         CodeRecord("c", "https://a/cb", True, ("read",), "u", "x" * 43, "S256", 2_000_000_000, "jkt"),
         id="code-dpop-jkt",
     ),
-    pytest.param(DPoPProofRecord(2_000_000_000), id="dpop-proof"),
+    pytest.param(UsedJtiRecord(2_000_000_000), id="used-jti"),
 ]
 
 
