@@ -908,19 +908,16 @@ class Settings:
             unknown = [s for s in self.default_scope if s not in self.scopes]
             if unknown:
                 raise ConfigError(f"default_scope: {' '.join(unknown)} not listed in scopes")
-        endpoint_paths = [
-            self.authorize_path,
-            self.token_path,
-            self.revoke_path,
-            self.introspect_path,
-            self.metadata_path,
-            self.jwks_path,
-            self.par_path,
-            self.device_authorization_path,
-            self.device_verification_path,
-        ]
-        if len(set(endpoint_paths)) != len(endpoint_paths):
-            raise ConfigError("authorize_path: endpoint paths must all differ")
+        # Every ``*_path`` setting is an endpoint's: asked of the fields, not listed here.
+        seen: dict[str, str] = {}
+        for spec in dataclasses.fields(self):
+            if spec.name.endswith("_path"):
+                path = getattr(self, spec.name)
+                if path in seen:
+                    raise ConfigError(
+                        f"{spec.name}: endpoint paths must all differ ({seen[path]} has {path})"
+                    )
+                seen[path] = spec.name
         if self.dpop_nonce and not self.session_secret:
             raise ConfigError(
                 "dpop_nonce: needs session_secret, the same in every process (nonces derive from it)"

@@ -248,7 +248,8 @@ CROSS_FIELD_ERRORS = [
         BOTH,
         "same-endpoint-paths",
         {"token_path": "/same", "revoke_path": "/same"},
-        "authorize_path: endpoint paths must all differ",
+        # The key that repeats a path, and the one that had it first (it used to say authorize_path).
+        "revoke_path: endpoint paths must all differ (token_path has /same)",
     ),
     (
         BOTH,
