@@ -264,6 +264,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "dpop_bound_access_tokens",
         "jwks",
         "jwks_uri",
+        "secret_sealed",
         "token_endpoint_auth_signing_alg",
     }
     for section in parser.sections():
