@@ -113,7 +113,7 @@ def test_a_replayed_assertion_is_refused(hmac_app, clock):
                 algorithm="ES256",
             ),
             id="signed-with-a-private-key",
-        ),  # fmt: skip
+        ),
         pytest.param(
             lambda now: jwt.encode(
                 {"iss": CLIENT, "sub": CLIENT, "aud": ISSUER, "exp": int(now) + 60, "jti": "y"},
@@ -121,7 +121,7 @@ def test_a_replayed_assertion_is_refused(hmac_app, clock):
                 algorithm="none",
             ),
             id="unsigned",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_assertions_are_invalid_client(hmac_app, clock, make):
