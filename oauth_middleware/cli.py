@@ -20,6 +20,7 @@ from .client_auth import AUTH_METHODS
 from .clients import build_client, jwk_set, new_confidential_client_secret
 from .errors import ConfigError
 from .models import LEGACY_AUTH_METHODS, Client
+from .profile import PROFILES
 from .repository import Repository
 from .sealed_secrets import SecretSealer, check_hmac_secret, generate_hmac_secret
 from .secret_hash import pbkdf2_hash
@@ -222,6 +223,8 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     client = replace(client, require_pushed_authorization_requests=args.require_pushed_authorization_requests)
+    # A client the server's profile would refuse on every request is refused now.
+    PROFILES[settings.profile].check_client(client.token_endpoint_auth_method or "", "client add:")
     repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")

@@ -67,10 +67,10 @@ class Profile:
         """The assertion algorithms of ``names`` this profile lets through."""
         return self.narrow(names, self.algorithms)
 
-    def check_client(self, client_id: str, method: str, where: str) -> None:
-        """Refuse to load a client whose authentication method the profile never accepts.
+    def check_client(self, method: str, where: str) -> None:
+        """Refuse to register a client whose authentication method the profile never accepts.
 
-        :raises ConfigError: naming ``where`` (``clients_file: [client:ID]``).
+        :raises ConfigError: naming ``where`` (``clients_file: [client:ID]``, ``client add``).
         """
         if self.auth_methods is not None and method not in self.auth_methods:
             raise ConfigError(

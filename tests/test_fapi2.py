@@ -312,6 +312,20 @@ def test_a_clients_file_client_the_profile_never_accepts_is_refused(tmp_path):
         OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, clients_file=str(path), **FAPI)
 
 
+def test_client_add_refuses_a_client_the_profile_never_accepts(tmp_path, capsys):
+    from oauth_middleware.cli import main
+
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nprofile = fapi2\n"
+        f"store = sqlite:///%(here)s/oauth.db\nissuer = {ISSUER}\n"
+    )
+    status = main(["client", "add", str(ini), "--client-id", "basic", "--grant", "client_credentials"])
+    assert status != 0
+    assert "client_secret_basic contradicts profile = fapi2" in capsys.readouterr().err
+
+
 # -- end to end over HTTPS with requests-oauth2client --------------------------------
 
 
