@@ -24,7 +24,6 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from . import pkce
-from .clients import is_loopback_host
 from .clock import Clock
 from .errors import (
     FatalClientError,
@@ -38,7 +37,7 @@ from .errors import (
 from .grants import offered_response_types, response_types
 from .limits import check_lengths, max_length
 from .models import Client, digest
-from .parsing import single_params
+from .parsing import is_loopback_host, single_params
 from .records import PushedRequestRecord
 from .scopes import ScopePolicy
 from .settings import Settings

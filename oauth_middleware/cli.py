@@ -17,8 +17,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
-from .clients import build_client, jwk_set, new_confidential_client_secret
+from .clients import build_client, new_confidential_client_secret
 from .errors import ConfigError
+from .keys import jwk_set
 from .models import LEGACY_AUTH_METHODS, Client
 from .repository import Repository
 from .secret_hash import pbkdf2_hash

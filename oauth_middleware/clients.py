@@ -6,7 +6,6 @@ How a registered client authenticates is :mod:`oauth_middleware.client_auth`.
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import json
 import re
 import secrets
@@ -18,9 +17,9 @@ from urllib.parse import urlsplit
 from .client_auth import AUTH_METHODS, auth_method
 from .client_auth.assertions import ASSERTION_ALGORITHMS
 from .errors import ConfigError
-from .keys import public_jwk_key
+from .keys import jwk_set, public_jwk_key
 from .models import Client, digest
-from .parsing import scope_list
+from .parsing import is_loopback_host, scope_list
 from .secret_hash import is_secret_hash
 from .settings import asbool
 
@@ -28,18 +27,6 @@ from .settings import asbool
 def generate_secret() -> str:
     """A new client secret: 256 bits from :mod:`secrets`."""
     return secrets.token_urlsafe(32)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3)."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_redirect_uri(uri: str) -> str:
@@ -280,17 +267,6 @@ def _jwks(values: Mapping[str, str], section: str) -> list[Mapping[str, Any]]:
         return jwk_set(json.loads(text))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"clients_file: [{section}] jwks: {exc}") from None
-
-
-def jwk_set(document: Any) -> list[Mapping[str, Any]]:
-    """The keys of a JWK Set document (RFC 7517 §5).
-
-    :raises ValueError: it is not an object with a ``keys`` list of objects.
-    """
-    keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
-        raise ValueError("not a JWK Set (an object with a list of keys)")
-    return keys
 
 
 def _flag(values: Mapping[str, str], section: str, key: str) -> bool:

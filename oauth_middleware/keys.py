@@ -190,6 +190,17 @@ def public_jwk_key(entry: Any, where: str) -> Key:
     return _jwk_key(entry, where)
 
 
+def jwk_set(document: Any) -> list[Mapping[str, Any]]:
+    """The keys of a JWK Set document (RFC 7517 §5).
+
+    :raises ValueError: it is not an object with a ``keys`` list of objects.
+    """
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
+        raise ValueError("not a JWK Set (an object with a list of keys)")
+    return keys
+
+
 def _jwk_key(entry: Any, where: str) -> Key:
     if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
         raise ConfigError(f"{where} is not a signing JWK")

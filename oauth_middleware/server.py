@@ -26,6 +26,7 @@ from .grants import Grant, GrantContext, token_grants
 from .grants.authorization_code import issue_code
 from .interaction import Interaction, Pages
 from .models import Client
+from .peer_jwts import PeerJWTs
 from .repository import Repository
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
@@ -36,6 +37,7 @@ from .token_types import BearerToken, DPoPToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
+from .trusted_issuers import TrustedIssuers
 from .users import SessionCookies, Users
 from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
 
@@ -85,14 +87,19 @@ class AuthorizationServer:
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings, clock=clock)
+        #: Checks of JWTs other parties sign: client assertions, JWT grants, exchanged tokens.
+        self.peer_jwts = PeerJWTs.from_settings(settings, clock)
         self.client_auth = ClientAuthenticator(
-            self.repository, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
+            self.repository,
+            self.throttle,
+            ClientAssertions.from_settings(settings, self.repository, self.peer_jwts),
         )
         self.dpop = (
             ProofVerifier.from_settings(settings, self.repository)
             if DPoPToken.scheme in settings.token_types
             else None
         )
+        self.trusted_issuers = TrustedIssuers.load(settings.trusted_issuers_file, self.peer_jwts)
         grant_context: GrantContext = self
         self.grants: dict[str, Grant] = {
             name: cls(grant_context) for name, cls in token_grants(settings).items()

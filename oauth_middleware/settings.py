@@ -30,6 +30,9 @@ log = logging.getLogger("oauth_middleware")
 #: guard alone, on a resource server). See :meth:`Settings.check_role`.
 Role = Literal["oauth2", "guard"]
 
+#: The JWT bearer grant (RFC 7523 §2.1), which needs ``trusted_issuers_file``.
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -400,6 +403,13 @@ class Settings:
         "(see *Clients as code*). Empty: none.",
     )
 
+    trusted_issuers_file: str = _setting(
+        "",
+        text,
+        "An ini file of ``[issuer:ISSUER]`` sections: the servers whose signed JWTs the JWT bearer "
+        "grant and token exchange accept (see *The JWT bearer grant*). Read at start-up. Empty: none.",
+    )
+
     # -- issuing -----------------------------------------------------------
     issuer: str = _setting(
         "",
@@ -429,8 +439,10 @@ class Settings:
         "``client_credentials``, ``password`` (resource owner password credentials: off by "
         "default, it needs ``verify_password``), ``urn:ietf:params:oauth:grant-type:device_code`` "
         "(RFC 8628, off by default: it also serves ``device_authorization_path`` and "
-        "``device_verification_path``) and those registered by plug-ins (see *Extending*). "
-        "Checked when the authorization server starts.",
+        "``device_verification_path``), ``urn:ietf:params:oauth:grant-type:jwt-bearer`` (RFC 7523, "
+        "off by default: it needs ``trusted_issuers_file``), "
+        "``urn:ietf:params:oauth:grant-type:token-exchange`` (RFC 8693, off by default) and those "
+        "registered by plug-ins (see *Extending*). Checked when the authorization server starts.",
     )
     scopes: tuple[str, ...] = _setting(
         "",
@@ -959,6 +971,8 @@ class Settings:
         if self.jwks_url:
             # The server signs with its own keys; keys fetched from elsewhere are a guard's.
             raise ConfigError("jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)")
+        if JWT_BEARER_GRANT in self.grants and not self.trusted_issuers_file:
+            raise ConfigError(f"trusted_issuers_file: required by the {JWT_BEARER_GRANT} grant")
         if "password" in self.grants and self.verify_password is None:
             raise ConfigError("verify_password: required by the password grant (grants = ... password)")
         if self.store.startswith("memcache:") and not self.client_store:

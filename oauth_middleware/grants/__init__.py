@@ -21,6 +21,7 @@ from .base import Grant, GrantContext, GrantType, TokenRequest, TokenResponse
 from .client_credentials import ClientCredentialsGrant
 from .device_code import DeviceCodeGrant
 from .implicit import ImplicitGrant
+from .jwt_bearer import JWTBearerGrant
 from .password import PasswordGrant
 from .refresh_token import RefreshTokenGrant
 
@@ -50,6 +51,7 @@ for _grant in (
     ClientCredentialsGrant,
     PasswordGrant,
     DeviceCodeGrant,
+    JWTBearerGrant,
 ):
     GRANTS.register(_grant.grant_type, _grant)
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..throttle import Throttle
     from ..tokens.issuer import TokenIssuer
     from ..tokens.refresh import RefreshTokens
+    from ..trusted_issuers import TrustedIssuers
     from ..users import Users
 
 
@@ -107,6 +108,11 @@ class GrantContext(Protocol):
     @property
     def users(self) -> Users:
         """Checks users' passwords (the password grant)."""
+        ...
+
+    @property
+    def trusted_issuers(self) -> TrustedIssuers:
+        """The issuers whose signed JWTs are grants and subject tokens (``trusted_issuers_file``)."""
         ...
 
 
