@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from .audience import AudienceRule
 from .errors import (
     BearerError,
     BearerUnavailable,
@@ -86,6 +87,8 @@ class Guard:
             for token_type in self.token_types
             if hasattr(token_type, "response_headers")
         }
+        #: Refuses a token meant for another resource (RFC 8707).
+        self.audience = AudienceRule(settings)
         self.outage = OutageLog()
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
@@ -148,6 +151,7 @@ class Guard:
             raise BearerUnavailable("the token store is unavailable, try again later") from None
         if self.reads_store:
             self.outage.succeeded()
+        self.audience.check(token)
         needed = required_scopes(self.scope_rules, environ.get("REQUEST_METHOD", "GET"), path)
         if needed is None:
             if self.deny_unmatched:

@@ -136,6 +136,9 @@ class AccessToken:
     :param token_id: stable id (hash or ``jti``) used for revocation.
     :param jkt: for a DPoP-bound token, the RFC 7638 thumbprint of the client's key
         (RFC 9449 §6): it is valid only with proofs signed by that key. None for a bearer token.
+    :param audience: the resources it is for (RFC 8707; RFC 9068 ``aud``): the
+        ``resource`` values of its request, a JWT's ``aud``; empty for an opaque token
+        issued without one, which is for the server's default ``audience``.
 
     ``extra`` is a read-only view: an app cannot change what the store (or
     the JWT verify cache) holds for the next request.
@@ -149,6 +152,7 @@ class AccessToken:
     extra: Mapping[str, Any] = field(default_factory=dict)
     token_id: str = ""
     jkt: str | None = None
+    audience: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # A read-only view, not a copy: this runs on every guarded request.

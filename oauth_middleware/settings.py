@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 from .errors import ConfigError, OAuthError
 from .parsing import scope_list
 from .proxies import TrustedProxies
+from .resource_indicators import resource_uri, resource_uris
 
 log = logging.getLogger("oauth_middleware")
 
@@ -125,6 +126,17 @@ def fetch_url(value: str) -> str:
     if text_value and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s#]*)?", text_value):
         raise ValueError(f"expected an http(s) URL without user info or fragment, got {value!r}")
     return text_value
+
+
+def resource_identifier(value: str) -> str:
+    """An absolute URI without a fragment (RFC 8707 §2), kept as written, or empty."""
+    text_value = value.strip()
+    return resource_uri(text_value) if text_value else ""
+
+
+def resource_list(value: str) -> tuple[str, ...]:
+    """Absolute URIs without fragments (RFC 8707 §2), separated by white space."""
+    return resource_uris(aslist(value))
 
 
 def choice(*options: str) -> Callable[[str], str]:
@@ -611,6 +623,13 @@ class Settings:
         "Seconds during which a just-rotated refresh token still works for its client, for "
         "clients that retry after losing a response. 0: none.",
     )
+    allowed_resources: tuple[str, ...] = _setting(
+        "",
+        resource_list,
+        "The resources (RFC 8707 absolute URIs) a client may ask a token for with ``resource``; "
+        "another is ``invalid_target``. Empty: any absolute URI without a fragment. A client "
+        "registered with resources of its own (``--resource``) is limited to those too.",
+    )
     unique_tokens: bool = _setting(
         "false",
         asbool,
@@ -852,6 +871,22 @@ class Settings:
         "Require a server-issued nonce in every DPoP proof (RFC 9449 §8, §9): a proof without the "
         "current one is ``use_dpop_nonce`` with a ``DPoP-Nonce`` header. Nonces are derived from "
         "``session_secret`` (required then), so every process sharing it accepts them.",
+    )
+    resource_identifier: str = _setting(
+        "",
+        resource_identifier,
+        "This resource server's identifier (RFC 8707 §2, RFC 9728 ``resource``), the URL clients "
+        "use for it, e.g. ``https://api.example.com/mcp``. The guard then accepts only tokens "
+        "for it: a token's resources (a JWT's ``aud``; ``audience`` for one issued without) must "
+        "name it, else ``invalid_token``; and it serves its protected resource metadata. Empty: "
+        "a JWT must name one of ``audience``, and a token restricted to a resource is refused.",
+    )
+    accept_tokens_without_audience: bool = _setting(
+        "false",
+        asbool,
+        "With ``resource_identifier``: also accept a token that names no resource at all (an "
+        "opaque token issued without ``resource`` while ``audience`` is empty). Off: such a "
+        "token could be replayed at any resource server sharing the store. For a migration.",
     )
     token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
     token_from_body: bool = _setting(

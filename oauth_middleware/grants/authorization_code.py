@@ -148,6 +148,7 @@ class AuthorizationCodeGrant:
             user_id=record.user_id,
             scopes=record.scopes,
             family=family,
+            audience=record.audience,
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:

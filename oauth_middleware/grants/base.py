@@ -164,10 +164,14 @@ def issue_with_refresh(
     user_id: str | None,
     scopes: tuple[str, ...],
     family: str,
+    audience: tuple[str, ...] = (),
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
     The shared last step of the authorization code and password grants.
+
+    :param audience: the resources of the grant (RFC 8707): the access token's
+        audience, and what the refresh token may later ask for.
     """
     body = context.issuer.issue(
         client=request.client,
@@ -176,6 +180,7 @@ def issue_with_refresh(
         grant_type=grant_type,
         family=family,
         jkt=request.dpop_jkt,
+        audience=audience,
     )
     return TokenResponse(
         context.refresh_tokens.add_to(
@@ -186,5 +191,6 @@ def issue_with_refresh(
             scopes=scopes,
             family=family,
             jkt=request.dpop_jkt,
+            audience=audience,
         )
     )

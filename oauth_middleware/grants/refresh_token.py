@@ -136,6 +136,7 @@ class RefreshTokenGrant:
             grant_type=self.grant_type,
             family=grant.family,
             jkt=request.dpop_jkt,
+            audience=grant.audience,
         )
         if rotate:
             body["refresh_token"] = self.context.refresh_tokens.issue(
@@ -145,6 +146,7 @@ class RefreshTokenGrant:
                 family=grant.family,
                 chain_expires_at=grant.chain_expires_at,
                 jkt=grant.jkt,
+                audience=grant.audience,  # and the grant's resources (RFC 8707 §2.2)
             )
         return TokenResponse(body)
 

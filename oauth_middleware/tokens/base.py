@@ -44,10 +44,12 @@ class TokenFormat(Protocol):
         extra: Mapping[str, Any],
         family: str | None,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
     ) -> AccessToken:
         """Create (and, if stateful, store) a new access token.
 
         :param jkt: the DPoP key thumbprint to bind it to (RFC 9449 §6), or None for a bearer token.
+        :param audience: the resources it is for (RFC 8707); empty: the server's default audience.
         """
 
     def verify(self, token: str) -> AccessToken:

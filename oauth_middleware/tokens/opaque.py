@@ -42,12 +42,13 @@ class OpaqueTokens:
         extra: Mapping[str, Any],
         family: str | None,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
     ) -> AccessToken:
-        """Create a token and store its record (with the DPoP ``jkt`` it is bound to) under its hash."""
+        """Create a token and store its record (with the DPoP ``jkt`` it is bound to and its
+        audience) under its hash."""
         token = new_token_string(self.generator)
-        record = AccessTokenRecord(
-            client_id, user_id, scopes, int(self.clock.time()) + self.ttl, dict(extra), family, jkt
-        )
+        expires_at = int(self.clock.time()) + self.ttl
+        record = AccessTokenRecord(client_id, user_id, scopes, expires_at, dict(extra), family, jkt, audience)
         token_id = digest(token)
         self.repository.save_access_token(token_id, record, self.ttl)
         return record.access_token(token, token_id)
