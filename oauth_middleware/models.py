@@ -139,8 +139,11 @@ class AccessToken:
     :param audience: the resources it is for (RFC 8707; RFC 9068 ``aud``): the
         ``resource`` values of its request, a JWT's ``aud``; empty for an opaque token
         issued without one, which is for the server's default ``audience``.
+    :param act: for a token issued by token exchange for a delegate, who acts for the
+        subject (RFC 8693 §4.1): ``{"sub": ...}``, with the actors before it nested
+        under ``act``; None otherwise.
 
-    ``extra`` is a read-only view: an app cannot change what the store (or
+    ``extra`` and ``act`` are read-only views: an app cannot change what the store (or
     the JWT verify cache) holds for the next request.
     """
 
@@ -153,8 +156,11 @@ class AccessToken:
     token_id: str = ""
     jkt: str | None = None
     audience: tuple[str, ...] = ()
+    act: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A read-only view, not a copy: this runs on every guarded request.
         if type(self.extra) is not MappingProxyType:
             object.__setattr__(self, "extra", MappingProxyType(self.extra))
+        if self.act is not None and type(self.act) is not MappingProxyType:
+            object.__setattr__(self, "act", MappingProxyType(self.act))

@@ -45,6 +45,7 @@ class AccessTokenRecord:
     :param family: the grant (code or refresh chain) it was issued from, if any.
     :param jkt: the DPoP key thumbprint it is bound to (RFC 9449 §6), or None.
     :param audience: the resources it is for (RFC 8707), empty when none was requested.
+    :param act: the actor chain of a delegated token (RFC 8693 §4.1), or None.
     """
 
     client_id: str
@@ -55,6 +56,7 @@ class AccessTokenRecord:
     family: str | None = None
     jkt: str | None = None
     audience: tuple[str, ...] = ()
+    act: Mapping[str, Any] | None = None
 
     def access_token(self, token: str, token_id: str) -> AccessToken:
         """The token as the guard hands it to the app."""
@@ -68,11 +70,12 @@ class AccessTokenRecord:
             token_id,
             self.jkt,
             self.audience,
+            self.act,
         )
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store (``k`` only for a bound token, ``a`` only with an audience:
-        other records stay as they were)."""
+        """The dict kept in the store (``k`` only for a bound token, ``a`` only with an audience,
+        ``ac`` only for a delegated token: other records stay as they were)."""
         value = {
             "c": self.client_id,
             "u": self.user_id,
@@ -85,6 +88,8 @@ class AccessTokenRecord:
             value["k"] = self.jkt
         if self.audience:
             value["a"] = list(self.audience)
+        if self.act is not None:
+            value["ac"] = dict(self.act)
         return value
 
     @classmethod
@@ -99,6 +104,7 @@ class AccessTokenRecord:
             value.get("f"),
             value.get("k"),
             tuple(value.get("a", ())),
+            value.get("ac"),
         )
 
     @staticmethod
@@ -118,6 +124,7 @@ class AccessTokenRecord:
             token_id,
             value.get("k"),
             tuple(value.get("a", ())),
+            value.get("ac"),
         )
 
 

@@ -167,7 +167,7 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
 
 #: Claims a JWT access token sets itself (RFC 9068 §2.2), so never the extra-data claim.
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr"}
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr", "act"}
 )
 
 
@@ -573,6 +573,14 @@ class Settings:
         "``package.module:function(username, password)`` returning the user's id, or None when "
         "the password is wrong. Used by the built-in login page and the password grant. "
         "``oauth_middleware.demo:verify_password`` checks the demo app's ``users``.",
+    )
+    token_exchange_policy: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function`` deciding who may exchange what (RFC 8693): called with a "
+        "``TokenExchange`` (the client, the verified subject and actor tokens, the scopes and "
+        "audience asked for), it returns True to allow; False is ``invalid_request``. Empty: the "
+        "built-in least-privilege policy (see *Token exchange*).",
     )
     login_url: str = _setting(
         "",

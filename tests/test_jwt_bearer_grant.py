@@ -123,7 +123,7 @@ def test_bad_assertions_are_invalid_grant(grant_app, clock, make):
     ("data", "headers", "status", "error"),
     [
         pytest.param({"grant_type": JWT_BEARER}, AUTH, 400, "invalid_request", id="no-assertion"),
-        pytest.param(grant_form("x" * 9000), AUTH, 400, "invalid_request", id="assertion-too-long"),
+        pytest.param(grant_form("x" * 5000), AUTH, 400, "invalid_request", id="assertion-too-long"),
         pytest.param(grant_form("", scope="write"), AUTH, 400, "invalid_scope", id="scope-beyond-the-client"),
         pytest.param(grant_form("", scope="bogus"), AUTH, 400, "invalid_scope", id="scope-unknown"),
         pytest.param(None, AUTH, 400, "invalid_scope", id="scope-beyond-the-issuer"),

@@ -24,6 +24,7 @@ from .implicit import ImplicitGrant
 from .jwt_bearer import JWTBearerGrant
 from .password import PasswordGrant
 from .refresh_token import RefreshTokenGrant
+from .token_exchange import TokenExchangeGrant
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -52,6 +53,7 @@ for _grant in (
     PasswordGrant,
     DeviceCodeGrant,
     JWTBearerGrant,
+    TokenExchangeGrant,
 ):
     GRANTS.register(_grant.grant_type, _grant)
 

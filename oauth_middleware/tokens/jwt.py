@@ -169,10 +169,12 @@ class JWTTokens:
         family: str | None,
         jkt: str | None = None,
         audience: tuple[str, ...] = (),
+        act: Mapping[str, Any] | None = None,
     ) -> AccessToken:
         """Sign a new token; with a ``family``, index its ``jti`` so the family can deny it.
 
-        A DPoP-bound token carries its key's thumbprint as ``cnf.jkt`` (RFC 9449 §6.1).
+        A DPoP-bound token carries its key's thumbprint as ``cnf.jkt`` (RFC 9449 §6.1),
+        a delegated one its actor chain as ``act`` (RFC 8693 §4.1).
         Its ``aud`` is ``audience``, the resources of the request (RFC 9068 §3), or the
         ``audience`` setting when the request named none (what every token had before).
         """
@@ -197,10 +199,12 @@ class JWTTokens:
             claims[self.extra_claim] = dict(extra)
         if jkt is not None:
             claims["cnf"] = {"jkt": jkt}
+        if act is not None:
+            claims["act"] = dict(act)
         headers = {"typ": "at+jwt", "kid": key.kid}
         token = jwt.encode(claims, key.signer, algorithm=key.alg, headers=headers)
         access = AccessToken(
-            token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti, jkt, tuple(audience)
+            token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti, jkt, tuple(audience), act
         )
         if family is not None:
             self.join_family(access, family)
@@ -302,6 +306,9 @@ class JWTTokens:
         audience = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
         if not audience or not all(isinstance(value, str) and value for value in audience):
             _rejected("aud of the wrong type")
+        act = claims.get("act")
+        if act is not None and not isinstance(act, dict):
+            _rejected("act of the wrong type")
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         if cnf is not None and not isinstance(jkt, str):
@@ -319,6 +326,7 @@ class JWTTokens:
             token_id=jti,
             jkt=jkt,
             audience=audience,
+            act=act,
         )
 
 

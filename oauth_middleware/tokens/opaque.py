@@ -43,12 +43,15 @@ class OpaqueTokens:
         family: str | None,
         jkt: str | None = None,
         audience: tuple[str, ...] = (),
+        act: Mapping[str, Any] | None = None,
     ) -> AccessToken:
         """Create a token and store its record (with the DPoP ``jkt`` it is bound to and its
-        audience) under its hash."""
+        audience and actor) under its hash."""
         token = new_token_string(self.generator)
         expires_at = int(self.clock.time()) + self.ttl
-        record = AccessTokenRecord(client_id, user_id, scopes, expires_at, dict(extra), family, jkt, audience)
+        record = AccessTokenRecord(
+            client_id, user_id, scopes, expires_at, dict(extra), family, jkt, audience, act
+        )
         token_id = digest(token)
         self.repository.save_access_token(token_id, record, self.ttl)
         return record.access_token(token, token_id)
