@@ -7,6 +7,7 @@ import pytest
 import requests
 import webtest
 from conftest import basic, register, serve_wsgi
+from dpop_support import Prover
 from jwt_keys import EchoApp, jwt_settings, make_keys
 from peer_issuer import (
     ACCESS_TOKEN_TYPE,
@@ -211,6 +212,23 @@ def test_an_expired_subject_token_cannot_be_exchanged(app, clock):
     clock.advance(3601)
     response = app.post(TOKEN, exchange_form(subject), headers=auth(FRONT, FRONT_SECRET), status=400)
     assert response.json["error"] == "invalid_request"
+
+
+def test_a_dpop_bound_subject_token_needs_a_proof_of_its_key(exchange_middleware, clock):
+    app = webtest.TestApp(exchange_middleware(token_types="Bearer DPoP"))
+    prover = Prover(clock)
+    url = "http://localhost" + TOKEN
+    form = {"grant_type": "password", "username": "alice", "password": "alice-password", "scope": "read"}
+    headers = {**auth(FRONT, FRONT_SECRET), "DPoP": prover.proof("POST", url)}
+    bound = app.post(TOKEN, form, headers=headers).json["access_token"]
+    for proof in (None, Prover(clock).proof("POST", url)):  # no proof, a proof of another key
+        extra = {} if proof is None else {"DPoP": proof}
+        response = app.post(
+            TOKEN, exchange_form(bound), headers={**auth(FRONT, FRONT_SECRET), **extra}, status=400
+        )
+        assert response.json["error"] == "invalid_request"
+    headers = {**auth(FRONT, FRONT_SECRET), "DPoP": prover.proof("POST", url)}
+    assert app.post(TOKEN, exchange_form(bound), headers=headers).json["token_type"] == "DPoP"
 
 
 def test_the_audience_is_narrowed_to_the_subject_tokens(app):
