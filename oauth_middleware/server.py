@@ -27,6 +27,7 @@ from .grants.authorization_code import issue_code
 from .interaction import Interaction, Pages
 from .models import Client
 from .repository import Repository
+from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
@@ -84,6 +85,7 @@ class AuthorizationServer:
         self.users = Users(settings, sessions)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
+        self.resource_policy = ResourcePolicy.from_settings(settings)
         self.throttle = Throttle(self.repository, settings, clock=clock)
         self.client_auth = ClientAuthenticator(
             self.repository, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
@@ -123,6 +125,7 @@ class AuthorizeWiring:
         self.settings = server.settings
         self.repository = server.repository
         self.scope_policy = server.scope_policy
+        self.resource_policy = server.resource_policy
         self.clock = server.clock
         self.users = server.users
         self.pages = server.pages
@@ -160,5 +163,9 @@ class AuthorizeWiring:
         """An access token for an approved implicit request."""
         # RFC 6749 §4.2.2: no refresh token with the implicit grant.
         return self._server.issuer.issue(
-            client=request.client, user_id=user_id, scopes=request.scopes, grant_type="implicit"
+            client=request.client,
+            user_id=user_id,
+            scopes=request.scopes,
+            grant_type="implicit",
+            audience=request.resources,
         )
