@@ -212,6 +212,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             jwks=_read_jwks(args.jwks_file),
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.signing_alg,
+            resources=args.resource,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -257,6 +258,8 @@ def _print_registration(client: Client, settings: Settings) -> None:
         print(f"jwks: {len(client.jwks)} keys")
     if client.token_endpoint_auth_signing_alg:
         print(f"token_endpoint_auth_signing_alg: {client.token_endpoint_auth_signing_alg}")
+    if client.resources:
+        print(f"resources: {' '.join(client.resources)}")
     print(f"grants: {' '.join(client.grant_types) or '(none)'}")
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
@@ -430,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALG",
         help="for private_key_jwt: the one algorithm its assertions may use (RS256, ES256 or EdDSA; "
         "default: its key's)",
+    )
+    add.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a resource (RFC 8707) it may ask tokens for; repeat for more (default: any the server allows)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument(

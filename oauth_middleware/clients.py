@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .keys import jwk_set, public_jwk_key
 from .models import Client, digest
 from .parsing import is_loopback_host, scope_list
+from .resource_indicators import resource_uris
 from .secret_hash import is_secret_hash
 from .settings import asbool
 
@@ -60,6 +61,7 @@ def build_client(
     jwks: Iterable[Mapping[str, Any]] = (),
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
+    resources: Iterable[str] = (),
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -72,6 +74,7 @@ def build_client(
     :param jwks: its public keys, for ``private_key_jwt`` (the default method with keys).
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may use.
+    :param resources: the resources (RFC 8707 absolute URIs) it may ask tokens for; none: any.
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -113,6 +116,10 @@ def build_client(
         token_endpoint_auth_method = "private_key_jwt"
     method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
     check_client_keys(method, keys, jwks_uri, token_endpoint_auth_signing_alg)
+    try:
+        resource_tuple = resource_uris(resources)
+    except ValueError as exc:
+        raise ValueError(f"resource: {exc}") from None
     return Client(
         client_id,
         secret_hash,
@@ -126,6 +133,7 @@ def build_client(
         jwks=keys,
         jwks_uri=jwks_uri,
         token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
+        resources=resource_tuple,
     )
 
 
@@ -188,7 +196,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean),
     ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean), and for
     ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
-    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``.
+    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; ``resources`` (RFC 8707:
+    the only resources it may ask tokens for).
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -215,6 +224,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "jwks",
         "jwks_uri",
         "token_endpoint_auth_signing_alg",
+        "resources",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -251,6 +261,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 jwks_uri=jwks_uri,
                 token_endpoint_auth_signing_alg=values.get("token_endpoint_auth_signing_alg", "").strip()
                 or None,
+                resources=values.get("resources", "").split(),
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None

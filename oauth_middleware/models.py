@@ -43,6 +43,7 @@ class Client:
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may be
         signed with; None: the algorithm of the key that signed it.
+    :param resources: the resources (RFC 8707) it may ask tokens for; empty: any the server allows.
     """
 
     client_id: str
@@ -58,6 +59,7 @@ class Client:
     jwks: tuple[Mapping[str, Any], ...] = ()
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    resources: tuple[str, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -99,6 +101,7 @@ class Client:
             **({"jwks": [dict(key) for key in self.jwks]} if self.jwks else {}),
             **({"ju": self.jwks_uri} if self.jwks_uri else {}),
             **({"sa": self.token_endpoint_auth_signing_alg} if self.token_endpoint_auth_signing_alg else {}),
+            **({"rs": list(self.resources)} if self.resources else {}),
         }
 
     @classmethod
@@ -118,6 +121,7 @@ class Client:
             jwks=tuple(value.get("jwks", ())),
             jwks_uri=value.get("ju"),
             token_endpoint_auth_signing_alg=value.get("sa"),
+            resources=tuple(value.get("rs", ())),
         )
 
 

@@ -290,11 +290,13 @@ class PushedRequestRecord:
     :param client_id: the client that pushed it; only it may use the ``request_uri``.
     :param params: the pushed parameters, validated when pushed and again when used.
     :param expires_at: expiry, Unix time.
+    :param resources: the pushed ``resource`` values (RFC 8707), which may repeat.
     """
 
     client_id: str
     params: Mapping[str, str]
     expires_at: int
+    resources: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -302,12 +304,15 @@ class PushedRequestRecord:
 
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""
-        return {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+        value = {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+        if self.resources:
+            value["a"] = list(self.resources)
+        return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> PushedRequestRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], dict(value["p"]), value["e"])
+        return cls(value["c"], dict(value["p"]), value["e"], tuple(value.get("a", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +466,7 @@ class DeviceCodeRecord:
         poll is ``expired_token`` rather than an unknown code.
     :param status: ``pending``, ``approved`` or ``denied``.
     :param user_id: the user who approved it.
+    :param audience: the resources (RFC 8707) its tokens may be for.
     """
 
     client_id: str
@@ -469,6 +475,7 @@ class DeviceCodeRecord:
     expires_at: int
     status: str = "pending"
     user_id: str | None = None
+    audience: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -483,9 +490,18 @@ class DeviceCodeRecord:
             "e": self.expires_at,
             "st": self.status,
             "u": self.user_id,
+            **({"a": list(self.audience)} if self.audience else {}),
         }
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> DeviceCodeRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], tuple(value["s"]), value["uc"], value["e"], value["st"], value["u"])
+        return cls(
+            value["c"],
+            tuple(value["s"]),
+            value["uc"],
+            value["e"],
+            value["st"],
+            value["u"],
+            tuple(value.get("a", ())),
+        )

@@ -10,7 +10,7 @@ refuses a token meant for another (see :mod:`oauth_middleware.audience`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import InvalidTarget
@@ -25,8 +25,6 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S")
 #: Visible ASCII only: a URI has no spaces or controls (RFC 3986 §2), and a
 #: resource becomes a header value and a JWT claim.
 _VISIBLE = re.compile(r"[\x21-\x7e]+")
-#: Longest resource URI accepted: a request names APIs, not documents.
-MAX_RESOURCE_LENGTH = 2000
 #: Most ``resource`` parameters in one request.
 MAX_RESOURCES = 10
 
@@ -39,12 +37,8 @@ def resource_uri(value: str) -> str:
 
     :raises ValueError: anything else (the settings' converters name the key).
     """
-    if (
-        len(value) > MAX_RESOURCE_LENGTH
-        or not _VISIBLE.fullmatch(value)
-        or not _SCHEME.match(value)
-        or "#" in value
-    ):
+    # Its length is capped with every request parameter's (oauth_middleware.limits).
+    if not _VISIBLE.fullmatch(value) or not _SCHEME.match(value) or "#" in value:
         raise ValueError(f"expected an absolute URI without a fragment, got {value[:100]!r}")
     return value
 
@@ -86,7 +80,7 @@ class ResourcePolicy:
             return cls((*settings.audience, *jwt_resources(settings)))
         return cls(settings.allowed_resources)
 
-    def resolve(self, values: list[str], client_resources: tuple[str, ...]) -> tuple[str, ...]:
+    def resolve(self, values: Sequence[str], client_resources: tuple[str, ...]) -> tuple[str, ...]:
         """The checked resources of a request's ``resource`` parameters (none: an empty tuple).
 
         :param values: every ``resource`` value the request carried, in order.
@@ -108,21 +102,22 @@ class ResourcePolicy:
                 raise InvalidTarget("the resource is unknown or not allowed for this client")
         return resources
 
-    @staticmethod
-    def narrow(values: list[str], granted: tuple[str, ...]) -> tuple[str, ...]:
-        """The resources of a token asked for from a grant: the grant's, or fewer (RFC 8707 §2.2).
+    def narrow(
+        self, values: Sequence[str], granted: tuple[str, ...], client_resources: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """The resources of a token asked for from a grant (a code, a refresh token, a device code).
 
-        A grant made without resources cannot be narrowed to one: its tokens keep
-        the default audience.
+        RFC 8707 §2.2: the grant's resources, or fewer of them. A grant made
+        without any was not restricted: a token request may restrict its token
+        to any resource the server and client allow. Either way the resources
+        must still be allowed now (the settings or the registration may have changed).
 
-        :raises InvalidTarget: a resource the grant does not include.
+        :param values: the token request's ``resource`` values.
+        :param granted: the grant's resources.
+        :param client_resources: the resources the client is registered for.
+        :raises InvalidTarget: a resource the grant does not include, or no longer allowed.
         """
-        if not values:
-            return granted
-        try:
-            resources = resource_uris(values)
-        except ValueError:
-            raise InvalidTarget("resource must be an absolute URI without a fragment") from None
-        if any(resource not in granted for resource in resources):
+        resources = self.resolve(values or granted, client_resources)
+        if values and granted and any(resource not in granted for resource in resources):
             raise InvalidTarget("the resource was not part of this grant")
         return resources

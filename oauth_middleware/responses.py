@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -188,7 +188,11 @@ def bearer_error(error: BearerError, realm: str) -> Response:
 
 
 def redirect(
-    location: str, params: Mapping[str, str], *, fragment: bool = False, status: int = 302
+    location: str,
+    params: Mapping[str, str] | Sequence[tuple[str, str]],
+    *,
+    fragment: bool = False,
+    status: int = 302,
 ) -> Response:
     """Redirect to ``location`` with ``params`` added to its query or fragment.
 

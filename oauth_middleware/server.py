@@ -28,6 +28,7 @@ from .interaction import Interaction, Pages
 from .models import Client
 from .peer_jwts import PeerJWTs
 from .repository import Repository
+from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
@@ -86,6 +87,7 @@ class AuthorizationServer:
         self.users = Users(settings, sessions)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
+        self.resource_policy = ResourcePolicy.from_settings(settings)
         self.throttle = Throttle(self.repository, settings, clock=clock)
         #: Checks of JWTs other parties sign: client assertions, JWT grants, exchanged tokens.
         self.peer_jwts = PeerJWTs.from_settings(settings, clock)
@@ -130,6 +132,7 @@ class AuthorizeWiring:
         self.settings = server.settings
         self.repository = server.repository
         self.scope_policy = server.scope_policy
+        self.resource_policy = server.resource_policy
         self.clock = server.clock
         self.users = server.users
         self.pages = server.pages
@@ -167,5 +170,9 @@ class AuthorizeWiring:
         """An access token for an approved implicit request."""
         # RFC 6749 §4.2.2: no refresh token with the implicit grant.
         return self._server.issuer.issue(
-            client=request.client, user_id=user_id, scopes=request.scopes, grant_type="implicit"
+            client=request.client,
+            user_id=user_id,
+            scopes=request.scopes,
+            grant_type="implicit",
+            audience=request.resources,
         )

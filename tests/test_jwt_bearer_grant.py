@@ -67,6 +67,27 @@ def test_scope_asked_for_within_what_everyone_allows(grant_app, clock):
     assert response.json["scope"] == "read"
 
 
+@pytest.mark.parametrize(
+    ("resource", "status"),
+    [
+        pytest.param("https://a.example/api", 200, id="allowed"),
+        pytest.param("https://elsewhere.example/api", 400, id="not-allowed"),
+    ],
+)
+def test_the_token_is_for_the_resource_asked_for(grant_middleware, clock, resource, status):
+    app = webtest.TestApp(
+        grant_middleware(allowed_resources="https://a.example/api", introspection_clients="service")
+    )
+    data = grant_form(peer_jwt(now=clock.time()), resource=resource)
+    response = app.post(TOKEN, data, headers=AUTH, status=status)
+    if status == 400:
+        assert response.json["error"] == "invalid_target"
+    else:
+        service = {"Authorization": basic("service", "service-secret-0123456789")}
+        info = app.post("/oauth/introspect", {"token": response.json["access_token"]}, headers=service).json
+        assert info["aud"] == [resource]
+
+
 def test_the_same_assertion_twice_is_refused(grant_app, clock):
     data = grant_form(peer_jwt(now=clock.time()))
     grant_app.post(TOKEN, data, headers=AUTH, status=200)

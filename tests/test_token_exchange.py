@@ -231,6 +231,31 @@ def test_a_dpop_bound_subject_token_needs_a_proof_of_its_key(exchange_middleware
     assert app.post(TOKEN, exchange_form(bound), headers=headers).json["token_type"] == "DPoP"
 
 
+def test_several_resources_and_the_clients_registered_resources(exchange_middleware):
+    middleware = exchange_middleware()
+    register(
+        middleware,
+        "limited",
+        "limited-secret-0123456789",
+        grant_types=["password", TOKEN_EXCHANGE],
+        scopes=["read", "write"],
+        resources=[RESOURCE_A],
+    )
+    app = webtest.TestApp(middleware)
+    headers = auth(FRONT, FRONT_SECRET)
+    both = app.post(
+        TOKEN,
+        [*exchange_form(user_token(app)).items(), ("resource", RESOURCE_A), ("resource", RESOURCE_B)],
+        headers=headers,
+    )
+    assert introspect(app, both.json["access_token"])["aud"] == [RESOURCE_A, RESOURCE_B]
+    limited = auth("limited", "limited-secret-0123456789")
+    subject = user_token(app, "limited", "limited-secret-0123456789")
+    response = app.post(TOKEN, exchange_form(subject, resource=RESOURCE_B), headers=limited, status=400)
+    assert response.json["error"] == "invalid_target"
+    app.post(TOKEN, exchange_form(subject, resource=RESOURCE_A), headers=limited, status=200)
+
+
 def test_the_audience_is_narrowed_to_the_subject_tokens(app):
     subject = user_token(app)
     form = exchange_form(subject, resource=RESOURCE_A)

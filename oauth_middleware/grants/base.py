@@ -12,6 +12,7 @@ from ..request_context import RequestContext
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..repository import Repository
+    from ..resource_indicators import ResourcePolicy
     from ..scopes import ScopePolicy
     from ..settings import Settings
     from ..throttle import Throttle
@@ -36,6 +37,12 @@ class TokenRequest:
     client: Client
     request: RequestContext
     dpop_jkt: str | None = None
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The request's ``resource`` values (RFC 8707 §2.2), as sent: resolve them with the
+        context's ``resource_policy``."""
+        return self.request.resources
 
 
 class TokenResponse(NamedTuple):
@@ -88,6 +95,11 @@ class GrantContext(Protocol):
     @property
     def scope_policy(self) -> ScopePolicy:
         """Resolves a requested ``scope`` against the server's and the client's."""
+        ...
+
+    @property
+    def resource_policy(self) -> ResourcePolicy:
+        """Resolves the ``resource`` values of a request (RFC 8707) against the server's and the client's."""
         ...
 
     @property
@@ -165,13 +177,15 @@ def issue_with_refresh(
     scopes: tuple[str, ...],
     family: str,
     audience: tuple[str, ...] = (),
+    grant_audience: tuple[str, ...] | None = None,
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
     The shared last step of the authorization code and password grants.
 
-    :param audience: the resources of the grant (RFC 8707): the access token's
-        audience, and what the refresh token may later ask for.
+    :param audience: the resources the access token is for (RFC 8707).
+    :param grant_audience: the resources of the grant, which the refresh token keeps
+        (RFC 8707 §2.2: its tokens may be for any of them); None: ``audience``.
     """
     body = context.issuer.issue(
         client=request.client,
@@ -191,6 +205,6 @@ def issue_with_refresh(
             scopes=scopes,
             family=family,
             jkt=request.dpop_jkt,
-            audience=audience,
+            audience=audience if grant_audience is None else grant_audience,
         )
     )

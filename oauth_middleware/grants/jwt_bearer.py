@@ -3,7 +3,7 @@
 A client presents an ``assertion``: a JWT a trusted issuer (see
 :mod:`oauth_middleware.trusted_issuers`) signed for one of its subjects.
 The token issued is the subject's, with the scopes the request, the issuer
-and the client all allow. Every failure is ``invalid_grant`` (RFC 7523 §3.1),
+and the client all allow, for the resources asked for (RFC 8707). Every failure is ``invalid_grant`` (RFC 7523 §3.1),
 its reason logged, never sent.
 
 Off unless the grant is in ``grants``; a client must be confidential and
@@ -48,6 +48,7 @@ class JWTBearerGrant:
         if not assertion:
             raise InvalidRequest("assertion is required")
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
         token = self.context.trusted_issuers.verify(assertion)
         if token is None:
             raise InvalidGrant("the assertion is invalid")
@@ -69,5 +70,6 @@ class JWTBearerGrant:
                 scopes=tuple(scope for scope in scopes if scope not in refused),
                 grant_type=self.grant_type,
                 jkt=request.dpop_jkt,
+                audience=resources,
             )
         )

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidRequest, InvalidScope, InvalidTarget
 from ..models import AccessToken, Client
 from ..parsing import scope_list
-from ..resource_indicators import ResourcePolicy
 from .base import GrantContext, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
@@ -153,7 +152,6 @@ class TokenExchangeGrant:
 
     def __init__(self, context: GrantContext) -> None:
         self.context = context
-        self.resources = ResourcePolicy.from_settings(context.settings)
         self.policy = context.settings.token_exchange_policy or least_privilege
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
@@ -165,7 +163,7 @@ class TokenExchangeGrant:
         if "actor_token" in params:
             actor = self._verify(params["actor_token"], params["actor_token_type"], request)
         scopes = self._scopes(params.get("scope"), subject, request.client)
-        audience = self._audience(params, subject)
+        audience = self._audience(request, subject)
         exchange = TokenExchange(request.client, subject, actor, scopes, audience)
         if not self.policy(exchange):
             log.info("token exchange by client_id=%r refused by the policy", request.client.client_id)
@@ -232,15 +230,17 @@ class TokenExchangeGrant:
         self.context.scope_policy.check(scopes, client)
         return scopes
 
-    def _audience(self, params: Mapping[str, str], subject: ExchangedToken) -> tuple[str, ...]:
-        """The ``audience`` and ``resource`` asked for, within what the server allows and the subject token's.
+    def _audience(self, request: TokenRequest, subject: ExchangedToken) -> tuple[str, ...]:
+        """The ``resource`` and ``audience`` asked for, within what the server, the client and the subject token allow.
 
-        :raises InvalidTarget: one the server does not issue for, or beyond the subject token's (§2.2.2).
+        :raises InvalidTarget: one the server or the client does not allow, or beyond the
+            subject token's (§2.2.2).
         """
-        wanted = [params[name] for name in ("resource", "audience") if name in params]
+        audience_param = request.params.get("audience")
+        wanted = [*request.resources, *([] if audience_param is None else [audience_param])]
         if not wanted:
             return subject.audience
-        audience = self.resources.resolve(wanted, ())
+        audience = self.context.resource_policy.resolve(wanted, request.client.resources)
         if subject.audience and any(target not in subject.audience for target in audience):
             raise InvalidTarget("the audience is beyond the subject token's")
         return audience
