@@ -9,9 +9,11 @@ import webtest
 from conftest import basic, register, serve_wsgi
 from dpop_support import Prover
 from jwt_keys import EchoApp, jwt_settings, make_keys
+from paste.deploy import loadapp
 from peer_issuer import (
     ACCESS_TOKEN_TYPE,
     JWK,
+    JWT_BEARER,
     JWT_TYPE,
     OTHER_KEY,
     PEER,
@@ -23,6 +25,7 @@ from store_fixtures import BACKENDS
 from test_client_assertions import KeyServer
 
 from oauth_middleware import OAuth2Middleware
+from oauth_middleware.cli import main
 from oauth_middleware.clock import SYSTEM_CLOCK
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.grants.token_exchange import TokenExchange
@@ -473,3 +476,35 @@ def test_requests_oauth2client_token_exchange_end_to_end(tmp_path, store_name, r
             with pytest.raises(requests_oauth2client.InvalidRequest):
                 client.token_exchange(subject_token="made-up", subject_token_type="access_token")
     assert key_server.hits == 1
+
+
+# -- CLI, clients_file and the ini ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "grant", [pytest.param(TOKEN_EXCHANGE, id="token-exchange"), pytest.param(JWT_BEARER, id="jwt-bearer")]
+)
+def test_client_add_and_clients_file_register_the_grants(capsys, tmp_path, clock, grant):
+    ini = tmp_path / "app.ini"
+    (tmp_path / "clients.ini").write_text(f"[client:from-file]\nsecret_hash = {'0' * 64}\ngrants = {grant}\n")
+    ini.write_text(
+        "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+        "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\n"
+        "store = sqlite:///%(here)s/oauth.db\nscopes = read write\nissuer = http://localhost\n"
+        f"require_https = false\ngrants = client_credentials {grant}\n"
+        f"trusted_issuers_file = {issuer_file(tmp_path)}\nclients_file = %(here)s/clients.ini\n"
+    )
+    status = main(["client", "add", str(ini), "--client-id", "exchanger", "--secret", API_SECRET,
+                   "--grant", grant, "--grant", "client_credentials", "--scope", "read"])  # fmt: skip
+    assert status == 0 and grant in capsys.readouterr().out
+    assert main(["client", "add", str(ini), "--client-id", "spa", "--public", "--grant", grant]) != 0
+    assert "public client cannot use" in capsys.readouterr().err
+    app = webtest.TestApp(loadapp(f"config:{ini}"))
+    assert grant in app.get("/.well-known/oauth-authorization-server").json["grant_types_supported"]
+    headers = auth("exchanger", API_SECRET)
+    if grant == JWT_BEARER:
+        form = {"grant_type": JWT_BEARER, "assertion": peer_jwt()}
+    else:
+        own = app.post(TOKEN, {"grant_type": "client_credentials"}, headers=headers).json["access_token"]
+        form = exchange_form(own)
+    assert app.post(TOKEN, form, headers=headers).json["scope"] == "read"
