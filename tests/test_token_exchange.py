@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
+import hypothesis
 import jwt
 import pytest
 import requests
 import webtest
 from conftest import basic, register, serve_wsgi
 from dpop_support import Prover
+from hypothesis import example, given
+from hypothesis import strategies as st
 from jwt_keys import EchoApp, jwt_settings, make_keys
 from paste.deploy import loadapp
 from peer_issuer import (
@@ -15,6 +20,7 @@ from peer_issuer import (
     JWK,
     JWT_BEARER,
     JWT_TYPE,
+    KEY,
     OTHER_KEY,
     PEER,
     TOKEN_EXCHANGE,
@@ -22,7 +28,7 @@ from peer_issuer import (
     peer_jwt,
 )
 from store_fixtures import BACKENDS
-from test_client_assertions import KeyServer
+from test_client_assertions import JSON_VALUES, KeyServer
 
 from oauth_middleware import OAuth2Middleware
 from oauth_middleware.cli import main
@@ -508,3 +514,49 @@ def test_client_add_and_clients_file_register_the_grants(capsys, tmp_path, clock
         own = app.post(TOKEN, {"grant_type": "client_credentials"}, headers=headers).json["access_token"]
         form = exchange_form(own)
     assert app.post(TOKEN, form, headers=headers).json["scope"] == "read"
+
+
+# -- no 5xx, whatever the tokens say -------------------------------------------------------
+
+PEER_CLAIMS = st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "client_id", "act"])
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tmp_path_factory):
+    middleware = OAuth2Middleware(
+        DemoApp(),
+        store="memory://",
+        issuer="http://localhost",
+        require_https="false",
+        grants=f"{JWT_BEARER} {TOKEN_EXCHANGE}",
+        trusted_issuers_file=issuer_file(tmp_path_factory.mktemp("issuers")),
+        throttle_max_failures="1000000",
+        throttle_address_max_failures="1000000",
+    )
+    register(middleware, API, API_SECRET, grant_types=[JWT_BEARER, TOKEN_EXCHANGE], scopes=["read"])
+    return webtest.TestApp(middleware)
+
+
+@given(
+    claims=st.dictionaries(PEER_CLAIMS, JSON_VALUES, max_size=3),
+    as_grant=st.booleans(),
+    token_type=st.sampled_from([ACCESS_TOKEN_TYPE, JWT_TYPE, "urn:x"]),
+    actor=st.booleans(),
+)
+@example(claims={"act": {"sub": "x", "act": {"sub": 1}}}, as_grant=False, token_type=JWT_TYPE, actor=True)
+@example(claims={"exp": float("nan")}, as_grant=True, token_type=JWT_TYPE, actor=False)
+@hypothesis.settings(
+    max_examples=200, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+def test_any_signed_peer_jwt_is_a_4xx_never_a_5xx(fuzz_app, claims, as_grant, token_type, actor):
+    # Signed by the trusted issuer's key, so that every check after the signature meets odd values.
+    body = {**jwt.decode(peer_jwt(), options={"verify_signature": False}), **claims}
+    token = jwt.PyJWS().encode(json.dumps(body).encode(), KEY, algorithm="ES256", headers={"kid": "idp-1"})
+    if as_grant:
+        form = {"grant_type": JWT_BEARER, "assertion": token}
+    else:
+        form = exchange_form(token, token_type)
+        if actor:
+            form.update(actor_token=token, actor_token_type=token_type)
+    response = fuzz_app.post(TOKEN, form, headers=auth(), expect_errors=True)
+    assert response.status_int in (200, 400), response.text
