@@ -18,7 +18,7 @@ from .errors import InvalidTarget
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["MAX_RESOURCES", "ResourcePolicy", "jwt_resources", "resource_uri", "resource_uris"]
+__all__ = ["MAX_RESOURCES", "ResourcePolicy", "known_resources", "resource_uri", "resource_uris"]
 
 #: RFC 3986 §3.1: an absolute URI starts with its scheme.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S")
@@ -48,8 +48,12 @@ def resource_uris(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(resource_uri(value) for value in values))
 
 
-def jwt_resources(settings: Settings) -> tuple[str, ...]:
-    """The audiences of JWTs besides ``audience``: ``allowed_resources`` and the guard's own resource."""
+def known_resources(settings: Settings) -> tuple[str, ...]:
+    """The resources this server knows by name: ``allowed_resources`` and the guard's own.
+
+    The audiences of JWTs besides ``audience``, and the ``protected_resources``
+    of the server metadata (RFC 9728 §4).
+    """
     own = (settings.resource_identifier,) if settings.resource_identifier else ()
     return tuple(dict.fromkeys((*settings.allowed_resources, *own)))
 
@@ -77,7 +81,7 @@ class ResourcePolicy:
         issues for no resource outside it, even with ``allowed_resources`` empty.
         """
         if settings.token_format == "jwt":
-            return cls((*settings.audience, *jwt_resources(settings)))
+            return cls((*settings.audience, *known_resources(settings)))
         return cls(settings.allowed_resources)
 
     def resolve(self, values: Sequence[str], client_resources: tuple[str, ...]) -> tuple[str, ...]:

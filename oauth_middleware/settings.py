@@ -129,8 +129,8 @@ def fetch_url(value: str) -> str:
 
 
 def resource_identifier(value: str) -> str:
-    """An absolute URI without a fragment (RFC 8707 §2), kept as written, or empty."""
-    text_value = value.strip()
+    """An http(s) URL with a host and without a fragment (RFC 8707 §2, RFC 9728 §1.2), as written, or empty."""
+    text_value = fetch_url(value)  # its metadata is fetched from a URL built from it
     return resource_uri(text_value) if text_value else ""
 
 

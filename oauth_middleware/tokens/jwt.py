@@ -28,7 +28,7 @@ from ..keys import Key, KeySet, load_keys
 from ..models import AccessToken
 from ..remote_keys import RemoteKeys
 from ..repository import Repository
-from ..resource_indicators import jwt_resources
+from ..resource_indicators import known_resources
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -412,7 +412,7 @@ def jwt_tokens(
         keys,
         issuer=settings.issuer,
         audience=settings.audience,
-        resources=jwt_resources(settings),
+        resources=known_resources(settings),
         ttl=settings.access_token_ttl,
         leeway=settings.jwt_leeway,
         extra_claim=settings.jwt_extra_claim,
