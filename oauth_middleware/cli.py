@@ -17,8 +17,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
-from .clients import build_client, jwk_set, new_confidential_client_secret
+from .clients import build_client, new_confidential_client_secret
 from .errors import ConfigError
+from .keys import jwk_set
 from .models import LEGACY_AUTH_METHODS, Client
 from .profile import PROFILES
 from .repository import Repository
@@ -219,6 +220,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.signing_alg,
             secret_sealed=sealed,
+            resources=args.resource,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -284,6 +286,8 @@ def _print_registration(client: Client, settings: Settings) -> None:
         print(f"jwks: {len(client.jwks)} keys")
     if client.token_endpoint_auth_signing_alg:
         print(f"token_endpoint_auth_signing_alg: {client.token_endpoint_auth_signing_alg}")
+    if client.resources:
+        print(f"resources: {' '.join(client.resources)}")
     print(f"grants: {' '.join(client.grant_types) or '(none)'}")
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
@@ -469,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the one algorithm its assertions may use: for private_key_jwt RS256, ES256 or EdDSA "
         "(default: its key's); for client_secret_jwt HS256, HS384 or HS512 (default: any, and the "
         "secret must then have 64 bytes)",
+    )
+    add.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a resource (RFC 8707) it may ask tokens for; repeat for more (default: any the server allows)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument(

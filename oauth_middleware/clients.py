@@ -6,7 +6,6 @@ How a registered client authenticates is :mod:`oauth_middleware.client_auth`.
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import json
 import re
 import secrets
@@ -18,9 +17,10 @@ from urllib.parse import urlsplit
 from .client_auth import AUTH_METHODS, auth_method
 from .client_auth.assertions import ASSERTION_ALGORITHMS
 from .errors import ConfigError
-from .keys import public_jwk_key
+from .keys import jwk_set, public_jwk_key
 from .models import Client, digest
-from .parsing import scope_list
+from .parsing import is_loopback_host, scope_list
+from .resource_indicators import resource_uris
 from .sealed_secrets import HMAC_ALGORITHMS, is_sealed
 from .secret_hash import is_secret_hash
 from .settings import asbool
@@ -29,18 +29,6 @@ from .settings import asbool
 def generate_secret() -> str:
     """A new client secret: 256 bits from :mod:`secrets`."""
     return secrets.token_urlsafe(32)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3)."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_redirect_uri(uri: str) -> str:
@@ -75,6 +63,7 @@ def build_client(
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
     secret_sealed: str | None = None,
+    resources: Iterable[str] = (),
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -89,6 +78,7 @@ def build_client(
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may use.
     :param secret_sealed: for ``client_secret_jwt`` (and only then), its secret
         sealed by :class:`~oauth_middleware.sealed_secrets.SecretSealer`.
+    :param resources: the resources (RFC 8707 absolute URIs) it may ask tokens for; none: any.
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -138,6 +128,10 @@ def build_client(
     )
     check_sealed_secret(method, secret_hash, secret_sealed, token_endpoint_auth_signing_alg)
     check_client_keys(method, keys, jwks_uri, token_endpoint_auth_signing_alg)
+    try:
+        resource_tuple = resource_uris(resources)
+    except ValueError as exc:
+        raise ValueError(f"resource: {exc}") from None
     return Client(
         client_id,
         secret_hash,
@@ -152,6 +146,7 @@ def build_client(
         jwks_uri=jwks_uri,
         token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
         secret_sealed=secret_sealed,
+        resources=resource_tuple,
     )
 
 
@@ -238,7 +233,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean), and for
     ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
     JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; for
-    ``client_secret_jwt``, ``secret_sealed`` (what ``client seal`` prints).
+    ``client_secret_jwt``, ``secret_sealed`` (what ``client seal`` prints);
+    ``resources`` (RFC 8707: the only resources it may ask tokens for).
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -266,6 +262,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "jwks_uri",
         "secret_sealed",
         "token_endpoint_auth_signing_alg",
+        "resources",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -305,6 +302,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 token_endpoint_auth_signing_alg=values.get("token_endpoint_auth_signing_alg", "").strip()
                 or None,
                 secret_sealed=sealed,
+                resources=values.get("resources", "").split(),
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None
@@ -321,17 +319,6 @@ def _jwks(values: Mapping[str, str], section: str) -> list[Mapping[str, Any]]:
         return jwk_set(json.loads(text))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"clients_file: [{section}] jwks: {exc}") from None
-
-
-def jwk_set(document: Any) -> list[Mapping[str, Any]]:
-    """The keys of a JWK Set document (RFC 7517 §5).
-
-    :raises ValueError: it is not an object with a ``keys`` list of objects.
-    """
-    keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
-        raise ValueError("not a JWK Set (an object with a list of keys)")
-    return keys
 
 
 def _flag(values: Mapping[str, str], section: str, key: str) -> bool:

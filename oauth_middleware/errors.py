@@ -96,6 +96,12 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidTarget(OAuthError):
+    """A ``resource`` that is malformed, unknown or not allowed for the client (RFC 8707 §2)."""
+
+    error = "invalid_target"
+
+
 class AccessDenied(OAuthError):
     """The resource owner or the server denied the request."""
 

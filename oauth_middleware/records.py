@@ -44,6 +44,8 @@ class AccessTokenRecord:
     :param extra: extra data the grant attached.
     :param family: the grant (code or refresh chain) it was issued from, if any.
     :param jkt: the DPoP key thumbprint it is bound to (RFC 9449 §6), or None.
+    :param audience: the resources it is for (RFC 8707), empty when none was requested.
+    :param act: the actor chain of a delegated token (RFC 8693 §4.1), or None.
     """
 
     client_id: str
@@ -53,15 +55,27 @@ class AccessTokenRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None
     jkt: str | None = None
+    audience: tuple[str, ...] = ()
+    act: Mapping[str, Any] | None = None
 
     def access_token(self, token: str, token_id: str) -> AccessToken:
         """The token as the guard hands it to the app."""
         return AccessToken(
-            token, self.client_id, self.user_id, self.scopes, self.expires_at, self.extra, token_id, self.jkt
+            token,
+            self.client_id,
+            self.user_id,
+            self.scopes,
+            self.expires_at,
+            self.extra,
+            token_id,
+            self.jkt,
+            self.audience,
+            self.act,
         )
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store (``k`` only for a bound token: bearer records stay as they were)."""
+        """The dict kept in the store (``k`` only for a bound token, ``a`` only with an audience,
+        ``ac`` only for a delegated token: other records stay as they were)."""
         value = {
             "c": self.client_id,
             "u": self.user_id,
@@ -72,13 +86,25 @@ class AccessTokenRecord:
         }
         if self.jkt is not None:
             value["k"] = self.jkt
+        if self.audience:
+            value["a"] = list(self.audience)
+        if self.act is not None:
+            value["ac"] = dict(self.act)
         return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> AccessTokenRecord:
         """Rebuild a record from :meth:`to_value` output."""
         return cls(
-            value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], value.get("f"), value.get("k")
+            value["c"],
+            value["u"],
+            tuple(value["s"]),
+            value["e"],
+            value["x"],
+            value.get("f"),
+            value.get("k"),
+            tuple(value.get("a", ())),
+            value.get("ac"),
         )
 
     @staticmethod
@@ -89,7 +115,16 @@ class AccessTokenRecord:
         frozen object built instead of two.
         """
         return AccessToken(
-            token, value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], token_id, value.get("k")
+            token,
+            value["c"],
+            value["u"],
+            tuple(value["s"]),
+            value["e"],
+            value["x"],
+            token_id,
+            value.get("k"),
+            tuple(value.get("a", ())),
+            value.get("ac"),
         )
 
 
@@ -105,6 +140,8 @@ class RefreshTokenRecord:
     :param chain_expires_at: when the whole rotation chain ends; a rotated
         token never outlives it.
     :param jkt: the DPoP key a public client's token is bound to (RFC 9449 §5), or None.
+    :param audience: the resources of the grant (RFC 8707 §2.2: a refresh may ask for
+        fewer, never others); empty when none was requested.
     """
 
     client_id: str
@@ -114,6 +151,7 @@ class RefreshTokenRecord:
     family: str
     chain_expires_at: int
     jkt: str | None = None
+    audience: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -131,6 +169,8 @@ class RefreshTokenRecord:
         }
         if self.jkt is not None:
             value["k"] = self.jkt
+        if self.audience:
+            value["a"] = list(self.audience)
         return value
 
     @classmethod
@@ -144,6 +184,7 @@ class RefreshTokenRecord:
             family=value["f"],
             chain_expires_at=value.get("ce", value["e"]),
             jkt=value.get("k"),
+            audience=tuple(value.get("a", ())),
         )
 
 
@@ -192,6 +233,7 @@ class CodeRecord:
     :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
     :param expires_at: expiry, Unix time.
     :param dpop_jkt: the DPoP key thumbprint the request bound the code to (RFC 9449 §10), or None.
+    :param audience: the ``resource`` values of the authorization request (RFC 8707 §2.1).
     """
 
     client_id: str
@@ -203,6 +245,7 @@ class CodeRecord:
     code_challenge_method: str | None
     expires_at: int
     dpop_jkt: str | None = None
+    audience: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -220,6 +263,7 @@ class CodeRecord:
             "cm": self.code_challenge_method,
             "e": self.expires_at,
             **({"dk": self.dpop_jkt} if self.dpop_jkt is not None else {}),
+            **({"a": list(self.audience)} if self.audience else {}),
         }
 
     @classmethod
@@ -235,6 +279,7 @@ class CodeRecord:
             code_challenge_method=value["cm"],
             expires_at=value["e"],
             dpop_jkt=value.get("dk"),
+            audience=tuple(value.get("a", ())),
         )
 
 
@@ -245,11 +290,13 @@ class PushedRequestRecord:
     :param client_id: the client that pushed it; only it may use the ``request_uri``.
     :param params: the pushed parameters, validated when pushed and again when used.
     :param expires_at: expiry, Unix time.
+    :param resources: the pushed ``resource`` values (RFC 8707), which may repeat.
     """
 
     client_id: str
     params: Mapping[str, str]
     expires_at: int
+    resources: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -257,12 +304,15 @@ class PushedRequestRecord:
 
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""
-        return {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+        value = {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+        if self.resources:
+            value["a"] = list(self.resources)
+        return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> PushedRequestRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], dict(value["p"]), value["e"])
+        return cls(value["c"], dict(value["p"]), value["e"], tuple(value.get("a", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +466,7 @@ class DeviceCodeRecord:
         poll is ``expired_token`` rather than an unknown code.
     :param status: ``pending``, ``approved`` or ``denied``.
     :param user_id: the user who approved it.
+    :param audience: the resources (RFC 8707) its tokens may be for.
     """
 
     client_id: str
@@ -424,6 +475,7 @@ class DeviceCodeRecord:
     expires_at: int
     status: str = "pending"
     user_id: str | None = None
+    audience: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -438,9 +490,18 @@ class DeviceCodeRecord:
             "e": self.expires_at,
             "st": self.status,
             "u": self.user_id,
+            **({"a": list(self.audience)} if self.audience else {}),
         }
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> DeviceCodeRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], tuple(value["s"]), value["uc"], value["e"], value["st"], value["u"])
+        return cls(
+            value["c"],
+            tuple(value["s"]),
+            value["uc"],
+            value["e"],
+            value["st"],
+            value["u"],
+            tuple(value.get("a", ())),
+        )

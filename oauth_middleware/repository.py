@@ -49,6 +49,8 @@ things the same way:
 ``device-used:<sha>``  a redeemed device code
 ``assertion:<sha256>`` a client assertion already used: the hash of its
                        client id and ``jti`` (RFC 7523 §3)
+``grant-jwt:<sha256>`` a JWT authorization grant already used: the hash
+                       of its issuer and ``jti`` (RFC 7523 §3)
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -377,6 +379,14 @@ class Repository:
         """
         digest = hashlib.sha256(f"{client_id}\0{jti}".encode()).hexdigest()
         return self._first_use(f"assertion:{digest}", ttl)
+
+    def record_grant_assertion(self, issuer: str, jti: str, ttl: int) -> bool:
+        """Record a JWT authorization grant's ``jti`` as used for ``issuer``; False when it already was.
+
+        Apart from client assertions: a client named like an issuer never uses up its ``jti`` values.
+        """
+        digest = hashlib.sha256(f"{issuer}\0{jti}".encode()).hexdigest()
+        return self._first_use(f"grant-jwt:{digest}", ttl)
 
     def _first_use(self, key: str, ttl: int) -> bool:
         """Mark ``key`` used for ``ttl`` seconds with one atomic ``add``: True only the first time."""

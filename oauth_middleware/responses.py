@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -163,19 +163,25 @@ def token_challenge(
     return challenge(scheme, params)
 
 
-def guard_error(error: BearerError, challenges: Iterable[str]) -> Response:
+def guard_error(
+    error: BearerError, challenges: Iterable[str], *, resource_metadata: str | None = None
+) -> Response:
     """Render a guard error: status, one ``WWW-Authenticate`` per challenge, and a JSON body.
 
     A request without credentials gets bare challenges and an empty JSON
     object: no error code or other error information (RFC 6750 §3.1). A
     5xx (store down, a bug) carries no challenge: the token is not at fault.
+
+    :param resource_metadata: the URL of the protected resource metadata, added
+        to every challenge (RFC 9728 §5.1), so a client finds where to get a token.
     """
     response = json_response(error_body(error) if error.error else {}, error.status_code)
     if error.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER
     if error.status_code < 500:
+        extra = "" if resource_metadata is None else f", resource_metadata={quoted_string(resource_metadata)}"
         for value in challenges:
-            response.headers.add("WWW-Authenticate", value)
+            response.headers.add("WWW-Authenticate", value + extra)
     if isinstance(error, DPoPGuardError) and error.nonce is not None:
         response.headers["DPoP-Nonce"] = error.nonce  # RFC 9449 §9
     response.headers["Vary"] = "Authorization"
@@ -188,7 +194,11 @@ def bearer_error(error: BearerError, realm: str) -> Response:
 
 
 def redirect(
-    location: str, params: Mapping[str, str], *, fragment: bool = False, status: int = 302
+    location: str,
+    params: Mapping[str, str] | Sequence[tuple[str, str]],
+    *,
+    fragment: bool = False,
+    status: int = 302,
 ) -> Response:
     """Redirect to ``location`` with ``params`` added to its query or fragment.
 

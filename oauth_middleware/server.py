@@ -27,8 +27,10 @@ from .grants import Grant, GrantContext, token_grants
 from .grants.authorization_code import issue_code
 from .interaction import Interaction, Pages
 from .models import Client
+from .peer_jwts import PeerJWTs
 from .profile import PROFILES
 from .repository import Repository
+from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
@@ -38,6 +40,7 @@ from .token_types import BearerToken, DPoPToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
+from .trusted_issuers import TrustedIssuers
 from .users import SessionCookies, Users
 from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
 
@@ -86,13 +89,16 @@ class AuthorizationServer:
         self.users = Users(settings, sessions)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
+        self.resource_policy = ResourcePolicy.from_settings(settings)
         self.throttle = Throttle(self.repository, settings, clock=clock)
         #: The security profile's per-request restrictions (``profile``), handed to the parts that apply them.
         self.profile = PROFILES[settings.profile]
+        #: Checks of JWTs other parties sign: client assertions, JWT grants, exchanged tokens.
+        self.peer_jwts = PeerJWTs.from_settings(settings, clock)
         assertions = ClientAssertions.from_settings(
             settings,
             self.repository,
-            clock,
+            self.peer_jwts,
             algorithms=tuple(self.profile.signing_algorithms(ASSERTION_ALGORITHMS)),
             audience_string_only=self.profile.audience_string_only,
         )
@@ -104,6 +110,7 @@ class AuthorizationServer:
             if DPoPToken.scheme in settings.token_types
             else None
         )
+        self.trusted_issuers = TrustedIssuers.load(settings.trusted_issuers_file, self.peer_jwts)
         grant_context: GrantContext = self
         self.grants: dict[str, Grant] = {
             name: cls(grant_context) for name, cls in token_grants(settings).items()
@@ -138,6 +145,7 @@ class AuthorizeWiring:
         self.settings = server.settings
         self.repository = server.repository
         self.scope_policy = server.scope_policy
+        self.resource_policy = server.resource_policy
         self.clock = server.clock
         self.users = server.users
         self.pages = server.pages
@@ -175,5 +183,9 @@ class AuthorizeWiring:
         """An access token for an approved implicit request."""
         # RFC 6749 §4.2.2: no refresh token with the implicit grant.
         return self._server.issuer.issue(
-            client=request.client, user_id=user_id, scopes=request.scopes, grant_type="implicit"
+            client=request.client,
+            user_id=user_id,
+            scopes=request.scopes,
+            grant_type="implicit",
+            audience=request.resources,
         )

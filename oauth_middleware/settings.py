@@ -24,6 +24,7 @@ from .parsing import scope_list
 from .profile import DEFAULTS as PROFILE_DEFAULTS
 from .profile import PROFILES, check_profile
 from .proxies import TrustedProxies
+from .resource_indicators import resource_uri, resource_uris
 
 log = logging.getLogger("oauth_middleware")
 
@@ -31,6 +32,9 @@ log = logging.getLogger("oauth_middleware")
 #: entry points: ``oauth2`` (authorization server and guard) and ``guard`` (the
 #: guard alone, on a resource server). See :meth:`Settings.check_role`.
 Role = Literal["oauth2", "guard"]
+
+#: The JWT bearer grant (RFC 7523 §2.1), which needs ``trusted_issuers_file``.
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -126,6 +130,17 @@ def fetch_url(value: str) -> str:
     return text_value
 
 
+def resource_identifier(value: str) -> str:
+    """An http(s) URL with a host and without a fragment (RFC 8707 §2, RFC 9728 §1.2), as written, or empty."""
+    text_value = fetch_url(value)  # its metadata is fetched from a URL built from it
+    return resource_uri(text_value) if text_value else ""
+
+
+def resource_list(value: str) -> tuple[str, ...]:
+    """Absolute URIs without fragments (RFC 8707 §2), separated by white space."""
+    return resource_uris(aslist(value))
+
+
 def choice(*options: str) -> Callable[[str], str]:
     """A converter accepting exactly one of ``options``."""
 
@@ -154,7 +169,7 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
 
 #: Claims a JWT access token sets itself (RFC 9068 §2.2), so never the extra-data claim.
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr"}
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr", "act"}
 )
 
 
@@ -402,6 +417,13 @@ class Settings:
         "(see *Clients as code*). Empty: none.",
     )
 
+    trusted_issuers_file: str = _setting(
+        "",
+        text,
+        "An ini file of ``[issuer:ISSUER]`` sections: the servers whose signed JWTs the JWT bearer "
+        "grant and token exchange accept (see *The JWT bearer grant*). Read at start-up. Empty: none.",
+    )
+
     # -- issuing -----------------------------------------------------------
     issuer: str = _setting(
         "",
@@ -431,8 +453,10 @@ class Settings:
         "``client_credentials``, ``password`` (resource owner password credentials: off by "
         "default, it needs ``verify_password``), ``urn:ietf:params:oauth:grant-type:device_code`` "
         "(RFC 8628, off by default: it also serves ``device_authorization_path`` and "
-        "``device_verification_path``) and those registered by plug-ins (see *Extending*). "
-        "Checked when the authorization server starts.",
+        "``device_verification_path``), ``urn:ietf:params:oauth:grant-type:jwt-bearer`` (RFC 7523, "
+        "off by default: it needs ``trusted_issuers_file``), "
+        "``urn:ietf:params:oauth:grant-type:token-exchange`` (RFC 8693, off by default) and those "
+        "registered by plug-ins (see *Extending*). Checked when the authorization server starts.",
     )
     scopes: tuple[str, ...] = _setting(
         "",
@@ -552,6 +576,14 @@ class Settings:
         "the password is wrong. Used by the built-in login page and the password grant. "
         "``oauth_middleware.demo:verify_password`` checks the demo app's ``users``.",
     )
+    token_exchange_policy: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function`` deciding who may exchange what (RFC 8693): called with a "
+        "``TokenExchange`` (the client, the verified subject and actor tokens, the scopes and "
+        "audience asked for), it returns True to allow; False is ``invalid_request``. Empty: the "
+        "built-in least-privilege policy (see *Token exchange*).",
+    )
     login_url: str = _setting(
         "",
         login_location,
@@ -600,6 +632,13 @@ class Settings:
         whole_number(0, 300),
         "Seconds during which a just-rotated refresh token still works for its client, for "
         "clients that retry after losing a response. 0: none.",
+    )
+    allowed_resources: tuple[str, ...] = _setting(
+        "",
+        resource_list,
+        "The resources (RFC 8707 absolute URIs) a client may ask a token for with ``resource``; "
+        "another is ``invalid_target``. Empty: any absolute URI without a fragment. A client "
+        "registered with resources of its own (``--resource``) is limited to those too.",
     )
     unique_tokens: bool = _setting(
         "false",
@@ -865,6 +904,22 @@ class Settings:
         "current one is ``use_dpop_nonce`` with a ``DPoP-Nonce`` header. Nonces are derived from "
         "``session_secret`` (required then), so every process sharing it accepts them.",
     )
+    resource_identifier: str = _setting(
+        "",
+        resource_identifier,
+        "This resource server's identifier (RFC 8707 §2, RFC 9728 ``resource``), the URL clients "
+        "use for it, e.g. ``https://api.example.com/mcp``. The guard then accepts only tokens "
+        "for it: a token's resources (a JWT's ``aud``; ``audience`` for one issued without) must "
+        "name it, else ``invalid_token``; and it serves its protected resource metadata. Empty: "
+        "a JWT must name one of ``audience``, and a token restricted to a resource is refused.",
+    )
+    accept_tokens_without_audience: bool = _setting(
+        "false",
+        asbool,
+        "With ``resource_identifier``: also accept a token that names no resource at all (an "
+        "opaque token issued without ``resource`` while ``audience`` is empty). Off: such a "
+        "token could be replayed at any resource server sharing the store. For a migration.",
+    )
     token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
     token_from_body: bool = _setting(
         "true",
@@ -986,6 +1041,8 @@ class Settings:
         if self.jwks_url:
             # The server signs with its own keys; keys fetched from elsewhere are a guard's.
             raise ConfigError("jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)")
+        if JWT_BEARER_GRANT in self.grants and not self.trusted_issuers_file:
+            raise ConfigError(f"trusted_issuers_file: required by the {JWT_BEARER_GRANT} grant")
         if "password" in self.grants and self.verify_password is None:
             raise ConfigError("verify_password: required by the password grant (grants = ... password)")
         if self.store.startswith("memcache:") and not self.client_store:

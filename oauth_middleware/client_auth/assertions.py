@@ -17,18 +17,15 @@ server needs the secret itself to check an HMAC.
 from __future__ import annotations
 
 import logging
-import math
-import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jwt
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, InvalidClient, TemporarilyUnavailable
+from ..errors import ConfigError, InvalidClient
 from ..keys import Key, public_jwk_key
 from ..models import Client
-from ..remote_keys import RemoteKeys
+from ..peer_jwts import MAX_JWT_LENGTH, PEER_ALGORITHMS, PeerJWTs
 from ..repository import Repository
 from ..sealed_secrets import HMAC_ALGORITHMS, SecretSealer, check_hmac_secret
 from .base import ClientCredentials
@@ -41,86 +38,68 @@ log = logging.getLogger("oauth_middleware.clients")
 #: RFC 7523 §2.2: the ``client_assertion_type`` of a JWT assertion.
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Algorithms a ``private_key_jwt`` assertion may be signed with: asymmetric only (RFC 9700 §2.5).
-ASSERTION_ALGORITHMS = ("RS256", "ES256", "EdDSA")
-#: Longest ``client_assertion`` read, in characters: an RSA-4096 signature fits many times over.
-MAX_ASSERTION_LENGTH = 8192
+ASSERTION_ALGORITHMS = PEER_ALGORITHMS
+#: Longest ``client_assertion`` read, in characters.
+MAX_ASSERTION_LENGTH = MAX_JWT_LENGTH
 
 
 class ClientAssertions:
-    """Verifies client assertions for one server: audience, lifetime, single use, the client's keys.
+    """Verifies client assertions for one server: the client's keys or secret, ``iss`` = ``sub``, single use.
+
+    Signature, audience and lifetime are checked by :class:`~oauth_middleware.peer_jwts.PeerJWTs`,
+    as for every JWT a peer signs.
 
     :param repository: where used ``jti`` values are recorded.
-    :param audiences: the ``aud`` values accepted: the issuer identifier, and
-        the token endpoint URL when ``client_assertion_audience_token_endpoint``.
+    :param jwts: the server's checks of peer JWTs (audiences, clock, leeway, fetched key sets).
     :param max_lifetime: longest an assertion may be valid, in seconds, from now
         and from its ``iat`` (``client_assertion_max_lifetime``).
-    :param interval: fewest seconds between two fetches of one ``jwks_uri``.
-    :param timeout: seconds before a fetch of a ``jwks_uri`` gives up.
-    :param clock: the time assertions are checked at.
-    :param leeway: seconds an ``iat`` or ``nbf`` may be in the future (clock skew, ``jwt_leeway``).
     :param algorithms: the asymmetric algorithms ``private_key_jwt`` assertions may use.
     :param audience_string_only: refuse an ``aud`` given as an array (FAPI 2.0 §5.3.2.1 item 8).
     :param sealer: opens ``client_secret_jwt`` secrets; without it none verifies.
 
     Example::
 
-        assertions = ClientAssertions(repository, ("https://as.example",), 300, interval=60, timeout=5)
+        jwts = PeerJWTs(("https://as.example",), interval=60, timeout=5)
+        assertions = ClientAssertions(repository, jwts, 300)
         assertions.verify(client, assertion)    # True, once per jti
     """
 
     def __init__(
         self,
         repository: Repository,
-        audiences: tuple[str, ...],
+        jwts: PeerJWTs,
         max_lifetime: int,
         *,
-        interval: float,
-        timeout: float,
-        clock: Clock = SYSTEM_CLOCK,
-        leeway: int = 0,
         algorithms: tuple[str, ...] = ASSERTION_ALGORITHMS,
         audience_string_only: bool = False,
         sealer: SecretSealer | None = None,
     ) -> None:
         self.repository = repository
-        self.audiences = audiences
+        self.jwts = jwts
         self.max_lifetime = max_lifetime
-        self.interval = interval
-        self.timeout = timeout
-        self.clock = clock
-        self.leeway = leeway
         self.algorithms = algorithms
         self.audience_string_only = audience_string_only
         self.sealer = sealer
-        self._remote: dict[str, RemoteKeys] = {}
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(
         cls,
         settings: Settings,
         repository: Repository,
-        clock: Clock,
+        jwts: PeerJWTs,
         *,
         algorithms: tuple[str, ...] = ASSERTION_ALGORITHMS,
         audience_string_only: bool = False,
     ) -> ClientAssertions:
-        """The verifier the ``issuer``, ``jwt_leeway``, ``client_assertion_*`` and ``client_secret_key`` settings describe.
+        """The verifier the ``client_assertion_max_lifetime`` and ``client_secret_key`` settings describe.
 
         :param algorithms: the ``private_key_jwt`` algorithms (a profile may narrow them).
         :param audience_string_only: refuse an array ``aud`` (a profile may ask it).
         """
-        audiences: tuple[str, ...] = (settings.issuer,)
-        if settings.client_assertion_audience_token_endpoint:
-            audiences += (settings.issuer + settings.token_path,)
         return cls(
             repository,
-            audiences,
+            jwts,
             settings.client_assertion_max_lifetime,
-            interval=settings.jwks_refetch_interval,
-            timeout=settings.jwks_timeout,
-            clock=clock,
-            leeway=settings.jwt_leeway,
             algorithms=algorithms,
             audience_string_only=audience_string_only,
             sealer=SecretSealer(settings.client_secret_key) if settings.client_secret_key else None,
@@ -156,128 +135,73 @@ class ClientAssertions:
         :raises TemporarilyUnavailable: the client's ``jwks_uri`` cannot be fetched
             and the assertion's key is not among those fetched before.
         """
-        header = _header(assertion)
-        alg, kid = header.get("alg"), header.get("kid")
-        # The client's allow-list (else any asymmetric one) before any key is looked for: none and HMAC never pass.
-        if not self._allowed(client, alg, self.algorithms) or (kid is not None and not isinstance(kid, str)):
-            return False
-        candidates = (
-            self._claims(key.verifier, key.alg, assertion)
-            for key in self._keys(client, kid)
-            if key.alg == alg
+        # The client's allow-list (else the method's) before any key is looked for: none and HMAC never pass.
+        return self._first_use(
+            client,
+            self.jwts.claims(
+                assertion,
+                algorithms=self._allowed(client, self.algorithms),
+                keys=lambda kid: self._keys(client, kid),
+                max_lifetime=self.max_lifetime,
+            ),
         )
-        return self._first_use(client, next((found for found in candidates if found is not None), None))
 
     def verify_hmac(self, client: Client, assertion: str) -> bool:
         """True when ``assertion`` is an HMAC keyed with ``client``'s secret (``client_secret_jwt``), used once."""
-        alg = _header(assertion).get("alg")
-        if not self._allowed(client, alg, tuple(HMAC_ALGORITHMS)) or client.secret_sealed is None:
+        if client.secret_sealed is None:
             return False
         secret = None if self.sealer is None else self.sealer.open(client.client_id, client.secret_sealed)
         if secret is None:
             log.error("client %r: its sealed secret does not open with client_secret_key", client.client_id)
             return False
         key = secret.encode("utf-8")
-        # RFC 7518 §3.2: a key shorter than the hash is refused (registration checks it too).
-        if len(key) < HMAC_ALGORITHMS[str(alg)]:
-            return False
-        return self._first_use(client, self._claims(key, str(alg), assertion))
+        # RFC 7518 §3.2: a key shorter than the hash is never used (registration checks it too).
+        algorithms = [
+            alg for alg in self._allowed(client, tuple(HMAC_ALGORITHMS)) if len(key) >= HMAC_ALGORITHMS[alg]
+        ]
+        hmac_keys = [Key("", alg, key) for alg in algorithms]
+        return self._first_use(
+            client,
+            self.jwts.claims(
+                assertion, algorithms=algorithms, keys=lambda kid: hmac_keys, max_lifetime=self.max_lifetime
+            ),
+        )
 
     @staticmethod
-    def _allowed(client: Client, alg: object, family: tuple[str, ...]) -> bool:
-        """``alg`` is the client's registered algorithm, or without one, of the method's ``family``."""
-        if not isinstance(alg, str) or alg not in family:
-            return False
-        return client.token_endpoint_auth_signing_alg in (None, alg)
+    def _allowed(client: Client, family: tuple[str, ...]) -> tuple[str, ...]:
+        """The client's registered algorithm if it is of the method's ``family``; without one, the family."""
+        registered = client.token_endpoint_auth_signing_alg
+        if registered is None:
+            return family
+        return (registered,) if registered in family else ()
 
     def _first_use(self, client: Client, claims: Mapping[str, Any] | None) -> bool:
-        """True for verified ``claims`` whose ``jti`` this client never used (RFC 7523 §3 item 7)."""
-        if claims is None:
+        """True for verified ``claims`` of ``client`` whose ``jti`` it never used (RFC 7523 §3 item 7)."""
+        if claims is None or claims["iss"] != claims["sub"]:
             return False
-        ttl = int(claims["exp"] - self.clock.time()) + 1
-        # Kept as long as the assertion could pass, one atomic add.
-        return self.repository.record_client_assertion(client.client_id, claims["jti"], ttl)
-
-    def _claims(self, verifier: Any, alg: str, assertion: str) -> dict[str, Any] | None:
-        """The assertion's claims if ``verifier`` checks its signature and they meet RFC 7523 §3; else None."""
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                assertion,
-                verifier,
-                algorithms=[alg],
-                audience=list(self.audiences),
-                options={
-                    "require": ["iss", "sub", "aud", "exp", "jti"],
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidTokenError as exc:
-            log.info("client assertion refused: %s", type(exc).__name__)
-            return None
         if self.audience_string_only and not isinstance(claims["aud"], str):
-            return None
-        return claims if self._timely(claims) else None
-
-    def _timely(self, claims: Mapping[str, Any]) -> bool:
-        """``exp`` in the future but within the maximum lifetime; ``nbf`` and ``iat`` not in the future."""
-        now = self.clock.time()
-        times = [claims.get(name) for name in ("exp", "nbf", "iat")]
-        # JSON numbers only, finite: Python's json reads NaN, which passes every comparison.
-        if any(t is not None and not _is_time(t) for t in times):
             return False
-        exp, nbf, iat = times
-        if not isinstance(claims["jti"], str) or not claims["jti"] or claims["iss"] != claims["sub"]:
-            return False
-        if exp is None or exp <= now or exp > now + self.max_lifetime:
-            return False
-        # A clock a little ahead of ours is tolerated (jwt_leeway), never on exp.
-        if iat is not None and (iat > now + self.leeway or exp - iat > self.max_lifetime):
-            return False
-        return nbf is None or nbf <= now + self.leeway
+        # Kept as long as the assertion could pass, one atomic add.
+        return self.repository.record_client_assertion(client.client_id, claims["jti"], self.jwts.ttl(claims))
 
     def _keys(self, client: Client, kid: str | None) -> list[Key]:
         """The client's keys an assertion with ``kid`` may be signed with."""
         if client.jwks_uri is not None:
-            remote = self._remote_keys(client.jwks_uri)
-            if kid is not None:
-                key = remote.find(kid)
-                return [] if key is None else [key]
-            if not remote.keys:
-                remote.find("")  # first use: fetch the set (a fetch failure is the 503)
-            return list(remote.keys.values())
+            return self.jwts.keys(kid, jwks_uri=client.jwks_uri)
         keys = []
         for index, entry in enumerate(client.jwks):
             try:
-                key = public_jwk_key(dict(entry), f"key {index} of client {client.client_id}")
+                keys.append(public_jwk_key(dict(entry), f"key {index} of client {client.client_id}"))
             except ConfigError:
                 continue  # checked at registration; a key this version cannot use never matches
-            if kid is None or key.kid == kid:
-                keys.append(key)
-        return keys
-
-    def _remote_keys(self, url: str) -> RemoteKeys:
-        """The cached key set of ``url``, shared by every client registered with it."""
-        with self._lock:
-            remote = self._remote.get(url)
-            if remote is None:
-                remote = RemoteKeys(
-                    url,
-                    interval=self.interval,
-                    timeout=self.timeout,
-                    clock=self.clock.monotonic,
-                    unavailable=TemporarilyUnavailable,
-                )
-                self._remote[url] = remote
-            return remote
+        return self.jwts.keys(kid, jwks=keys)
 
 
 def _header(assertion: str) -> dict[str, Any]:
     """The JOSE header of ``assertion``, unverified; empty when it is not a JWT."""
     try:
         return jwt.get_unverified_header(assertion)
-    except jwt.InvalidTokenError:
+    except (jwt.InvalidTokenError, RecursionError):
         return {}
 
 
@@ -285,11 +209,6 @@ def _is_hmac(assertion: str) -> bool:
     """Whether ``assertion`` says it is an HMAC (``client_secret_jwt``)."""
     alg = _header(assertion).get("alg")
     return isinstance(alg, str) and alg in HMAC_ALGORITHMS
-
-
-def _is_time(value: object) -> bool:
-    """A finite number (not a bool): something a time can be compared with."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @runtime_checkable

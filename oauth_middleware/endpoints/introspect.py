@@ -61,8 +61,12 @@ def access_token_info(context: EndpointContext, token: str, issuer: str) -> dict
     body["token_type"] = context.issuer.token_type if access.jkt is None else DPOP_TOKEN_TYPE
     if access.jkt is not None:
         body["cnf"] = {"jkt": access.jkt}  # RFC 9449 §6.2
-    if context.settings.audience:
-        body["aud"] = list(context.settings.audience)
+    if access.act is not None:
+        body["act"] = dict(access.act)  # RFC 8693 §4.1, RFC 7662 §2.2
+    # The token's own resources (RFC 8707; a JWT's aud), else the default audience every token had before.
+    audience = access.audience or context.settings.audience
+    if audience:
+        body["aud"] = list(audience)
     if context.settings.token_format == "jwt":
         body["jti"] = access.token_id
     return body

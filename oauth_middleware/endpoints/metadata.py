@@ -15,6 +15,7 @@ from ..client_auth.assertions import ASSERTION_ALGORITHMS
 from ..grants import grant_metadata, grant_types_supported, offered_response_types
 from ..profile import PROFILES
 from ..request_context import RequestContext
+from ..resource_indicators import known_resources
 from ..responses import JSONReply, Reply
 from ..sealed_secrets import HMAC_ALGORITHMS
 from ..token_types import token_type_metadata
@@ -59,6 +60,9 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
         document["authorization_response_iss_parameter_supported"] = True
         if settings.require_pushed_authorization_requests:
             document["require_pushed_authorization_requests"] = True  # RFC 9126 §5
+    resources = known_resources(settings)
+    if resources:
+        document["protected_resources"] = list(resources)  # RFC 9728 §4
     document.update(grant_metadata(settings))
     document.update(token_type_metadata(settings))
     return document

@@ -43,7 +43,8 @@ def par_endpoint(context: PushContext, request: HTTPRequest) -> Reply:
     client = context.client_auth.authenticate(request)
     if PROFILES[context.settings.profile].par_requires_redirect_uri and "redirect_uri" not in request.form:
         raise InvalidRequest("redirect_uri is required in a pushed authorization request")
-    validated = validate_pushed_request(context, client, request.form.items())
+    resources = (("resource", resource) for resource in request.resources)
+    validated = validate_pushed_request(context, client, [*request.form.items(), *resources])
     # 256 random bits: the request_uri is a bearer reference to the request until it is used.
     request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
     ttl = context.settings.par_ttl
@@ -51,6 +52,7 @@ def par_endpoint(context: PushContext, request: HTTPRequest) -> Reply:
         client_id=client.client_id,
         params=dict(validated.params),
         expires_at=int(context.clock.time()) + ttl,
+        resources=validated.resources,
     )
     context.repository.save_pushed_request(pushed_request_id(request_uri), record, ttl)
     return JSONReply({"request_uri": request_uri, "expires_in": ttl}, status=201)

@@ -64,6 +64,11 @@ class ApprovedRequest(Protocol):
         """The DPoP key the code is bound to (RFC 9449 §10): only a proof of it redeems the code."""
         ...
 
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The resources (RFC 8707) the code's tokens may be for."""
+        ...
+
 
 def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
     """Create and store a code for an approved authorization request; return it."""
@@ -79,6 +84,7 @@ def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) ->
         code_challenge_method=request.code_challenge_method,
         expires_at=int(context.clock.time()) + ttl,
         dpop_jkt=request.dpop_jkt,
+        audience=request.resources,
     )
     context.repository.save_code(digest(code), record, ttl)
     return code
@@ -116,10 +122,13 @@ class AuthorizationCodeGrant:
         if record is None or record.expired(self.context.clock.time()):
             self._used_or_unknown(code_id, request.client.client_id)
         self._check(record, request)
+        # Checked before the code is claimed: a refused request must not use it up.
+        client_resources = request.client.resources
+        audience = self.context.resource_policy.narrow(request.resources, record.audience, client_resources)
         # The code's id is the family of every token issued from it.
         if not self.repository.claim_code(code_id, code_id, self.context.settings.code_ttl):
             self._replayed(code_id, code_id, request.client.client_id)
-        response = self._issue(record, request)
+        response = self._issue(record, request, audience)
         marker = self.repository.redeemed_code(code_id)
         if marker is not None and marker.replayed:
             # A replay raced this redemption; make sure its tokens die too.
@@ -139,7 +148,9 @@ class AuthorizationCodeGrant:
         # The settings or the registration may have dropped a scope since the code was issued.
         self.context.scope_policy.check(record.scopes, request.client)
 
-    def _issue(self, record: CodeRecord, request: TokenRequest) -> TokenResponse:
+    def _issue(self, record: CodeRecord, request: TokenRequest, audience: tuple[str, ...]) -> TokenResponse:
+        """Tokens for the code's user and scopes: the access token for ``audience``, the refresh
+        token for the code's resources (RFC 8707 §2.2)."""
         family = digest(request.params["code"])
         return issue_with_refresh(
             self.context,
@@ -148,6 +159,8 @@ class AuthorizationCodeGrant:
             user_id=record.user_id,
             scopes=record.scopes,
             family=family,
+            audience=audience,
+            grant_audience=record.audience,
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:

@@ -12,11 +12,13 @@ from ..request_context import RequestContext
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..repository import Repository
+    from ..resource_indicators import ResourcePolicy
     from ..scopes import ScopePolicy
     from ..settings import Settings
     from ..throttle import Throttle
     from ..tokens.issuer import TokenIssuer
     from ..tokens.refresh import RefreshTokens
+    from ..trusted_issuers import TrustedIssuers
     from ..users import Users
 
 
@@ -35,6 +37,12 @@ class TokenRequest:
     client: Client
     request: RequestContext
     dpop_jkt: str | None = None
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The request's ``resource`` values (RFC 8707 §2.2), as sent: resolve them with the
+        context's ``resource_policy``."""
+        return self.request.resources
 
 
 class TokenResponse(NamedTuple):
@@ -90,6 +98,11 @@ class GrantContext(Protocol):
         ...
 
     @property
+    def resource_policy(self) -> ResourcePolicy:
+        """Resolves the ``resource`` values of a request (RFC 8707) against the server's and the client's."""
+        ...
+
+    @property
     def issuer(self) -> TokenIssuer:
         """Issues access tokens: the token response body (its ``token_type`` included)."""
         ...
@@ -107,6 +120,11 @@ class GrantContext(Protocol):
     @property
     def users(self) -> Users:
         """Checks users' passwords (the password grant)."""
+        ...
+
+    @property
+    def trusted_issuers(self) -> TrustedIssuers:
+        """The issuers whose signed JWTs are grants and subject tokens (``trusted_issuers_file``)."""
         ...
 
 
@@ -158,10 +176,16 @@ def issue_with_refresh(
     user_id: str | None,
     scopes: tuple[str, ...],
     family: str,
+    audience: tuple[str, ...] = (),
+    grant_audience: tuple[str, ...] | None = None,
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
     The shared last step of the authorization code and password grants.
+
+    :param audience: the resources the access token is for (RFC 8707).
+    :param grant_audience: the resources of the grant, which the refresh token keeps
+        (RFC 8707 §2.2: its tokens may be for any of them); None: ``audience``.
     """
     body = context.issuer.issue(
         client=request.client,
@@ -170,6 +194,7 @@ def issue_with_refresh(
         grant_type=grant_type,
         family=family,
         jkt=request.dpop_jkt,
+        audience=audience,
     )
     return TokenResponse(
         context.refresh_tokens.add_to(
@@ -180,5 +205,6 @@ def issue_with_refresh(
             scopes=scopes,
             family=family,
             jkt=request.dpop_jkt,
+            audience=audience if grant_audience is None else grant_audience,
         )
     )

@@ -31,8 +31,9 @@ class ClientCredentialsGrant:
         self.context = context
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
-        """Grant the requested (or default) scope to the client itself."""
+        """Grant the requested (or default) scope to the client itself, for the requested resources."""
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
         return TokenResponse(
             self.context.issuer.issue(
                 client=request.client,
@@ -40,5 +41,6 @@ class ClientCredentialsGrant:
                 scopes=scopes,
                 grant_type=self.grant_type,
                 jkt=request.dpop_jkt,
+                audience=resources,
             )
         )

@@ -44,6 +44,7 @@ class PasswordGrant:
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
         user_id = verify_password(
             self.context,
             request.request,
@@ -56,5 +57,11 @@ class PasswordGrant:
             raise InvalidGrant("wrong username or password")
         family = new_family()
         return issue_with_refresh(
-            self.context, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
+            self.context,
+            request,
+            self.grant_type,
+            user_id=user_id,
+            scopes=scopes,
+            family=family,
+            audience=resources,
         )

@@ -18,7 +18,7 @@ import hmac
 import html
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 
 from webob import Response
@@ -117,9 +117,10 @@ class Pages:
         return hmac.compare_digest(expected.encode("ascii"), presented.encode("utf-8", "replace"))
 
 
-def _hidden_fields(fields: Mapping[str, str], **extra: str) -> str:
-    merged = {**fields, **extra}
+def _hidden_fields(fields: Mapping[str, str] | Sequence[tuple[str, str]], **extra: str) -> str:
+    pairs = fields.items() if isinstance(fields, Mapping) else fields
+    merged = [*((name, value) for name, value in pairs if name not in extra), *extra.items()]
     return "\n".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
-        for name, value in merged.items()
+        for name, value in merged
     )

@@ -54,6 +54,7 @@ class RefreshTokens:
         family: str,
         chain_expires_at: int | None = None,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
     ) -> str:
         """Create and store a refresh token; return it.
 
@@ -61,12 +62,13 @@ class RefreshTokens:
         :param chain_expires_at: end of the rotation chain; None starts a new
             chain that ends ``refresh_token_ttl`` from now.
         :param jkt: the DPoP key it is bound to (a public client's, RFC 9449 §5), or None.
+        :param audience: the resources of the grant (RFC 8707 §2.2), which its refreshes may narrow.
         """
         now = int(self.clock.time())
         chain_end = chain_expires_at if chain_expires_at is not None else now + self.ttl
         expires_at = min(chain_end, now + self.idle_ttl) if self.idle_ttl else chain_end
         token = new_token_string(self.generator)
-        record = RefreshTokenRecord(client_id, user_id, scopes, expires_at, family, chain_end, jkt)
+        record = RefreshTokenRecord(client_id, user_id, scopes, expires_at, family, chain_end, jkt, audience)
         self.repository.save_refresh_token(digest(token), record, max(1, expires_at - now))
         return token
 
@@ -80,12 +82,14 @@ class RefreshTokens:
         scopes: tuple[str, ...],
         family: str,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Add a new chain's ``refresh_token`` to a token response when it is offered.
 
         :param jkt: the key of the request's DPoP proof: a public client's
             refresh token is bound to it (RFC 9449 §5; a confidential client's
             is bound to the client's own credentials already).
+        :param audience: the resources of the grant.
         """
         if self.offered(grant_type, client):
             body["refresh_token"] = self.issue(
@@ -94,5 +98,6 @@ class RefreshTokens:
                 scopes=scopes,
                 family=family,
                 jkt=jkt if client.is_public else None,
+                audience=audience,
             )
         return body
