@@ -23,6 +23,7 @@ import jwt
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, InvalidClient, TemporarilyUnavailable
+from ..fetch import Fetcher
 from ..keys import Key, public_jwk_key
 from ..models import Client
 from ..remote_keys import RemoteKeys
@@ -53,6 +54,8 @@ class ClientAssertions:
     :param interval: fewest seconds between two fetches of one ``jwks_uri``.
     :param timeout: seconds before a fetch of a ``jwks_uri`` gives up.
     :param clock: the time assertions are checked at.
+    :param fetcher: fetches ``jwks_uri`` key sets; by default a restricted one
+        (no special-use address: the client chose the URL) with ``timeout``.
 
     Example::
 
@@ -69,8 +72,10 @@ class ClientAssertions:
         interval: float,
         timeout: float,
         clock: Clock = SYSTEM_CLOCK,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self.repository = repository
+        self.fetcher = fetcher or Fetcher(timeout=timeout)
         self.audiences = audiences
         self.max_lifetime = max_lifetime
         self.interval = interval
@@ -92,6 +97,7 @@ class ClientAssertions:
             interval=settings.jwks_refetch_interval,
             timeout=settings.jwks_timeout,
             clock=clock,
+            fetcher=Fetcher(timeout=settings.jwks_timeout, allowed=settings.fetch_allowed_networks),
         )
 
     def verify(self, client: Client, assertion: str) -> bool:
@@ -186,6 +192,7 @@ class ClientAssertions:
                     timeout=self.timeout,
                     clock=self.clock.monotonic,
                     unavailable=TemporarilyUnavailable,
+                    fetcher=self.fetcher,
                 )
                 self._remote[url] = remote
             return remote
