@@ -153,13 +153,14 @@ class TooManyRequests(OAuthError):
     authorization endpoint only) mean something else.
 
     :param retry_after: whole seconds until the block ends.
+    :param description: what was too many (failed attempts unless said).
     """
 
     error = "invalid_request"
     status_code = 429
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many failed attempts, retry later")
+    def __init__(self, retry_after: int, description: str = "too many failed attempts, retry later") -> None:
+        super().__init__(description)
         #: Seconds to wait, sent as ``Retry-After``.
         self.retry_after = retry_after
 
@@ -235,6 +236,24 @@ class RedirectedError(OAuthError):
         self.state = state
         self.fragment = fragment
         self.issuer = issuer
+
+
+class InvalidRedirectUri(OAuthError):
+    """RFC 7591 §3.2.2: a registration's redirect URI is malformed or not allowed here."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidClientMetadata(OAuthError):
+    """RFC 7591 §3.2.2: a registration's (or a metadata document's) client metadata is refused."""
+
+    error = "invalid_client_metadata"
+
+
+class UnapprovedSoftwareStatement(OAuthError):
+    """RFC 7591 §3.2.2: a software statement, none of which this server approves."""
+
+    error = "unapproved_software_statement"
 
 
 class BearerError(OAuthError):

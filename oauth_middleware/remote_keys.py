@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import BearerUnavailable, ConfigError, OAuthError
-from .fetch import FetchError, Fetcher
+from .fetch import Fetcher, FetchError
 from .keys import Key, public_jwk_key
 
 log = logging.getLogger("oauth_middleware.keys")
