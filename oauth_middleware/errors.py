@@ -202,6 +202,15 @@ class InvalidRequestUri(FatalClientError):
     error = "invalid_request_uri"
 
 
+class UnusableClientDocument(FatalClientError):
+    """A client ID metadata document that cannot be fetched or used: an error page naming why.
+
+    The token endpoint never shows it: there the client is just unknown (``invalid_client``).
+    """
+
+    error = "invalid_client"
+
+
 class RedirectedError(OAuthError):
     """An authorization-endpoint error sent back to the client's redirect URI.
 

@@ -18,11 +18,13 @@ from webob import Request
 
 from .authorization import AuthorizationRequest
 from .client_auth import ClientAssertions, ClientAuthenticator
+from .client_documents import ClientDirectory, ClientDocuments
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .dpop import ProofVerifier
 from .endpoints.authorize import AuthorizeContext
-from .grants import Grant, GrantContext, token_grants
+from .fetch import Fetcher
+from .grants import Grant, GrantContext, grant_types_supported, token_grants
 from .grants.authorization_code import issue_code
 from .interaction import Interaction, Pages
 from .models import Client
@@ -85,8 +87,21 @@ class AuthorizationServer:
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.throttle = Throttle(self.repository, settings, clock=clock)
+        documents = (
+            ClientDocuments(
+                Fetcher(timeout=settings.jwks_timeout, allowed=settings.fetch_allowed_networks),
+                grant_types_supported(settings),
+                settings.registration_scopes or settings.scopes,
+                settings.client_document_max_age,
+                clock=clock,
+            )
+            if settings.client_id_metadata_documents
+            else None
+        )
+        #: Registered clients, then (when on) those of client ID metadata documents.
+        self.clients = ClientDirectory(self.repository, documents)
         self.client_auth = ClientAuthenticator(
-            self.repository, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
+            self.clients, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
         )
         self.dpop = (
             ProofVerifier.from_settings(settings, self.repository)
@@ -122,6 +137,7 @@ class AuthorizeWiring:
         self._server = server
         self.settings = server.settings
         self.repository = server.repository
+        self.clients = server.clients
         self.scope_policy = server.scope_policy
         self.clock = server.clock
         self.users = server.users

@@ -53,6 +53,10 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
         document["authorization_response_iss_parameter_supported"] = True
         if settings.require_pushed_authorization_requests:
             document["require_pushed_authorization_requests"] = True  # RFC 9126 §5
+    if settings.client_id_metadata_documents:
+        document["client_id_metadata_document_supported"] = (
+            True  # draft-ietf-oauth-client-id-metadata-document
+        )
     document.update(grant_metadata(settings))
     document.update(token_type_metadata(settings))
     return document
