@@ -89,7 +89,7 @@ def registered_client(
     :param grants: the grant types it may register (those the server offers).
     :param scopes: the scopes it may register; a scope outside them is refused.
     :param default_method: the ``token_endpoint_auth_method`` when none is sent
-        (RFC 7591 §2: ``client_secret_basic``).
+        (RFC 7591 §2: ``client_secret_basic``); ``private_key_jwt`` when keys are sent.
     :raises InvalidClientMetadata: naming the member at fault.
     :raises InvalidRedirectUri: a redirect URI this server does not allow.
     :raises UnapprovedSoftwareStatement: a ``software_statement`` (none is approved here).
@@ -106,7 +106,9 @@ def registered_client(
     redirect_uris = [check_redirect_uri(uri) for uri in _strings(metadata, "redirect_uris", [])]
     if not redirect_uris and any(_redirects(g) for g in grant_types):
         raise InvalidRedirectUri("redirect_uris is required for the grant types registered")
-    method = _text(metadata, "token_endpoint_auth_method") or default_method
+    keyed = metadata.get("jwks") is not None or metadata.get("jwks_uri") is not None
+    # Keys without a method mean the method that uses them, as for every other registration.
+    method = _text(metadata, "token_endpoint_auth_method") or ("private_key_jwt" if keyed else default_method)
     declared = auth_method(method)
     if declared is None:
         raise InvalidClientMetadata("token_endpoint_auth_method is not supported here")
