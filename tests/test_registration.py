@@ -321,7 +321,7 @@ def test_the_initial_access_token_registers(gated):
 
 
 def test_initial_access_token_mode_needs_tokens(make_middleware):
-    with pytest.raises(ConfigError, match="^initial_access_tokens: required"):
+    with pytest.raises(ConfigError, match=r"^initial_access_tokens: required"):
         make_middleware(registration="initial-access-token")
 
 
@@ -339,7 +339,7 @@ def test_registration_settings_errors(make_middleware, value, message):
 
 
 def test_registration_scopes_must_be_offered(make_middleware):
-    with pytest.raises(ConfigError, match="^registration_scopes: every scope"):
+    with pytest.raises(ConfigError, match=r"^registration_scopes: every scope"):
         make_middleware(scopes="read", registration_scopes="read admin")
 
 
