@@ -243,3 +243,77 @@ def test_a_client_jwks_uri_on_loopback_is_refused_unless_allowed(make_middleware
     allowed = make_middleware(fetch_allowed_networks="127.0.0.1")
     register(allowed, CLIENT, None, grant_types=["client_credentials"], scopes=["read"], jwks_uri=url)
     assert webtest.TestApp(allowed).post("/oauth/token", form(assertion())).json["token_type"] == "Bearer"
+
+
+# -- https: the certificate is checked against the URL's host ------------------
+
+
+@pytest.fixture
+def tls_documents(tmp_path) -> Iterator[tuple[str, str]]:
+    """An https server on 127.0.0.1 with a self-signed certificate; its URL and the certificate file."""
+    import datetime
+    import http.server
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"tls": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/doc.json", str(cert_file)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_is_fetched_only_from_a_trusted_certificate(tls_documents):
+    import ssl
+
+    url, cert_file = tls_documents
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+        loopback_fetcher().fetch(url, 1024)
+    trusting = Fetcher(timeout=2, allowed=LOOPBACK, context=ssl.create_default_context(cafile=cert_file))
+    assert trusting.fetch(url, 1024, json_type=True).document == {"tls": True}
