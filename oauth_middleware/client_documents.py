@@ -5,10 +5,10 @@ URL and names no registered client is fetched (:mod:`oauth_middleware.fetch`:
 no special-use address, no redirect, one deadline, at most
 :data:`MAX_DOCUMENT_SIZE` bytes, JSON only) and checked:
 
-* its ``client_id`` is the URL, compared as strings (§4): a document served
+* its ``client_id`` is the URL, compared as strings: a document served
   at one URL cannot speak for another client;
 * no shared secret: no ``client_secret``, and a ``token_endpoint_auth_method``
-  of ``none`` (the default here) or ``private_key_jwt`` with its keys (§4.1);
+  of ``none`` (the default here) or ``private_key_jwt`` with its keys;
 * ``redirect_uris`` present, each as a dynamic registration's (RFC 8252);
 * grant types among ``authorization_code`` and ``refresh_token``; scopes
   outside those such clients may have are dropped, not refused: one document
@@ -55,7 +55,7 @@ DOCUMENT_GRANTS = ("authorization_code", "refresh_token")
 
 
 def is_document_url(client_id: str) -> bool:
-    """Whether ``client_id`` has the form of a client identifier URL (§3).
+    """Whether ``client_id`` has the form of a client identifier URL (the draft's "Client Identifier URL").
 
     https (or http, which the fetcher allows only to an allowed loopback
     address), a host, a path, no user info, fragment or dot segments.
@@ -181,7 +181,7 @@ class ClientDirectory:
     """Every client the server knows: those registered, then those of metadata documents.
 
     A registered client wins, also one whose id is a URL (an operator may
-    register a document's URL itself, §6.2 of the draft).
+    register a document's URL itself: the draft's pre-registration).
 
     :param clients: the registered clients (the repository).
     :param documents: the metadata documents; None when ``client_id_metadata_documents`` is off.
