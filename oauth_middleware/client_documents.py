@@ -29,9 +29,9 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Protocol
 from urllib.parse import urlsplit
 
+from .client_auth.authenticator import ClientSource
 from .client_metadata import registered_client
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import OAuthError, UnusableClientDocument
@@ -170,13 +170,6 @@ def _describe(exc: Exception) -> str:
     return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", text)[:200]
 
 
-class Clients(Protocol):
-    """Where registered clients are found (the repository)."""
-
-    def get_client(self, client_id: str) -> Client | None:
-        """The registered client with this id, or None."""
-
-
 class ClientDirectory:
     """Every client the server knows: those registered, then those of metadata documents.
 
@@ -187,7 +180,7 @@ class ClientDirectory:
     :param documents: the metadata documents; None when ``client_id_metadata_documents`` is off.
     """
 
-    def __init__(self, clients: Clients, documents: ClientDocuments | None) -> None:
+    def __init__(self, clients: ClientSource, documents: ClientDocuments | None) -> None:
         self.clients = clients
         self.documents = documents
 
