@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from .client_auth.authenticator import ClientSource
 from .client_metadata import registered_client
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import OAuthError, UnusableClientDocument
+from .errors import OAuthError, UnusableClientDocument, describable
 from .fetch import Fetcher, FetchError
 from .models import Client
 
@@ -104,8 +104,6 @@ class ClientDocuments:
         self.scopes = tuple(scopes)
         self.max_age = max_age
         self.clock = clock
-        #: How many fetches were attempted.
-        self.fetches = 0
         self._cache: OrderedDict[str, tuple[float, Client | str]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -135,7 +133,6 @@ class ClientDocuments:
 
     def _load(self, url: str) -> tuple[Client, int]:
         """Fetch and check the document; the client and the seconds it may be kept."""
-        self.fetches += 1
         fetched = self.fetcher.fetch(url, MAX_DOCUMENT_SIZE, json_type=True)
         metadata = fetched.document
         if not isinstance(metadata, dict) or metadata.get("client_id") != url:
@@ -166,8 +163,7 @@ class ClientDocuments:
 
 def _describe(exc: Exception) -> str:
     """A refusal's reason in the characters an ``error_description`` may hold."""
-    text = exc.description if isinstance(exc, OAuthError) else str(exc)
-    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", text)[:200]
+    return describable(exc.description if isinstance(exc, OAuthError) else str(exc), 200)
 
 
 class ClientDirectory:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from .client_auth import auth_method
 from .clients import build_client, is_loopback_host, jwk_set
-from .errors import InvalidClientMetadata, InvalidRedirectUri, UnapprovedSoftwareStatement
+from .errors import InvalidClientMetadata, InvalidRedirectUri, UnapprovedSoftwareStatement, describable
 from .grants import response_types as grant_response_types
 from .models import Client
 
@@ -135,7 +135,7 @@ def registered_client(
             token_endpoint_auth_signing_alg=_text(metadata, "token_endpoint_auth_signing_alg"),
         )
     except ValueError as exc:
-        raise InvalidClientMetadata(_safe(str(exc))) from None
+        raise InvalidClientMetadata(describable(str(exc))) from None
     return RegisteredMetadata(client, _descriptive(metadata))
 
 
@@ -263,8 +263,3 @@ def _descriptive(metadata: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidClientMetadata(f"{name} must be an http(s) URL")
         kept[name] = value
     return kept
-
-
-def _safe(message: str) -> str:
-    """A message fit for ``error_description`` (RFC 6749 §5.2 characters), shortened."""
-    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", message)[:300]

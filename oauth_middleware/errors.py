@@ -15,6 +15,14 @@ import re
 _DESCRIPTION_CHARS = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
 
 
+def describable(text: str, limit: int = 300) -> str:
+    """``text`` made fit for an ``error_description``: characters RFC 6749 §5.2 forbids become ``?``, cut at ``limit``.
+
+    For messages that may quote what a client sent (a metadata document's reason for refusal).
+    """
+    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", text)[:limit]
+
+
 class ConfigError(ValueError):
     """A setting is missing, unknown or has a bad value (raised at load time).
 

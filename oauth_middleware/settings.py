@@ -713,7 +713,12 @@ class Settings:
         "with made-up ``kid`` values cannot make the guard hammer the authorization server. A "
         "token signed with a new key may be refused for this long after a refetch.",
     )
-    jwks_timeout: float = _setting("5", positive_float, "Seconds before a fetch of ``jwks_url`` gives up.")
+    jwks_timeout: float = _setting(
+        "5",
+        positive_float,
+        "Seconds before a fetch of ``jwks_url``, of a client's ``jwks_uri`` or of a client ID metadata "
+        "document gives up: one deadline for the whole exchange.",
+    )
     client_assertion_max_lifetime: int = _setting(
         "300",
         whole_number(1, 3600),
