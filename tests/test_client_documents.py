@@ -320,13 +320,13 @@ def test_failures_are_cached_briefly(app, host, clock):
 # -- a document client with keys: private_key_jwt -----------------------------------
 
 
-def test_a_document_client_with_a_jwks_uri_authenticates_with_private_key_jwt(app, host):
+def test_a_document_client_with_a_jwks_uri_authenticates_with_private_key_jwt(app, host, clock):
     from test_client_assertions import JWK, KEY
 
     host.publish("/jwks.json", {"keys": [JWK]})
     url = host.client(token_endpoint_auth_method="private_key_jwt", jwks_uri=host.base + "/jwks.json")
     code = location_params(approve(app, authorize_params(url)))["code"]
-    now = int(time.time())
+    now = int(clock.time())  # the server's clock, which the assertion must not be ahead of
     assertion = jwt.encode(
         {
             "iss": url,
