@@ -79,8 +79,23 @@ class Clients(Protocol):
         """Read and delete the pushed request stored under this hash, at once; None if gone."""
 
 
+class ClientFinder(Protocol):
+    """Where the client a request names is found: the registered ones, and metadata documents."""
+
+    def find_client(self, client_id: str) -> Client | None:
+        """The client with this id, or None.
+
+        :raises FatalClientError: it names a client that exists but cannot be used
+            (a metadata document that cannot be fetched): the description says why.
+        """
+
+
 class RequestContext(Protocol):
     """What validating an authorization request uses of the server."""
+
+    @property
+    def clients(self) -> ClientFinder:
+        """Every client: registered ones and, when on, those of metadata documents."""
 
     @property
     def settings(self) -> Settings:
@@ -88,7 +103,7 @@ class RequestContext(Protocol):
 
     @property
     def repository(self) -> Clients:
-        """The registered clients."""
+        """Pushed requests."""
 
     @property
     def scope_policy(self) -> ScopePolicy:
@@ -329,7 +344,7 @@ def use_pushed_request(server: RequestContext, request: AuthorizationRequest) ->
 def _client(server: RequestContext, client_id: str | None) -> Client:
     if client_id is None:
         raise FatalClientError("client_id is required")
-    client = server.repository.get_client(client_id)
+    client = server.clients.find_client(client_id)
     if client is None:
         raise FatalClientError("unknown client_id")
     return client

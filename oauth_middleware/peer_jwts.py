@@ -12,8 +12,11 @@ The algorithm comes from the caller's allow-list and must be the key's own;
 ``none`` is never in an allow-list, and HMAC only in ``client_secret_jwt``'s,
 with the client's own secret as the key. Keys published at a
 ``jwks_uri`` are fetched by :class:`~oauth_middleware.remote_keys.RemoteKeys`,
-one cache per URL shared by every client or issuer that names it; while a set
-cannot be fetched, a JWT whose key is not known yet is a 503, never a pass.
+one cache per URL shared by every client or issuer that names it, through the
+restricted :class:`~oauth_middleware.fetch.Fetcher` (a client chooses its
+``jwks_uri``: no special-use address unless ``fetch_allowed_networks`` allows
+it; the same rule for a trusted issuer's). While a set cannot be fetched, a JWT
+whose key is not known yet is a 503, never a pass.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import jwt
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import TemporarilyUnavailable
+from .fetch import Fetcher
 from .keys import Key
 from .remote_keys import RemoteKeys
 
@@ -53,6 +57,7 @@ class PeerJWTs:
     :param timeout: seconds before a fetch of a ``jwks_uri`` gives up.
     :param clock: the time JWTs are checked at.
     :param leeway: seconds an ``iat`` or ``nbf`` may be in the future (clock skew, ``jwt_leeway``).
+    :param fetcher: fetches ``jwks_uri`` key sets; by default a restricted one with ``timeout``.
 
     Example::
 
@@ -69,8 +74,10 @@ class PeerJWTs:
         timeout: float,
         clock: Clock = SYSTEM_CLOCK,
         leeway: int = 0,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self.audiences = audiences
+        self.fetcher = fetcher or Fetcher(timeout=timeout)
         self.leeway = leeway
         self.interval = interval
         self.timeout = timeout
@@ -80,7 +87,7 @@ class PeerJWTs:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> PeerJWTs:
-        """The checks the ``issuer``, ``client_assertion_audience_token_endpoint``, ``jwt_leeway`` and ``jwks_*`` settings describe."""
+        """The checks the ``issuer``, ``client_assertion_audience_token_endpoint``, ``jwt_leeway``, ``jwks_*`` and ``fetch_allowed_networks`` settings describe."""
         audiences: tuple[str, ...] = (settings.issuer,)
         if settings.client_assertion_audience_token_endpoint:
             audiences += (settings.issuer + settings.token_path,)
@@ -90,6 +97,7 @@ class PeerJWTs:
             timeout=settings.jwks_timeout,
             clock=clock,
             leeway=settings.jwt_leeway,
+            fetcher=Fetcher(timeout=settings.jwks_timeout, allowed=settings.fetch_allowed_networks),
         )
 
     def claims(
@@ -149,6 +157,7 @@ class PeerJWTs:
                     timeout=self.timeout,
                     clock=self.clock.monotonic,
                     unavailable=TemporarilyUnavailable,
+                    fetcher=self.fetcher,
                 )
                 self._remote[url] = remote
             return remote

@@ -27,6 +27,7 @@ __all__ = [
     "DeviceCodeRecord",
     "PushedRequestRecord",
     "RefreshTokenRecord",
+    "RegistrationRecord",
     "RotationMarker",
     "UniqueTokenRecord",
     "UsedJtiRecord",
@@ -505,3 +506,26 @@ class DeviceCodeRecord:
             value["u"],
             tuple(value.get("a", ())),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRecord:
+    """What a dynamic registration (RFC 7591, 7592) adds to its client, kept beside it (``registration:``).
+
+    :param token_hash: the SHA-256 of its registration access token (never the token).
+    :param issued_at: its ``client_id_issued_at``, Unix time.
+    :param extra: the descriptive metadata it registered (``client_uri``, ``contacts``, ...).
+    """
+
+    token_hash: str
+    issued_at: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"th": self.token_hash, "ia": self.issued_at, "x": dict(self.extra)}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> RegistrationRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["th"], value["ia"], value.get("x", {}))

@@ -51,6 +51,11 @@ things the same way:
                        client id and ``jti`` (RFC 7523 §3)
 ``grant-jwt:<sha256>`` a JWT authorization grant already used: the hash
                        of its issuer and ``jti`` (RFC 7523 §3)
+``registration:<id>``  in the client store: a dynamically registered
+                       client's registration (RFC 7591, 7592), its
+                       registration access token hashed
+``registered:<addr>``  registration requests from one address in the
+                       current ``registration_window``
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -73,6 +78,7 @@ from .records import (
     DeviceCodeRecord,
     PushedRequestRecord,
     RefreshTokenRecord,
+    RegistrationRecord,
     RotationMarker,
     UniqueTokenRecord,
     UsedJtiRecord,
@@ -114,10 +120,28 @@ class Repository:
         self.client_store.put(f"client:{client.client_id}", client.to_value(), None)
 
     def remove_client(self, client_id: str) -> bool:
-        """Remove a client; False when there was none."""
+        """Remove a client (and its dynamic registration, if any); False when there was none."""
         existed = self.client_store.take(f"client:{client_id}") is not None
+        self.client_store.delete(f"registration:{client_id}")
         self.client_store.index_discard(_CLIENTS_INDEX, client_id)
         return existed
+
+    # -- dynamic registrations (RFC 7591, 7592) --------------------------------
+
+    def save_registration(self, client: Client, record: RegistrationRecord) -> None:
+        """Register or replace a dynamically registered client with its registration."""
+        # The registration first: a client without one could not be managed by its owner.
+        self.client_store.put(f"registration:{client.client_id}", record.to_value(), None)
+        self.save_client(client)
+
+    def find_registration(self, client_id: str) -> RegistrationRecord | None:
+        """The dynamic registration of ``client_id``, or None (not registered that way)."""
+        value = self.client_store.get(f"registration:{client_id}")
+        return None if value is None else RegistrationRecord.from_value(value)
+
+    def count_registration(self, address: str, window: int) -> int:
+        """Count a registration request from ``address``; its count in this ``window``."""
+        return self.store.incr(f"registered:{address}", window)
 
     def list_clients(self) -> list[Client]:
         """All registered clients, sorted by id."""

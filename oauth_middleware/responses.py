@@ -109,6 +109,13 @@ def oauth_error(error: OAuthError, realm: str) -> Response:
     return response
 
 
+def no_content() -> Response:
+    """An empty 204 answer (a deleted registration, RFC 7592 §2.3)."""
+    response = Response(status=204)
+    response.headerlist.extend(_NO_STORE)
+    return response
+
+
 def throttled(response: Response, error: TooManyRequests) -> Response:
     """Make ``response`` (a JSON error or the login page) a 429 with ``Retry-After``."""
     response.status = 429
@@ -282,8 +289,12 @@ def render_error(error: OAuthError, realm: str) -> Response:
     """Render any error of our endpoints, choosing the form by its type.
 
     :class:`FatalClientError` becomes a page (never a redirect),
-    :class:`RedirectedError` a redirect to the client, anything else JSON.
+    :class:`RedirectedError` a redirect to the client, a :class:`BearerError`
+    (an endpoint protected by a bearer token: client registration management)
+    JSON with a ``Bearer`` challenge, anything else JSON.
     """
+    if isinstance(error, BearerError):
+        return bearer_error(error, realm)
     if isinstance(error, FatalClientError):
         return error_page(error)
     if isinstance(error, RedirectedError):

@@ -19,11 +19,12 @@ from webob import Request
 from .authorization import AuthorizationRequest
 from .client_auth import ClientAssertions, ClientAuthenticator
 from .client_auth.assertions import ASSERTION_ALGORITHMS
+from .client_documents import ClientDirectory, ClientDocuments
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .dpop import ProofVerifier
 from .endpoints.authorize import AuthorizeContext
-from .grants import Grant, GrantContext, token_grants
+from .grants import Grant, GrantContext, grant_types_supported, token_grants
 from .grants.authorization_code import issue_code
 from .interaction import Interaction, Pages
 from .models import Client
@@ -91,10 +92,23 @@ class AuthorizationServer:
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.resource_policy = ResourcePolicy.from_settings(settings)
         self.throttle = Throttle(self.repository, settings, clock=clock)
-        #: The security profile's per-request restrictions (``profile``), handed to the parts that apply them.
-        self.profile = PROFILES[settings.profile]
         #: Checks of JWTs other parties sign: client assertions, JWT grants, exchanged tokens.
         self.peer_jwts = PeerJWTs.from_settings(settings, clock)
+        documents = (
+            ClientDocuments(
+                self.peer_jwts.fetcher,  # the one restricted fetcher for every URL a client names
+                grant_types_supported(settings),
+                settings.registration_scopes or settings.scopes,
+                settings.client_document_max_age,
+                clock=clock,
+            )
+            if settings.client_id_metadata_documents
+            else None
+        )
+        #: Registered clients, then (when on) those of client ID metadata documents.
+        self.clients = ClientDirectory(self.repository, documents)
+        #: The security profile's per-request restrictions (``profile``), handed to the parts that apply them.
+        self.profile = PROFILES[settings.profile]
         assertions = ClientAssertions.from_settings(
             settings,
             self.repository,
@@ -103,7 +117,7 @@ class AuthorizationServer:
             audience_string_only=self.profile.audience_string_only,
         )
         self.client_auth = ClientAuthenticator(
-            self.repository, self.throttle, assertions, self.profile.auth_methods
+            self.clients, self.throttle, assertions, self.profile.auth_methods
         )
         self.dpop = (
             ProofVerifier.from_settings(settings, self.repository)
@@ -144,6 +158,7 @@ class AuthorizeWiring:
         self._server = server
         self.settings = server.settings
         self.repository = server.repository
+        self.clients = server.clients
         self.scope_policy = server.scope_policy
         self.resource_policy = server.resource_policy
         self.clock = server.clock

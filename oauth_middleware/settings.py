@@ -25,6 +25,7 @@ from .profile import DEFAULTS as PROFILE_DEFAULTS
 from .profile import PROFILES, check_profile
 from .proxies import TrustedProxies
 from .resource_indicators import resource_uri, resource_uris
+from .secret_hash import is_secret_hash
 
 log = logging.getLogger("oauth_middleware")
 
@@ -246,6 +247,32 @@ def trusted_proxy_list(value: str) -> TrustedProxies:
             raise ValueError(f"{word!r} trusts every address; name your proxies")
         networks.append(network)
     return TrustedProxies(tuple(networks), unix="unix" in words)
+
+
+def network_list(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """IP addresses and CIDR networks (``127.0.0.0/8 ::1``), separated by spaces or commas."""
+    networks = []
+    for word in aslist(value):
+        try:
+            network = ipaddress.ip_network(word)
+        except ValueError as exc:
+            raise ValueError(f"expected an IP address or network, got {word!r} ({exc})") from None
+        if network.prefixlen == 0:
+            raise ValueError(f"{word!r} names every address; name the networks")
+        networks.append(network)
+    return tuple(networks)
+
+
+def secret_hashes(value: str) -> tuple[str, ...]:
+    """Hashes of secrets as ``oauth-middleware client hash`` prints them, separated by spaces or commas."""
+    hashes = aslist(value)
+    for item in hashes:
+        if not is_secret_hash(item):
+            raise ValueError(
+                "expected hashes as 'oauth-middleware client hash' prints them "
+                "(64 hex digits, or pbkdf2_sha256$ITERATIONS$SALT$HASH)"
+            )
+    return hashes
 
 
 def cookie_name(value: str) -> str:
@@ -727,7 +754,12 @@ class Settings:
         "with made-up ``kid`` values cannot make the guard hammer the authorization server. A "
         "token signed with a new key may be refused for this long after a refetch.",
     )
-    jwks_timeout: float = _setting("5", positive_float, "Seconds before a fetch of ``jwks_url`` gives up.")
+    jwks_timeout: float = _setting(
+        "5",
+        positive_float,
+        "Seconds before a fetch of ``jwks_url``, of a client's ``jwks_uri`` or of a client ID metadata "
+        "document gives up: one deadline for the whole exchange.",
+    )
     client_assertion_max_lifetime: int = _setting(
         "300",
         whole_number(1, 3600),
@@ -752,6 +784,71 @@ class Settings:
         "``client add`` refuse to start without it) once such a client is registered; changing it "
         "makes their secrets unreadable (register them again). Keep it out of the store's backups.",
         secret=True,
+    )
+
+    # -- dynamic client registration (RFC 7591, 7592) and client ID metadata documents ----
+    registration: str = _setting(
+        "off",
+        choice("off", "open", "initial-access-token"),
+        "Dynamic client registration (RFC 7591) at ``registration_path``, and its management "
+        "(RFC 7592) at ``registration_client_path``: ``off``; ``open`` (anyone may register); "
+        "``initial-access-token`` (a registration request must carry one of "
+        "``initial_access_tokens`` as a Bearer token). See *Dynamic client registration*.",
+    )
+    initial_access_tokens: tuple[str, ...] = _setting(
+        "",
+        secret_hashes,
+        "With ``registration = initial-access-token``: the hashes of the initial access tokens "
+        "that may register clients, as ``oauth-middleware client hash`` prints them (the tokens "
+        "themselves are never written down here).",
+    )
+    registration_policy: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function(metadata, request)`` called with the client metadata of every "
+        "registration and update (a dict) and the WebOb request, before it is validated: it returns "
+        "the metadata to register (the same dict, changed, or another), or None to refuse "
+        "(``invalid_client_metadata``); it may raise ``InvalidClientMetadata`` or "
+        "``InvalidRedirectUri`` with a description of its own. Empty: no policy.",
+    )
+    registration_scopes: tuple[str, ...] = _setting(
+        "",
+        scope_tokens,
+        "The scopes a dynamically registered client may register (least privilege); each must be "
+        "in ``scopes``. Empty: those of ``scopes``; with both empty, dynamically registered "
+        "clients register no scope (they get ``default_scope``).",
+    )
+    registration_max_per_address: int = _setting(
+        "20",
+        whole_number(1, 1_000_000),
+        "Registration requests accepted from one address (an IPv6 client by its /64) within "
+        "``registration_window``; more are 429 with ``Retry-After``.",
+    )
+    registration_window: int = _setting(
+        "3600", seconds, "Seconds over which ``registration_max_per_address`` counts registration requests."
+    )
+    client_id_metadata_documents: bool = _setting(
+        "false",
+        asbool,
+        "Accept a ``client_id`` that is an https URL as the address of the client's metadata "
+        "document (draft-ietf-oauth-client-id-metadata-document), fetched and cached, and "
+        "advertise ``client_id_metadata_document_supported``. See *Client ID metadata documents*.",
+    )
+    client_document_max_age: int = _setting(
+        "3600",
+        whole_number(60, 86400),
+        "Longest a client ID metadata document is kept, in seconds, whatever its "
+        "``Cache-Control`` allows; it is kept at least 60 seconds, and a document that "
+        "could not be used is asked again after 10.",
+    )
+    fetch_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        "",
+        network_list,
+        "Networks (``127.0.0.0/8 ::1``) a client metadata document or a client's ``jwks_uri`` "
+        "may be fetched from although they are special-use (private, loopback, link-local, ...), "
+        "which are refused otherwise (server-side request forgery); plain http is allowed to the "
+        "loopback addresses among them. For tests and development only. The guard's own "
+        "``jwks_url`` is configured by the operator and not limited by address.",
     )
 
     # -- endpoints ---------------------------------------------------------
@@ -781,6 +878,18 @@ class Settings:
         "/oauth/device",
         url_path,
         "The user-code page (RFC 8628 §3.3, the ``verification_uri``), served with the device grant.",
+    )
+    registration_path: str = _setting(
+        "/oauth/register",
+        url_path,
+        "Client registration endpoint (RFC 7591 §3), advertised as ``registration_endpoint``; "
+        "served unless ``registration = off``.",
+    )
+    registration_client_path: str = _setting(
+        "/oauth/register/client",
+        url_path,
+        "Client configuration endpoint (RFC 7592 §2): a client's ``registration_client_uri`` is "
+        "this path with ``?client_id=...``; served unless ``registration = off``.",
     )
     endpoints: tuple[str, ...] = _setting(
         "",
@@ -999,6 +1108,11 @@ class Settings:
                         f"{spec.name}: endpoint paths must all differ ({seen[path]} has {path})"
                     )
                 seen[path] = spec.name
+        if self.registration == "initial-access-token" and not self.initial_access_tokens:
+            raise ConfigError("initial_access_tokens: required with registration = initial-access-token")
+        unknown_scopes = [s for s in self.registration_scopes if self.scopes and s not in self.scopes]
+        if unknown_scopes or (self.registration_scopes and not self.scopes):
+            raise ConfigError("registration_scopes: every scope must be listed in scopes")
         if self.dpop_nonce and not self.session_secret:
             raise ConfigError(
                 "dpop_nonce: needs session_secret, the same in every process (nonces derive from it)"

@@ -320,7 +320,10 @@ def test_the_issuers_jwks_uri_outage_is_503_then_recovers(grant_middleware, cloc
     server = KeyServer([JWK])
     with serve_wsgi(server) as url:
         app = webtest.TestApp(
-            grant_middleware(trusted_issuers_file=issuer_file(tmp_path, jwks_uri=url + "/jwks"))
+            grant_middleware(
+                trusted_issuers_file=issuer_file(tmp_path, jwks_uri=url + "/jwks"),
+                fetch_allowed_networks="127.0.0.1",  # the key server is on loopback
+            )
         )
         server.up = False
         response = app.post(TOKEN, grant_form(peer_jwt(now=clock.time())), headers=AUTH, status=503)
@@ -366,6 +369,7 @@ def test_requests_oauth2client_jwt_bearer_end_to_end(tmp_path, store_name, reque
             require_https="false",
             grants=JWT_BEARER,
             trusted_issuers_file=issuer_file(tmp_path, jwks_uri=keys_url + "/jwks"),
+            fetch_allowed_networks="127.0.0.1",  # the key server is on loopback
         )
         register(middleware, CLIENT, SECRET, grant_types=[JWT_BEARER], scopes=["read", "write"])
         with serve_wsgi(middleware) as url:

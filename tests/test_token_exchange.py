@@ -452,6 +452,7 @@ def test_requests_oauth2client_token_exchange_end_to_end(tmp_path, store_name, r
             scopes="read write",
             grants=f"client_credentials {TOKEN_EXCHANGE}",
             trusted_issuers_file=issuer_file(tmp_path, jwks_uri=keys_url + "/jwks"),
+            fetch_allowed_networks="127.0.0.1",  # the key server is on loopback
             introspection_clients=API,
         )
         register(

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from ..errors import InvalidClient, TemporarilyUnavailable
 from ..models import Client
 from ..proxies import Origin
-from ..repository import Repository
 from ..request_context import RequestContext
 from ..throttle import Throttle
 from .assertions import ClientAssertions, ContextualAuthMethod
 from .base import AUTH_METHODS, ClientCredentials, auth_method, read_credentials
 
 log = logging.getLogger("oauth_middleware.clients")
+
+
+class ClientSource(Protocol):
+    """Where the client a request names is found: the registered ones, and metadata documents."""
+
+    def get_client(self, client_id: str) -> Client | None:
+        """The client with this id, or None."""
 
 
 class ClientAuthenticator:
@@ -24,7 +31,7 @@ class ClientAuthenticator:
     registered for ``client_secret_basic`` that posts its secret is refused.
     Every attempt is counted by the throttle before it is checked.
 
-    :param repository: where clients are registered.
+    :param clients: where clients are found (registered ones and, when on, metadata documents).
     :param throttle: counts failed attempts per client id and address.
     :param assertions: verifies client assertions (``private_key_jwt``,
         ``client_secret_jwt``); without it, methods that need it
@@ -35,17 +42,17 @@ class ClientAuthenticator:
 
     Example::
 
-        client = ClientAuthenticator(repository, throttle).authenticate(request)
+        client = ClientAuthenticator(directory, throttle).authenticate(request)
     """
 
     def __init__(
         self,
-        repository: Repository,
+        clients: ClientSource,
         throttle: Throttle,
         assertions: ClientAssertions | None = None,
         methods: tuple[str, ...] | None = None,
     ) -> None:
-        self.repository = repository
+        self.clients = clients
         self.throttle = throttle
         self.assertions = assertions
         self.methods = methods
@@ -81,7 +88,7 @@ class ClientAuthenticator:
         """
         subject = self.throttle.client_subject(credentials.client_id)
         attempt = self.throttle.attempt(self.throttle.counters(origin, subject))
-        client = self.repository.get_client(credentials.client_id)
+        client = self.clients.get_client(credentials.client_id)
         try:
             reason = _failure(client, credentials, self.assertions, self.methods)
         except TemporarilyUnavailable:

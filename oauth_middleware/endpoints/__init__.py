@@ -18,10 +18,24 @@ from .introspect import ENDPOINT as INTROSPECT
 from .jwks import ENDPOINT as JWKS
 from .metadata import ENDPOINT as METADATA
 from .par import ENDPOINT as PAR
+from .register import CONFIGURATION_ENDPOINT as CLIENT_CONFIGURATION
+from .register import ENDPOINT as REGISTRATION
 from .revoke import ENDPOINT as REVOKE
 from .token import ENDPOINT as TOKEN
 
 __all__ = ["ENDPOINTS", "Endpoint", "EndpointContext", "routes"]
 
-for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS, PAR, DEVICE_AUTHORIZATION, DEVICE):
+for _endpoint in (
+    AUTHORIZE,
+    TOKEN,
+    REVOKE,
+    INTROSPECT,
+    METADATA,
+    JWKS,
+    PAR,
+    DEVICE_AUTHORIZATION,
+    DEVICE,
+    REGISTRATION,
+    CLIENT_CONFIGURATION,
+):
     ENDPOINTS.register(_endpoint.name, _endpoint)

@@ -63,6 +63,10 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     resources = known_resources(settings)
     if resources:
         document["protected_resources"] = list(resources)  # RFC 9728 §4
+    if settings.client_id_metadata_documents:
+        document["client_id_metadata_document_supported"] = (
+            True  # draft-ietf-oauth-client-id-metadata-document
+        )
     document.update(grant_metadata(settings))
     document.update(token_type_metadata(settings))
     return document
