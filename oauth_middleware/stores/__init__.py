@@ -25,7 +25,7 @@ StoreFactory = Callable[[StoreConfig], Store]
 def _imported_on_use(target: str) -> StoreFactory:
     """A factory for the class ``module:class``, imported when a store is first opened.
 
-    So the optional drivers (redis-py, pymemcache) stay optional: a missing
+    So the optional drivers (redis-py, pymemcache, psycopg, PyMySQL) stay optional: a missing
     one is an error only for the scheme that needs it.
     """
 
@@ -45,6 +45,10 @@ _redis = _imported_on_use("oauth_middleware.stores.redis:RedisStore")
 for _scheme in ("redis", "rediss", "redis+sentinel"):
     STORES.register(_scheme, _redis)
 STORES.register("memcache", _imported_on_use("oauth_middleware.stores.memcache:MemcacheStore"))
+_postgresql = _imported_on_use("oauth_middleware.stores.postgresql:open_postgresql")
+for _scheme in ("postgresql", "postgres"):
+    STORES.register(_scheme, _postgresql)
+STORES.register("mysql", _imported_on_use("oauth_middleware.stores.mysql:open_mysql"))
 
 
 def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
