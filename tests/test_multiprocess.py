@@ -283,3 +283,39 @@ def test_the_redis_examples_issue_and_check_tokens(
         headers={"Authorization": basic("demo-service", "demo-service-secret")},
     )
     resource_server.get("/api/me", headers=headers, status=401)
+
+
+@pytest.mark.parametrize(
+    ("name", "shipped_url"),
+    [
+        pytest.param(
+            "postgresql.ini",
+            "postgresql://oauth:change-me@127.0.0.1:5432/app?sslmode=prefer",
+            id="postgresql",
+        ),
+        pytest.param("mysql.ini", "mysql://oauth:change-me@127.0.0.1:3306/app", id="mysql"),
+    ],
+)
+def test_the_database_examples_migrate_issue_and_revoke(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, name: str, shipped_url: str
+) -> None:
+    """examples/postgresql.ini and examples/mysql.ini, pointed at the test servers."""
+    from oauth_middleware.cli import main
+
+    server = (shared_postgres if name.startswith("postgresql") else shared_mariadb)(request)
+    examples = TESTS.parent / "examples"
+    text = (examples / name).read_text()
+    assert f"store = {shipped_url}\n" in text and "store_table_prefix = oauth_\n" in text
+    text = text.replace(shipped_url, server.url)
+    text = text.replace("store_table_prefix = oauth_", f"store_table_prefix = ex_{uuid.uuid4().hex[:12]}_")
+    (tmp_path / name).write_text(text)
+    (tmp_path / "demo_clients.ini").write_text((examples / "demo_clients.ini").read_text())
+    assert main(["store", "migrate", str(tmp_path / name)]) == 0
+
+    app = webtest.TestApp(loadapp(f"config:{tmp_path / name}"))
+    service = {"Authorization": basic("demo-service", "demo-service-secret")}
+    token = app.post("/oauth/token", {"grant_type": "client_credentials", "scope": "read"}, headers=service)
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    assert app.get("/api/me", headers=headers).json["client_id"] == "demo-service"
+    app.post("/oauth/revoke", {"token": token.json["access_token"]}, headers=service)
+    app.get("/api/me", headers=headers, status=401)
