@@ -121,6 +121,14 @@ def test_unusable_database_fails_at_load_without_the_password(url: str, wrong: C
     assert ":***@" in text
 
 
+def test_tls_asked_for_in_the_url_is_never_dropped(url: str) -> None:
+    """The drivers' own TLS parameters reach them: against a server without TLS the store refuses to start."""
+    tls = "sslmode=require" if url.startswith("postgresql") else "ssl_verify_cert=true"
+    with pytest.raises(ConfigError, match="(?i)ssl") as caught:
+        open_store(StoreConfig(f"{url}?{tls}", table_prefix=fresh_table_prefix()))
+    assert DB_PASSWORD not in str(caught.value)
+
+
 def test_stopped_server_message_holds_no_password(url: str, request: pytest.FixtureRequest) -> None:
     store = opened(url, timeout=0.5)
     server = SERVERS[urlscheme(url)](request)
