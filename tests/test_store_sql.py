@@ -3,8 +3,9 @@
 The store contract itself runs on them in ``test_store_contract.py`` (and the
 races, the at-rest dump and failing closed in their modules); here: URLs and
 settings, the schema and ``oauth-middleware store migrate``, passwords kept
-out of messages, forked workers, the pool limit, sweeping, table prefixes
-with a schema, and MySQL 8's ``take`` without ``RETURNING``.
+out of messages, TLS, forked workers, the pool limit, sweeping, table
+prefixes with a schema, MySQL 8's ``take`` without ``RETURNING``, and a
+database as the durable ``client_store`` of a Redis or memcached token store.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import webtest
+from conftest import SERVICE_ID, issue_token
 from fake_clock import FakeClock
-from servers import DB_PASSWORD, Server, shared_mariadb, shared_postgres
+from servers import DB_PASSWORD, Server, shared_mariadb, shared_memcached, shared_postgres, shared_redis
 from store_fixtures import fresh_table_prefix, sqlite_url
 from test_store_contract import THREADS, run_together
 
@@ -124,7 +127,7 @@ def test_unusable_database_fails_at_load_without_the_password(url: str, wrong: C
 def test_tls_asked_for_in_the_url_is_never_dropped(url: str) -> None:
     """The drivers' own TLS parameters reach them: against a server without TLS the store refuses to start."""
     tls = "sslmode=require" if url.startswith("postgresql") else "ssl_verify_cert=true"
-    with pytest.raises(ConfigError, match="(?i)ssl") as caught:
+    with pytest.raises(ConfigError, match=r"(?i)ssl") as caught:
         open_store(StoreConfig(f"{url}?{tls}", table_prefix=fresh_table_prefix()))
     assert DB_PASSWORD not in str(caught.value)
 
@@ -257,8 +260,6 @@ def test_store_migrate_bad_config_is_one_line(
 def test_store_migrate_sqlite_and_redis(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:
-    from servers import shared_redis
-
     config = ini(tmp_path, store=sqlite_url(tmp_path), client_store=shared_redis(request).url)
     assert main(["store", "migrate", config]) == 0
     out = capsys.readouterr().out
@@ -335,3 +336,35 @@ def test_mysql_dialect_knows_mariadb_from_mysql() -> None:
     assert not _has_returning("10.4.30-MariaDB")
     assert not _has_returning("8.0.36")
     assert not _has_returning("8.4.0-0ubuntu0.24.04.1")
+
+
+# -- a durable client_store beside Redis or memcached ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tokens", "clients"),
+    [
+        pytest.param(shared_memcached, shared_postgres, id="memcache-postgresql"),
+        pytest.param(shared_redis, shared_mariadb, id="redis-mysql"),
+    ],
+)
+def test_database_as_client_store_for_a_token_cache(
+    request: pytest.FixtureRequest,
+    make_middleware: Callable[..., Any],
+    tokens: Callable[[pytest.FixtureRequest], Any],
+    clients: Callable[[pytest.FixtureRequest], Any],
+) -> None:
+    prefix = fresh_table_prefix()
+    middleware = make_middleware(
+        store=tokens(request).url,
+        store_prefix=f"t{uuid.uuid4().hex[:12]}:",
+        client_store=clients(request).url,
+        store_table_prefix=prefix,
+    )
+    app = webtest.TestApp(middleware)
+    token = issue_token(app)
+    assert app.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json["client_id"] == SERVICE_ID
+    client_store = middleware.server.repository.client_store
+    assert isinstance(client_store, SQLStore)
+    rows = raw(client_store, f"SELECT id FROM {client_store.tables.kv}")
+    assert rows == [(f"client:{SERVICE_ID}",)]  # the client, and nothing of the token
