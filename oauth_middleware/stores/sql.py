@@ -258,6 +258,7 @@ class SQLStore:
         # nor closed here, since closing would end the parent's sessions.
         self._inherited: list[Pool] = []
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
         self._schema_ready = False
         self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
         t = self.tables
@@ -380,8 +381,9 @@ class SQLStore:
 
     def close(self) -> None:
         """Close this process's idle connections; a later call opens new ones."""
-        with self._lock:
-            pool = self._pool if self._pool_pid == os.getpid() else None
+        pid = os.getpid()
+        with self._lock_of(pid):
+            pool = self._pool if self._pool_pid == pid else None
         if pool is not None:
             pool.close()
 
@@ -445,13 +447,22 @@ class SQLStore:
         pool = self._pool
         if pool is not None and self._pool_pid == pid:
             return pool
-        with self._lock:
+        with self._lock_of(pid):
             if self._pool is None or self._pool_pid != pid:
                 if self._pool is not None:
                     self._inherited.append(self._pool)
                 self._pool = Pool(self.dialect.connect, self._pool_size, self._timeout, self.dialect.errors)
                 self._pool_pid = pid
             return self._pool
+
+    def _lock_of(self, pid: int) -> threading.Lock:
+        """The lock guarding the pool, made anew in a forked child.
+
+        A lock another thread held at fork() stays held forever in the child.
+        """
+        if self._lock_pid != pid:
+            self._lock, self._lock_pid = threading.Lock(), pid
+        return self._lock
 
     def _run(self, work: Callable[[Cursor], _T], *, check_schema: bool = True) -> _T:
         """Run ``work`` on a cursor of a pooled connection; driver errors become ``StoreUnavailable``.
