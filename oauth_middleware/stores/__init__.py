@@ -55,11 +55,11 @@ STORES.register("sqlite", _imported_on_use("oauth_middleware.stores.sqlite:SQLit
 _redis = _imported_on_use("oauth_middleware.stores.redis:RedisStore")
 for _scheme in ("redis", "rediss", "redis+sentinel"):
     STORES.register(_scheme, _redis)
-STORES.register("memcache", _imported_on_use("oauth_middleware.stores.memcache:MemcacheStore"))
 _postgresql = _imported_on_use("oauth_middleware.stores.postgresql:open_postgresql")
 for _scheme in ("postgresql", "postgres"):
     STORES.register(_scheme, _postgresql)
 STORES.register("mysql", _imported_on_use("oauth_middleware.stores.mysql:open_mysql"))
+STORES.register("memcache", _imported_on_use("oauth_middleware.stores.memcache:MemcacheStore"))
 
 
 @runtime_checkable
