@@ -467,7 +467,8 @@ class SQLStore:
     def _run(self, work: Callable[[Cursor], _T], *, check_schema: bool = True) -> _T:
         """Run ``work`` on a cursor of a pooled connection; driver errors become ``StoreUnavailable``.
 
-        A deadlock the database broke by rolling ``work`` back is tried again.
+        A deadlock the database broke by rolling ``work`` back is tried again,
+        and so is an index add whose row a sweep deleted meanwhile.
         """
         for attempt in range(_ATTEMPTS):
             try:
@@ -487,7 +488,7 @@ class SQLStore:
                 raise self._unavailable(exc) from None
             except OSError as exc:
                 raise self._unavailable(exc) from None
-        raise StoreUnavailable(f"{self.dialect.name}: gave up after {_ATTEMPTS} deadlocks")
+        raise StoreUnavailable(f"{self.dialect.name}: an index row was swept under {_ATTEMPTS} adds in a row")
 
     def _write(self, work: Callable[[Cursor], _T]) -> _T:
         """:meth:`_run` for a write, which may also sweep expired rows."""
