@@ -24,7 +24,10 @@ ES256 client assertion per request, signed beforehand; one signature check
 and one store write of its ``jti`` instead of the secret's hash); a fifth
 with ``client_secret_jwt`` (an HS256 assertion keyed with the client's
 secret, which the server keeps sealed and opens with AES-GCM on each request).
-Timed like :mod:`guard`: repetitions interleaved, median reported.
+The last rows are ours on the shared stores, SQLite, Redis, PostgreSQL and
+MySQL (servers as in :mod:`guard`: throwaway ones on loopback, or
+``BENCH_POSTGRESQL_URL`` / ``BENCH_MYSQL_URL``). Timed like :mod:`guard`:
+repetitions interleaved, median reported.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import io
 import json
 import logging
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -360,6 +364,7 @@ class Report:
     :param dpop: ours with a DPoP proof per request.
     :param private_key_jwt: ours with a client assertion per request.
     :param client_secret_jwt: ours with an HMAC client assertion per request.
+    :param stores: ours on each shared store (SQLite, Redis, PostgreSQL, MySQL).
     """
 
     ours: guard.Result
@@ -367,6 +372,7 @@ class Report:
     dpop: guard.Result
     private_key_jwt: guard.Result
     client_secret_jwt: guard.Result
+    stores: tuple[guard.Result, ...] = ()
 
     @staticmethod
     def per_second(result: guard.Result) -> float:
@@ -382,14 +388,26 @@ class Report:
             return self.oauthlib.min_us / self.ours.min_us
         return self.per_second(self.ours) / self.per_second(self.oauthlib)
 
+    @property
+    def rows(self) -> tuple[guard.Result, ...]:
+        """Every result, in table order."""
+        return (
+            self.ours,
+            self.oauthlib,
+            self.dpop,
+            self.private_key_jwt,
+            self.client_secret_jwt,
+            *self.stores,
+        )
+
     def table(self) -> str:
-        """Both rows as plain text."""
-        width = max(len(OURS), len(OAUTHLIB), len(DPOP), len(PKJWT), len(CSJWT))
+        """Every row as plain text."""
+        width = max(len(r.name) for r in self.rows)
         lines = [
             f"{'case':<{width}}  {'µs/token':>8}  {'IQR':>5}  {'tokens/s':>9}  {'x oauthlib':>10}",
             f"{'-' * width}  {'-' * 8}  {'-' * 5}  {'-' * 9}  {'-' * 10}",
         ]
-        for r in (self.ours, self.oauthlib, self.dpop, self.private_key_jwt, self.client_secret_jwt):
+        for r in self.rows:
             lines.append(
                 f"{r.name:<{width}}  {r.median_us:>8.2f}  {r.spread:>5.0%}  {self.per_second(r):>9,.0f}  "
                 f"{self.per_second(r) / self.per_second(self.oauthlib):>10.2f}"
@@ -407,7 +425,7 @@ class Report:
                     "tokens_per_second": round(self.per_second(r)),
                     "per_call_ns": [round(v, 1) for v in r.per_call_ns],
                 }
-                for r in (self.ours, self.oauthlib, self.dpop, self.private_key_jwt, self.client_secret_jwt)
+                for r in self.rows
             ],
             "ours_over_oauthlib": round(self.ratio(), 3),
             "dpop_over_bearer_time": round(self.dpop.median_us / self.ours.median_us, 3),
@@ -433,13 +451,35 @@ def build_cases(stack: contextlib.ExitStack) -> list[PostCase]:
     stack.callback(signed_case.close)
     hmac_case = ours_client_secret_jwt()
     stack.callback(hmac_case.close)
-    return [our_case, peer_case, dpop_case, signed_case, hmac_case]
+    return [our_case, peer_case, dpop_case, signed_case, hmac_case, *store_cases(stack)]
+
+
+def store_cases(stack: contextlib.ExitStack) -> list[PostCase]:
+    """Our token endpoint on SQLite, Redis, PostgreSQL and MySQL (those that can be had)."""
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-issuance-"))
+    urls = {"sqlite": f"sqlite:///{directory}/oauth.db"}
+    redis = guard.redis_url(stack)
+    if redis is not None:
+        urls["redis"] = redis
+    urls.update(guard.database_urls(stack))
+    cases = []
+    for name, url in urls.items():
+        case, middleware = ours(
+            f"ours, {name}://", store=url, store_table_prefix=f"bench_{uuid.uuid4().hex[:12]}_"
+        )
+        stack.callback(case.close)
+        check_ours(case, middleware)
+        cases.append(case)
+    return cases
 
 
 def run(plan: guard.Plan) -> Report:
-    """Measure both token endpoints."""
+    """Measure every token endpoint."""
     with contextlib.ExitStack() as stack:
-        return Report(*guard.measure(build_cases(stack), plan))
+        ours_result, oauthlib_result, dpop_result, signed_result, hmac_result, *stores = guard.measure(
+            build_cases(stack), plan
+        )
+    return Report(ours_result, oauthlib_result, dpop_result, signed_result, hmac_result, tuple(stores))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

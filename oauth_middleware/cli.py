@@ -1,4 +1,4 @@
-"""The ``oauth-middleware`` command: serve a config, check it, manage clients.
+"""The ``oauth-middleware`` command: serve a config, check it, manage clients, migrate the store.
 
 Every failure is one line on stderr and a non-zero exit status, never a
 traceback.
@@ -26,7 +26,8 @@ from .repository import Repository
 from .sealed_secrets import SecretSealer, check_hmac_secret, generate_hmac_secret
 from .secret_hash import pbkdf2_hash
 from .settings import Settings
-from .wiring import client_store_from_settings, store_from_settings
+from .stores import migrate_store, redacted_url
+from .wiring import client_store_from_settings, store_config, store_from_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -391,6 +392,26 @@ def cmd_throttle_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the schema of ``store`` (and of ``client_store``, if set) and say what was done."""
+    settings = filter_settings(args.config)
+    targets = {"store": settings.store}
+    if settings.client_store and settings.client_store != settings.store:
+        targets["client_store"] = settings.client_store
+    for setting, url in targets.items():
+        versions = migrate_store(store_config(settings, url), setting=setting)
+        if versions is None:
+            done = "no schema to migrate (reachable)"
+        elif versions[0] == 0:
+            done = f"schema created (version {versions[1]})"
+        elif versions[0] < versions[1]:
+            done = f"schema upgraded from version {versions[0]} to {versions[1]}"
+        else:
+            done = f"schema up to date (version {versions[1]})"
+        print(f"{setting}: {redacted_url(url)}: {done}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
     parser = argparse.ArgumentParser(
@@ -533,6 +554,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096), help="RSA key size")
     generate.set_defaults(func=cmd_keys_generate)
+
+    store = commands.add_parser("store", help="the store's schema").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with the store"
+    )
+    migrate = store.add_parser(
+        "migrate",
+        help="create or upgrade the tables of store and client_store (SQLite, PostgreSQL, MySQL)",
+        description="Create or upgrade the schema of the ini's store and client_store now, for "
+        "deployments whose application may not run DDL; the stores also do it on first use.",
+    )
+    migrate.add_argument("config", help=config_help)
+    migrate.set_defaults(func=cmd_store_migrate)
 
     throttle = commands.add_parser("throttle", help="failed-login throttling").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with the throttle"

@@ -424,7 +424,9 @@ class Settings:
         "Where clients and tokens live: ``memory://``, ``sqlite:///path.db`` "
         "(relative to the working directory; four slashes for an absolute path), "
         "``redis://host:6379/0`` (also ``rediss://`` and ``redis+sentinel://``) or "
-        "``memcache://host:11211[,host2:11211...]``; see *Scaling out: Redis and memcached*.",
+        "``memcache://host:11211[,host2:11211...]``; see *Scaling out: Redis and memcached*; "
+        "``postgresql://user:password@host:5432/database`` or ``mysql://user:password@host:3306/database``; "
+        "see *Scaling out: PostgreSQL and MySQL*.",
     )
     client_store: str = _setting(
         "",
@@ -437,6 +439,19 @@ class Settings:
         "2.0", positive_float, "Seconds before a store call gives up (the guard then answers 503)."
     )
     store_prefix: str = _setting("oauth2:", text, "Prefix of every key in a shared Redis or memcached.")
+    store_table_prefix: str = _setting(
+        "oauth_",
+        text,
+        "Prefix of the table names in PostgreSQL and MySQL (letters, digits and ``_``), optionally "
+        "after a schema (MySQL: database) name and a dot, e.g. ``auth.oauth_``, so the tables can "
+        "live in an application's existing database. See *Scaling out: PostgreSQL and MySQL*.",
+    )
+    store_pool_size: int = _setting(
+        "10",
+        whole_number(1, 1000),
+        "Most connections each process opens to PostgreSQL or MySQL; a call waiting longer than "
+        "``store_timeout`` for a free one answers 503.",
+    )
     clients_file: str = _setting(
         "",
         text,
