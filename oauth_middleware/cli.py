@@ -20,7 +20,9 @@ from .client_auth import AUTH_METHODS
 from .clients import build_client, jwk_set, new_confidential_client_secret
 from .errors import ConfigError
 from .models import LEGACY_AUTH_METHODS, Client
+from .profile import PROFILES
 from .repository import Repository
+from .sealed_secrets import SecretSealer, check_hmac_secret, generate_hmac_secret
 from .secret_hash import pbkdf2_hash
 from .settings import Settings
 from .wiring import client_store_from_settings, store_from_settings
@@ -191,8 +193,13 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     if keyed and (args.public or args.secret is not None):
         raise CommandError("--jwks-file or --jwks-uri replace the secret: no --secret or --public")
     settings = filter_settings(args.config)
-    generated, secret_hash = None, None
-    if args.secret is not None:
+    generated, secret_hash, sealed = None, None, None
+    if args.auth_method == "client_secret_jwt":
+        if args.public or keyed:
+            raise CommandError("client_secret_jwt needs a secret: no --public, --jwks-file or --jwks-uri")
+        secret, sealed = _sealed_secret(settings, args.client_id, args.secret, args.signing_alg)
+        generated = secret if args.secret is None else None
+    elif args.secret is not None:
         secret_hash = pbkdf2_hash(args.secret)  # chosen, so maybe guessable: salted and slow
     elif not args.public and not keyed:
         generated, secret_hash = new_confidential_client_secret()
@@ -211,11 +218,14 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             jwks=_read_jwks(args.jwks_file),
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.signing_alg,
+            secret_sealed=sealed,
             resources=args.resource,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     client = replace(client, require_pushed_authorization_requests=args.require_pushed_authorization_requests)
+    # A client the server's profile would refuse on every request is refused now.
+    PROFILES[settings.profile].check_client(client.token_endpoint_auth_method or "", "client add:")
     repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
@@ -223,8 +233,26 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     _print_registration(client, settings)
     if generated is not None:
         print(f"client_secret: {generated}")
-        print("Store this secret now: it is kept hashed and cannot be shown again.")
+        kept = "encrypted" if sealed is not None else "hashed"
+        print(f"Store this secret now: it is kept {kept} and cannot be shown again.")
     return 0
+
+
+def _sealed_secret(
+    settings: Settings, client_id: str, secret: str | None, alg: str | None
+) -> tuple[str, str]:
+    """A ``client_secret_jwt`` secret (``secret``, else a generated one) and its sealed form.
+
+    :raises CommandError: no ``client_secret_key`` in the ini, or a secret too short for the HMAC.
+    """
+    if not settings.client_secret_key:
+        raise CommandError("client_secret_jwt: the ini needs client_secret_key, which encrypts the secret")
+    chosen = generate_hmac_secret() if secret is None else secret
+    try:
+        check_hmac_secret(chosen, alg if alg in ("HS256", "HS384", "HS512") else None)
+    except ValueError as exc:
+        raise CommandError(f"--secret: {exc}") from None
+    return chosen, SecretSealer(settings.client_secret_key).seal(client_id, chosen)
 
 
 def _read_jwks(path: str | None) -> list[Mapping[str, Any]]:
@@ -307,6 +335,17 @@ def cmd_client_hash(args: argparse.Namespace) -> int:
     secret, secret_hash = new_confidential_client_secret()
     print(f"client_secret: {secret}")
     print(f"secret_hash: {secret_hash}")
+    return 0
+
+
+def cmd_client_seal(args: argparse.Namespace) -> int:
+    """Print the ``secret_sealed`` of a ``client_secret_jwt`` client for a ``clients_file`` (generating a secret if none given)."""
+    secret, sealed = _sealed_secret(
+        filter_settings(args.config), args.client_id, args.secret, args.signing_alg
+    )
+    if args.secret is None:
+        print(f"client_secret: {secret}")
+    print(f"secret_sealed: {sealed}")
     return 0
 
 
@@ -430,8 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--signing-alg",
         metavar="ALG",
-        help="for private_key_jwt: the one algorithm its assertions may use (RS256, ES256 or EdDSA; "
-        "default: its key's)",
+        help="the one algorithm its assertions may use: for private_key_jwt RS256, ES256 or EdDSA "
+        "(default: its key's); for client_secret_jwt HS256, HS384 or HS512 (default: any, and the "
+        "secret must then have 64 bytes)",
     )
     add.add_argument(
         "--resource",
@@ -461,6 +501,18 @@ def build_parser() -> argparse.ArgumentParser:
     hashing = client.add_parser("hash", help="print the secret_hash of a secret for a clients_file")
     hashing.add_argument("--secret", help="the secret to hash (default: generate one and print it)")
     hashing.set_defaults(func=cmd_client_hash)
+
+    seal = client.add_parser(
+        "seal",
+        help="print the secret_sealed of a client_secret_jwt client for a clients_file",
+        description="Encrypt a client_secret_jwt secret with the ini's client_secret_key, for the client "
+        "it is for (a sealed secret opens for that client id only).",
+    )
+    seal.add_argument("config", help=f"{config_help}, whose client_secret_key encrypts the secret")
+    seal.add_argument("--client-id", required=True, help="the client's id")
+    seal.add_argument("--secret", help="the secret (default: generate one and print it)")
+    seal.add_argument("--signing-alg", choices=("HS256", "HS384", "HS512"), help="its one HMAC algorithm")
+    seal.set_defaults(func=cmd_client_seal)
 
     keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with keys"

@@ -22,6 +22,7 @@ from .keys import public_jwk_key
 from .models import Client, digest
 from .parsing import scope_list
 from .resource_indicators import resource_uris
+from .sealed_secrets import HMAC_ALGORITHMS, is_sealed
 from .secret_hash import is_secret_hash
 from .settings import asbool
 
@@ -74,6 +75,7 @@ def build_client(
     jwks: Iterable[Mapping[str, Any]] = (),
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
+    secret_sealed: str | None = None,
     resources: Iterable[str] = (),
 ) -> Client:
     """Check registration data and build a :class:`Client`.
@@ -87,6 +89,8 @@ def build_client(
     :param jwks: its public keys, for ``private_key_jwt`` (the default method with keys).
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may use.
+    :param secret_sealed: for ``client_secret_jwt`` (and only then), its secret
+        sealed by :class:`~oauth_middleware.sealed_secrets.SecretSealer`.
     :param resources: the resources (RFC 8707 absolute URIs) it may ask tokens for; none: any.
     :raises ValueError: with a message naming the bad argument.
     """
@@ -108,7 +112,8 @@ def build_client(
         declared = GRANTS.get(grant)
         if declared is None:
             raise ValueError(f"unknown grant {grant!r} (known: {', '.join(GRANTS.names())})")
-        if secret_hash is None and not keys and jwks_uri is None and not declared.allows_public_clients:
+        public = secret_hash is None and secret_sealed is None and not keys and jwks_uri is None
+        if public and not declared.allows_public_clients:
             raise ValueError(f"a public client cannot use the {grant} grant")
     responses = tuple(dict.fromkeys(response_types))
     known_responses = known_response_types()
@@ -127,7 +132,14 @@ def build_client(
     has_keys = bool(keys) or jwks_uri is not None
     if token_endpoint_auth_method is None and has_keys:
         token_endpoint_auth_method = "private_key_jwt"
-    method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
+    elif token_endpoint_auth_method is None and secret_sealed is not None:
+        token_endpoint_auth_method = "client_secret_jwt"
+    if secret_sealed is not None and not is_sealed(secret_sealed):
+        raise ValueError("secret_sealed must be what 'oauth-middleware client seal' prints")
+    method = check_auth_method(
+        token_endpoint_auth_method, public=secret_hash is None and secret_sealed is None
+    )
+    check_sealed_secret(method, secret_hash, secret_sealed, token_endpoint_auth_signing_alg)
     check_client_keys(method, keys, jwks_uri, token_endpoint_auth_signing_alg)
     try:
         resource_tuple = resource_uris(resources)
@@ -146,8 +158,28 @@ def build_client(
         jwks=keys,
         jwks_uri=jwks_uri,
         token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
+        secret_sealed=secret_sealed,
         resources=resource_tuple,
     )
+
+
+def check_sealed_secret(method: str, secret_hash: str | None, sealed: str | None, alg: str | None) -> None:
+    """A ``client_secret_jwt`` client has a sealed secret and an HMAC algorithm (if any); no other has either.
+
+    :raises ValueError: a hashed secret for ``client_secret_jwt`` (an HMAC cannot be
+        checked with a hash), a sealed one for another method, or a non-HMAC algorithm.
+    """
+    if method != "client_secret_jwt":
+        if sealed is not None:
+            raise ValueError(f"a sealed secret is for client_secret_jwt, not {method}")
+        return
+    if secret_hash is not None or sealed is None:
+        raise ValueError(
+            "a client_secret_jwt client needs its secret sealed (secret_sealed), not hashed: "
+            "the server checks an HMAC with the secret itself"
+        )
+    if alg is not None and alg not in HMAC_ALGORITHMS:
+        raise ValueError(f"signing algorithm {alg!r} is not one of {', '.join(HMAC_ALGORITHMS)}")
 
 
 def check_client_keys(
@@ -159,6 +191,10 @@ def check_client_keys(
         ``private_key_jwt``, both, a key that is not a public asymmetric
         signing key, or an algorithm that is not asymmetric or no key's.
     """
+    if method == "client_secret_jwt":
+        if jwks or jwks_uri is not None:
+            raise ValueError("keys are for private_key_jwt, not client_secret_jwt")
+        return
     if method != "private_key_jwt":
         if jwks or jwks_uri is not None or alg is not None:
             raise ValueError(f"keys and a signing algorithm are for private_key_jwt, not {method}")
@@ -209,8 +245,9 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean),
     ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean), and for
     ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
-    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; ``resources`` (RFC 8707:
-    the only resources it may ask tokens for).
+    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; for
+    ``client_secret_jwt``, ``secret_sealed`` (what ``client seal`` prints); ``resources``
+    (RFC 8707: the only resources it may ask tokens for).
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -236,6 +273,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "dpop_bound_access_tokens",
         "jwks",
         "jwks_uri",
+        "secret_sealed",
         "token_endpoint_auth_signing_alg",
         "resources",
     }
@@ -254,9 +292,11 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         jwks_uri = values.get("jwks_uri", "").strip() or None
         jwks = _jwks(values, section)
         secret_hash = None if public else values.get("secret_hash", "").strip() or None
-        if secret_hash is None and not public and not jwks and jwks_uri is None:
+        sealed = None if public else values.get("secret_sealed", "").strip() or None
+        if secret_hash is None and sealed is None and not public and not jwks and jwks_uri is None:
             raise ConfigError(
-                f"clients_file: [{section}] needs secret_hash or public = true (or jwks or jwks_uri)"
+                f"clients_file: [{section}] needs secret_hash or public = true "
+                "(or jwks or jwks_uri, or secret_sealed)"
             )
         try:
             client = build_client(
@@ -274,6 +314,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 jwks_uri=jwks_uri,
                 token_endpoint_auth_signing_alg=values.get("token_endpoint_auth_signing_alg", "").strip()
                 or None,
+                secret_sealed=sealed,
                 resources=values.get("resources", "").split(),
             )
         except ValueError as exc:

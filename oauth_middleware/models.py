@@ -43,6 +43,8 @@ class Client:
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may be
         signed with; None: the algorithm of the key that signed it.
+    :param secret_sealed: for ``client_secret_jwt``, its secret encrypted
+        (:mod:`.sealed_secrets`): an HMAC is checked with the secret itself, which a hash cannot give back.
     :param resources: the resources (RFC 8707) it may ask tokens for; empty: any the server allows.
     """
 
@@ -59,12 +61,18 @@ class Client:
     jwks: tuple[Mapping[str, Any], ...] = ()
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    secret_sealed: str | None = None
     resources: tuple[str, ...] = ()
 
     @property
     def is_public(self) -> bool:
         """True for a client with neither a secret nor keys (native and browser apps)."""
-        return self.secret_hash is None and not self.jwks and self.jwks_uri is None
+        return (
+            self.secret_hash is None
+            and self.secret_sealed is None
+            and not self.jwks
+            and self.jwks_uri is None
+        )
 
     def check_secret(self, secret: str) -> bool:
         """Compare ``secret`` with the stored hash in constant time.
@@ -101,6 +109,7 @@ class Client:
             **({"jwks": [dict(key) for key in self.jwks]} if self.jwks else {}),
             **({"ju": self.jwks_uri} if self.jwks_uri else {}),
             **({"sa": self.token_endpoint_auth_signing_alg} if self.token_endpoint_auth_signing_alg else {}),
+            **({"ss": self.secret_sealed} if self.secret_sealed else {}),
             **({"rs": list(self.resources)} if self.resources else {}),
         }
 
@@ -121,6 +130,7 @@ class Client:
             jwks=tuple(value.get("jwks", ())),
             jwks_uri=value.get("ju"),
             token_endpoint_auth_signing_alg=value.get("sa"),
+            secret_sealed=value.get("ss"),
             resources=tuple(value.get("rs", ())),
         )
 

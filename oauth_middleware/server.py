@@ -18,6 +18,7 @@ from webob import Request
 
 from .authorization import AuthorizationRequest
 from .client_auth import ClientAssertions, ClientAuthenticator
+from .client_auth.assertions import ASSERTION_ALGORITHMS
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .dpop import ProofVerifier
@@ -26,6 +27,7 @@ from .grants import Grant, GrantContext, token_grants
 from .grants.authorization_code import issue_code
 from .interaction import Interaction, Pages
 from .models import Client
+from .profile import PROFILES
 from .repository import Repository
 from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
@@ -87,8 +89,17 @@ class AuthorizationServer:
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.resource_policy = ResourcePolicy.from_settings(settings)
         self.throttle = Throttle(self.repository, settings, clock=clock)
+        #: The security profile's per-request restrictions (``profile``), handed to the parts that apply them.
+        self.profile = PROFILES[settings.profile]
+        assertions = ClientAssertions.from_settings(
+            settings,
+            self.repository,
+            clock,
+            algorithms=tuple(self.profile.signing_algorithms(ASSERTION_ALGORITHMS)),
+            audience_string_only=self.profile.audience_string_only,
+        )
         self.client_auth = ClientAuthenticator(
-            self.repository, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
+            self.repository, self.throttle, assertions, self.profile.auth_methods
         )
         self.dpop = (
             ProofVerifier.from_settings(settings, self.repository)
@@ -102,7 +113,11 @@ class AuthorizationServer:
         self.authorize_context: AuthorizeContext = AuthorizeWiring(self)
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
+                where = f"clients_file: [client:{client.client_id}]"
+                self.profile.check_client(client.token_endpoint_auth_method or "", where)
                 self.repository.save_client(client)
+        # A client_secret_jwt secret that cannot be opened is a one-line error now, not a 401 later.
+        assertions.check_sealed_secrets(self.repository.list_clients())
 
     def close(self) -> None:
         """Close the stores this server opened (``store`` and ``client_store``).

@@ -21,6 +21,8 @@ from typing import Any, Literal, NamedTuple
 
 from .errors import ConfigError, OAuthError
 from .parsing import scope_list
+from .profile import DEFAULTS as PROFILE_DEFAULTS
+from .profile import PROFILES, check_profile
 from .proxies import TrustedProxies
 from .resource_indicators import resource_uri, resource_uris
 
@@ -721,6 +723,17 @@ class Settings:
         "or server cannot be replayed at another.",
     )
 
+    client_secret_key: str = _setting(
+        "",
+        key_text,
+        "Key (32 characters or more) that encrypts the secrets of ``client_secret_jwt`` clients "
+        "in the store (AES-256-GCM, key derived with HKDF-SHA256): the server needs such a secret "
+        "itself to check an HMAC, so it cannot keep only a hash. Required (the server and "
+        "``client add`` refuse to start without it) once such a client is registered; changing it "
+        "makes their secrets unreadable (register them again). Keep it out of the store's backups.",
+        secret=True,
+    )
+
     # -- endpoints ---------------------------------------------------------
     authorize_path: str = _setting("/oauth/authorize", url_path, "Authorization endpoint.")
     token_path: str = _setting("/oauth/token", url_path, "Token endpoint.")
@@ -764,6 +777,17 @@ class Settings:
     )
 
     # -- transport, limits and throttling (see *Security model*) -----------
+    profile: str = _setting(
+        "none",
+        choice(*PROFILES),
+        "A security profile the server keeps to: ``none``, or ``fapi2``, the FAPI 2.0 Security "
+        "Profile with DPoP (see *FAPI 2.0 Security Profile*). ``fapi2`` changes the defaults of "
+        "``token_types`` (``DPoP``), ``require_pushed_authorization_requests`` (``true``), "
+        "``code_ttl`` (``60``), ``rotate_refresh_tokens`` (``false``), ``dpop_signing_algs`` "
+        "(``PS256 ES256 EdDSA``) and ``jwt_algorithm`` (``ES256``); accepts ``private_key_jwt`` "
+        "clients only; and refuses to start with a setting that contradicts the profile, naming "
+        "the key and the clause.",
+    )
     require_https: bool = _setting(
         "true",
         asbool,
@@ -924,6 +948,8 @@ class Settings:
             others), in one line naming the key.
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        # A profile's defaults under what the ini says: an unknown profile is refused below, by its key.
+        config = {**PROFILE_DEFAULTS.get(_as_ini(config.get("profile")).strip(), {}), **config}
         values: dict[str, Any] = {}
         for key, raw in config.items():
             spec = fields.get(key)
@@ -986,6 +1012,7 @@ class Settings:
         """
         if role == "oauth2":
             self._check_authorization_server()
+        check_profile(self, role)
 
     def _check_authorization_server(self) -> None:
         if not self.issuer:

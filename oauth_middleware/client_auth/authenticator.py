@@ -1,4 +1,4 @@
-"""Client authentication at the token, revocation and introspection endpoints, behind the throttle."""
+"""Client authentication at the token, revocation, introspection and PAR endpoints, behind the throttle."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ class ClientAuthenticator:
 
     :param repository: where clients are registered.
     :param throttle: counts failed attempts per client id and address.
-    :param assertions: verifies client assertions (``private_key_jwt``); without
-        it, methods that need it (:class:`ContextualAuthMethod`) prove nothing.
+    :param assertions: verifies client assertions (``private_key_jwt``,
+        ``client_secret_jwt``); without it, methods that need it
+        (:class:`ContextualAuthMethod`) prove nothing.
+    :param methods: the only methods that may pass (a security profile's); None: every one.
     :raises ConfigError: a registered method cannot be loaded or declares
         another name than it is registered under.
 
@@ -37,11 +39,16 @@ class ClientAuthenticator:
     """
 
     def __init__(
-        self, repository: Repository, throttle: Throttle, assertions: ClientAssertions | None = None
+        self,
+        repository: Repository,
+        throttle: Throttle,
+        assertions: ClientAssertions | None = None,
+        methods: tuple[str, ...] | None = None,
     ) -> None:
         self.repository = repository
         self.throttle = throttle
         self.assertions = assertions
+        self.methods = methods
         for name in AUTH_METHODS:
             auth_method(name)  # a broken or misnamed plug-in is a one-line error at load time
 
@@ -76,7 +83,7 @@ class ClientAuthenticator:
         attempt = self.throttle.attempt(self.throttle.counters(origin, subject))
         client = self.repository.get_client(credentials.client_id)
         try:
-            reason = _failure(client, credentials, self.assertions)
+            reason = _failure(client, credentials, self.assertions, self.methods)
         except TemporarilyUnavailable:
             attempt.succeeded()  # our outage is not the client's failed guess
             raise
@@ -91,11 +98,16 @@ class ClientAuthenticator:
 
 
 def _failure(
-    client: Client | None, credentials: ClientCredentials, assertions: ClientAssertions | None
+    client: Client | None,
+    credentials: ClientCredentials,
+    assertions: ClientAssertions | None,
+    methods: tuple[str, ...] | None,
 ) -> str | None:
     """Why ``credentials`` do not prove ``client``, or None when they do."""
     if client is None:
         return "unknown client"
+    if methods is not None and credentials.method not in methods:
+        return f"method {credentials.method} is not allowed by the profile"
     # The registered method is checked first: a secret sent the wrong way is never compared.
     if not client.accepts_method(credentials.method):
         return f"method {credentials.method} is not the client's"
