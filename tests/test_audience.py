@@ -9,9 +9,11 @@ import jwt
 import pytest
 import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic
-from jwt_keys import AUDIENCE, EchoApp, jwt_settings, make_keys
+from jwt_keys import AUDIENCE, ISSUER, EchoApp, claims, jwt_settings, make_keys, sign
 
 from oauth_middleware.records import AccessTokenRecord, CodeRecord, RefreshTokenRecord
+from oauth_middleware.resource import guard_from_settings
+from oauth_middleware.settings import Settings
 
 API = "https://api.example.com/mcp"
 OTHER = "https://other.example.com/api"
@@ -109,3 +111,28 @@ def test_a_guard_without_identifier_refuses_a_token_restricted_to_a_resource(mak
     middleware = make_middleware(EchoApp())
     app = webtest.TestApp(middleware)
     app.get(ME, headers={"Authorization": f"Bearer {issued(middleware, (API,))}"}, status=401)
+
+
+@pytest.mark.parametrize(
+    ("aud", "status"),
+    [
+        pytest.param(API, 200, id="its-own-resource"),
+        pytest.param([OTHER, API], 200, id="among-others"),
+        pytest.param(AUDIENCE, 401, id="the-default-audience-only"),
+        pytest.param(OTHER, 401, id="another-resource"),
+    ],
+)
+def test_a_jwt_guard_only_filter_checks_aud_against_its_resource(keys, aud, status):
+    settings = Settings.from_config(
+        {
+            "token_format": "jwt",
+            "issuer": ISSUER,
+            "audience": AUDIENCE,
+            "jwt_verification_keys": keys.rsa_pub,
+            "resource_identifier": API,
+            "allowed_resources": OTHER,
+        }
+    )
+    app = webtest.TestApp(guard_from_settings(EchoApp(), settings))
+    token = sign(claims(aud=aud), keys.rsa, kid=keys.rsa_kid)
+    app.get(ME, headers={"Authorization": f"Bearer {token}"}, status=status)

@@ -273,3 +273,16 @@ def test_an_implicit_token_is_for_the_requested_resource(make_middleware):
     ]
     token = location_params(approve(app, params), fragment=True)["access_token"]
     assert audience(app, token) == [API]
+
+
+def test_introspecting_a_refresh_token_names_the_resources_of_its_grant(app):
+    tokens = redeem(app, code_for(app, API, FILES), resource=API)
+    assert audience(app, tokens["refresh_token"]) == [API, FILES]
+
+
+def test_unique_tokens_are_kept_per_resource(make_middleware):
+    app = webtest.TestApp(make_middleware(unique_tokens="true", session_secret="u" * 40))
+    first = client_credentials(app, API)["access_token"]
+    assert client_credentials(app, API)["access_token"] == first
+    assert client_credentials(app, FILES)["access_token"] != first
+    assert client_credentials(app)["access_token"] != first

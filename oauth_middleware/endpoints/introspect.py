@@ -77,7 +77,10 @@ def refresh_token_info(context: EndpointContext, token: str, issuer: str) -> dic
     record = context.repository.find_refresh_token(digest(token))
     if record is None or record.expired(context.clock.time()):
         return None
-    return _members(issuer, record.client_id, record.user_id, record.scopes, record.expires_at)
+    body = _members(issuer, record.client_id, record.user_id, record.scopes, record.expires_at)
+    if record.audience:
+        body["aud"] = list(record.audience)  # the resources of the grant (RFC 8707)
+    return body
 
 
 def _members(
