@@ -56,7 +56,7 @@ things the same way:
                        registration access token hashed
 ``registered:<addr>``  registration requests from one address in the
                        current ``registration_window``
-``client-deleted:<id>`` a registration deleted by its client (RFC 7592
+``deleted:<id>``       a registration deleted by its client (RFC 7592
                        §2.3): the access tokens of ``<id>`` expiring by
                        then were issued before and are refused; kept
                        until the last of them has expired
@@ -152,11 +152,11 @@ class Repository:
 
         :param ttl: seconds the marker is kept: until no such token passes its expiry check.
         """
-        self.store.put(f"client-deleted:{client_id}", DenyEntry(until).to_value(), ttl)
+        self.store.put(f"deleted:{client_id}", DenyEntry(until).to_value(), ttl)
 
     def is_deleted_clients_token(self, token: AccessToken) -> bool:
         """True when ``token`` was issued to a client before its registration was deleted."""
-        value = self.store.get(f"client-deleted:{token.client_id}")
+        value = self.store.get(f"deleted:{token.client_id}")
         return value is not None and token.expires_at <= DenyEntry.from_value(value).until
 
     def count_registration(self, address: str, window: int) -> int:

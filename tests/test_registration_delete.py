@@ -1,7 +1,7 @@
 """Deleting a registration invalidates the access tokens issued to it (RFC 7592 §2.3).
 
 Nothing lists a client's tokens, so the deletion leaves a marker in the
-store, ``client-deleted:<id>``, that the token formats check on the client
+store, ``deleted:<id>``, that the token formats check on the client
 id they already read: a token of that client expiring by the time the last
 token issued before the deletion expires is refused, by the guard and by
 introspection, opaque or JWT (whose guard reads the store when it checks
