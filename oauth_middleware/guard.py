@@ -26,7 +26,7 @@ from .errors import (
 from .models import AccessToken
 from .outage import OutageLog
 from .parsing import authorization_scheme
-from .resource_metadata import ResourceMetadata
+from .resource_metadata import ENVIRON_KEY, ResourceMetadata
 from .responses import guard_error
 from .settings import ScopeRule, Settings
 from .token_types import Presented, TokenType, enabled_token_types
@@ -106,6 +106,9 @@ class Guard:
             and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
         ):
             return metadata.response()(environ, start_response)
+        if metadata is not None:
+            # For the app's own 401 and 403 (the helpers), on public paths too.
+            environ[ENVIRON_KEY] = metadata.url
         if self.public_paths.matches(path):
             return self.app(environ, start_response)
         presented = None

@@ -5,7 +5,9 @@ are for checks that belong in the application: one WSGI sub-application, or
 one view of a framework, that needs a scope the path rules do not express.
 They only read what the guard put in the environ (see the contract) and
 render errors with :func:`oauth_middleware.responses.bearer_error`, so a 401
-or 403 from here looks exactly like one from the guard.
+or 403 from here looks exactly like one from the guard: with the guard's
+``resource_identifier`` set, it names the protected resource metadata too
+(``environ['oauth2.resource_metadata']``, RFC 9728 §5.1).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from webob import Response
 from .errors import BearerError, InsufficientScope, MissingToken, OAuthError
 from .models import AccessToken
 from .parsing import scope_list
+from .resource_metadata import ENVIRON_KEY
 from .responses import bearer_error
 from .settings import Settings, header_text
 
@@ -80,7 +83,7 @@ def scope_denial(environ: WSGIEnvironment, *scopes: str, realm: str | None = Non
     # Both checked on every call, so a bad argument fails on the first request, not the first error.
     needed, checked_realm = _checked_scopes(scopes), _checked_realm(realm)
     error = scope_error(environ, needed)
-    return None if error is None else bearer_error(error, checked_realm)
+    return None if error is None else _denial(environ, error, checked_realm)
 
 
 def require_scope(*scopes: str, realm: str | None = None) -> Callable[[WSGIApplication], WSGIApplication]:
@@ -126,8 +129,14 @@ class ScopeRequired:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         error = scope_error(environ, self.scopes)
         if error is not None:
-            return bearer_error(error, self.realm)(environ, start_response)
+            return _denial(environ, error, self.realm)(environ, start_response)
         return self.app(environ, start_response)
+
+
+def _denial(environ: WSGIEnvironment, error: BearerError, realm: str) -> Response:
+    """The guard's answer to ``error``, naming the metadata URL the guard left in the environ, if any."""
+    url = environ.get(ENVIRON_KEY)
+    return bearer_error(error, realm, resource_metadata=url if isinstance(url, str) else None)
 
 
 def _checked_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:

@@ -56,6 +56,10 @@ things the same way:
                        registration access token hashed
 ``registered:<addr>``  registration requests from one address in the
                        current ``registration_window``
+``deleted:<id>``       a registration deleted by its client (RFC 7592
+                       §2.3): the access tokens of ``<id>`` expiring by
+                       then were issued before and are refused; kept
+                       until the last of them has expired
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -138,6 +142,22 @@ class Repository:
         """The dynamic registration of ``client_id``, or None (not registered that way)."""
         value = self.client_store.get(f"registration:{client_id}")
         return None if value is None else RegistrationRecord.from_value(value)
+
+    def deny_client_tokens(self, client_id: str, until: int, ttl: int) -> None:
+        """Refuse every access token of ``client_id`` that expires by ``until`` (Unix time).
+
+        Called as a registration is deleted, with ``until`` when the last token
+        issued so far expires: those tokens are refused though nothing lists
+        them, and a later client with the same id keeps its own.
+
+        :param ttl: seconds the marker is kept: until no such token passes its expiry check.
+        """
+        self.store.put(f"deleted:{client_id}", DenyEntry(until).to_value(), ttl)
+
+    def is_deleted_clients_token(self, token: AccessToken) -> bool:
+        """True when ``token`` was issued to a client before its registration was deleted."""
+        value = self.store.get(f"deleted:{token.client_id}")
+        return value is not None and token.expires_at <= DenyEntry.from_value(value).until
 
     def count_registration(self, address: str, window: int) -> int:
         """Count a registration request from ``address``; its count in this ``window``."""

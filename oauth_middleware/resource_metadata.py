@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 #: RFC 9728 §3: the well-known URI suffix.
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
+#: Where the guard puts the metadata URL for the app behind it, so that the app's own
+#: challenges (:mod:`oauth_middleware.helpers`) name it too (RFC 9728 §5.1).
+ENVIRON_KEY = "oauth2.resource_metadata"
 
 
 def metadata_path(identifier: str) -> str:

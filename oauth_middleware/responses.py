@@ -195,9 +195,12 @@ def guard_error(
     return response
 
 
-def bearer_error(error: BearerError, realm: str) -> Response:
-    """Render a guard error with a ``Bearer`` challenge: for the app's own checks (:mod:`.helpers`)."""
-    return guard_error(error, [token_challenge("Bearer", error, realm)])
+def bearer_error(error: BearerError, realm: str, *, resource_metadata: str | None = None) -> Response:
+    """Render a guard error with a ``Bearer`` challenge: for the app's own checks (:mod:`.helpers`).
+
+    :param resource_metadata: as for :func:`guard_error`.
+    """
+    return guard_error(error, [token_challenge("Bearer", error, realm)], resource_metadata=resource_metadata)
 
 
 def redirect(

@@ -808,7 +808,9 @@ class Settings:
         "Dynamic client registration (RFC 7591) at ``registration_path``, and its management "
         "(RFC 7592) at ``registration_client_path``: ``off``; ``open`` (anyone may register); "
         "``initial-access-token`` (a registration request must carry one of "
-        "``initial_access_tokens`` as a Bearer token). See *Dynamic client registration*.",
+        "``initial_access_tokens`` as a Bearer token). While on, every token check also reads "
+        "whether the token's client deleted its registration (RFC 7592 §2.3: one more store read). "
+        "See *Dynamic client registration*.",
     )
     initial_access_tokens: tuple[str, ...] = _setting(
         "",

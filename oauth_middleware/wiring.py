@@ -57,4 +57,11 @@ def token_format_from_settings(
         return jwt_tokens(settings, repository, issuing=issuing, clock=clock)
     if repository is None:
         raise ConfigError("store: opaque access tokens are looked up in the store")
-    return OpaqueTokens(repository, settings.access_token_ttl, settings.token_generator, clock=clock)
+    return OpaqueTokens(
+        repository,
+        settings.access_token_ttl,
+        settings.token_generator,
+        # Only registrations (RFC 7592) are deleted with live tokens nothing lists.
+        deleted_clients=settings.registration != "off",
+        clock=clock,
+    )

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote_from_bytes, quote_plus
 
 from hypothesis import strategies as st
+from webob import Request
 
 from oauth_middleware import pkce
 from oauth_middleware.authorization import validate_request
@@ -97,6 +98,9 @@ class Server:
     session_cookie: str = ""
     #: A consent form alice could post (CSRF token included) for :data:`CODE_REQUEST`.
     consent_form: dict[str, str] = field(default_factory=dict)
+    #: The client information of dynamically registered clients (RFC 7591 §3.2.1): the first
+    #: is read and updated, the others are there to be deleted.
+    registrations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _register(middleware: OAuth2Middleware, client_id: str, secret: str | None, **fields: Any) -> None:
@@ -124,6 +128,9 @@ def make_server(token_format: str = "opaque", key_dir: Path | None = None) -> Se
         "throttle": "false",
         # Plain-HTTP cases reach the endpoints too (the HTTPS check is tested in test_proxies.py).
         "require_https": "false",
+        # Dynamic registration (RFC 7591, 7592), limited per address far above what a run sends.
+        "registration": "open",
+        "registration_max_per_address": "1000000",
     }
     if token_format == "jwt":
         config.update(token_format="jwt", issuer=ISSUER, audience=AUDIENCE, jwt_check_revocation="true")
@@ -172,6 +179,12 @@ def make_server(token_format: str = "opaque", key_dir: Path | None = None) -> Se
     server.codes = [issue_code(middleware.server, request, "alice") for _ in range(3)]
     csrf = csrf_token(middleware.server.pages.csrf_key, "consent", session, "alice", request.pending_id)
     server.consent_form = {**CODE_REQUEST, "step": "consent", "csrf_token": csrf, "decision": "approve"}
+    for _ in range(20):
+        register = Request.blank("/oauth/register", method="POST", content_type="application/json")
+        register.body = json.dumps(REGISTRATIONS[0]).encode()
+        registered = register.get_response(middleware)
+        assert registered.status_int == 201, registered.text
+        server.registrations.append(registered.json)
     return server
 
 
@@ -571,8 +584,115 @@ def _guard_cases(s: Server) -> st.SearchStrategy[Case]:
     )
 
 
+#: Client metadata a registration may send (RFC 7591 §2), good ones first.
+REGISTRATIONS: list[dict[str, Any]] = [
+    {"redirect_uris": [NATIVE_REDIRECT], "token_endpoint_auth_method": "none", "scope": "read"},
+    {"redirect_uris": [WEB_REDIRECT], "grant_types": ["authorization_code", "refresh_token"]},
+    {"grant_types": ["client_credentials"], "scope": "read write", "client_name": "Reports"},
+    {"grant_types": ["client_credentials"], "jwks_uri": "https://keys.example/jwks"},
+]
+METADATA_NAMES = ["redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "scope"]
+METADATA_NAMES += [
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "contacts",
+    "jwks",
+    "jwks_uri",
+    "software_statement",
+]
+METADATA_NAMES += [
+    "client_id",
+    "client_secret",
+    "dpop_bound_access_tokens",
+    "token_endpoint_auth_signing_alg",
+]
+#: Any JSON value, nested a little.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+def _registration_cases(s: Server) -> st.SearchStrategy[Case]:
+    """Registrations (RFC 7591) and the management of one (RFC 7592): JSON bodies, good and broken."""
+    registration = s.registrations[0]
+    plausible = st.sampled_from(
+        [*REDIRECTS, *SCOPES, *GRANT_TYPES, "none", "client_secret_basic", "private_key_jwt", "code", "token"]
+    )
+    member_value = weighted(
+        (3, plausible), (2, plausible.map(lambda value: [value])), (2, json_values), (1, oversized)
+    )
+    own = {**REGISTRATIONS[1], "client_id": registration["client_id"]}
+    metadata = st.builds(
+        lambda base, dropped, added: {**{k: v for k, v in base.items() if k not in dropped}, **added},
+        st.sampled_from([*REGISTRATIONS, own]),
+        st.sets(st.sampled_from(METADATA_NAMES), max_size=2),
+        st.dictionaries(st.sampled_from(METADATA_NAMES), member_value, max_size=3),
+    )
+    body = weighted(
+        (10, metadata.map(lambda value: json.dumps(value).encode())),
+        (2, json_values.map(lambda value: json.dumps(value).encode())),
+        (1, st.binary(max_size=80)),
+        (1, oversized.map(str.encode)),
+    )
+    token = registration["registration_access_token"]
+    auth = weighted(
+        (1, st.none()),
+        (8, st.just(f"Bearer {token}")),
+        (1, st.sampled_from(s.tokens).map(lambda value: f"Bearer {value}")),
+        (1, latin1.map(lambda text: "Bearer " + text)),
+        (1, st.just(basic(*SERVICE))),
+    )
+    query = weighted(
+        (6, st.just(f"client_id={quote_plus(registration['client_id'])}")),
+        (1, st.sampled_from(["", "client_id=nobody", "client_id=a&client_id=b"])),
+        (1, latin1),
+    )
+    content_type = weighted((8, st.just("application/json")), (1, content_types))
+    other_method = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "get"]) | latin1
+    registering = st.builds(
+        Case,
+        method=weighted((8, st.just("POST")), (1, other_method)),
+        path=near("/oauth/register"),
+        query=weighted((6, st.just("")), (1, query)),
+        body=body,
+        content_type=content_type,
+        headers=st.builds(_headers, weighted((6, st.none()), (1, auth)), st.none(), st.just([])),
+        environ=st.builds(_environ, st.none(), st.booleans()),
+    )
+    managed = st.builds(
+        Case,
+        # No DELETE with the token of the first registration: it stays for the other cases.
+        method=weighted(
+            (8, st.sampled_from(["GET", "PUT"])), (1, st.sampled_from(["POST", "HEAD"]) | latin1)
+        ),
+        path=near("/oauth/register/client"),
+        query=query,
+        body=body,
+        content_type=content_type,
+        headers=st.builds(_headers, auth, st.none(), st.just([])),
+        environ=st.builds(_environ, st.none(), st.booleans()),
+    )
+    # A deletion with its own token: the registrations kept for it go one by one, the first stays.
+    deleted = st.sampled_from(s.registrations[1:]).map(
+        lambda other: Case(
+            "DELETE",
+            "/oauth/register/client",
+            f"client_id={quote_plus(other['client_id'])}",
+            b"",
+            None,
+            (("HTTP_AUTHORIZATION", f"Bearer {other['registration_access_token']}"),),
+            (),
+        )
+    )
+    return weighted((6, registering), (6, managed), (1, deleted))
+
+
 #: Every target: each endpoint, the authorization endpoint by both methods, and the guard on both token formats.
 TARGETS: dict[str, Target] = {
+    "registration": Target("opaque", _registration_cases),
     "token": Target("opaque", _token_cases),
     "authorize-get": Target("opaque", _authorize_cases("GET")),
     "authorize-post": Target("opaque", _authorize_cases("POST")),

@@ -18,7 +18,7 @@ from http_fuzz import CODE_REQUEST, FORM, TARGETS, Case, make_server, problems
 from hypothesis import given
 from webob import Request
 
-#: Cases per target in CI: nine targets, about 1,350 requests.
+#: Cases per target in CI: ten targets, about 1,500 requests.
 CI_CASES = 150
 
 

@@ -240,3 +240,95 @@ def test_helpers_are_public_api() -> None:
     for name in ("current_token", "require_scope", "scope_denial"):
         assert name in oauth_middleware.__all__
         assert getattr(oauth_middleware, name) is globals()[name]
+
+
+# -- the protected resource metadata URL (RFC 9728 §5.1) ----------------------
+
+RESOURCE = "http://localhost/api"
+METADATA_URL = "http://localhost/.well-known/oauth-protected-resource/api"
+
+
+@pytest.fixture
+def guarded_resource(make_middleware: Callable[..., OAuth2Middleware]) -> tuple[webtest.TestApp, Recorder]:
+    """``require_scope("write")`` behind a guard with a ``resource_identifier`` (its metadata URL)."""
+    inner = Recorder()
+    middleware = make_middleware(
+        require_scope("write", realm="shop")(inner),
+        realm="shop",
+        public_paths="/open",
+        resource_identifier=RESOURCE,
+        accept_tokens_without_audience=True,
+    )
+    return webtest.TestApp(middleware), inner
+
+
+@pytest.mark.parametrize(
+    ("path", "scope", "status", "challenge", "body"),
+    [
+        pytest.param(
+            "/data",
+            "read",
+            403,
+            INSUFFICIENT_CHALLENGE.format(realm="shop", scope="write"),
+            INSUFFICIENT,
+            id="wrong-scope",
+        ),
+        pytest.param("/open", "read write", 401, 'Bearer realm="shop"', {}, id="public-path"),
+    ],
+)
+def test_behind_a_guard_with_a_resource_identifier_the_challenge_names_its_metadata(
+    guarded_resource: tuple[webtest.TestApp, Recorder],
+    path: str,
+    scope: str,
+    status: int,
+    challenge: str,
+    body: dict[str, str],
+) -> None:
+    app, inner = guarded_resource
+    token = issue_token(app, scope)
+    response = app.get(path, headers={"Authorization": f"Bearer {token}"}, status=status)
+    assert_bearer_error(response, status, f'{challenge}, resource_metadata="{METADATA_URL}"', body)
+    assert inner.calls == 0
+    # The URL the helpers named is where the guard serves the metadata.
+    assert app.get(METADATA_URL).json["resource"] == RESOURCE
+
+
+def test_the_guard_puts_the_metadata_url_in_the_environ(
+    make_middleware: Callable[..., OAuth2Middleware],
+) -> None:
+    seen: list[Any] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        seen.append(environ.get("oauth2.resource_metadata"))
+        start_response("200 OK", [])
+        return [b""]
+
+    with_identifier = webtest.TestApp(
+        make_middleware(app, public_paths="/open", resource_identifier=RESOURCE)
+    )
+    without = webtest.TestApp(make_middleware(app, public_paths="/open"))
+    with_identifier.get("/open")
+    without.get("/open")
+    assert seen == [METADATA_URL, None]
+
+
+@pytest.mark.parametrize(
+    ("environ", "status", "challenge"),
+    [
+        pytest.param({}, 401, 'Bearer realm="api"', id="no-token"),
+        pytest.param(
+            with_token("read"),
+            403,
+            INSUFFICIENT_CHALLENGE.format(realm="api", scope="write"),
+            id="wrong-scope",
+        ),
+    ],
+)
+def test_scope_denial_names_the_metadata_url_the_guard_left(
+    environ: dict[str, Any], status: int, challenge: str
+) -> None:
+    denied = scope_denial({**environ, "oauth2.resource_metadata": METADATA_URL}, "write", realm="api")  # type: ignore[arg-type]
+    assert denied is not None
+    response = Request.blank("/").get_response(denied)
+    assert response.status_code == status
+    assert response.headers["WWW-Authenticate"] == f'{challenge}, resource_metadata="{METADATA_URL}"'

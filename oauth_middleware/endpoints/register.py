@@ -91,12 +91,25 @@ def client_configuration_endpoint(context: RegistrationContext, request: Request
     if client is None or record is None or not check_secret(record.token_hash, token):
         raise InvalidToken("the registration access token is not valid for this client")
     if request.method == "DELETE":
+        _deny_issued_tokens(context, client.client_id)
         context.repository.remove_client(client.client_id)
         return no_content()
     if request.method == "GET":
         registered = RegisteredMetadata(client, record.extra)
         return JSONReply(_information(context, registered, record.issued_at, token))
     return _update(context, request, record, client.secret_hash, token)
+
+
+def _deny_issued_tokens(context: RegistrationContext, client_id: str) -> None:
+    """Invalidate the client's access tokens issued so far (RFC 7592 §2.3), before it goes.
+
+    Its refresh tokens and codes need nothing: they are redeemed by a client
+    that no longer exists. The marker lasts until the last token issued now
+    would have failed its expiry check anyway.
+    """
+    settings = context.settings
+    until = int(context.clock.time()) + settings.access_token_ttl
+    context.repository.deny_client_tokens(client_id, until, settings.access_token_ttl + settings.jwt_leeway)
 
 
 def _update(

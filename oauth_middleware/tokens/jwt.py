@@ -110,6 +110,8 @@ class JWTTokens:
     :param repository: the deny list and refresh families; None on a guard
         that never checks revocation.
     :param check_revocation: look every token's ``jti`` up in the deny list.
+    :param deleted_clients: with the deny list, also refuse the tokens of a client whose
+        registration was deleted (RFC 7592 §2.3; one more store read).
     :param cache_size: verified tokens kept in memory; 0 for none.
     :param remote: keys fetched from another server's JWKS (``jwks_url``),
         asked for a ``kid`` that ``keys`` does not have.
@@ -134,6 +136,7 @@ class JWTTokens:
         extra_claim: str = "ext",
         repository: Repository | None = None,
         check_revocation: bool = False,
+        deleted_clients: bool = False,
         cache_size: int = 1024,
         remote: RemoteKeys | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -150,6 +153,7 @@ class JWTTokens:
         self.extra_claim = extra_claim
         self.repository = repository
         self.check_revocation = check_revocation
+        self.deleted_clients = deleted_clients
         self.cache = VerifiedCache(cache_size)
         self.remote = remote
         self.clock = clock
@@ -251,8 +255,13 @@ class JWTTokens:
         )
 
     def is_revoked(self, token: AccessToken) -> bool:
-        """True when the token's ``jti`` is on the deny list."""
-        return self.repository is not None and self.repository.is_jwt_denied(token.token_id)
+        """True when the token's ``jti`` is on the deny list, or (``deleted_clients``) its client's
+        registration was deleted after it was issued."""
+        repository = self.repository
+        return repository is not None and (
+            repository.is_jwt_denied(token.token_id)
+            or (self.deleted_clients and repository.is_deleted_clients_token(token))
+        )
 
     def decode(self, token: str) -> AccessToken:
         """Check the header, signature and claims of a token (no cache, no deny list).
@@ -418,6 +427,7 @@ def jwt_tokens(
         extra_claim=settings.jwt_extra_claim,
         repository=repository,
         check_revocation=settings.jwt_check_revocation,
+        deleted_clients=settings.registration != "off",
         cache_size=settings.jwt_cache_size,
         remote=remote,
         clock=clock,

@@ -19,6 +19,8 @@ class OpaqueTokens:
     :param repository: where token records live (by hash, never in clear).
     :param ttl: access token lifetime in seconds.
     :param generator: ``secrets`` or ``uuid4``.
+    :param deleted_clients: also refuse the tokens of a client whose registration was
+        deleted (RFC 7592 §2.3; one more store read per verification).
     :param clock: the time tokens expire by.
     """
 
@@ -26,11 +28,18 @@ class OpaqueTokens:
     reads_store = True
 
     def __init__(
-        self, repository: Repository, ttl: int, generator: str = "secrets", *, clock: Clock = SYSTEM_CLOCK
+        self,
+        repository: Repository,
+        ttl: int,
+        generator: str = "secrets",
+        *,
+        deleted_clients: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.repository = repository
         self.ttl = ttl
         self.generator = generator
+        self.deleted_clients = deleted_clients
         self.clock = clock
 
     def issue(
@@ -57,9 +66,13 @@ class OpaqueTokens:
         return record.access_token(token, token_id)
 
     def verify(self, token: str) -> AccessToken:
-        """Look the token up by hash; unknown or expired is ``invalid_token``."""
+        """Look the token up by hash; unknown, expired or of a deleted registration is ``invalid_token``."""
         access = self.repository.load_access_token(token, digest(token))
-        if access is None or access.expires_at <= self.clock.time():
+        if (
+            access is None
+            or access.expires_at <= self.clock.time()
+            or (self.deleted_clients and self.repository.is_deleted_clients_token(access))
+        ):
             raise InvalidToken("the access token is invalid or has expired")
         return access
 
