@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
-from .clients import build_client, jwk_set, new_confidential_client_secret
+from .clients import build_client, jwk_set, new_confidential_client_secret, parse_attribute
 from .errors import ConfigError
 from .models import LEGACY_AUTH_METHODS, Client
 from .repository import Repository
@@ -211,6 +211,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             jwks=_read_jwks(args.jwks_file),
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.signing_alg,
+            meta=_attributes("--meta", args.meta),
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -224,6 +225,23 @@ def cmd_client_add(args: argparse.Namespace) -> int:
         print(f"client_secret: {generated}")
         print("Store this secret now: it is kept hashed and cannot be shown again.")
     return 0
+
+
+def _attributes(option: str, items: Sequence[str]) -> dict[str, str]:
+    """The ``key=value`` items of a repeatable option.
+
+    :raises CommandError: one that is not an attribute, or a key given twice.
+    """
+    attributes: dict[str, str] = {}
+    for item in items:
+        try:
+            key, value = parse_attribute(item)
+        except ValueError as exc:
+            raise CommandError(f"{option}: {exc}") from None
+        if key in attributes:
+            raise CommandError(f"{option}: {key} is given twice")
+        attributes[key] = value
+    return attributes
 
 
 def _read_jwks(path: str | None) -> list[Mapping[str, Any]]:
@@ -264,16 +282,20 @@ def _print_registration(client: Client, settings: Settings) -> None:
         print("require_pushed_authorization_requests: true")
     if client.dpop_bound_access_tokens:
         print("dpop_bound_access_tokens: true")
+    for key, value in sorted(client.meta.items()):
+        print(f"meta.{key}: {value}")
 
 
 def cmd_client_list(args: argparse.Namespace) -> int:
-    """List clients without secrets."""
-    for client in _client_repository(args.config).list_clients():
+    """List clients without secrets (those with all the ``--where`` attributes)."""
+    where = _attributes("--where", args.where)
+    for client in _client_repository(args.config).find_clients(where):
         kind = "public" if client.is_public else "confidential"
         print(
             f"{client.client_id}\t{kind}\tgrants={','.join(client.grant_types) or '-'}"
             f"\tscopes={' '.join(client.scopes) or '-'}\tredirect_uris={' '.join(client.redirect_uris) or '-'}"
             f"\ttoken_endpoint_auth_method={_auth_method_shown(client)}"
+            + "".join(f"\tmeta.{key}={value}" for key, value in sorted(client.meta.items()))
         )
     return 0
 
@@ -436,11 +458,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="its authorization requests must be pushed first (RFC 9126 PAR)",
     )
+    add.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attribute of your own (a description, a logo URL, a tag to find it by; repeat for more)",
+    )
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")
     add.set_defaults(func=cmd_client_add)
 
     listing = client.add_parser("list", help="list clients (never their secrets)")
     listing.add_argument("config", help=config_help)
+    listing.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only clients with this attribute (repeat: all of them)",
+    )
     listing.set_defaults(func=cmd_client_list)
 
     remove = client.add_parser("remove", help="remove a client")

@@ -73,6 +73,7 @@ def build_client(
     jwks: Iterable[Mapping[str, Any]] = (),
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -85,6 +86,7 @@ def build_client(
     :param jwks: its public keys, for ``private_key_jwt`` (the default method with keys).
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may use.
+    :param meta: the operator's own attributes (see :func:`check_attribute`).
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -139,7 +141,43 @@ def build_client(
         jwks=keys,
         jwks_uri=jwks_uri,
         token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
+        meta=dict(check_attribute(key, value) for key, value in (meta or {}).items()),
     )
+
+
+#: What a client attribute's name may be: a template identifier, so the consent
+#: template can name it (``$meta_logo_uri``).
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+#: Longest attribute value (a description, a URL), in characters.
+MAX_ATTRIBUTE_VALUE = 2000
+
+
+def check_attribute(name: str, value: str) -> tuple[str, str]:
+    """Check one client attribute; return it.
+
+    :raises ValueError: a name that is not 1-64 letters, digits and ``_`` (not
+        starting with a digit), or a value with control characters or longer
+        than :data:`MAX_ATTRIBUTE_VALUE`.
+    """
+    if not _ATTRIBUTE_NAME.fullmatch(name):
+        raise ValueError(f"attribute name must be 1-64 letters, digits or _ (not first a digit): {name!r}")
+    if len(value) > MAX_ATTRIBUTE_VALUE or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(
+            f"attribute {name} must be at most {MAX_ATTRIBUTE_VALUE} characters without control characters"
+        )
+    return name, value
+
+
+def parse_attribute(text: str) -> tuple[str, str]:
+    """``key=value`` (``--meta``, ``--where``) as a checked attribute.
+
+    :raises ValueError: no ``=``, or a bad name or value (see :func:`check_attribute`).
+    """
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise ValueError(f"expected key=value, got {text!r}")
+    return check_attribute(name.strip(), value.strip())
 
 
 def check_client_keys(
@@ -201,7 +239,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean),
     ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean), and for
     ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
-    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``.
+    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; and any
+    number of attributes ``meta.NAME = value``.
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -234,7 +273,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         if prefix != "client":
             raise ConfigError(f"clients_file: section [{section}] should be [client:ID]")
         values = parser[section]
-        unknown = set(values) - allowed_keys
+        meta = {key[5:]: value.strip() for key, value in values.items() if key.startswith("meta.")}
+        unknown = {key for key in values if not key.startswith("meta.")} - allowed_keys
         if unknown:
             raise ConfigError(f"clients_file: [{section}] unknown key {sorted(unknown)[0]!r}")
         # The settings' strict boolean: a typo must not make a public client confidential.
@@ -264,6 +304,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 jwks_uri=jwks_uri,
                 token_endpoint_auth_signing_alg=values.get("token_endpoint_auth_signing_alg", "").strip()
                 or None,
+                meta=meta,
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None

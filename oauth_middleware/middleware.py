@@ -13,6 +13,7 @@ from .endpoints import routes
 from .errors import MethodNotAllowed, OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
 from .guard import Guard
 from .limits import cap_body
+from .models import Client
 from .outage import OutageLog
 from .proxies import Origin, check_https, request_origin_once
 from .request_context import read_request
@@ -58,6 +59,15 @@ class OAuth2Middleware:
         self.guard = Guard(app, self.settings, self.server.tokens)
         # One log for the endpoints and the guard: one outage, one line per interval.
         self.outage: OutageLog = self.guard.outage
+
+    def find_clients(self, **attributes: str) -> list[Client]:
+        """The registered clients carrying all these attributes (``meta``), sorted by id.
+
+        Example::
+
+            middleware.find_clients(tenant="acme")  # every client registered with --meta tenant=acme
+        """
+        return self.server.repository.find_clients(attributes)
 
     def close(self) -> None:
         """Close the stores the middleware opened: their files, connections and sockets.

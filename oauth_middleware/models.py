@@ -43,6 +43,9 @@ class Client:
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may be
         signed with; None: the algorithm of the key that signed it.
+    :param meta: the operator's own string attributes (a description, a logo URL,
+        a tenant): shown to the ``token_claims`` hook and the consent template,
+        and what :meth:`~oauth_middleware.OAuth2Middleware.find_clients` finds clients by.
     """
 
     client_id: str
@@ -58,6 +61,7 @@ class Client:
     jwks: tuple[Mapping[str, Any], ...] = ()
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_public(self) -> bool:
@@ -83,6 +87,10 @@ class Client:
             return method == self.token_endpoint_auth_method
         return method == "none" if self.is_public else method in LEGACY_AUTH_METHODS
 
+    def matches(self, attributes: Mapping[str, str]) -> bool:
+        """True when the client carries every one of ``attributes`` with that value."""
+        return all(self.meta.get(key) == value for key, value in attributes.items())
+
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""
         return {
@@ -99,6 +107,7 @@ class Client:
             **({"jwks": [dict(key) for key in self.jwks]} if self.jwks else {}),
             **({"ju": self.jwks_uri} if self.jwks_uri else {}),
             **({"sa": self.token_endpoint_auth_signing_alg} if self.token_endpoint_auth_signing_alg else {}),
+            **({"m": dict(self.meta)} if self.meta else {}),
         }
 
     @classmethod
@@ -118,6 +127,7 @@ class Client:
             jwks=tuple(value.get("jwks", ())),
             jwks_uri=value.get("ju"),
             token_endpoint_auth_signing_alg=value.get("sa"),
+            meta=dict(value.get("m", {})),
         )
 
 

@@ -58,6 +58,7 @@ The records themselves, and the fields of each, are the typed values of
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from .clock import SYSTEM_CLOCK, Clock
 from .models import AccessToken, Client
@@ -121,6 +122,14 @@ class Repository:
         """All registered clients, sorted by id."""
         clients = (self.get_client(cid) for cid in sorted(self.client_store.index_members(_CLIENTS_INDEX)))
         return [client for client in clients if client is not None]
+
+    def find_clients(self, attributes: Mapping[str, str]) -> list[Client]:
+        """The clients carrying every one of ``attributes`` (``meta``), sorted by id.
+
+        Clients are few and read from the client store one by one, as
+        :meth:`list_clients` does; no index is kept per attribute.
+        """
+        return [client for client in self.list_clients() if client.matches(attributes)]
 
     # -- access tokens -----------------------------------------------------
 

@@ -239,11 +239,12 @@ def cookie_name(value: str) -> str:
     return text_value
 
 
-def html_template(*names: str) -> Callable[[str], str]:
+def html_template(*names: str, prefixes: tuple[str, ...] = ()) -> Callable[[str], str]:
     """A converter reading a :class:`string.Template` HTML file, or empty for the built-in one.
 
-    The file must use only the placeholders ``names`` and must contain
-    ``$hidden_fields`` (the form cannot work without it).
+    The file must use only the placeholders ``names`` (or ones starting with
+    one of ``prefixes``) and must contain ``$hidden_fields`` (the form cannot
+    work without it).
     """
 
     def convert(value: str) -> str:
@@ -256,7 +257,7 @@ def html_template(*names: str) -> Callable[[str], str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read {path!r}: {exc}") from None
         used = {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(source)}
-        unknown = sorted(name for name in used - set(names) if name)
+        unknown = sorted(name for name in used - set(names) if name and not name.startswith(prefixes))
         if unknown:
             raise ValueError(f"{path!r} uses unknown placeholder ${unknown[0]} (known: {', '.join(names)})")
         if "hidden_fields" not in used:
@@ -514,9 +515,10 @@ class Settings:
     consent_ttl: int = _setting("2592000", seconds, "How long a remembered approval lasts, in seconds.")
     consent_template: str = _setting(
         "",
-        html_template(*CONSENT_PLACEHOLDERS),
+        html_template(*CONSENT_PLACEHOLDERS, prefixes=("meta_",)),
         "An HTML file replacing the built-in consent page: a ``string.Template`` using "
-        f"{', '.join('``$' + n + '``' for n in CONSENT_PLACEHOLDERS)}; it must submit a POST form "
+        f"{', '.join('``$' + n + '``' for n in CONSENT_PLACEHOLDERS)} and ``$meta_NAME`` (the client's "
+        "attribute NAME, empty when it has none); it must submit a POST form "
         "to ``$action_url`` holding ``$hidden_fields`` and a button ``name=decision`` with value "
         "``approve`` or ``deny``. Empty: the built-in page.",
     )

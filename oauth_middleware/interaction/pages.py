@@ -8,7 +8,8 @@ request, browser session and user it was shown for; nothing is stored for it.
 
 Pages are :class:`string.Template` HTML files (built in, or replaced by the
 ``consent_template`` and ``login_template`` settings); every value is
-HTML-escaped before it is put in.
+HTML-escaped before it is put in. The consent template may show the client's
+attributes as ``$meta_NAME`` (empty for a client without that attribute).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class Pages:
     def __init__(self, settings: Settings, csrf_key: bytes) -> None:
         self.login_template = string.Template(settings.login_template or _builtin("login.html"))
         self.consent_template = string.Template(settings.consent_template or _builtin("consent.html"))
+        # A client without an attribute the template names shows nothing there, not ``$meta_x``.
+        self.consent_meta = dict.fromkeys(_meta_names(self.consent_template), "")
         self.csrf_key = csrf_key
 
     def login(
@@ -99,6 +102,8 @@ class Pages:
             "scope_items": scope_items or "<li>no particular scope</li>",
             "user": html.escape(user_id),
             "redirect_host": html.escape(pending.destination),
+            **self.consent_meta,
+            **{f"meta_{key}": html.escape(value) for key, value in pending.client.meta.items()},
         }
         return html_document(self.consent_template.safe_substitute(values))
 
@@ -115,6 +120,16 @@ class Pages:
             return False
         expected = csrf_token(self.csrf_key, purpose, session, user_id, pending.id)
         return hmac.compare_digest(expected.encode("ascii"), presented.encode("utf-8", "replace"))
+
+
+def _meta_names(template: string.Template) -> set[str]:
+    """The ``$meta_NAME`` placeholders of a template (client attributes it shows)."""
+    names = set()
+    for match in template.pattern.finditer(template.template):
+        name = match.group("named") or match.group("braced")
+        if name and name.startswith("meta_"):
+            names.add(name)
+    return names
 
 
 def _hidden_fields(fields: Mapping[str, str], **extra: str) -> str:
