@@ -105,6 +105,7 @@ class RefreshTokenRecord:
     :param chain_expires_at: when the whole rotation chain ends; a rotated
         token never outlives it.
     :param jkt: the DPoP key a public client's token is bound to (RFC 9449 §5), or None.
+    :param extra: the grant's data (:mod:`~oauth_middleware.token_data`), for every access token refreshed.
     """
 
     client_id: str
@@ -114,14 +115,15 @@ class RefreshTokenRecord:
     family: str
     chain_expires_at: int
     jkt: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
         return self.expires_at <= now
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store (``k`` only for a bound token)."""
-        value = {
+        """The dict kept in the store (``k`` only for a bound token, ``x`` only with data)."""
+        value: dict[str, Any] = {
             "c": self.client_id,
             "u": self.user_id,
             "s": list(self.scopes),
@@ -131,6 +133,8 @@ class RefreshTokenRecord:
         }
         if self.jkt is not None:
             value["k"] = self.jkt
+        if self.extra:
+            value["x"] = dict(self.extra)
         return value
 
     @classmethod
@@ -144,6 +148,7 @@ class RefreshTokenRecord:
             family=value["f"],
             chain_expires_at=value.get("ce", value["e"]),
             jkt=value.get("k"),
+            extra=value.get("x", {}),
         )
 
 
@@ -192,6 +197,7 @@ class CodeRecord:
     :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
     :param expires_at: expiry, Unix time.
     :param dpop_jkt: the DPoP key thumbprint the request bound the code to (RFC 9449 §10), or None.
+    :param extra: the data the user hooks answered with the user (:mod:`~oauth_middleware.token_data`).
     """
 
     client_id: str
@@ -203,6 +209,7 @@ class CodeRecord:
     code_challenge_method: str | None
     expires_at: int
     dpop_jkt: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -220,6 +227,7 @@ class CodeRecord:
             "cm": self.code_challenge_method,
             "e": self.expires_at,
             **({"dk": self.dpop_jkt} if self.dpop_jkt is not None else {}),
+            **({"x": dict(self.extra)} if self.extra else {}),
         }
 
     @classmethod
@@ -235,6 +243,7 @@ class CodeRecord:
             code_challenge_method=value["cm"],
             expires_at=value["e"],
             dpop_jkt=value.get("dk"),
+            extra=value.get("x", {}),
         )
 
 
@@ -416,6 +425,7 @@ class DeviceCodeRecord:
         poll is ``expired_token`` rather than an unknown code.
     :param status: ``pending``, ``approved`` or ``denied``.
     :param user_id: the user who approved it.
+    :param extra: the data the user hooks answered with that user (:mod:`~oauth_middleware.token_data`).
     """
 
     client_id: str
@@ -424,6 +434,7 @@ class DeviceCodeRecord:
     expires_at: int
     status: str = "pending"
     user_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -438,9 +449,18 @@ class DeviceCodeRecord:
             "e": self.expires_at,
             "st": self.status,
             "u": self.user_id,
+            **({"x": dict(self.extra)} if self.extra else {}),
         }
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> DeviceCodeRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], tuple(value["s"]), value["uc"], value["e"], value["st"], value["u"])
+        return cls(
+            value["c"],
+            tuple(value["s"]),
+            value["uc"],
+            value["e"],
+            value["st"],
+            value["u"],
+            value.get("x", {}),
+        )

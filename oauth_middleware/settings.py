@@ -150,9 +150,11 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return convert
 
 
-#: Claims a JWT access token sets itself (RFC 9068 §2.2), so never the extra-data claim.
+#: Claims a JWT access token sets itself (RFC 9068 §2.2, RFC 9449 §6 ``cnf``) and the members
+#: introspection sets (RFC 7662 §2.2), so never the extra-data claim, which appears in both.
 RESERVED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr"}
+    | {"cnf", "active", "token_type", "username"}
 )
 
 
@@ -552,6 +554,20 @@ class Settings:
         "the password is wrong. Used by the built-in login page and the password grant. "
         "``oauth_middleware.demo:verify_password`` checks the demo app's ``users``.",
     )
+    token_claims: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function(client, user_id, grant_type, scopes, data)`` returning a dict "
+        "of data to add to the tokens of a new grant (or None), over the ``data`` the user hooks "
+        "returned; see *Data on tokens*. Empty: the tokens carry the user hooks' data only.",
+    )
+    token_data_max_bytes: int = _setting(
+        "1024",
+        whole_number(0, 2048),
+        "Largest data a token may carry, in bytes of compact JSON; larger (or non-JSON) data from "
+        "a hook is dropped with a warning in the log, and the grant goes on without it. 0: "
+        "tokens carry no data.",
+    )
     login_url: str = _setting(
         "",
         login_location,
@@ -657,7 +673,10 @@ class Settings:
         "10", whole_number(0, 300), "Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."
     )
     jwt_extra_claim: str = _setting(
-        "ext", claim_name, "Claim that carries the extra data a grant attached to the token."
+        "ext",
+        claim_name,
+        "Claim (of JWTs) and member (of introspection answers) that carries the data a grant "
+        "attached to the token (see *Data on tokens*); never a claim or member they set themselves.",
     )
     jwt_check_revocation: bool = _setting(
         "false",

@@ -22,6 +22,7 @@ from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 if TYPE_CHECKING:
     from ..models import Client
     from ..settings import Settings
+    from ..users import Identity
 
 log = logging.getLogger("oauth_middleware.grants")
 
@@ -65,8 +66,11 @@ class ApprovedRequest(Protocol):
         ...
 
 
-def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
-    """Create and store a code for an approved authorization request; return it."""
+def issue_code(context: GrantContext, request: ApprovedRequest, user: Identity) -> str:
+    """Create and store a code for an approved authorization request; return it.
+
+    :param user: who approved, with the data their hook answered (kept with the code).
+    """
     code = secrets.token_urlsafe(32)
     ttl = context.settings.code_ttl
     record = CodeRecord(
@@ -74,11 +78,12 @@ def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) ->
         redirect_uri=request.redirect_uri,
         redirect_uri_given=request.redirect_uri_given,
         scopes=request.scopes,
-        user_id=user_id,
+        user_id=user.user_id,
         code_challenge=request.code_challenge,
         code_challenge_method=request.code_challenge_method,
         expires_at=int(context.clock.time()) + ttl,
         dpop_jkt=request.dpop_jkt,
+        extra=user.data,
     )
     context.repository.save_code(digest(code), record, ttl)
     return code
@@ -148,6 +153,7 @@ class AuthorizationCodeGrant:
             user_id=record.user_id,
             scopes=record.scopes,
             family=family,
+            data=record.extra,
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..scopes import ScopePolicy
     from ..settings import Settings
     from ..throttle import Throttle
+    from ..token_data import TokenData
     from ..tokens.issuer import TokenIssuer
     from ..tokens.refresh import RefreshTokens
     from ..users import Users
@@ -109,6 +110,11 @@ class GrantContext(Protocol):
         """Checks users' passwords (the password grant)."""
         ...
 
+    @property
+    def token_data(self) -> TokenData:
+        """The data a new grant's tokens carry (the user's and the ``token_claims`` hook's)."""
+        ...
+
 
 class GrantType(Protocol):
     """What a grant type declares, for the registry, the settings checks, registration and metadata.
@@ -158,16 +164,23 @@ def issue_with_refresh(
     user_id: str | None,
     scopes: tuple[str, ...],
     family: str,
+    data: Mapping[str, Any],
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
-    The shared last step of the authorization code and password grants.
+    The shared last step of the authorization code, password and device grants.
+
+    :param data: what the user hooks answered with the user: with what the
+        ``token_claims`` hook adds, the tokens carry it, and so does every
+        access token refreshed from them.
     """
+    extra = context.token_data.for_grant(request.client, user_id, grant_type, scopes, data)
     body = context.issuer.issue(
         client=request.client,
         user_id=user_id,
         scopes=scopes,
         grant_type=grant_type,
+        extra=extra,
         family=family,
         jkt=request.dpop_jkt,
     )
@@ -180,5 +193,6 @@ def issue_with_refresh(
             scopes=scopes,
             family=family,
             jkt=request.dpop_jkt,
+            extra=extra,
         )
     )

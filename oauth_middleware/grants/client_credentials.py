@@ -33,12 +33,14 @@ class ClientCredentialsGrant:
     def token_response(self, request: TokenRequest) -> TokenResponse:
         """Grant the requested (or default) scope to the client itself."""
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        extra = self.context.token_data.for_grant(request.client, None, self.grant_type, scopes, {})
         return TokenResponse(
             self.context.issuer.issue(
                 client=request.client,
                 user_id=None,
                 scopes=scopes,
                 grant_type=self.grant_type,
+                extra=extra,
                 jkt=request.dpop_jkt,
             )
         )

@@ -127,4 +127,5 @@ class DeviceCodeGrant:
             user_id=record.user_id,
             scopes=record.scopes,
             family=device_id,
+            data=record.extra,
         )

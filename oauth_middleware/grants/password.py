@@ -44,7 +44,7 @@ class PasswordGrant:
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
-        user_id = verify_password(
+        user = verify_password(
             self.context,
             request.request,
             username,
@@ -52,9 +52,14 @@ class PasswordGrant:
             where="password grant",
             client_id=request.client.client_id,
         )
-        if user_id is None:
+        if user is None:
             raise InvalidGrant("wrong username or password")
-        family = new_family()
         return issue_with_refresh(
-            self.context, request, self.grant_type, user_id=user_id, scopes=scopes, family=family
+            self.context,
+            request,
+            self.grant_type,
+            user_id=user.user_id,
+            scopes=scopes,
+            family=new_family(),
+            data=user.data,
         )

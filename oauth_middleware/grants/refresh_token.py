@@ -134,6 +134,7 @@ class RefreshTokenGrant:
             user_id=grant.user_id,
             scopes=scopes,
             grant_type=self.grant_type,
+            extra=grant.extra,  # the grant's data, as the first access token had it
             family=grant.family,
             jkt=request.dpop_jkt,
         )
@@ -145,6 +146,7 @@ class RefreshTokenGrant:
                 family=grant.family,
                 chain_expires_at=grant.chain_expires_at,
                 jkt=grant.jkt,
+                extra=grant.extra,
             )
         return TokenResponse(body)
 
