@@ -1,4 +1,4 @@
-"""The ``oauth-middleware`` command: serve a config, check it, manage clients.
+"""The ``oauth-middleware`` command: serve a config, check it, manage clients and users' grants.
 
 Every failure is one line on stderr and a non-zero exit status, never a
 traceback.
@@ -12,6 +12,7 @@ import json
 import logging.config
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from .models import LEGACY_AUTH_METHODS, Client
 from .repository import Repository
 from .secret_hash import pbkdf2_hash
 from .settings import Settings
+from .user_grants import UserGrant, list_grants, revoke_grants
 from .wiring import client_store_from_settings, store_from_settings
 
 if TYPE_CHECKING:
@@ -370,6 +372,50 @@ def cmd_throttle_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grants_repository(path: str) -> Repository:
+    """A repository for the grants commands: the token store, and the client store for client ids."""
+    settings = filter_settings(path)
+    return Repository(store_from_settings(settings), client_store_from_settings(settings))
+
+
+def _when(unix_time: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_time))
+
+
+def _print_grants(grants: Sequence[UserGrant]) -> None:
+    for grant in grants:
+        holds = [word for word, held in (("tokens", grant.tokens), ("consent", grant.consent)) if held]
+        print(
+            f"{grant.client_id}\tsince={_when(grant.since)}\tuntil={_when(grant.until)}"
+            f"\tscopes={' '.join(grant.scopes) or '-'}\tholds={','.join(holds)}"
+        )
+
+
+def cmd_grants_list(args: argparse.Namespace) -> int:
+    """List the clients holding grants of a user."""
+    grants = list_grants(_grants_repository(args.config), args.user)
+    if not grants:
+        raise CommandError(f"user {args.user!r} has no grants")
+    _print_grants(grants)
+    return 0
+
+
+def cmd_grants_revoke(args: argparse.Namespace) -> int:
+    """End a user's grants (to one client): codes, tokens, remembered consent."""
+    repository = _grants_repository(args.config)
+    ended = revoke_grants(repository, args.user, args.client_id)
+    if not ended:
+        if args.client_id is None:
+            raise CommandError(f"user {args.user!r} has no grants")
+        # A removed client's grants are still ended above; only a name never registered is a typo.
+        if repository.get_client(args.client_id) is None:
+            raise CommandError(f"no client {args.client_id!r}")
+        raise CommandError(f"user {args.user!r} has no grants with client {args.client_id!r}")
+    _print_grants(ended)
+    print(f"revoked: every code, token and remembered consent of {args.user} above")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
     parser = argparse.ArgumentParser(
@@ -517,6 +563,27 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--client-id", help="also the count of this client id at that address")
     who.add_argument("--username", help="also the count of this username at that address")
     clear.set_defaults(func=cmd_throttle_clear)
+
+    grants = commands.add_parser("grants", help="a user's grants to clients").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with a user's grants"
+    )
+    grants_list = grants.add_parser(
+        "list", help="the clients holding a user's grants: since when, until when, which scopes"
+    )
+    grants_list.add_argument("config", help="the ini file whose store keeps the tokens")
+    grants_list.add_argument("--user", required=True, help="the user id, as the login hooks name the user")
+    grants_list.set_defaults(func=cmd_grants_list)
+    grants_revoke = grants.add_parser(
+        "revoke",
+        help="end a user's grants at once: codes, access and refresh tokens, remembered consent "
+        "(a password change, logging out everywhere)",
+    )
+    grants_revoke.add_argument("config", help="the ini file whose store keeps the tokens")
+    grants_revoke.add_argument("--user", required=True, help="the user id, as the login hooks name the user")
+    grants_revoke.add_argument(
+        "--client", dest="client_id", help="only the grants to this client (default: every client)"
+    )
+    grants_revoke.set_defaults(func=cmd_grants_revoke)
     return parser
 
 

@@ -21,6 +21,7 @@ from .responses import oauth_error, render, render_error
 from .server import AuthorizationServer
 from .settings import Settings
 from .stores import Store
+from .user_grants import UserGrant, list_grants, revoke_grants
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -68,6 +69,28 @@ class OAuth2Middleware:
             middleware.find_clients(tenant="acme")  # every client registered with --meta tenant=acme
         """
         return self.server.repository.find_clients(attributes)
+
+    def list_grants(self, user_id: str) -> list[UserGrant]:
+        """The clients holding grants of ``user_id`` (codes, tokens, remembered consent), oldest first.
+
+        Example::
+
+            for grant in middleware.list_grants("alice"):
+                print(grant.client_id, grant.since, " ".join(grant.scopes))
+        """
+        return list_grants(self.server.repository, user_id)
+
+    def revoke_grants(self, user_id: str, client_id: str | None = None) -> list[UserGrant]:
+        """End every grant of ``user_id`` (to ``client_id`` only, if given): codes, access and
+        refresh tokens, remembered consent; return what was ended.
+
+        For a password change or "log out everywhere" (see :mod:`oauth_middleware.user_grants`).
+
+        Example::
+
+            middleware.revoke_grants("alice")  # every client's tokens of alice stop working
+        """
+        return revoke_grants(self.server.repository, user_id, client_id)
 
     def close(self) -> None:
         """Close the stores the middleware opened: their files, connections and sockets.

@@ -11,6 +11,7 @@ key each record lives under.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "ConsentRecord",
     "DenyEntry",
     "DeviceCodeRecord",
+    "GrantRecord",
     "PushedRequestRecord",
     "RefreshTokenRecord",
     "RotationMarker",
@@ -464,3 +466,55 @@ class DeviceCodeRecord:
             value["u"],
             value.get("x", {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """One grant of a user to a client (``grants:``, a set index per user).
+
+    A code (whose family is the code's hash), a grant that issued tokens (a
+    code redeemed, a password or device grant: the family of its tokens and
+    refresh chain), or a remembered consent (no family). Kept as set members,
+    so grants made at the same time are all kept.
+
+    :param client_id: the client.
+    :param family: the family of its tokens; None for a remembered consent.
+    :param since: when it was made, Unix time.
+    :param until: when its last token (or the consent) ends, Unix time.
+    :param scopes: the scopes granted.
+    :param code: the family is an authorization code's, which may not be redeemed yet.
+    """
+
+    client_id: str
+    family: str | None
+    since: int
+    until: int
+    scopes: tuple[str, ...]
+    code: bool = False
+
+    def to_member(self) -> str:
+        """The set member: compact JSON (``k`` only for a code)."""
+        value: dict[str, Any] = {
+            "c": self.client_id,
+            "f": self.family,
+            "t": self.since,
+            "e": self.until,
+            "s": list(self.scopes),
+        }
+        if self.code:
+            value["k"] = 1
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_member(cls, member: str) -> GrantRecord:
+        """Rebuild a record from :meth:`to_member` output.
+
+        :raises ValueError: the member is not one (a garbled store entry).
+        """
+        try:
+            value = json.loads(member)
+            return cls(
+                value["c"], value["f"], value["t"], value["e"], tuple(value["s"]), bool(value.get("k"))
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError("not a grant record") from exc

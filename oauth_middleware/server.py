@@ -24,6 +24,7 @@ from .dpop import ProofVerifier
 from .endpoints.authorize import AuthorizeContext
 from .grants import Grant, GrantContext, token_grants
 from .grants.authorization_code import issue_code
+from .grants.base import list_grant
 from .interaction import Interaction, Pages
 from .models import Client
 from .repository import Repository
@@ -35,7 +36,7 @@ from .throttle import Throttle, verify_password
 from .token_data import TokenData
 from .token_types import BearerToken, DPoPToken
 from .tokens.issuer import TokenIssuer
-from .tokens.refresh import RefreshTokens
+from .tokens.refresh import RefreshTokens, new_family
 from .tokens.unique import UniqueTokens
 from .users import Identity, SessionCookies, Users
 from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
@@ -162,15 +163,25 @@ class AuthorizeWiring:
 
     def issue_token(self, request: AuthorizationRequest, user: Identity) -> Mapping[str, Any]:
         """An access token for an approved implicit request, with the grant's data."""
-        grant_type = "implicit"
-        extra = self._server.token_data.for_grant(
+        server, grant_type, family = self._server, "implicit", new_family()
+        # A family of its own, so that revoke_grants ends the token too.
+        list_grant(
+            server,
+            request.client.client_id,
+            user.user_id,
+            family,
+            request.scopes,
+            server.settings.access_token_ttl,
+        )
+        extra = server.token_data.for_grant(
             request.client, user.user_id, grant_type, request.scopes, user.data
         )
         # RFC 6749 §4.2.2: no refresh token with the implicit grant.
-        return self._server.issuer.issue(
+        return server.issuer.issue(
             client=request.client,
             user_id=user.user_id,
             scopes=request.scopes,
             grant_type=grant_type,
             extra=extra,
+            family=family,
         )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
-from ..records import CodeRecord
+from ..records import CodeRecord, GrantRecord
 from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ def issue_code(context: GrantContext, request: ApprovedRequest, user: Identity) 
     """
     code = secrets.token_urlsafe(32)
     ttl = context.settings.code_ttl
+    now = int(context.clock.time())
     record = CodeRecord(
         client_id=request.client.client_id,
         redirect_uri=request.redirect_uri,
@@ -81,11 +82,16 @@ def issue_code(context: GrantContext, request: ApprovedRequest, user: Identity) 
         user_id=user.user_id,
         code_challenge=request.code_challenge,
         code_challenge_method=request.code_challenge_method,
-        expires_at=int(context.clock.time()) + ttl,
+        expires_at=now + ttl,
         dpop_jkt=request.dpop_jkt,
         extra=user.data,
     )
-    context.repository.save_code(digest(code), record, ttl)
+    code_id = digest(code)
+    # Listed among the user's grants first, so revoke_grants finds a code not yet redeemed.
+    context.repository.index_grant(
+        user.user_id, GrantRecord(record.client_id, code_id, now, record.expires_at, record.scopes, code=True)
+    )
+    context.repository.save_code(code_id, record, ttl)
     return code
 
 

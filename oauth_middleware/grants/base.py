@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ..errors import InvalidGrant
 from ..models import Client
+from ..records import GrantRecord
 from ..request_context import RequestContext
 
 if TYPE_CHECKING:
@@ -168,12 +170,21 @@ def issue_with_refresh(
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
-    The shared last step of the authorization code, password and device grants.
+    The shared last step of the authorization code, password and device
+    grants. The grant is listed among the user's (``list_grants``) before its
+    tokens exist, so ``revoke_grants`` always finds them.
 
     :param data: what the user hooks answered with the user: with what the
         ``token_claims`` hook adds, the tokens carry it, and so does every
         access token refreshed from them.
+    :raises InvalidGrant: the grant was revoked while its tokens were issued
+        (they are revoked too).
     """
+    if user_id is not None:
+        lifetime = context.settings.access_token_ttl
+        if context.refresh_tokens.offered(grant_type, request.client):
+            lifetime = max(lifetime, context.settings.refresh_token_ttl)
+        list_grant(context, request.client.client_id, user_id, family, scopes, lifetime)
     extra = context.token_data.for_grant(request.client, user_id, grant_type, scopes, data)
     body = context.issuer.issue(
         client=request.client,
@@ -184,7 +195,7 @@ def issue_with_refresh(
         family=family,
         jkt=request.dpop_jkt,
     )
-    return TokenResponse(
+    response = TokenResponse(
         context.refresh_tokens.add_to(
             body,
             grant_type=grant_type,
@@ -196,3 +207,30 @@ def issue_with_refresh(
             extra=extra,
         )
     )
+    check_not_revoked(context, family)
+    return response
+
+
+def list_grant(
+    context: GrantContext, client_id: str, user_id: str, family: str, scopes: tuple[str, ...], lifetime: int
+) -> None:
+    """List a new grant (the family of its tokens) among ``user_id``'s for ``lifetime`` seconds.
+
+    Called before its tokens are issued: should the store fail in between,
+    ``revoke_grants`` still finds every token that exists.
+    """
+    now = int(context.clock.time())
+    context.repository.index_grant(user_id, GrantRecord(client_id, family, now, now + lifetime, scopes))
+
+
+def check_not_revoked(context: GrantContext, family: str) -> None:
+    """After issuing tokens in ``family``: if its grant was revoked meanwhile, revoke them too.
+
+    ``revoke_grants`` marks a family before it revokes its tokens; tokens a
+    racing request issued after that revocation are caught here.
+
+    :raises InvalidGrant: the grant was revoked.
+    """
+    if context.repository.family_revoked(family):
+        context.repository.revoke_family(family)
+        raise InvalidGrant("the grant was revoked")

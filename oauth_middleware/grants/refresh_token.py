@@ -18,7 +18,7 @@ from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..models import digest
 from ..parsing import scope_list
 from ..records import RefreshTokenRecord, RotationMarker
-from .base import GrantContext, TokenRequest, TokenResponse
+from .base import GrantContext, TokenRequest, TokenResponse, check_not_revoked
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -75,7 +75,9 @@ class RefreshTokenGrant:
             raise InvalidGrant("the refresh token was issued to another client")
         scopes = self._scope(request, record)
         if not self.rotate:
-            return self._issue(request, record, scopes, rotate=False)
+            response = self._issue(request, record, scopes, rotate=False)
+            check_not_revoked(self.context, record.family)
+            return response
         marker = RotationMarker(record, rotated_at=int(now))
         if not self.repository.claim_rotation(token_id, marker, _ttl(record.expires_at, now)):
             return self._rotated_before(token_id, request)
@@ -122,6 +124,7 @@ class RefreshTokenGrant:
         after = self.repository.rotated_refresh_token(token_id)
         if after is not None and after.reused:
             self.repository.revoke_family(marker.token.family)
+        check_not_revoked(self.context, marker.token.family)
         return response
 
     def _issue(
