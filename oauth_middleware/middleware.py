@@ -142,6 +142,7 @@ class OAuth2Middleware:
             environ["wsgi.url_scheme"] = origin.scheme
         path = request.path_info
         if settings.require_https and path in self.credential_paths:
-            check_https(origin, page=path in (settings.authorize_path, settings.device_verification_path))
+            pages = (settings.authorize_path, settings.device_verification_path, settings.applications_path)
+            check_https(origin, page=path in pages)
         cap_body(environ, settings.max_body_size)
         return origin

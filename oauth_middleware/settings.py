@@ -105,6 +105,11 @@ def url_path(value: str) -> str:
     return text_value
 
 
+def optional_url_path(value: str) -> str:
+    """An absolute URL path, or empty (the endpoint is off)."""
+    return url_path(value) if value.strip() else ""
+
+
 def http_url(value: str) -> str:
     """An http(s) URL without a query or fragment, or empty."""
     text_value = value.strip().rstrip("/")
@@ -751,6 +756,12 @@ class Settings:
         url_path,
         "The user-code page (RFC 8628 §3.3, the ``verification_uri``), served with the device grant.",
     )
+    applications_path: str = _setting(
+        "",
+        optional_url_path,
+        "The authorized-applications page: a logged-in user sees the clients holding their grants "
+        "and revokes them (see *A user's grants*). Empty: off.",
+    )
     endpoints: tuple[str, ...] = _setting(
         "",
         endpoint_list,
@@ -934,6 +945,8 @@ class Settings:
         for spec in dataclasses.fields(self):
             if spec.name.endswith("_path"):
                 path = getattr(self, spec.name)
+                if not path:
+                    continue  # an endpoint that is off
                 if path in seen:
                     raise ConfigError(
                         f"{spec.name}: endpoint paths must all differ ({seen[path]} has {path})"

@@ -10,6 +10,7 @@ of paths of its own. Another package adds one through the entry-point group
 
 from __future__ import annotations
 
+from .applications import ENDPOINT as APPLICATIONS
 from .authorize import ENDPOINT as AUTHORIZE
 from .base import ENDPOINTS, Endpoint, EndpointContext, routes
 from .device import ENDPOINT as DEVICE
@@ -23,5 +24,16 @@ from .token import ENDPOINT as TOKEN
 
 __all__ = ["ENDPOINTS", "Endpoint", "EndpointContext", "routes"]
 
-for _endpoint in (AUTHORIZE, TOKEN, REVOKE, INTROSPECT, METADATA, JWKS, PAR, DEVICE_AUTHORIZATION, DEVICE):
+for _endpoint in (
+    AUTHORIZE,
+    TOKEN,
+    REVOKE,
+    INTROSPECT,
+    METADATA,
+    JWKS,
+    PAR,
+    DEVICE_AUTHORIZATION,
+    DEVICE,
+    APPLICATIONS,
+):
     ENDPOINTS.register(_endpoint.name, _endpoint)

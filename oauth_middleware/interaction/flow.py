@@ -115,15 +115,15 @@ class Interaction:
             return redirect(self.context.login_url, {"next": return_to}, status=303)
         if self.context.users.verify_password is None:
             raise FatalClientError("nobody is logged in and this server has no login page")
-        session, cookie = self._session(request, session)
-        return _with_cookie(self.context.pages.login(pending, session, request.path), cookie)
+        session, cookie = self.browser_session(request, session)
+        return with_cookie(self.context.pages.login(pending, session, request.path), cookie)
 
     def _ask_consent(
         self, request: Request, pending: PendingRequest, session: Session | None, user_id: str
     ) -> Response:
         """Show the consent page; its CSRF token needs a session, so start one if needed."""
-        session, cookie = self._session(request, session)
-        return _with_cookie(self.context.pages.consent(pending, session, user_id, request.path), cookie)
+        session, cookie = self.browser_session(request, session)
+        return with_cookie(self.context.pages.consent(pending, session, user_id, request.path), cookie)
 
     def _login(self, request: Request, pending: PendingRequest, form: Mapping[str, str]) -> Response:
         """Check the login form; on success start a new session and go back to the request.
@@ -155,7 +155,7 @@ class Interaction:
                 pending, session, request.path, error="Wrong username or password.", username=username
             )
         # A new session id at login: a session planted before it is worth nothing.
-        return _with_cookie(
+        return with_cookie(
             redirect(request.path_url, pending.fields, status=303),
             self._cookie(request, self.context.users.sessions.new(user)),
         )
@@ -179,8 +179,8 @@ class Interaction:
             self.context.save_consent(user.user_id, pending.client.client_id, pending.scopes)
         return pending.approve(user)
 
-    def _session(self, request: Request, session: Session | None) -> tuple[Session, Cookie | None]:
-        """The browser's session, or a new one with the cookie that starts it."""
+    def browser_session(self, request: Request, session: Session | None) -> tuple[Session, Cookie | None]:
+        """The browser's session, or a new one with the cookie that starts it (a form's CSRF token needs one)."""
         if session is not None:
             return session, None
         fresh = self.context.users.sessions.new(None)
@@ -193,7 +193,7 @@ class Interaction:
         )
 
 
-def _with_cookie(response: Response, cookie: Cookie | None) -> Response:
+def with_cookie(response: Response, cookie: Cookie | None) -> Response:
     """``response`` (just built here) carrying ``cookie``, if any."""
     if cookie is not None:
         set_cookie(

@@ -19,8 +19,10 @@ import hmac
 import html
 import json
 import string
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from webob import Response
 
@@ -28,6 +30,10 @@ from ..responses import html_document
 from ..settings import Settings
 from ..users import Session
 from .pending import PendingRequest
+
+if TYPE_CHECKING:
+    from ..models import Client
+    from ..user_grants import UserGrant
 
 
 def csrf_token(key: bytes, purpose: str, session: Session, user_id: str | None, pending_id: str) -> str:
@@ -59,6 +65,7 @@ class Pages:
         # A client without an attribute the template names shows nothing there, not ``$meta_x``.
         self.consent_meta = dict.fromkeys(_meta_names(self.consent_template), "")
         self.csrf_key = csrf_key
+        self.applications_template = string.Template(_builtin("applications.html"))
 
     def login(
         self,
@@ -106,6 +113,40 @@ class Pages:
             **{f"meta_{key}": html.escape(value) for key, value in pending.client.meta.items()},
         }
         return html_document(self.consent_template.safe_substitute(values))
+
+    def applications(
+        self,
+        page: PendingRequest,
+        session: Session,
+        user_id: str,
+        action_url: str,
+        grants: Sequence[UserGrant],
+        clients: Mapping[str, Client],
+    ) -> Response:
+        """The authorized-applications page: each client holding grants, and its revoke button.
+
+        :param page: the page as a pending request (its id binds the revoke forms' CSRF token).
+        :param clients: the registered clients among ``grants``' (a removed one shows its id).
+        """
+        token = csrf_token(self.csrf_key, "revoke", session, user_id, page.id)
+        items = []
+        for grant in grants:
+            client = clients.get(grant.client_id)
+            name = (client.name if client is not None else "") or grant.client_id
+            description = client.meta.get("description", "") if client is not None else ""
+            scopes = " ".join(f"<code>{html.escape(scope)}</code>" for scope in grant.scopes) or "none"
+            since = time.strftime("%Y-%m-%d", time.gmtime(grant.since))
+            items.append(
+                f"<li><strong>{html.escape(name)}</strong> (<code>{html.escape(grant.client_id)}</code>)"
+                + (f'<br><span class="muted">{html.escape(description)}</span>' if description else "")
+                + f"<br>Since {since}; scopes: {scopes}"
+                + f'<br><form method="post" action="{html.escape(action_url)}">'
+                + _hidden_fields({"client_id": grant.client_id}, csrf_token=token)
+                + '<button type="submit">Revoke</button></form></li>'
+            )
+        listing = f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>"
+        values = {"user": html.escape(user_id), "applications": listing}
+        return html_document(self.applications_template.safe_substitute(values))
 
     def check(
         self,
