@@ -113,7 +113,7 @@ def test_a_token_of_another_users_page_fails(make_middleware):
     assert api_status(alice_app, native["access_token"]) == 200
 
 
-def test_a_post_without_login_shows_the_login(make_middleware):
+def test_a_post_without_login_revokes_nothing(make_middleware):
     app = webtest.TestApp(page_middleware(make_middleware))
     native = tokens(app, "alice", NATIVE_ID)
     page = app.post(PAGE, {"client_id": NATIVE_ID, "csrf_token": "x"}, status=400)
