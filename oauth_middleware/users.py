@@ -60,6 +60,11 @@ class Identity(str):
         """The user id, as a plain ``str``."""
         return str.__str__(self)
 
+    @classmethod
+    def of(cls, user: str) -> Identity:
+        """``user`` as an identity: itself, or a plain user id with no data."""
+        return user if isinstance(user, Identity) else cls(user)
+
 
 @dataclass(frozen=True)
 class Session:

@@ -17,12 +17,12 @@ from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
 from ..records import CodeRecord, GrantRecord
+from ..users import Identity
 from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..models import Client
     from ..settings import Settings
-    from ..users import Identity
 
 log = logging.getLogger("oauth_middleware.grants")
 
@@ -66,11 +66,13 @@ class ApprovedRequest(Protocol):
         ...
 
 
-def issue_code(context: GrantContext, request: ApprovedRequest, user: Identity) -> str:
+def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
     """Create and store a code for an approved authorization request; return it.
 
-    :param user: who approved, with the data their hook answered (kept with the code).
+    :param user_id: who approved: an :class:`~oauth_middleware.users.Identity`
+        carries the data their hook answered, kept with the code.
     """
+    user = Identity.of(user_id)
     code = secrets.token_urlsafe(32)
     ttl = context.settings.code_ttl
     now = int(context.clock.time())
