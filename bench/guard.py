@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webob import Request
@@ -411,15 +412,9 @@ def local_server(
     raise RuntimeError(f"{binary} did not answer on port {port}")
 
 
-def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
-    """Opaque token on a local ``redis-server`` and ``memcached``, started by the bench.
-
-    Both listen on loopback, so each request pays one real round trip (one
-    ``GET``); clients of the memcached row live in a ``memory://``
-    ``client_store``, as they would in a durable one (the guard never reads them).
-    """
-    cases = []
-    redis_port = local_server(
+def redis_url(stack: contextlib.ExitStack) -> str | None:
+    """The URL of a throwaway ``redis-server`` without persistence, or None when it is not installed."""
+    port = local_server(
         stack,
         "redis-server",
         lambda path, port: [
@@ -436,8 +431,20 @@ def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
         b"PING\r\n",
         b"+PONG",
     )
-    if redis_port is not None:
-        cases.append(guarded_case("opaque, redis://", stack, store=f"redis://127.0.0.1:{redis_port}/0"))
+    return None if port is None else f"redis://127.0.0.1:{port}/0"
+
+
+def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
+    """Opaque token on a local ``redis-server`` and ``memcached``, started by the bench.
+
+    Both listen on loopback, so each request pays one real round trip (one
+    ``GET``); clients of the memcached row live in a ``memory://``
+    ``client_store``, as they would in a durable one (the guard never reads them).
+    """
+    cases = []
+    url = redis_url(stack)
+    if url is not None:
+        cases.append(guarded_case("opaque, redis://", stack, store=url))
     root = ["-u", "root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     memcached_port = local_server(
         stack,
@@ -458,6 +465,61 @@ def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
     return cases
 
 
+#: Where a database row finds its server: this variable's URL, else a
+#: throwaway server started as the tests start theirs (``tests/servers.py``).
+DATABASES = {
+    "postgresql": ("BENCH_POSTGRESQL_URL", "PostgresServer"),
+    "mysql": ("BENCH_MYSQL_URL", "MariaDBServer"),
+}
+
+
+def database_urls(stack: contextlib.ExitStack) -> dict[str, str]:
+    """``postgresql`` and ``mysql`` store URLs (a row is left out, with a note, when neither way works).
+
+    ``BENCH_POSTGRESQL_URL`` / ``BENCH_MYSQL_URL`` name a server of your own
+    (the bench makes tables ``bench_<random>_*`` in it, and leaves them);
+    without them PostgreSQL and MariaDB are started on free loopback ports
+    with durability off (``fsync``), like the tests' servers, and stopped at the end.
+    """
+    urls = {}
+    for name, (variable, server_class) in DATABASES.items():
+        url = os.environ.get(variable) or _throwaway_database(stack, server_class)
+        if url is not None:
+            urls[name] = url
+    return urls
+
+
+def _throwaway_database(stack: contextlib.ExitStack, server_class: str) -> str | None:
+    tests = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+    sys.path.insert(0, tests)
+    try:
+        import servers  # the tests' helpers: needs pytest, which reports a missing binary
+
+        server = getattr(servers, server_class)(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        server.start()
+    except BaseException as exc:  # pytest.fail raises a BaseException (a missing binary); or no pytest
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        print(
+            f"bench: no {server_class} ({exc}); set its BENCH_*_URL; its rows are left out", file=sys.stderr
+        )
+        return None
+    finally:
+        sys.path.remove(tests)
+    stack.callback(server.stop)
+    return str(server.url)
+
+
+def opaque_databases(stack: contextlib.ExitStack) -> list[Case]:
+    """Opaque token in PostgreSQL and in MySQL/MariaDB (see :func:`database_urls`): one query per request."""
+    return [
+        guarded_case(
+            f"opaque, {name}://", stack, store=url, store_table_prefix=f"bench_{os.urandom(6).hex()}_"
+        )
+        for name, url in database_urls(stack).items()
+    ]
+
+
 #: The row builders, in table order. Each takes the run's ExitStack and
 #: returns one Case or several.
 BUILDERS: list[Callable[[contextlib.ExitStack], Case | Iterable[Case]]] = [
@@ -465,6 +527,7 @@ BUILDERS: list[Callable[[contextlib.ExitStack], Case | Iterable[Case]]] = [
     opaque_memory,
     opaque_sqlite,
     opaque_networked,
+    opaque_databases,
     jwt_tokens,
 ]
 

@@ -21,8 +21,13 @@ proof on every request (RFC 9449: one signature check and one store write of
 its ``jti`` more; the token is ``token_type: DPoP``), signed beforehand. A
 fourth row is ours with ``private_key_jwt`` instead of Basic (RFC 7523: an
 ES256 client assertion per request, signed beforehand; one signature check
-and one store write of its ``jti`` instead of the secret's hash). Timed like
-:mod:`guard`: repetitions interleaved, median reported.
+and one store write of its ``jti`` instead of the secret's hash); a fifth
+with ``client_secret_jwt`` (an HS256 assertion keyed with the client's
+secret, which the server keeps sealed and opens with AES-GCM on each request).
+The last rows are ours on the shared stores, SQLite, Redis, PostgreSQL and
+MySQL (servers as in :mod:`guard`: throwaway ones on loopback, or
+``BENCH_POSTGRESQL_URL`` / ``BENCH_MYSQL_URL``). Timed like :mod:`guard`:
+repetitions interleaved, median reported.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import io
 import json
 import logging
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -54,6 +60,7 @@ from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.middleware import OAuth2Middleware
 from oauth_middleware.models import digest
+from oauth_middleware.sealed_secrets import SecretSealer
 from oauth_middleware.settings import Settings
 
 try:
@@ -74,7 +81,11 @@ DPOP_PROOFS = 20_000
 PKJWT = "ours, private_key_jwt (ES256 assertion per request)"
 #: The private_key_jwt client (no secret: its public key is registered).
 ASSERTION_CLIENT = "bench-signed"
-#: Where a request's body is kept when it differs per request (the private_key_jwt row).
+CSJWT = "ours, client_secret_jwt (HS256 assertion per request)"
+#: The client_secret_jwt client, its secret (64 bytes: enough for any HMAC), and the key sealing it.
+HMAC_CLIENT, HMAC_SECRET = "bench-hmac", "bench-client-secret-jwt-" + "0123456789" * 4
+CLIENT_SECRET_KEY = "bench-client-secret-key-0123456789abcdef"
+#: Where a request's body is kept when it differs per request (the assertion rows).
 BODY_KEY = "bench.body"
 
 
@@ -156,14 +167,32 @@ def ours_private_key_jwt() -> PostCase:
     return PostCase(PKJWT, case.app, environs, close=case.close)
 
 
-def assertion_environ(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
+def ours_client_secret_jwt() -> PostCase:
+    """Our token endpoint with a client authenticating by a fresh HS256 assertion on every request."""
+    case, middleware = ours(CSJWT, client_secret_key=CLIENT_SECRET_KEY)
+    middleware.server.repository.save_client(
+        build_client(
+            HMAC_CLIENT,
+            secret_hash=None,
+            grant_types=["client_credentials"],
+            scopes=["read", "write"],
+            secret_sealed=SecretSealer(CLIENT_SECRET_KEY).seal(HMAC_CLIENT, HMAC_SECRET),
+        )
+    )
+    secret = HMAC_SECRET.encode()
+    issue_once(PostCase(CSJWT, case.app, [assertion_environ(secret, HMAC_CLIENT, "HS256")]))
+    environs = [assertion_environ(secret, HMAC_CLIENT, "HS256") for _ in range(DPOP_PROOFS)]
+    return PostCase(CSJWT, case.app, environs, close=case.close)
+
+
+def assertion_environ(key: Any, client: str = ASSERTION_CLIENT, alg: str = "ES256") -> dict[str, Any]:
     """A token request authenticated by a new single-use assertion (RFC 7523 §2.2), no Basic header."""
     now = int(time.time())
-    claims = {"iss": ASSERTION_CLIENT, "sub": ASSERTION_CLIENT, "aud": guard.DEMO_SETTINGS["issuer"]}
+    claims = {"iss": client, "sub": client, "aud": guard.DEMO_SETTINGS["issuer"]}
     signed = jwt.encode(
         {**claims, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex},
         key,
-        algorithm="ES256",
+        algorithm=alg,
         headers={"kid": "bench"},
     )
     body = BODY + b"&" + urlencode({"client_assertion_type": JWT_BEARER, "client_assertion": signed}).encode()
@@ -334,12 +363,16 @@ class Report:
     :param oauthlib: oauthlib's result.
     :param dpop: ours with a DPoP proof per request.
     :param private_key_jwt: ours with a client assertion per request.
+    :param client_secret_jwt: ours with an HMAC client assertion per request.
+    :param stores: ours on each shared store (SQLite, Redis, PostgreSQL, MySQL).
     """
 
     ours: guard.Result
     oauthlib: guard.Result
     dpop: guard.Result
     private_key_jwt: guard.Result
+    client_secret_jwt: guard.Result
+    stores: tuple[guard.Result, ...] = ()
 
     @staticmethod
     def per_second(result: guard.Result) -> float:
@@ -355,14 +388,26 @@ class Report:
             return self.oauthlib.min_us / self.ours.min_us
         return self.per_second(self.ours) / self.per_second(self.oauthlib)
 
+    @property
+    def rows(self) -> tuple[guard.Result, ...]:
+        """Every result, in table order."""
+        return (
+            self.ours,
+            self.oauthlib,
+            self.dpop,
+            self.private_key_jwt,
+            self.client_secret_jwt,
+            *self.stores,
+        )
+
     def table(self) -> str:
-        """Both rows as plain text."""
-        width = max(len(OURS), len(OAUTHLIB), len(DPOP), len(PKJWT))
+        """Every row as plain text."""
+        width = max(len(r.name) for r in self.rows)
         lines = [
             f"{'case':<{width}}  {'µs/token':>8}  {'IQR':>5}  {'tokens/s':>9}  {'x oauthlib':>10}",
             f"{'-' * width}  {'-' * 8}  {'-' * 5}  {'-' * 9}  {'-' * 10}",
         ]
-        for r in (self.ours, self.oauthlib, self.dpop, self.private_key_jwt):
+        for r in self.rows:
             lines.append(
                 f"{r.name:<{width}}  {r.median_us:>8.2f}  {r.spread:>5.0%}  {self.per_second(r):>9,.0f}  "
                 f"{self.per_second(r) / self.per_second(self.oauthlib):>10.2f}"
@@ -380,11 +425,14 @@ class Report:
                     "tokens_per_second": round(self.per_second(r)),
                     "per_call_ns": [round(v, 1) for v in r.per_call_ns],
                 }
-                for r in (self.ours, self.oauthlib, self.dpop, self.private_key_jwt)
+                for r in self.rows
             ],
             "ours_over_oauthlib": round(self.ratio(), 3),
             "dpop_over_bearer_time": round(self.dpop.median_us / self.ours.median_us, 3),
             "private_key_jwt_over_basic_time": round(self.private_key_jwt.median_us / self.ours.median_us, 3),
+            "client_secret_jwt_over_basic_time": round(
+                self.client_secret_jwt.median_us / self.ours.median_us, 3
+            ),
             "ours_over_oauthlib_fastest": round(self.ratio(fastest=True), 3),
         }
 
@@ -401,14 +449,37 @@ def build_cases(stack: contextlib.ExitStack) -> list[PostCase]:
     issue_once(dpop_case)
     signed_case = ours_private_key_jwt()
     stack.callback(signed_case.close)
-    return [our_case, peer_case, dpop_case, signed_case]
+    hmac_case = ours_client_secret_jwt()
+    stack.callback(hmac_case.close)
+    return [our_case, peer_case, dpop_case, signed_case, hmac_case, *store_cases(stack)]
+
+
+def store_cases(stack: contextlib.ExitStack) -> list[PostCase]:
+    """Our token endpoint on SQLite, Redis, PostgreSQL and MySQL (those that can be had)."""
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-issuance-"))
+    urls = {"sqlite": f"sqlite:///{directory}/oauth.db"}
+    redis = guard.redis_url(stack)
+    if redis is not None:
+        urls["redis"] = redis
+    urls.update(guard.database_urls(stack))
+    cases = []
+    for name, url in urls.items():
+        case, middleware = ours(
+            f"ours, {name}://", store=url, store_table_prefix=f"bench_{uuid.uuid4().hex[:12]}_"
+        )
+        stack.callback(case.close)
+        check_ours(case, middleware)
+        cases.append(case)
+    return cases
 
 
 def run(plan: guard.Plan) -> Report:
-    """Measure both token endpoints."""
+    """Measure every token endpoint."""
     with contextlib.ExitStack() as stack:
-        ours_result, oauthlib_result, dpop_result, signed_result = guard.measure(build_cases(stack), plan)
-    return Report(ours_result, oauthlib_result, dpop_result, signed_result)
+        ours_result, oauthlib_result, dpop_result, signed_result, hmac_result, *stores = guard.measure(
+            build_cases(stack), plan
+        )
+    return Report(ours_result, oauthlib_result, dpop_result, signed_result, hmac_result, tuple(stores))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -435,6 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "private_key_jwt / client_secret_basic issuance time: "
             f"{report.private_key_jwt.median_us / report.ours.median_us:.2f}"
+        )
+        print(
+            "client_secret_jwt / client_secret_basic issuance time: "
+            f"{report.client_secret_jwt.median_us / report.ours.median_us:.2f}"
         )
     return 0
 

@@ -24,7 +24,6 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from . import pkce
-from .clients import is_loopback_host
 from .clock import Clock
 from .errors import (
     FatalClientError,
@@ -38,8 +37,9 @@ from .errors import (
 from .grants import offered_response_types, response_types
 from .limits import check_lengths, max_length
 from .models import Client, digest
-from .parsing import single_params
+from .parsing import is_loopback_host, single_params
 from .records import PushedRequestRecord
+from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .settings import Settings
 
@@ -54,7 +54,10 @@ REQUEST_PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "dpop_jkt",
+    "resource",
 )
+#: The one request parameter that may be repeated (RFC 8707 §2): each names a resource.
+_RESOURCE = "resource"
 #: Parameters whose trust must be settled before any redirect (RFC 6749 §4.1.2.1).
 _FATAL_PARAMS = ("client_id", "redirect_uri")
 #: What every ``request_uri`` of a pushed request starts with (RFC 9126 §2.2); a random part follows.
@@ -76,8 +79,23 @@ class Clients(Protocol):
         """Read and delete the pushed request stored under this hash, at once; None if gone."""
 
 
+class ClientFinder(Protocol):
+    """Where the client a request names is found: the registered ones, and metadata documents."""
+
+    def find_client(self, client_id: str) -> Client | None:
+        """The client with this id, or None.
+
+        :raises FatalClientError: it names a client that exists but cannot be used
+            (a metadata document that cannot be fetched): the description says why.
+        """
+
+
 class RequestContext(Protocol):
     """What validating an authorization request uses of the server."""
+
+    @property
+    def clients(self) -> ClientFinder:
+        """Every client: registered ones and, when on, those of metadata documents."""
 
     @property
     def settings(self) -> Settings:
@@ -85,11 +103,15 @@ class RequestContext(Protocol):
 
     @property
     def repository(self) -> Clients:
-        """The registered clients."""
+        """Pushed requests."""
 
     @property
     def scope_policy(self) -> ScopePolicy:
         """Which scopes a request gets."""
+
+    @property
+    def resource_policy(self) -> ResourcePolicy:
+        """Which resources (RFC 8707) a request may name."""
 
     @property
     def clock(self) -> Clock:
@@ -113,6 +135,8 @@ class AuthorizationRequest:
         pushed request: its ``client_id`` and ``request_uri``).
     :param request_uri: the ``request_uri`` of the pushed request it came from
         (RFC 9126), used up by the decision; None for a plain request.
+    :param resources: the checked ``resource`` values (RFC 8707 §2.1): what the
+        code's tokens are for (not in ``params``: the parameter may be repeated).
     """
 
     client: Client
@@ -125,6 +149,7 @@ class AuthorizationRequest:
     code_challenge_method: str | None
     params: Mapping[str, str]
     request_uri: str | None = None
+    resources: tuple[str, ...] = ()
 
     @property
     def fragment(self) -> bool:
@@ -135,6 +160,13 @@ class AuthorizationRequest:
     def dpop_jkt(self) -> str | None:
         """The DPoP key thumbprint the code is bound to (RFC 9449 §10), if the request named one."""
         return self.params.get("dpop_jkt")
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        """The parameters the login and consent forms re-send: ``params`` and, unless the
+        request was pushed (its ``request_uri`` brings them back), each resource."""
+        resources = () if self.request_uri is not None else self.resources
+        return (*self.params.items(), *((_RESOURCE, resource) for resource in resources))
 
     @property
     def pending_id(self) -> str:
@@ -156,6 +188,8 @@ class AuthorizationRequest:
         ]
         if self.request_uri is not None:
             fields.append(self.request_uri)
+        if self.resources:
+            fields.append(self.resources)
         digest = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode("utf-8")).hexdigest()
         return f"authorize:{digest}"
 
@@ -257,7 +291,9 @@ def _complete(
     server: RequestContext, client: Client, redirect_uri: str, pairs: list[tuple[str, str]]
 ) -> AuthorizationRequest:
     check_lengths(pairs)
-    return _checked(server, client, redirect_uri, single_params(pairs))
+    resources = [value for name, value in pairs if name == _RESOURCE and value]
+    params = single_params(pair for pair in pairs if pair[0] != _RESOURCE)
+    return _checked(server, client, redirect_uri, params, resources)
 
 
 def _pushed(server: RequestContext, pairs: list[tuple[str, str]]) -> AuthorizationRequest:
@@ -275,7 +311,8 @@ def _pushed(server: RequestContext, pairs: list[tuple[str, str]]) -> Authorizati
     # One answer for all four, so a guessed request_uri learns nothing.
     if record is None or record.expired(server.clock.time()) or record.client_id != client_id:
         raise InvalidRequestUri("request_uri is unknown, expired, already used or not this client's")
-    request = _redirectable(server, record.params.items())
+    resources = ((_RESOURCE, resource) for resource in record.resources)
+    request = _redirectable(server, [*record.params.items(), *resources])
     return replace(
         request, params={"client_id": client_id, "request_uri": request_uri}, request_uri=request_uri
     )
@@ -307,7 +344,7 @@ def use_pushed_request(server: RequestContext, request: AuthorizationRequest) ->
 def _client(server: RequestContext, client_id: str | None) -> Client:
     if client_id is None:
         raise FatalClientError("client_id is required")
-    client = server.repository.get_client(client_id)
+    client = server.clients.find_client(client_id)
     if client is None:
         raise FatalClientError("unknown client_id")
     return client
@@ -356,10 +393,15 @@ def redirect_uri_matches(registered: str, requested: str, client: Client) -> boo
 
 
 def _checked(
-    server: RequestContext, client: Client, redirect_uri: str, params: Mapping[str, str]
+    server: RequestContext,
+    client: Client,
+    redirect_uri: str,
+    params: Mapping[str, str],
+    resources: list[str],
 ) -> AuthorizationRequest:
     response_type = _response_type(server, client, params.get("response_type"))
     scopes = server.scope_policy.resolve(params.get("scope"), client)
+    targets = server.resource_policy.resolve(resources, client.resources)
     challenge, method = _pkce(server, client, response_type, params)
     dpop_jkt = params.get("dpop_jkt")
     if dpop_jkt is not None and not _JKT.fullmatch(dpop_jkt):
@@ -375,6 +417,7 @@ def _checked(
         code_challenge=challenge,
         code_challenge_method=method,
         params=dict(params),
+        resources=targets,
     )
 
 

@@ -1,4 +1,5 @@
-"""The ``oauth-middleware`` command: serve a config, check it, manage clients and users' grants.
+"""The ``oauth-middleware`` command: serve a config, check it, manage clients and users' grants,
+migrate the store.
 
 Every failure is one line on stderr and a non-zero exit status, never a
 traceback.
@@ -18,14 +19,18 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
-from .clients import build_client, jwk_set, new_confidential_client_secret, parse_attribute
+from .clients import build_client, new_confidential_client_secret, parse_attribute
 from .errors import ConfigError
+from .keys import jwk_set
 from .models import LEGACY_AUTH_METHODS, Client
+from .profile import PROFILES
 from .repository import Repository
+from .sealed_secrets import SecretSealer, check_hmac_secret, generate_hmac_secret
 from .secret_hash import pbkdf2_hash
 from .settings import Settings
+from .stores import migrate_store, redacted_url
 from .user_grants import UserGrant, list_grants, revoke_grants
-from .wiring import client_store_from_settings, store_from_settings
+from .wiring import client_store_from_settings, store_config, store_from_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -193,8 +198,13 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     if keyed and (args.public or args.secret is not None):
         raise CommandError("--jwks-file or --jwks-uri replace the secret: no --secret or --public")
     settings = filter_settings(args.config)
-    generated, secret_hash = None, None
-    if args.secret is not None:
+    generated, secret_hash, sealed = None, None, None
+    if args.auth_method == "client_secret_jwt":
+        if args.public or keyed:
+            raise CommandError("client_secret_jwt needs a secret: no --public, --jwks-file or --jwks-uri")
+        secret, sealed = _sealed_secret(settings, args.client_id, args.secret, args.signing_alg)
+        generated = secret if args.secret is None else None
+    elif args.secret is not None:
         secret_hash = pbkdf2_hash(args.secret)  # chosen, so maybe guessable: salted and slow
     elif not args.public and not keyed:
         generated, secret_hash = new_confidential_client_secret()
@@ -213,11 +223,15 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             jwks=_read_jwks(args.jwks_file),
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.signing_alg,
+            secret_sealed=sealed,
+            resources=args.resource,
             meta=_attributes("--meta", args.meta),
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     client = replace(client, require_pushed_authorization_requests=args.require_pushed_authorization_requests)
+    # A client the server's profile would refuse on every request is refused now.
+    PROFILES[settings.profile].check_client(client.token_endpoint_auth_method or "", "client add:")
     repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
@@ -225,8 +239,26 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     _print_registration(client, settings)
     if generated is not None:
         print(f"client_secret: {generated}")
-        print("Store this secret now: it is kept hashed and cannot be shown again.")
+        kept = "encrypted" if sealed is not None else "hashed"
+        print(f"Store this secret now: it is kept {kept} and cannot be shown again.")
     return 0
+
+
+def _sealed_secret(
+    settings: Settings, client_id: str, secret: str | None, alg: str | None
+) -> tuple[str, str]:
+    """A ``client_secret_jwt`` secret (``secret``, else a generated one) and its sealed form.
+
+    :raises CommandError: no ``client_secret_key`` in the ini, or a secret too short for the HMAC.
+    """
+    if not settings.client_secret_key:
+        raise CommandError("client_secret_jwt: the ini needs client_secret_key, which encrypts the secret")
+    chosen = generate_hmac_secret() if secret is None else secret
+    try:
+        check_hmac_secret(chosen, alg if alg in ("HS256", "HS384", "HS512") else None)
+    except ValueError as exc:
+        raise CommandError(f"--secret: {exc}") from None
+    return chosen, SecretSealer(settings.client_secret_key).seal(client_id, chosen)
 
 
 def _attributes(option: str, items: Sequence[str]) -> dict[str, str]:
@@ -276,6 +308,8 @@ def _print_registration(client: Client, settings: Settings) -> None:
         print(f"jwks: {len(client.jwks)} keys")
     if client.token_endpoint_auth_signing_alg:
         print(f"token_endpoint_auth_signing_alg: {client.token_endpoint_auth_signing_alg}")
+    if client.resources:
+        print(f"resources: {' '.join(client.resources)}")
     print(f"grants: {' '.join(client.grant_types) or '(none)'}")
     print(f"response_types: {' '.join(client.response_types) or '(none)'}")
     print(f"redirect_uris: {' '.join(client.redirect_uris) or '(none)'}")
@@ -331,6 +365,17 @@ def cmd_client_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_client_seal(args: argparse.Namespace) -> int:
+    """Print the ``secret_sealed`` of a ``client_secret_jwt`` client for a ``clients_file`` (generating a secret if none given)."""
+    secret, sealed = _sealed_secret(
+        filter_settings(args.config), args.client_id, args.secret, args.signing_alg
+    )
+    if args.secret is None:
+        print(f"client_secret: {secret}")
+    print(f"secret_sealed: {sealed}")
+    return 0
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     """Write a new private signing key (mode 0600) and its public half; print its ``kid``."""
     from .keys import public_key_path, write_private_key
@@ -369,6 +414,26 @@ def cmd_throttle_clear(args: argparse.Namespace) -> int:
         subject = None
     for cleared in throttle.clear(address, subject):
         print(f"cleared {cleared}")
+    return 0
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the schema of ``store`` (and of ``client_store``, if set) and say what was done."""
+    settings = filter_settings(args.config)
+    targets = {"store": settings.store}
+    if settings.client_store and settings.client_store != settings.store:
+        targets["client_store"] = settings.client_store
+    for setting, url in targets.items():
+        versions = migrate_store(store_config(settings, url), setting=setting)
+        if versions is None:
+            done = "no schema to migrate (reachable)"
+        elif versions[0] == 0:
+            done = f"schema created (version {versions[1]})"
+        elif versions[0] < versions[1]:
+            done = f"schema upgraded from version {versions[0]} to {versions[1]}"
+        else:
+            done = f"schema up to date (version {versions[1]})"
+        print(f"{setting}: {redacted_url(url)}: {done}")
     return 0
 
 
@@ -495,8 +560,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--signing-alg",
         metavar="ALG",
-        help="for private_key_jwt: the one algorithm its assertions may use (RS256, ES256 or EdDSA; "
-        "default: its key's)",
+        help="the one algorithm its assertions may use: for private_key_jwt RS256, ES256 or EdDSA "
+        "(default: its key's); for client_secret_jwt HS256, HS384 or HS512 (default: any, and the "
+        "secret must then have 64 bytes)",
+    )
+    add.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a resource (RFC 8707) it may ask tokens for; repeat for more (default: any the server allows)",
     )
     add.add_argument("--name", help="the name the consent page shows")
     add.add_argument(
@@ -534,6 +607,18 @@ def build_parser() -> argparse.ArgumentParser:
     hashing.add_argument("--secret", help="the secret to hash (default: generate one and print it)")
     hashing.set_defaults(func=cmd_client_hash)
 
+    seal = client.add_parser(
+        "seal",
+        help="print the secret_sealed of a client_secret_jwt client for a clients_file",
+        description="Encrypt a client_secret_jwt secret with the ini's client_secret_key, for the client "
+        "it is for (a sealed secret opens for that client id only).",
+    )
+    seal.add_argument("config", help=f"{config_help}, whose client_secret_key encrypts the secret")
+    seal.add_argument("--client-id", required=True, help="the client's id")
+    seal.add_argument("--secret", help="the secret (default: generate one and print it)")
+    seal.add_argument("--signing-alg", choices=("HS256", "HS384", "HS512"), help="its one HMAC algorithm")
+    seal.set_defaults(func=cmd_client_seal)
+
     keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with keys"
     )
@@ -552,6 +637,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096), help="RSA key size")
     generate.set_defaults(func=cmd_keys_generate)
+
+    store = commands.add_parser("store", help="the store's schema").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with the store"
+    )
+    migrate = store.add_parser(
+        "migrate",
+        help="create or upgrade the tables of store and client_store (SQLite, PostgreSQL, MySQL)",
+        description="Create or upgrade the schema of the ini's store and client_store now, for "
+        "deployments whose application may not run DDL; the stores also do it on first use.",
+    )
+    migrate.add_argument("config", help=config_help)
+    migrate.set_defaults(func=cmd_store_migrate)
 
     throttle = commands.add_parser("throttle", help="failed-login throttling").add_subparsers(
         dest="action", required=True, metavar="ACTION", help="what to do with the throttle"

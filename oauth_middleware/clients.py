@@ -6,7 +6,6 @@ How a registered client authenticates is :mod:`oauth_middleware.client_auth`.
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import json
 import re
 import secrets
@@ -18,9 +17,11 @@ from urllib.parse import urlsplit
 from .client_auth import AUTH_METHODS, auth_method
 from .client_auth.assertions import ASSERTION_ALGORITHMS
 from .errors import ConfigError
-from .keys import public_jwk_key
+from .keys import jwk_set, public_jwk_key
 from .models import Client, digest
-from .parsing import scope_list
+from .parsing import is_loopback_host, scope_list
+from .resource_indicators import resource_uris
+from .sealed_secrets import HMAC_ALGORITHMS, is_sealed
 from .secret_hash import is_secret_hash
 from .settings import asbool
 
@@ -28,18 +29,6 @@ from .settings import asbool
 def generate_secret() -> str:
     """A new client secret: 256 bits from :mod:`secrets`."""
     return secrets.token_urlsafe(32)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3)."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_redirect_uri(uri: str) -> str:
@@ -73,6 +62,8 @@ def build_client(
     jwks: Iterable[Mapping[str, Any]] = (),
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
+    secret_sealed: str | None = None,
+    resources: Iterable[str] = (),
     meta: Mapping[str, str] | None = None,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
@@ -86,6 +77,9 @@ def build_client(
     :param jwks: its public keys, for ``private_key_jwt`` (the default method with keys).
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may use.
+    :param secret_sealed: for ``client_secret_jwt`` (and only then), its secret
+        sealed by :class:`~oauth_middleware.sealed_secrets.SecretSealer`.
+    :param resources: the resources (RFC 8707 absolute URIs) it may ask tokens for; none: any.
     :param meta: the operator's own attributes (see :func:`check_attribute`).
     :raises ValueError: with a message naming the bad argument.
     """
@@ -107,7 +101,8 @@ def build_client(
         declared = GRANTS.get(grant)
         if declared is None:
             raise ValueError(f"unknown grant {grant!r} (known: {', '.join(GRANTS.names())})")
-        if secret_hash is None and not keys and jwks_uri is None and not declared.allows_public_clients:
+        public = secret_hash is None and secret_sealed is None and not keys and jwks_uri is None
+        if public and not declared.allows_public_clients:
             raise ValueError(f"a public client cannot use the {grant} grant")
     responses = tuple(dict.fromkeys(response_types))
     known_responses = known_response_types()
@@ -126,8 +121,19 @@ def build_client(
     has_keys = bool(keys) or jwks_uri is not None
     if token_endpoint_auth_method is None and has_keys:
         token_endpoint_auth_method = "private_key_jwt"
-    method = check_auth_method(token_endpoint_auth_method, public=secret_hash is None)
+    elif token_endpoint_auth_method is None and secret_sealed is not None:
+        token_endpoint_auth_method = "client_secret_jwt"
+    if secret_sealed is not None and not is_sealed(secret_sealed):
+        raise ValueError("secret_sealed must be what 'oauth-middleware client seal' prints")
+    method = check_auth_method(
+        token_endpoint_auth_method, public=secret_hash is None and secret_sealed is None
+    )
+    check_sealed_secret(method, secret_hash, secret_sealed, token_endpoint_auth_signing_alg)
     check_client_keys(method, keys, jwks_uri, token_endpoint_auth_signing_alg)
+    try:
+        resource_tuple = resource_uris(resources)
+    except ValueError as exc:
+        raise ValueError(f"resource: {exc}") from None
     return Client(
         client_id,
         secret_hash,
@@ -141,8 +147,29 @@ def build_client(
         jwks=keys,
         jwks_uri=jwks_uri,
         token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
+        secret_sealed=secret_sealed,
+        resources=resource_tuple,
         meta=dict(check_attribute(key, value) for key, value in (meta or {}).items()),
     )
+
+
+def check_sealed_secret(method: str, secret_hash: str | None, sealed: str | None, alg: str | None) -> None:
+    """A ``client_secret_jwt`` client has a sealed secret and an HMAC algorithm (if any); no other has either.
+
+    :raises ValueError: a hashed secret for ``client_secret_jwt`` (an HMAC cannot be
+        checked with a hash), a sealed one for another method, or a non-HMAC algorithm.
+    """
+    if method != "client_secret_jwt":
+        if sealed is not None:
+            raise ValueError(f"a sealed secret is for client_secret_jwt, not {method}")
+        return
+    if secret_hash is not None or sealed is None:
+        raise ValueError(
+            "a client_secret_jwt client needs its secret sealed (secret_sealed), not hashed: "
+            "the server checks an HMAC with the secret itself"
+        )
+    if alg is not None and alg not in HMAC_ALGORITHMS:
+        raise ValueError(f"signing algorithm {alg!r} is not one of {', '.join(HMAC_ALGORITHMS)}")
 
 
 #: What a client attribute's name may be: a template identifier, so the consent
@@ -189,6 +216,10 @@ def check_client_keys(
         ``private_key_jwt``, both, a key that is not a public asymmetric
         signing key, or an algorithm that is not asymmetric or no key's.
     """
+    if method == "client_secret_jwt":
+        if jwks or jwks_uri is not None:
+            raise ValueError("keys are for private_key_jwt, not client_secret_jwt")
+        return
     if method != "private_key_jwt":
         if jwks or jwks_uri is not None or alg is not None:
             raise ValueError(f"keys and a signing algorithm are for private_key_jwt, not {method}")
@@ -239,7 +270,9 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     ``require_pushed_authorization_requests`` (RFC 9126 §6, a boolean),
     ``dpop_bound_access_tokens`` (RFC 9449 §5.2, a boolean), and for
     ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
-    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; and any
+    JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; for
+    ``client_secret_jwt``, ``secret_sealed`` (what ``client seal`` prints);
+    ``resources`` (RFC 8707: the only resources it may ask tokens for); and any
     number of attributes ``meta.NAME = value``.
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
@@ -266,7 +299,9 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         "dpop_bound_access_tokens",
         "jwks",
         "jwks_uri",
+        "secret_sealed",
         "token_endpoint_auth_signing_alg",
+        "resources",
     }
     for section in parser.sections():
         prefix, _, client_id = section.partition(":")
@@ -284,9 +319,11 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         jwks_uri = values.get("jwks_uri", "").strip() or None
         jwks = _jwks(values, section)
         secret_hash = None if public else values.get("secret_hash", "").strip() or None
-        if secret_hash is None and not public and not jwks and jwks_uri is None:
+        sealed = None if public else values.get("secret_sealed", "").strip() or None
+        if secret_hash is None and sealed is None and not public and not jwks and jwks_uri is None:
             raise ConfigError(
-                f"clients_file: [{section}] needs secret_hash or public = true (or jwks or jwks_uri)"
+                f"clients_file: [{section}] needs secret_hash or public = true "
+                "(or jwks or jwks_uri, or secret_sealed)"
             )
         try:
             client = build_client(
@@ -304,6 +341,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 jwks_uri=jwks_uri,
                 token_endpoint_auth_signing_alg=values.get("token_endpoint_auth_signing_alg", "").strip()
                 or None,
+                secret_sealed=sealed,
+                resources=values.get("resources", "").split(),
                 meta=meta,
             )
         except ValueError as exc:
@@ -321,17 +360,6 @@ def _jwks(values: Mapping[str, str], section: str) -> list[Mapping[str, Any]]:
         return jwk_set(json.loads(text))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"clients_file: [{section}] jwks: {exc}") from None
-
-
-def jwk_set(document: Any) -> list[Mapping[str, Any]]:
-    """The keys of a JWK Set document (RFC 7517 §5).
-
-    :raises ValueError: it is not an object with a ``keys`` list of objects.
-    """
-    keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
-        raise ValueError("not a JWK Set (an object with a list of keys)")
-    return keys
 
 
 def _flag(values: Mapping[str, str], section: str, key: str) -> bool:

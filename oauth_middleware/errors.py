@@ -15,6 +15,14 @@ import re
 _DESCRIPTION_CHARS = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
 
 
+def describable(text: str, limit: int = 300) -> str:
+    """``text`` made fit for an ``error_description``: characters RFC 6749 §5.2 forbids become ``?``, cut at ``limit``.
+
+    For messages that may quote what a client sent (a metadata document's reason for refusal).
+    """
+    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", text)[:limit]
+
+
 class ConfigError(ValueError):
     """A setting is missing, unknown or has a bad value (raised at load time).
 
@@ -96,6 +104,12 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidTarget(OAuthError):
+    """A ``resource`` that is malformed, unknown or not allowed for the client (RFC 8707 §2)."""
+
+    error = "invalid_target"
+
+
 class AccessDenied(OAuthError):
     """The resource owner or the server denied the request."""
 
@@ -153,13 +167,14 @@ class TooManyRequests(OAuthError):
     authorization endpoint only) mean something else.
 
     :param retry_after: whole seconds until the block ends.
+    :param description: what was too many (failed attempts unless said).
     """
 
     error = "invalid_request"
     status_code = 429
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many failed attempts, retry later")
+    def __init__(self, retry_after: int, description: str = "too many failed attempts, retry later") -> None:
+        super().__init__(description)
         #: Seconds to wait, sent as ``Retry-After``.
         self.retry_after = retry_after
 
@@ -201,6 +216,15 @@ class InvalidRequestUri(FatalClientError):
     error = "invalid_request_uri"
 
 
+class UnusableClientDocument(FatalClientError):
+    """A client ID metadata document that cannot be fetched or used: an error page naming why.
+
+    The token endpoint never shows it: there the client is just unknown (``invalid_client``).
+    """
+
+    error = "invalid_client"
+
+
 class RedirectedError(OAuthError):
     """An authorization-endpoint error sent back to the client's redirect URI.
 
@@ -235,6 +259,24 @@ class RedirectedError(OAuthError):
         self.state = state
         self.fragment = fragment
         self.issuer = issuer
+
+
+class InvalidRedirectUri(OAuthError):
+    """RFC 7591 §3.2.2: a registration's redirect URI is malformed or not allowed here."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidClientMetadata(OAuthError):
+    """RFC 7591 §3.2.2: a registration's (or a metadata document's) client metadata is refused."""
+
+    error = "invalid_client_metadata"
+
+
+class UnapprovedSoftwareStatement(OAuthError):
+    """RFC 7591 §3.2.2: a software statement, none of which this server approves."""
+
+    error = "unapproved_software_statement"
 
 
 class BearerError(OAuthError):

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from .audience import AudienceRule
 from .errors import (
     BearerError,
     BearerUnavailable,
@@ -25,6 +26,7 @@ from .errors import (
 from .models import AccessToken
 from .outage import OutageLog
 from .parsing import authorization_scheme
+from .resource_metadata import ResourceMetadata
 from .responses import guard_error
 from .settings import ScopeRule, Settings
 from .token_types import Presented, TokenType, enabled_token_types
@@ -86,6 +88,10 @@ class Guard:
             for token_type in self.token_types
             if hasattr(token_type, "response_headers")
         }
+        #: Refuses a token meant for another resource (RFC 8707).
+        self.audience = AudienceRule(settings)
+        #: The protected resource metadata (RFC 9728), served when the guard knows its identifier.
+        self.metadata = ResourceMetadata(settings) if settings.resource_identifier else None
         self.outage = OutageLog()
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
@@ -93,6 +99,13 @@ class Guard:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        metadata = self.metadata
+        if (
+            metadata is not None
+            and path == metadata.path
+            and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        ):
+            return metadata.response()(environ, start_response)
         if self.public_paths.matches(path):
             return self.app(environ, start_response)
         presented = None
@@ -148,6 +161,7 @@ class Guard:
             raise BearerUnavailable("the token store is unavailable, try again later") from None
         if self.reads_store:
             self.outage.succeeded()
+        self.audience.check(token)
         needed = required_scopes(self.scope_rules, environ.get("REQUEST_METHOD", "GET"), path)
         if needed is None:
             if self.deny_unmatched:
@@ -159,7 +173,9 @@ class Guard:
     def error(self, error: BearerError, presented: Presented | None) -> Response:
         """Render a guard error, challenging with the presented token's type, else with every enabled one."""
         types = self.token_types if presented is None else (presented.token_type,)
-        return guard_error(error, [token_type.challenge(error, self.realm) for token_type in types])
+        challenges = [token_type.challenge(error, self.realm) for token_type in types]
+        url = None if self.metadata is None else self.metadata.url
+        return guard_error(error, challenges, resource_metadata=url)
 
 
 def _mark_response(

@@ -75,7 +75,7 @@ class Key:
     @property
     def symmetric(self) -> bool:
         """True for an HMAC secret, which must never be published."""
-        return self.alg == "HS256"
+        return self.alg.startswith("HS")
 
     def public_jwk(self) -> dict[str, Any] | None:
         """The key as a public JWK (RFC 7517 §4), or None for a secret."""
@@ -188,6 +188,17 @@ def public_jwk_key(entry: Any, where: str) -> Key:
     if isinstance(entry, dict) and PRIVATE_MEMBERS.intersection(entry):
         raise ConfigError(f"{where} is a private or symmetric key, refused in a published key set")
     return _jwk_key(entry, where)
+
+
+def jwk_set(document: Any) -> list[Mapping[str, Any]]:
+    """The keys of a JWK Set document (RFC 7517 §5).
+
+    :raises ValueError: it is not an object with a ``keys`` list of objects.
+    """
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
+        raise ValueError("not a JWK Set (an object with a list of keys)")
+    return keys
 
 
 def _jwk_key(entry: Any, where: str) -> Key:

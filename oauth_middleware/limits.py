@@ -27,6 +27,10 @@ MAX_LENGTHS = {
     "token": 4096,
     "refresh_token": 4096,
     "access_token": 4096,
+    # A JWT authorization grant (RFC 7523 §2.1) and the tokens of a token exchange (RFC 8693 §2.1).
+    "assertion": 4096,
+    "subject_token": 4096,
+    "actor_token": 4096,
 }
 
 #: Parameter names echoed in an error description as they are.

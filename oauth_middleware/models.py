@@ -43,6 +43,9 @@ class Client:
     :param jwks_uri: where its public keys are published, instead of ``jwks``.
     :param token_endpoint_auth_signing_alg: the one algorithm its assertions may be
         signed with; None: the algorithm of the key that signed it.
+    :param secret_sealed: for ``client_secret_jwt``, its secret encrypted
+        (:mod:`.sealed_secrets`): an HMAC is checked with the secret itself, which a hash cannot give back.
+    :param resources: the resources (RFC 8707) it may ask tokens for; empty: any the server allows.
     :param meta: the operator's own string attributes (a description, a logo URL,
         a tenant): shown to the ``token_claims`` hook and the consent template,
         and what :meth:`~oauth_middleware.OAuth2Middleware.find_clients` finds clients by.
@@ -61,12 +64,19 @@ class Client:
     jwks: tuple[Mapping[str, Any], ...] = ()
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    secret_sealed: str | None = None
+    resources: tuple[str, ...] = ()
     meta: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_public(self) -> bool:
         """True for a client with neither a secret nor keys (native and browser apps)."""
-        return self.secret_hash is None and not self.jwks and self.jwks_uri is None
+        return (
+            self.secret_hash is None
+            and self.secret_sealed is None
+            and not self.jwks
+            and self.jwks_uri is None
+        )
 
     def check_secret(self, secret: str) -> bool:
         """Compare ``secret`` with the stored hash in constant time.
@@ -107,6 +117,8 @@ class Client:
             **({"jwks": [dict(key) for key in self.jwks]} if self.jwks else {}),
             **({"ju": self.jwks_uri} if self.jwks_uri else {}),
             **({"sa": self.token_endpoint_auth_signing_alg} if self.token_endpoint_auth_signing_alg else {}),
+            **({"ss": self.secret_sealed} if self.secret_sealed else {}),
+            **({"rs": list(self.resources)} if self.resources else {}),
             **({"m": dict(self.meta)} if self.meta else {}),
         }
 
@@ -127,6 +139,8 @@ class Client:
             jwks=tuple(value.get("jwks", ())),
             jwks_uri=value.get("ju"),
             token_endpoint_auth_signing_alg=value.get("sa"),
+            secret_sealed=value.get("ss"),
+            resources=tuple(value.get("rs", ())),
             meta=dict(value.get("m", {})),
         )
 
@@ -146,8 +160,14 @@ class AccessToken:
     :param token_id: stable id (hash or ``jti``) used for revocation.
     :param jkt: for a DPoP-bound token, the RFC 7638 thumbprint of the client's key
         (RFC 9449 §6): it is valid only with proofs signed by that key. None for a bearer token.
+    :param audience: the resources it is for (RFC 8707; RFC 9068 ``aud``): the
+        ``resource`` values of its request, a JWT's ``aud``; empty for an opaque token
+        issued without one, which is for the server's default ``audience``.
+    :param act: for a token issued by token exchange for a delegate, who acts for the
+        subject (RFC 8693 §4.1): ``{"sub": ...}``, with the actors before it nested
+        under ``act``; None otherwise.
 
-    ``extra`` is a read-only view: an app cannot change what the store (or
+    ``extra`` and ``act`` are read-only views: an app cannot change what the store (or
     the JWT verify cache) holds for the next request.
     """
 
@@ -159,8 +179,12 @@ class AccessToken:
     extra: Mapping[str, Any] = field(default_factory=dict)
     token_id: str = ""
     jkt: str | None = None
+    audience: tuple[str, ...] = ()
+    act: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A read-only view, not a copy: this runs on every guarded request.
         if type(self.extra) is not MappingProxyType:
             object.__setattr__(self, "extra", MappingProxyType(self.extra))
+        if self.act is not None and type(self.act) is not MappingProxyType:
+            object.__setattr__(self, "act", MappingProxyType(self.act))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Iterable
 from urllib.parse import unquote_plus
@@ -146,3 +147,15 @@ def _safe(text: str) -> str:
     """``text`` reduced to characters allowed in an error description."""
     cleaned = "".join(ch for ch in text[:40] if ch.isascii() and ch.isprintable() and ch not in '"\\')
     return cleaned or "?"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3)."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

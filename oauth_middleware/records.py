@@ -29,6 +29,7 @@ __all__ = [
     "GrantRecord",
     "PushedRequestRecord",
     "RefreshTokenRecord",
+    "RegistrationRecord",
     "RotationMarker",
     "UniqueTokenRecord",
     "UsedJtiRecord",
@@ -46,6 +47,8 @@ class AccessTokenRecord:
     :param extra: extra data the grant attached.
     :param family: the grant (code or refresh chain) it was issued from, if any.
     :param jkt: the DPoP key thumbprint it is bound to (RFC 9449 §6), or None.
+    :param audience: the resources it is for (RFC 8707), empty when none was requested.
+    :param act: the actor chain of a delegated token (RFC 8693 §4.1), or None.
     """
 
     client_id: str
@@ -55,15 +58,27 @@ class AccessTokenRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None
     jkt: str | None = None
+    audience: tuple[str, ...] = ()
+    act: Mapping[str, Any] | None = None
 
     def access_token(self, token: str, token_id: str) -> AccessToken:
         """The token as the guard hands it to the app."""
         return AccessToken(
-            token, self.client_id, self.user_id, self.scopes, self.expires_at, self.extra, token_id, self.jkt
+            token,
+            self.client_id,
+            self.user_id,
+            self.scopes,
+            self.expires_at,
+            self.extra,
+            token_id,
+            self.jkt,
+            self.audience,
+            self.act,
         )
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store (``k`` only for a bound token: bearer records stay as they were)."""
+        """The dict kept in the store (``k`` only for a bound token, ``a`` only with an audience,
+        ``ac`` only for a delegated token: other records stay as they were)."""
         value = {
             "c": self.client_id,
             "u": self.user_id,
@@ -74,13 +89,25 @@ class AccessTokenRecord:
         }
         if self.jkt is not None:
             value["k"] = self.jkt
+        if self.audience:
+            value["a"] = list(self.audience)
+        if self.act is not None:
+            value["ac"] = dict(self.act)
         return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> AccessTokenRecord:
         """Rebuild a record from :meth:`to_value` output."""
         return cls(
-            value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], value.get("f"), value.get("k")
+            value["c"],
+            value["u"],
+            tuple(value["s"]),
+            value["e"],
+            value["x"],
+            value.get("f"),
+            value.get("k"),
+            tuple(value.get("a", ())),
+            value.get("ac"),
         )
 
     @staticmethod
@@ -91,7 +118,16 @@ class AccessTokenRecord:
         frozen object built instead of two.
         """
         return AccessToken(
-            token, value["c"], value["u"], tuple(value["s"]), value["e"], value["x"], token_id, value.get("k")
+            token,
+            value["c"],
+            value["u"],
+            tuple(value["s"]),
+            value["e"],
+            value["x"],
+            token_id,
+            value.get("k"),
+            tuple(value.get("a", ())),
+            value.get("ac"),
         )
 
 
@@ -107,6 +143,8 @@ class RefreshTokenRecord:
     :param chain_expires_at: when the whole rotation chain ends; a rotated
         token never outlives it.
     :param jkt: the DPoP key a public client's token is bound to (RFC 9449 §5), or None.
+    :param audience: the resources of the grant (RFC 8707 §2.2: a refresh may ask for
+        fewer, never others); empty when none was requested.
     :param extra: the grant's data (:mod:`~oauth_middleware.token_data`), for every access token refreshed.
     """
 
@@ -117,6 +155,7 @@ class RefreshTokenRecord:
     family: str
     chain_expires_at: int
     jkt: str | None = None
+    audience: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
@@ -124,7 +163,8 @@ class RefreshTokenRecord:
         return self.expires_at <= now
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store (``k`` only for a bound token, ``x`` only with data)."""
+        """The dict kept in the store (``k`` only for a bound token, ``a`` only with an audience,
+        ``x`` only with data)."""
         value: dict[str, Any] = {
             "c": self.client_id,
             "u": self.user_id,
@@ -135,6 +175,8 @@ class RefreshTokenRecord:
         }
         if self.jkt is not None:
             value["k"] = self.jkt
+        if self.audience:
+            value["a"] = list(self.audience)
         if self.extra:
             value["x"] = dict(self.extra)
         return value
@@ -150,6 +192,7 @@ class RefreshTokenRecord:
             family=value["f"],
             chain_expires_at=value.get("ce", value["e"]),
             jkt=value.get("k"),
+            audience=tuple(value.get("a", ())),
             extra=value.get("x", {}),
         )
 
@@ -199,6 +242,7 @@ class CodeRecord:
     :param code_challenge_method: ``S256`` or ``plain``, with a challenge.
     :param expires_at: expiry, Unix time.
     :param dpop_jkt: the DPoP key thumbprint the request bound the code to (RFC 9449 §10), or None.
+    :param audience: the ``resource`` values of the authorization request (RFC 8707 §2.1).
     :param extra: the data the user hooks answered with the user (:mod:`~oauth_middleware.token_data`).
     """
 
@@ -211,6 +255,7 @@ class CodeRecord:
     code_challenge_method: str | None
     expires_at: int
     dpop_jkt: str | None = None
+    audience: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
@@ -229,6 +274,7 @@ class CodeRecord:
             "cm": self.code_challenge_method,
             "e": self.expires_at,
             **({"dk": self.dpop_jkt} if self.dpop_jkt is not None else {}),
+            **({"a": list(self.audience)} if self.audience else {}),
             **({"x": dict(self.extra)} if self.extra else {}),
         }
 
@@ -245,6 +291,7 @@ class CodeRecord:
             code_challenge_method=value["cm"],
             expires_at=value["e"],
             dpop_jkt=value.get("dk"),
+            audience=tuple(value.get("a", ())),
             extra=value.get("x", {}),
         )
 
@@ -256,11 +303,13 @@ class PushedRequestRecord:
     :param client_id: the client that pushed it; only it may use the ``request_uri``.
     :param params: the pushed parameters, validated when pushed and again when used.
     :param expires_at: expiry, Unix time.
+    :param resources: the pushed ``resource`` values (RFC 8707), which may repeat.
     """
 
     client_id: str
     params: Mapping[str, str]
     expires_at: int
+    resources: tuple[str, ...] = ()
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -268,12 +317,15 @@ class PushedRequestRecord:
 
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""
-        return {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+        value = {"c": self.client_id, "p": dict(self.params), "e": self.expires_at}
+        if self.resources:
+            value["a"] = list(self.resources)
+        return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> PushedRequestRecord:
         """Rebuild a record from :meth:`to_value` output."""
-        return cls(value["c"], dict(value["p"]), value["e"])
+        return cls(value["c"], dict(value["p"]), value["e"], tuple(value.get("a", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +479,7 @@ class DeviceCodeRecord:
         poll is ``expired_token`` rather than an unknown code.
     :param status: ``pending``, ``approved`` or ``denied``.
     :param user_id: the user who approved it.
+    :param audience: the resources (RFC 8707) its tokens may be for.
     :param extra: the data the user hooks answered with that user (:mod:`~oauth_middleware.token_data`).
     """
 
@@ -436,6 +489,7 @@ class DeviceCodeRecord:
     expires_at: int
     status: str = "pending"
     user_id: str | None = None
+    audience: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
@@ -451,6 +505,7 @@ class DeviceCodeRecord:
             "e": self.expires_at,
             "st": self.status,
             "u": self.user_id,
+            **({"a": list(self.audience)} if self.audience else {}),
             **({"x": dict(self.extra)} if self.extra else {}),
         }
 
@@ -458,13 +513,14 @@ class DeviceCodeRecord:
     def from_value(cls, value: Mapping[str, Any]) -> DeviceCodeRecord:
         """Rebuild a record from :meth:`to_value` output."""
         return cls(
-            value["c"],
-            tuple(value["s"]),
-            value["uc"],
-            value["e"],
-            value["st"],
-            value["u"],
-            value.get("x", {}),
+            client_id=value["c"],
+            scopes=tuple(value["s"]),
+            user_code_id=value["uc"],
+            expires_at=value["e"],
+            status=value["st"],
+            user_id=value["u"],
+            audience=tuple(value.get("a", ())),
+            extra=value.get("x", {}),
         )
 
 
@@ -518,3 +574,26 @@ class GrantRecord:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError("not a grant record") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRecord:
+    """What a dynamic registration (RFC 7591, 7592) adds to its client, kept beside it (``registration:``).
+
+    :param token_hash: the SHA-256 of its registration access token (never the token).
+    :param issued_at: its ``client_id_issued_at``, Unix time.
+    :param extra: the descriptive metadata it registered (``client_uri``, ``contacts``, ...).
+    """
+
+    token_hash: str
+    issued_at: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_value(self) -> dict[str, Any]:
+        """The dict kept in the store."""
+        return {"th": self.token_hash, "ia": self.issued_at, "x": dict(self.extra)}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> RegistrationRecord:
+        """Rebuild a record from :meth:`to_value` output."""
+        return cls(value["th"], value["ia"], value.get("x", {}))

@@ -8,11 +8,12 @@ bounded: at most one per ``jwks_refetch_interval`` seconds, failed attempts
 included, so neither tokens with made-up ``kid``\\ s nor an outage of the
 authorization server make us hammer it.
 
-The HTTP request is urllib's, with three limits: http and https only, no
-redirects (a key set is never taken from elsewhere than the configured URL),
-a timeout, and at most :data:`MAX_JWKS_SIZE` bytes read (a client's
-``jwks_uri`` is the client's to choose: an endless body must not fill our
-memory). PyJWT's :class:`jwt.PyJWKClient` is not used: it reads the whole
+The HTTP request is :class:`~oauth_middleware.fetch.Fetcher`'s: https (or
+http), no redirects (a key set is never taken from elsewhere than the
+configured URL), one deadline, and at most :data:`MAX_JWKS_SIZE` bytes read
+(a client's ``jwks_uri`` is the client's to choose: an endless body must not
+fill our memory); for a client's ``jwks_uri`` it also refuses special-use
+addresses. PyJWT's :class:`jwt.PyJWKClient` is not used: it reads the whole
 body, holds a lock across the network call (every verification would wait
 behind a slow refetch), starts its cooldown only after a *successful* fetch
 (an unreachable JWKS would be asked again on every request with an unknown
@@ -27,56 +28,20 @@ to throw it away. Tokens whose key is known keep working throughout.
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 from .errors import BearerUnavailable, ConfigError, OAuthError
+from .fetch import Fetcher, FetchError
 from .keys import Key, public_jwk_key
 
 log = logging.getLogger("oauth_middleware.keys")
 
-#: Sent as ``User-Agent`` with every fetch.
-USER_AGENT = "oauth-middleware"
 #: Largest key set read, in bytes (a JWK Set of a few keys is a few KiB).
 MAX_JWKS_SIZE = 256 * 1024
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Refuse every redirect: the key set comes from the configured URL or not at all."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> NoReturn:
-        raise urllib.error.HTTPError(newurl, code, f"redirect to {newurl} refused", headers, fp)
-
-
-#: http and https only (urllib's defaults), and no redirects.
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def fetch_json(url: str, timeout: float, limit: int = MAX_JWKS_SIZE) -> Any:
-    """GET ``url`` and parse its JSON body, reading at most ``limit`` bytes.
-
-    :raises ValueError: the body is larger than ``limit`` or not JSON.
-    :raises OSError: the request failed (urllib's errors, timeouts, refused redirects).
-    """
-    if not url.startswith(("https://", "http://")):
-        raise ValueError("only http and https URLs are fetched")
-    # The scheme is checked above, and redirects (to file: or anywhere) are refused.
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})  # noqa: S310
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            body = response.read(limit + 1)
-    except http.client.HTTPException as exc:
-        raise OSError(str(exc)) from None
-    if len(body) > limit:
-        raise ValueError(f"the key set is larger than {limit} bytes")
-    return json.loads(body)
 
 
 class KeysUnavailable(Exception):
@@ -92,6 +57,9 @@ class RemoteKeys:
     :param clock: a monotonic clock; tests pass their own.
     :param unavailable: the error raised while the set cannot be fetched: the
         guard's 503 by default; the token endpoint's for a client's ``jwks_uri``.
+    :param fetcher: how the set is fetched; by default one with ``timeout`` that
+        trusts the URL's address (the guard's own ``jwks_url``, which the operator
+        configured). A client's ``jwks_uri`` is fetched with a restricted one.
 
     Example::
 
@@ -108,8 +76,10 @@ class RemoteKeys:
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
         unavailable: type[OAuthError] = BearerUnavailable,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self.url = url
+        self.fetcher = fetcher or Fetcher(timeout=timeout, restricted=False)
         self.unavailable = unavailable
         self.interval = interval
         self.clock = clock
@@ -184,10 +154,9 @@ class RemoteKeys:
         """Fetch and check the key set; keys we cannot use are skipped and logged."""
         self.fetches += 1
         try:
-            document: Any = fetch_json(self.url, self.timeout)
-        except (ValueError, OSError) as exc:
-            # urllib's errors are OSErrors; a body too large, cut off or not JSON is a ValueError.
-            raise KeysUnavailable(f"cannot fetch {self.url}: {_one_line(exc)}") from None
+            document: Any = self.fetcher.fetch(self.url, MAX_JWKS_SIZE).document
+        except FetchError as exc:
+            raise KeysUnavailable(f"cannot fetch {self.url}: {exc}") from None
         entries = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(entries, list):
             raise KeysUnavailable(f"{self.url} did not answer with a JWK Set")
@@ -202,12 +171,3 @@ class RemoteKeys:
         if not keys:
             raise KeysUnavailable(f"{self.url} has no key this guard can verify with")
         return keys
-
-
-def _one_line(exc: BaseException) -> str:
-    """Why a fetch failed, in one short line (for a connection error, urllib's reason)."""
-    reason: object = exc
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        reason = exc.reason
-    text = " ".join(str(reason).split())
-    return text[:300] or type(exc).__name__

@@ -49,6 +49,13 @@ things the same way:
 ``device-used:<sha>``  a redeemed device code
 ``assertion:<sha256>`` a client assertion already used: the hash of its
                        client id and ``jti`` (RFC 7523 §3)
+``grant-jwt:<sha256>`` a JWT authorization grant already used: the hash
+                       of its issuer and ``jti`` (RFC 7523 §3)
+``registration:<id>``  in the client store: a dynamically registered
+                       client's registration (RFC 7591, 7592), its
+                       registration access token hashed
+``registered:<addr>``  registration requests from one address in the
+                       current ``registration_window``
 ``grants:<sha256>``    index of one user's grants (the hash of the user id):
                        codes, families of tokens, remembered consents, each
                        a :class:`~oauth_middleware.records.GrantRecord`
@@ -79,6 +86,7 @@ from .records import (
     GrantRecord,
     PushedRequestRecord,
     RefreshTokenRecord,
+    RegistrationRecord,
     RotationMarker,
     UniqueTokenRecord,
     UsedJtiRecord,
@@ -120,10 +128,28 @@ class Repository:
         self.client_store.put(f"client:{client.client_id}", client.to_value(), None)
 
     def remove_client(self, client_id: str) -> bool:
-        """Remove a client; False when there was none."""
+        """Remove a client (and its dynamic registration, if any); False when there was none."""
         existed = self.client_store.take(f"client:{client_id}") is not None
+        self.client_store.delete(f"registration:{client_id}")
         self.client_store.index_discard(_CLIENTS_INDEX, client_id)
         return existed
+
+    # -- dynamic registrations (RFC 7591, 7592) --------------------------------
+
+    def save_registration(self, client: Client, record: RegistrationRecord) -> None:
+        """Register or replace a dynamically registered client with its registration."""
+        # The registration first: a client without one could not be managed by its owner.
+        self.client_store.put(f"registration:{client.client_id}", record.to_value(), None)
+        self.save_client(client)
+
+    def find_registration(self, client_id: str) -> RegistrationRecord | None:
+        """The dynamic registration of ``client_id``, or None (not registered that way)."""
+        value = self.client_store.get(f"registration:{client_id}")
+        return None if value is None else RegistrationRecord.from_value(value)
+
+    def count_registration(self, address: str, window: int) -> int:
+        """Count a registration request from ``address``; its count in this ``window``."""
+        return self.store.incr(f"registered:{address}", window)
 
     def list_clients(self) -> list[Client]:
         """All registered clients, sorted by id."""
@@ -396,6 +422,14 @@ class Repository:
         """
         digest = hashlib.sha256(f"{client_id}\0{jti}".encode()).hexdigest()
         return self._first_use(f"assertion:{digest}", ttl)
+
+    def record_grant_assertion(self, issuer: str, jti: str, ttl: int) -> bool:
+        """Record a JWT authorization grant's ``jti`` as used for ``issuer``; False when it already was.
+
+        Apart from client assertions: a client named like an issuer never uses up its ``jti`` values.
+        """
+        digest = hashlib.sha256(f"{issuer}\0{jti}".encode()).hexdigest()
+        return self._first_use(f"grant-jwt:{digest}", ttl)
 
     def _first_use(self, key: str, ttl: int) -> bool:
         """Mark ``key`` used for ``ttl`` seconds with one atomic ``add``: True only the first time."""

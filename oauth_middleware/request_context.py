@@ -38,6 +38,8 @@ class RequestContext(NamedTuple):
         (each present once); empty for the others.
     :param environ: the WSGI environ, for the authorization endpoint's pages
         and cookies (until login and consent read values too).
+    :param resources: the form's ``resource`` values (RFC 8707 §2), in order: the one
+        parameter that may be repeated, so it is kept here rather than in ``form``.
 
     :attr:`url` is derived when asked (few requests need it). A named tuple
     rather than a frozen dataclass: it is built for every token request, and
@@ -55,6 +57,7 @@ class RequestContext(NamedTuple):
     headers: Mapping[str, str]
     form: Mapping[str, str]
     environ: WSGIEnvironment
+    resources: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -71,18 +74,21 @@ def read_request(request: Request, origin: Origin, *, form: bool) -> RequestCont
         repeated names or an over-long value (:mod:`oauth_middleware.limits`).
     """
     environ = request.environ
+    params, resources = form_params(request) if form else (_EMPTY, ())
     return RequestContext(
         environ["REQUEST_METHOD"],
         environ.get("PATH_INFO", ""),
         origin,
         request.headers,
-        form_params(request) if form else _EMPTY,
+        params,
         environ,
+        resources,
     )
 
 
-def form_params(request: Request) -> dict[str, str]:
-    """The form parameters of a POST to one of our endpoints, each present once (the body is consumed).
+def form_params(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The form parameters of a POST to one of our endpoints, each present once (the body is consumed),
+    and the ``resource`` values, which may repeat (RFC 8707 §2; empty ones count as absent).
 
     :raises InvalidRequest: not form-encoded, undecodable, repeated names or an over-long value.
     """
@@ -90,7 +96,8 @@ def form_params(request: Request) -> dict[str, str]:
         raise InvalidRequest(f"the body must be {_FORM}")
     items = endpoint_form_items(request.environ, InvalidRequest)
     check_lengths(items)
-    return single_params(items)
+    resources = tuple(value for name, value in items if name == "resource" and value)
+    return single_params(item for item in items if item[0] != "resource"), resources
 
 
 #: The form of a request whose endpoint reads none; shared, never written.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -109,6 +109,13 @@ def oauth_error(error: OAuthError, realm: str) -> Response:
     return response
 
 
+def no_content() -> Response:
+    """An empty 204 answer (a deleted registration, RFC 7592 §2.3)."""
+    response = Response(status=204)
+    response.headerlist.extend(_NO_STORE)
+    return response
+
+
 def throttled(response: Response, error: TooManyRequests) -> Response:
     """Make ``response`` (a JSON error or the login page) a 429 with ``Retry-After``."""
     response.status = 429
@@ -163,19 +170,25 @@ def token_challenge(
     return challenge(scheme, params)
 
 
-def guard_error(error: BearerError, challenges: Iterable[str]) -> Response:
+def guard_error(
+    error: BearerError, challenges: Iterable[str], *, resource_metadata: str | None = None
+) -> Response:
     """Render a guard error: status, one ``WWW-Authenticate`` per challenge, and a JSON body.
 
     A request without credentials gets bare challenges and an empty JSON
     object: no error code or other error information (RFC 6750 §3.1). A
     5xx (store down, a bug) carries no challenge: the token is not at fault.
+
+    :param resource_metadata: the URL of the protected resource metadata, added
+        to every challenge (RFC 9728 §5.1), so a client finds where to get a token.
     """
     response = json_response(error_body(error) if error.error else {}, error.status_code)
     if error.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER
     if error.status_code < 500:
+        extra = "" if resource_metadata is None else f", resource_metadata={quoted_string(resource_metadata)}"
         for value in challenges:
-            response.headers.add("WWW-Authenticate", value)
+            response.headers.add("WWW-Authenticate", value + extra)
     if isinstance(error, DPoPGuardError) and error.nonce is not None:
         response.headers["DPoP-Nonce"] = error.nonce  # RFC 9449 §9
     response.headers["Vary"] = "Authorization"
@@ -188,7 +201,11 @@ def bearer_error(error: BearerError, realm: str) -> Response:
 
 
 def redirect(
-    location: str, params: Mapping[str, str], *, fragment: bool = False, status: int = 302
+    location: str,
+    params: Mapping[str, str] | Sequence[tuple[str, str]],
+    *,
+    fragment: bool = False,
+    status: int = 302,
 ) -> Response:
     """Redirect to ``location`` with ``params`` added to its query or fragment.
 
@@ -272,8 +289,12 @@ def render_error(error: OAuthError, realm: str) -> Response:
     """Render any error of our endpoints, choosing the form by its type.
 
     :class:`FatalClientError` becomes a page (never a redirect),
-    :class:`RedirectedError` a redirect to the client, anything else JSON.
+    :class:`RedirectedError` a redirect to the client, a :class:`BearerError`
+    (an endpoint protected by a bearer token: client registration management)
+    JSON with a ``Bearer`` challenge, anything else JSON.
     """
+    if isinstance(error, BearerError):
+        return bearer_error(error, realm)
     if isinstance(error, FatalClientError):
         return error_page(error)
     if isinstance(error, RedirectedError):

@@ -18,16 +18,21 @@ from webob import Request
 
 from .authorization import AuthorizationRequest
 from .client_auth import ClientAssertions, ClientAuthenticator
+from .client_auth.assertions import ASSERTION_ALGORITHMS
+from .client_documents import ClientDirectory, ClientDocuments
 from .clients import load_clients_file
 from .clock import SYSTEM_CLOCK, Clock
 from .dpop import ProofVerifier
 from .endpoints.authorize import AuthorizeContext
-from .grants import Grant, GrantContext, token_grants
+from .grants import Grant, GrantContext, grant_types_supported, token_grants
 from .grants.authorization_code import issue_code
 from .grants.base import list_grant
 from .interaction import Interaction, Pages
 from .models import Client
+from .peer_jwts import PeerJWTs
+from .profile import PROFILES
 from .repository import Repository
+from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
 from .settings import Settings
@@ -38,6 +43,7 @@ from .token_types import BearerToken, DPoPToken
 from .tokens.issuer import TokenIssuer
 from .tokens.refresh import RefreshTokens, new_family
 from .tokens.unique import UniqueTokens
+from .trusted_issuers import TrustedIssuers
 from .users import Identity, SessionCookies, Users
 from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
 
@@ -87,15 +93,41 @@ class AuthorizationServer:
         self.token_data = TokenData(settings.token_claims, settings.token_data_max_bytes)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
+        self.resource_policy = ResourcePolicy.from_settings(settings)
         self.throttle = Throttle(self.repository, settings, clock=clock)
+        #: Checks of JWTs other parties sign: client assertions, JWT grants, exchanged tokens.
+        self.peer_jwts = PeerJWTs.from_settings(settings, clock)
+        documents = (
+            ClientDocuments(
+                self.peer_jwts.fetcher,  # the one restricted fetcher for every URL a client names
+                grant_types_supported(settings),
+                settings.registration_scopes or settings.scopes,
+                settings.client_document_max_age,
+                clock=clock,
+            )
+            if settings.client_id_metadata_documents
+            else None
+        )
+        #: Registered clients, then (when on) those of client ID metadata documents.
+        self.clients = ClientDirectory(self.repository, documents)
+        #: The security profile's per-request restrictions (``profile``), handed to the parts that apply them.
+        self.profile = PROFILES[settings.profile]
+        assertions = ClientAssertions.from_settings(
+            settings,
+            self.repository,
+            self.peer_jwts,
+            algorithms=tuple(self.profile.signing_algorithms(ASSERTION_ALGORITHMS)),
+            audience_string_only=self.profile.audience_string_only,
+        )
         self.client_auth = ClientAuthenticator(
-            self.repository, self.throttle, ClientAssertions.from_settings(settings, self.repository, clock)
+            self.clients, self.throttle, assertions, self.profile.auth_methods
         )
         self.dpop = (
             ProofVerifier.from_settings(settings, self.repository)
             if DPoPToken.scheme in settings.token_types
             else None
         )
+        self.trusted_issuers = TrustedIssuers.load(settings.trusted_issuers_file, self.peer_jwts)
         grant_context: GrantContext = self
         self.grants: dict[str, Grant] = {
             name: cls(grant_context) for name, cls in token_grants(settings).items()
@@ -103,7 +135,11 @@ class AuthorizationServer:
         self.authorize_context: AuthorizeContext = AuthorizeWiring(self)
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
+                where = f"clients_file: [client:{client.client_id}]"
+                self.profile.check_client(client.token_endpoint_auth_method or "", where)
                 self.repository.save_client(client)
+        # A client_secret_jwt secret that cannot be opened is a one-line error now, not a 401 later.
+        assertions.check_sealed_secrets(self.repository.list_clients())
 
     def close(self) -> None:
         """Close the stores this server opened (``store`` and ``client_store``).
@@ -125,7 +161,9 @@ class AuthorizeWiring:
         self._server = server
         self.settings = server.settings
         self.repository = server.repository
+        self.clients = server.clients
         self.scope_policy = server.scope_policy
+        self.resource_policy = server.resource_policy
         self.clock = server.clock
         self.users = server.users
         self.pages = server.pages
@@ -184,4 +222,5 @@ class AuthorizeWiring:
             grant_type=grant_type,
             extra=extra,
             family=family,
+            audience=request.resources,
         )

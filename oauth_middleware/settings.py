@@ -21,7 +21,11 @@ from typing import Any, Literal, NamedTuple
 
 from .errors import ConfigError, OAuthError
 from .parsing import scope_list
+from .profile import DEFAULTS as PROFILE_DEFAULTS
+from .profile import PROFILES, check_profile
 from .proxies import TrustedProxies
+from .resource_indicators import resource_uri, resource_uris
+from .secret_hash import is_secret_hash
 
 log = logging.getLogger("oauth_middleware")
 
@@ -29,6 +33,9 @@ log = logging.getLogger("oauth_middleware")
 #: entry points: ``oauth2`` (authorization server and guard) and ``guard`` (the
 #: guard alone, on a resource server). See :meth:`Settings.check_role`.
 Role = Literal["oauth2", "guard"]
+
+#: The JWT bearer grant (RFC 7523 §2.1), which needs ``trusted_issuers_file``.
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -129,6 +136,17 @@ def fetch_url(value: str) -> str:
     return text_value
 
 
+def resource_identifier(value: str) -> str:
+    """An http(s) URL with a host and without a fragment (RFC 8707 §2, RFC 9728 §1.2), as written, or empty."""
+    text_value = fetch_url(value)  # its metadata is fetched from a URL built from it
+    return resource_uri(text_value) if text_value else ""
+
+
+def resource_list(value: str) -> tuple[str, ...]:
+    """Absolute URIs without fragments (RFC 8707 §2), separated by white space."""
+    return resource_uris(aslist(value))
+
+
 def choice(*options: str) -> Callable[[str], str]:
     """A converter accepting exactly one of ``options``."""
 
@@ -155,10 +173,11 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return convert
 
 
-#: Claims a JWT access token sets itself (RFC 9068 §2.2, RFC 9449 §6 ``cnf``) and the members
-#: introspection sets (RFC 7662 §2.2), so never the extra-data claim, which appears in both.
+#: Claims a JWT access token sets itself (RFC 9068 §2.2, RFC 9449 §6 ``cnf``, RFC 8693 §4.1
+#: ``act``) and the members introspection sets (RFC 7662 §2.2), so never the extra-data claim,
+#: which appears in both.
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr"}
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr", "act"}
     | {"cnf", "active", "token_type", "username"}
 )
 
@@ -236,6 +255,32 @@ def trusted_proxy_list(value: str) -> TrustedProxies:
             raise ValueError(f"{word!r} trusts every address; name your proxies")
         networks.append(network)
     return TrustedProxies(tuple(networks), unix="unix" in words)
+
+
+def network_list(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """IP addresses and CIDR networks (``127.0.0.0/8 ::1``), separated by spaces or commas."""
+    networks = []
+    for word in aslist(value):
+        try:
+            network = ipaddress.ip_network(word)
+        except ValueError as exc:
+            raise ValueError(f"expected an IP address or network, got {word!r} ({exc})") from None
+        if network.prefixlen == 0:
+            raise ValueError(f"{word!r} names every address; name the networks")
+        networks.append(network)
+    return tuple(networks)
+
+
+def secret_hashes(value: str) -> tuple[str, ...]:
+    """Hashes of secrets as ``oauth-middleware client hash`` prints them, separated by spaces or commas."""
+    hashes = aslist(value)
+    for item in hashes:
+        if not is_secret_hash(item):
+            raise ValueError(
+                "expected hashes as 'oauth-middleware client hash' prints them "
+                "(64 hex digits, or pbkdf2_sha256$ITERATIONS$SALT$HASH)"
+            )
+    return hashes
 
 
 def cookie_name(value: str) -> str:
@@ -388,7 +433,9 @@ class Settings:
         "Where clients and tokens live: ``memory://``, ``sqlite:///path.db`` "
         "(relative to the working directory; four slashes for an absolute path), "
         "``redis://host:6379/0`` (also ``rediss://`` and ``redis+sentinel://``) or "
-        "``memcache://host:11211[,host2:11211...]``; see *Scaling out: Redis and memcached*.",
+        "``memcache://host:11211[,host2:11211...]``; see *Scaling out: Redis and memcached*; "
+        "``postgresql://user:password@host:5432/database`` or ``mysql://user:password@host:3306/database``; "
+        "see *Scaling out: PostgreSQL and MySQL*.",
     )
     client_store: str = _setting(
         "",
@@ -401,11 +448,31 @@ class Settings:
         "2.0", positive_float, "Seconds before a store call gives up (the guard then answers 503)."
     )
     store_prefix: str = _setting("oauth2:", text, "Prefix of every key in a shared Redis or memcached.")
+    store_table_prefix: str = _setting(
+        "oauth_",
+        text,
+        "Prefix of the table names in PostgreSQL and MySQL (letters, digits and ``_``), optionally "
+        "after a schema (MySQL: database) name and a dot, e.g. ``auth.oauth_``, so the tables can "
+        "live in an application's existing database. See *Scaling out: PostgreSQL and MySQL*.",
+    )
+    store_pool_size: int = _setting(
+        "10",
+        whole_number(1, 1000),
+        "Most connections each process opens to PostgreSQL or MySQL; a call waiting longer than "
+        "``store_timeout`` for a free one answers 503.",
+    )
     clients_file: str = _setting(
         "",
         text,
         "An ini file of ``[client:ID]`` sections loaded into the store at start-up "
         "(see *Clients as code*). Empty: none.",
+    )
+
+    trusted_issuers_file: str = _setting(
+        "",
+        text,
+        "An ini file of ``[issuer:ISSUER]`` sections: the servers whose signed JWTs the JWT bearer "
+        "grant and token exchange accept (see *The JWT bearer grant*). Read at start-up. Empty: none.",
     )
 
     # -- issuing -----------------------------------------------------------
@@ -437,8 +504,10 @@ class Settings:
         "``client_credentials``, ``password`` (resource owner password credentials: off by "
         "default, it needs ``verify_password``), ``urn:ietf:params:oauth:grant-type:device_code`` "
         "(RFC 8628, off by default: it also serves ``device_authorization_path`` and "
-        "``device_verification_path``) and those registered by plug-ins (see *Extending*). "
-        "Checked when the authorization server starts.",
+        "``device_verification_path``), ``urn:ietf:params:oauth:grant-type:jwt-bearer`` (RFC 7523, "
+        "off by default: it needs ``trusted_issuers_file``), "
+        "``urn:ietf:params:oauth:grant-type:token-exchange`` (RFC 8693, off by default) and those "
+        "registered by plug-ins (see *Extending*). Checked when the authorization server starts.",
     )
     scopes: tuple[str, ...] = _setting(
         "",
@@ -559,6 +628,14 @@ class Settings:
         "the password is wrong. Used by the built-in login page and the password grant. "
         "``oauth_middleware.demo:verify_password`` checks the demo app's ``users``.",
     )
+    token_exchange_policy: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function`` deciding who may exchange what (RFC 8693): called with a "
+        "``TokenExchange`` (the client, the verified subject and actor tokens, the scopes and "
+        "audience asked for), it returns True to allow; False is ``invalid_request``. Empty: the "
+        "built-in least-privilege policy (see *Token exchange*).",
+    )
     token_claims: Callable[..., Any] | None = _setting(
         "",
         dotted_callable,
@@ -621,6 +698,13 @@ class Settings:
         whole_number(0, 300),
         "Seconds during which a just-rotated refresh token still works for its client, for "
         "clients that retry after losing a response. 0: none.",
+    )
+    allowed_resources: tuple[str, ...] = _setting(
+        "",
+        resource_list,
+        "The resources (RFC 8707 absolute URIs) a client may ask a token for with ``resource``; "
+        "another is ``invalid_target``. Empty: any absolute URI without a fragment. A client "
+        "registered with resources of its own (``--resource``) is limited to those too.",
     )
     unique_tokens: bool = _setting(
         "false",
@@ -712,7 +796,12 @@ class Settings:
         "with made-up ``kid`` values cannot make the guard hammer the authorization server. A "
         "token signed with a new key may be refused for this long after a refetch.",
     )
-    jwks_timeout: float = _setting("5", positive_float, "Seconds before a fetch of ``jwks_url`` gives up.")
+    jwks_timeout: float = _setting(
+        "5",
+        positive_float,
+        "Seconds before a fetch of ``jwks_url``, of a client's ``jwks_uri`` or of a client ID metadata "
+        "document gives up: one deadline for the whole exchange.",
+    )
     client_assertion_max_lifetime: int = _setting(
         "300",
         whole_number(1, 3600),
@@ -726,6 +815,82 @@ class Settings:
         "Accept a client assertion whose ``aud`` is the token endpoint URL as well as the ``issuer`` "
         "(older clients). Off: only the issuer identifier, so an assertion made for one endpoint "
         "or server cannot be replayed at another.",
+    )
+
+    client_secret_key: str = _setting(
+        "",
+        key_text,
+        "Key (32 characters or more) that encrypts the secrets of ``client_secret_jwt`` clients "
+        "in the store (AES-256-GCM, key derived with HKDF-SHA256): the server needs such a secret "
+        "itself to check an HMAC, so it cannot keep only a hash. Required (the server and "
+        "``client add`` refuse to start without it) once such a client is registered; changing it "
+        "makes their secrets unreadable (register them again). Keep it out of the store's backups.",
+        secret=True,
+    )
+
+    # -- dynamic client registration (RFC 7591, 7592) and client ID metadata documents ----
+    registration: str = _setting(
+        "off",
+        choice("off", "open", "initial-access-token"),
+        "Dynamic client registration (RFC 7591) at ``registration_path``, and its management "
+        "(RFC 7592) at ``registration_client_path``: ``off``; ``open`` (anyone may register); "
+        "``initial-access-token`` (a registration request must carry one of "
+        "``initial_access_tokens`` as a Bearer token). See *Dynamic client registration*.",
+    )
+    initial_access_tokens: tuple[str, ...] = _setting(
+        "",
+        secret_hashes,
+        "With ``registration = initial-access-token``: the hashes of the initial access tokens "
+        "that may register clients, as ``oauth-middleware client hash`` prints them (the tokens "
+        "themselves are never written down here).",
+    )
+    registration_policy: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function(metadata, request)`` called with the client metadata of every "
+        "registration and update (a dict) and the WebOb request, before it is validated: it returns "
+        "the metadata to register (the same dict, changed, or another), or None to refuse "
+        "(``invalid_client_metadata``); it may raise ``InvalidClientMetadata`` or "
+        "``InvalidRedirectUri`` with a description of its own. Empty: no policy.",
+    )
+    registration_scopes: tuple[str, ...] = _setting(
+        "",
+        scope_tokens,
+        "The scopes a dynamically registered client may register (least privilege); each must be "
+        "in ``scopes``. Empty: those of ``scopes``; with both empty, dynamically registered "
+        "clients register no scope (they get ``default_scope``).",
+    )
+    registration_max_per_address: int = _setting(
+        "20",
+        whole_number(1, 1_000_000),
+        "Registration requests accepted from one address (an IPv6 client by its /64) within "
+        "``registration_window``; more are 429 with ``Retry-After``.",
+    )
+    registration_window: int = _setting(
+        "3600", seconds, "Seconds over which ``registration_max_per_address`` counts registration requests."
+    )
+    client_id_metadata_documents: bool = _setting(
+        "false",
+        asbool,
+        "Accept a ``client_id`` that is an https URL as the address of the client's metadata "
+        "document (draft-ietf-oauth-client-id-metadata-document), fetched and cached, and "
+        "advertise ``client_id_metadata_document_supported``. See *Client ID metadata documents*.",
+    )
+    client_document_max_age: int = _setting(
+        "3600",
+        whole_number(60, 86400),
+        "Longest a client ID metadata document is kept, in seconds, whatever its "
+        "``Cache-Control`` allows; it is kept at least 60 seconds, and a document that "
+        "could not be used is asked again after 10.",
+    )
+    fetch_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        "",
+        network_list,
+        "Networks (``127.0.0.0/8 ::1``) a client metadata document or a client's ``jwks_uri`` "
+        "may be fetched from although they are special-use (private, loopback, link-local, ...), "
+        "which are refused otherwise (server-side request forgery); plain http is allowed to the "
+        "loopback addresses among them. For tests and development only. The guard's own "
+        "``jwks_url`` is configured by the operator and not limited by address.",
     )
 
     # -- endpoints ---------------------------------------------------------
@@ -756,6 +921,18 @@ class Settings:
         url_path,
         "The user-code page (RFC 8628 §3.3, the ``verification_uri``), served with the device grant.",
     )
+    registration_path: str = _setting(
+        "/oauth/register",
+        url_path,
+        "Client registration endpoint (RFC 7591 §3), advertised as ``registration_endpoint``; "
+        "served unless ``registration = off``.",
+    )
+    registration_client_path: str = _setting(
+        "/oauth/register/client",
+        url_path,
+        "Client configuration endpoint (RFC 7592 §2): a client's ``registration_client_uri`` is "
+        "this path with ``?client_id=...``; served unless ``registration = off``.",
+    )
     applications_path: str = _setting(
         "",
         optional_url_path,
@@ -777,6 +954,17 @@ class Settings:
     )
 
     # -- transport, limits and throttling (see *Security model*) -----------
+    profile: str = _setting(
+        "none",
+        choice(*PROFILES),
+        "A security profile the server keeps to: ``none``, or ``fapi2``, the FAPI 2.0 Security "
+        "Profile with DPoP (see *FAPI 2.0 Security Profile*). ``fapi2`` changes the defaults of "
+        "``token_types`` (``DPoP``), ``require_pushed_authorization_requests`` (``true``), "
+        "``code_ttl`` (``60``), ``rotate_refresh_tokens`` (``false``), ``dpop_signing_algs`` "
+        "(``PS256 ES256 EdDSA``) and ``jwt_algorithm`` (``ES256``); accepts ``private_key_jwt`` "
+        "clients only; and refuses to start with a setting that contradicts the profile, naming "
+        "the key and the clause.",
+    )
     require_https: bool = _setting(
         "true",
         asbool,
@@ -873,6 +1061,22 @@ class Settings:
         "current one is ``use_dpop_nonce`` with a ``DPoP-Nonce`` header. Nonces are derived from "
         "``session_secret`` (required then), so every process sharing it accepts them.",
     )
+    resource_identifier: str = _setting(
+        "",
+        resource_identifier,
+        "This resource server's identifier (RFC 8707 §2, RFC 9728 ``resource``), the URL clients "
+        "use for it, e.g. ``https://api.example.com/mcp``. The guard then accepts only tokens "
+        "for it: a token's resources (a JWT's ``aud``; ``audience`` for one issued without) must "
+        "name it, else ``invalid_token``; and it serves its protected resource metadata. Empty: "
+        "a JWT must name one of ``audience``, and a token restricted to a resource is refused.",
+    )
+    accept_tokens_without_audience: bool = _setting(
+        "false",
+        asbool,
+        "With ``resource_identifier``: also accept a token that names no resource at all (an "
+        "opaque token issued without ``resource`` while ``audience`` is empty). Off: such a "
+        "token could be replayed at any resource server sharing the store. For a migration.",
+    )
     token_from_header: bool = _setting("true", asbool, "Accept ``Authorization: Bearer`` tokens.")
     token_from_body: bool = _setting(
         "true",
@@ -921,6 +1125,8 @@ class Settings:
             others), in one line naming the key.
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        # A profile's defaults under what the ini says: an unknown profile is refused below, by its key.
+        config = {**PROFILE_DEFAULTS.get(_as_ini(config.get("profile")).strip(), {}), **config}
         values: dict[str, Any] = {}
         for key, raw in config.items():
             spec = fields.get(key)
@@ -952,6 +1158,11 @@ class Settings:
                         f"{spec.name}: endpoint paths must all differ ({seen[path]} has {path})"
                     )
                 seen[path] = spec.name
+        if self.registration == "initial-access-token" and not self.initial_access_tokens:
+            raise ConfigError("initial_access_tokens: required with registration = initial-access-token")
+        unknown_scopes = [s for s in self.registration_scopes if self.scopes and s not in self.scopes]
+        if unknown_scopes or (self.registration_scopes and not self.scopes):
+            raise ConfigError("registration_scopes: every scope must be listed in scopes")
         if self.dpop_nonce and not self.session_secret:
             raise ConfigError(
                 "dpop_nonce: needs session_secret, the same in every process (nonces derive from it)"
@@ -985,6 +1196,7 @@ class Settings:
         """
         if role == "oauth2":
             self._check_authorization_server()
+        check_profile(self, role)
 
     def _check_authorization_server(self) -> None:
         if not self.issuer:
@@ -993,6 +1205,8 @@ class Settings:
         if self.jwks_url:
             # The server signs with its own keys; keys fetched from elsewhere are a guard's.
             raise ConfigError("jwks_url: only for a guard-only resource server (egg:oauth-middleware#guard)")
+        if JWT_BEARER_GRANT in self.grants and not self.trusted_issuers_file:
+            raise ConfigError(f"trusted_issuers_file: required by the {JWT_BEARER_GRANT} grant")
         if "password" in self.grants and self.verify_password is None:
             raise ConfigError("verify_password: required by the password grant (grants = ... password)")
         if self.store.startswith("memcache:") and not self.client_store:

@@ -21,15 +21,26 @@ from .tokens.opaque import OpaqueTokens
 
 def store_from_settings(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Store:
     """Open the configured store (a one-line ``ConfigError`` if it cannot be), expiring by ``clock``."""
-    return open_store(StoreConfig(settings.store, settings.store_timeout, settings.store_prefix, clock))
+    return open_store(store_config(settings, settings.store, clock))
 
 
 def client_store_from_settings(settings: Settings) -> Store | None:
     """Open the ``client_store`` setting's store; None when clients live in ``store``."""
     if not settings.client_store or settings.client_store == settings.store:
         return None
-    config = StoreConfig(settings.client_store, settings.store_timeout, settings.store_prefix)
-    return open_store(config, setting="client_store")
+    return open_store(store_config(settings, settings.client_store), setting="client_store")
+
+
+def store_config(settings: Settings, url: str, clock: Clock = SYSTEM_CLOCK) -> StoreConfig:
+    """How to open the store at ``url`` (``store`` or ``client_store``) with the settings' options."""
+    return StoreConfig(
+        url,
+        settings.store_timeout,
+        settings.store_prefix,
+        clock,
+        pool_size=settings.store_pool_size,
+        table_prefix=settings.store_table_prefix,
+    )
 
 
 def token_format_from_settings(

@@ -37,13 +37,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_wsgi(app: Any, threads: int = 8) -> Iterator[str]:
-    """Serve ``app`` with waitress on a free loopback port in a thread; yield the base URL.
+def serve_wsgi(app: Any, threads: int = 8, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with waitress on a free loopback port (or ``port``) in a thread; yield the base URL.
 
     The server is stopped from inside its own loop (closing its sockets from
     another thread would race the loop's ``select``).
     """
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    server = waitress.server.create_server(app, host="127.0.0.1", port=port, threads=threads)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

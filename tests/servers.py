@@ -1,8 +1,9 @@
-"""Throwaway ``redis-server`` and ``memcached`` processes for the store tests.
+"""Throwaway ``redis-server``, ``memcached``, PostgreSQL and MariaDB processes for the store tests.
 
-Each server listens on a free loopback port, keeps nothing on disk and can
-be stopped and started again on the same port (to test what a store does
-while its server is down and after it comes back). A test module gets the
+Each server listens on a free loopback port and can be stopped and started
+again on the same port (to test what a store does while its server is down
+and after it comes back). Redis and memcached keep nothing on disk; the
+databases keep their data in a temporary directory made once per run. A test module gets the
 session-scoped fixtures with::
 
     from servers import redis_server  # noqa: F401
@@ -17,14 +18,18 @@ backends are part of the product, so their tests never skip.
 
 from __future__ import annotations
 
+import atexit
+import glob
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +70,8 @@ class Server:
 
     #: How :meth:`stop` asks the process to end.
     stop_signal = signal.SIGTERM
+    #: More arguments for ``subprocess.Popen`` (e.g. the user to run as).
+    popen_options: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -93,7 +100,9 @@ class Server:
         if self.running:
             return
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **self.popen_options
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -118,6 +127,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def pause(self) -> None:
+        """Freeze every process of the server (SIGSTOP): it accepts connections and never answers."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop and start again on the same port (all data is lost)."""
@@ -176,6 +195,136 @@ class MemcachedServer(Server):
         self.url = f"memcache://127.0.0.1:{port}"
 
 
+#: Where the PostgreSQL server programs are (Debian keeps them out of PATH).
+POSTGRES_BINARIES = "/usr/lib/postgresql/*/bin"
+
+
+def postgres_binary(name: str) -> str:
+    """The newest installed PostgreSQL's ``name`` program, or fail saying how to install it."""
+    found = sorted(glob.glob(f"{POSTGRES_BINARIES}/{name}"), key=lambda path: int(path.split("/")[-3]))
+    if not found:
+        pytest.fail(
+            f"{name} not found in {POSTGRES_BINARIES}: install it with `apt-get install -y postgresql`"
+        )
+    return found[-1]
+
+
+#: The password of the databases' test user: every URL carries one, so every
+#: test also checks that no message or log shows it.
+DB_PASSWORD = "pw-Zq7-not-in-logs"
+
+
+class PostgresServer(Server):
+    """A PostgreSQL cluster made by ``initdb`` in ``directory``, run by the ``postgres`` user.
+
+    ``url`` logs in as ``postgres`` with :data:`DB_PASSWORD` (checked: SCRAM)
+    to the ``postgres`` database. Durability is off (``fsync``), as it should
+    be only in tests: it makes the start and every commit fast.
+    """
+
+    #: Fast shutdown: SIGTERM would wait for every client to disconnect.
+    stop_signal = signal.SIGINT
+    #: PostgreSQL refuses to run as root: root runs it as the ``postgres`` user.
+    popen_options = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        port = port or free_port()
+        initdb, postgres = postgres_binary("initdb"), postgres_binary("postgres")
+        # Not under pytest's temporary root, which only root may enter.
+        cluster = Path(tempfile.mkdtemp(prefix="oauth-middleware-pg-"))
+        atexit.register(shutil.rmtree, cluster, ignore_errors=True)
+        data = cluster / "data"
+        password_file = cluster / "password"
+        password_file.write_text(DB_PASSWORD)
+        if self.popen_options:
+            shutil.chown(cluster, "postgres", "postgres")
+            shutil.chown(password_file, "postgres", "postgres")
+        subprocess.run(
+            [initdb, "-D", str(data), "-U", "postgres", f"--pwfile={password_file}", "--auth=scram-sha-256",
+             "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
+            check=True, capture_output=True, **self.popen_options,
+        )  # fmt: skip
+        argv = [
+            postgres,
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(cluster),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
+        argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        argv += ["-c", "max_connections=400"]
+        super().__init__("postgres", argv, port, b"", b"", directory / "postgres.log")
+        self.url = f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:{port}/postgres"
+
+    def answers(self) -> bool:
+        """True once a session can log in and run a query (the port opens earlier)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+
+class MariaDBServer(Server):
+    """A MariaDB server made by ``mariadb-install-db`` in ``directory``.
+
+    ``url`` logs in as ``oauth`` with :data:`DB_PASSWORD` to the database ``oauth``,
+    which is all that user may use.
+    """
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        port = port or free_port()
+        install = find_binary("mariadb-install-db", "mariadb-server")
+        server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        if not os.path.exists(server):
+            pytest.fail("mariadbd not found: install it with `apt-get install -y mariadb-server`")
+        data = directory / "data"
+        self.socket = directory / "mariadb.sock"
+        self._fresh = not data.exists()
+        if self._fresh:
+            subprocess.run(
+                [install, "--no-defaults", f"--datadir={data}", "--user=root", "--skip-test-db",
+                 "--auth-root-authentication-method=normal"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        argv = [server, "--no-defaults", f"--datadir={data}", "--user=root", f"--port={port}"]
+        argv += ["--bind-address=127.0.0.1", f"--socket={self.socket}", "--skip-name-resolve"]
+        argv += ["--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--max-connections=400"]
+        argv += ["--innodb-buffer-pool-size=64M", "--skip-log-bin"]
+        super().__init__("mariadbd", argv, port, b"", b"", directory / "mariadb.log")
+        self.url = f"mysql://oauth:{DB_PASSWORD}@127.0.0.1:{port}/oauth"
+
+    def start(self) -> None:
+        """Start it; the first start also sets the password and makes the database."""
+        super().start()
+        if self._fresh:
+            import pymysql
+
+            with pymysql.connect(unix_socket=str(self.socket), user="root") as conn, conn.cursor() as cursor:
+                cursor.execute("CREATE DATABASE oauth CHARACTER SET utf8mb4")
+                # --skip-name-resolve: TCP clients are 127.0.0.1, not localhost.
+                cursor.execute(f"CREATE USER oauth@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'")
+                cursor.execute("GRANT ALL ON oauth.* TO oauth@'127.0.0.1'")
+            self._fresh = False
+
+    def answers(self) -> bool:
+        """True once the server takes connections on its socket."""
+        import pymysql
+
+        try:
+            pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2).close()
+            return True
+        except pymysql.MySQLError:
+            return False
+
+
 #: One server of each kind per test process, shared by the fixtures below and
 #: by the contract suite's backend registry (which cannot request fixtures
 #: the contract module does not import).
@@ -204,6 +353,20 @@ def _shared_server(request: pytest.FixtureRequest, kind: str, make: Callable[[Pa
         # Stopped when pytest unconfigures, after every session fixture is done.
         request.config.add_cleanup(server.stop)
     server.start()  # no-op when running; heals a test that stopped it and failed
+    return server
+
+
+def shared_postgres(request: pytest.FixtureRequest) -> PostgresServer:
+    """The test run's PostgreSQL, started on first use and running again if a test stopped it."""
+    server = _shared_server(request, "postgres", PostgresServer)
+    assert isinstance(server, PostgresServer)
+    return server
+
+
+def shared_mariadb(request: pytest.FixtureRequest) -> MariaDBServer:
+    """The test run's MariaDB, started on first use and running again if a test stopped it."""
+    server = _shared_server(request, "mariadb", MariaDBServer)
+    assert isinstance(server, MariaDBServer)
     return server
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from fake_clock import FakeClock
-from servers import shared_memcached, shared_redis
+from servers import shared_mariadb, shared_memcached, shared_postgres, shared_redis
 
 from oauth_middleware.clock import SYSTEM_CLOCK, Clock
 from oauth_middleware.stores import Store, StoreConfig, open_store
@@ -98,6 +98,28 @@ def _memcache(request: pytest.FixtureRequest, clock: Clock) -> AbstractContextMa
     return _networked(shared_memcached(request).url)
 
 
+def fresh_table_prefix() -> str:
+    """A table prefix no other test uses: tests share a database server, never tables."""
+    return f"t{uuid.uuid4().hex[:12]}_"
+
+
+@contextmanager
+def _database(url: str, clock: Clock) -> Iterator[Store]:
+    store = open_store(StoreConfig(url, timeout=2.0, clock=clock, table_prefix=fresh_table_prefix()))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _postgresql(request: pytest.FixtureRequest, clock: Clock) -> AbstractContextManager[Store]:
+    return _database(shared_postgres(request).url, clock)
+
+
+def _mysql(request: pytest.FixtureRequest, clock: Clock) -> AbstractContextManager[Store]:
+    return _database(shared_mariadb(request).url, clock)
+
+
 #: Backend name (the test id) -> how to open it.
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(_memory),
@@ -105,6 +127,9 @@ BACKENDS: dict[str, Backend] = {
     "redis": Backend(_redis, server_clock=True),
     # Counters are native memcached numbers, which outlive their ttl by up to a second.
     "memcache": Backend(_memcache, expiry_slack=1.2, server_clock=True),
+    # Expiry by the store's clock, as in SQLite: the hosts' time decides, not the database's.
+    "postgresql": Backend(_postgresql),
+    "mysql": Backend(_mysql),
 }
 
 

@@ -201,7 +201,10 @@ def test_add_help_lists_the_registered_auth_methods(capsys):
     with pytest.raises(SystemExit):
         main(["client", "add", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "client_secret_basic, client_secret_post, none, private_key_jwt, test_header" in help_text
+    assert (
+        "client_secret_basic, client_secret_post, none, private_key_jwt, client_secret_jwt, test_header"
+        in help_text
+    )
 
 
 def test_list_shows_what_a_client_stored_before_0_2_may_use(capsys, config):

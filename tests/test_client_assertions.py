@@ -297,7 +297,8 @@ def key_server():
 
 @pytest.fixture
 def uri_app(make_middleware, clock, key_server):
-    middleware = make_middleware(clock=clock, jwks_refetch_interval="60")
+    # The key server is on loopback, which a client's jwks_uri may reach only when allowed.
+    middleware = make_middleware(clock=clock, jwks_refetch_interval="60", fetch_allowed_networks="127.0.0.1")
     register(
         middleware, CLIENT, None, grant_types=["client_credentials"], scopes=["read"], jwks_uri=key_server.url
     )

@@ -24,6 +24,9 @@ def metadata(make_middleware, status=200, **settings):
     return app.get(METADATA, status=status)
 
 
+ALGS = ["RS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"]
+
+
 def test_default_document_validates_with_authlib(make_middleware):
     document = metadata(make_middleware, issuer=ISSUER).json
     AuthorizationServerMetadata(document).validate()
@@ -40,6 +43,7 @@ def test_default_document_validates_with_authlib(make_middleware):
             "client_secret_post",
             "none",
             "private_key_jwt",
+            "client_secret_jwt",
             "test_header",
         ],
         "revocation_endpoint": f"{ISSUER}/oauth/revoke",
@@ -48,6 +52,7 @@ def test_default_document_validates_with_authlib(make_middleware):
             "client_secret_post",
             "none",
             "private_key_jwt",
+            "client_secret_jwt",
             "test_header",
         ],
         "introspection_endpoint": f"{ISSUER}/oauth/introspect",
@@ -55,12 +60,13 @@ def test_default_document_validates_with_authlib(make_middleware):
             "client_secret_basic",
             "client_secret_post",
             "private_key_jwt",
+            "client_secret_jwt",
             "test_header",
         ],
-        # private_key_jwt's algorithms at every endpoint that authenticates clients (issue 13).
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
-        "revocation_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
-        "introspection_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        # private_key_jwt's and client_secret_jwt's algorithms at every endpoint that authenticates clients (issue 13).
+        "token_endpoint_auth_signing_alg_values_supported": ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ALGS,
         "code_challenge_methods_supported": ["S256"],
         "pushed_authorization_request_endpoint": f"{ISSUER}/oauth/par",
         "authorization_response_iss_parameter_supported": True,

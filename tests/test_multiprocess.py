@@ -1,8 +1,8 @@
-"""Many processes, one Redis: ``gunicorn --paste`` with three workers sharing the token store.
+"""Many processes, one Redis, PostgreSQL or MariaDB: ``gunicorn --paste`` with three workers sharing the store.
 
 A token issued by one worker must be accepted by the others, and a code
 redeemed by 20 clients at once, across processes, must give exactly one
-token. The processes share nothing but Redis (and ``session_secret``, which
+token. The processes share nothing but the store (and ``session_secret``, which
 signs the consent form's session). The user is whoever the ``X-Test-User``
 header names (:func:`header_user`, the ``authenticate_user`` of the ini),
 so the consent page is reached without the login form.
@@ -28,7 +28,7 @@ import webtest
 from conftest import basic, free_port
 from oauth_flows import CHALLENGE, VERIFIER, location_params, race, submit_form
 from paste.deploy import loadapp
-from servers import RedisServer, redis_server  # noqa: F401  (the session's Redis)
+from servers import RedisServer, redis_server, shared_mariadb, shared_postgres, shared_redis  # noqa: F401
 
 from oauth_middleware.guard import Guard
 from oauth_middleware.models import digest
@@ -60,6 +60,7 @@ def write_ini(directory: pathlib.Path, store: str) -> pathlib.Path:
         "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
         "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1\n"
         f"store = {store}\nstore_prefix = mp-{uuid.uuid4().hex[:12]}:\nstore_timeout = 2\n"
+        f"store_table_prefix = mp_{uuid.uuid4().hex[:12]}_\n"
         "grants = authorization_code client_credentials\nscopes = read write\ndefault_scope = read\n"
         "require_https = false\n"
         "clients_file = %(here)s/clients.ini\n"
@@ -70,18 +71,22 @@ def write_ini(directory: pathlib.Path, store: str) -> pathlib.Path:
     return ini
 
 
-@pytest.fixture(scope="module")
+#: The shared stores the workers are run on, by name (the test id).
+STORES = {"redis": shared_redis, "postgresql": shared_postgres, "mysql": shared_mariadb}
+
+
+@pytest.fixture(scope="module", params=list(STORES))
 def gunicorn(
-    redis_server: RedisServer,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, pathlib.Path]]:
-    """``gunicorn --paste`` with three sync workers on Redis: (base URL, access log).
+    """``gunicorn --paste`` with three sync workers on each shared store: (base URL, access log).
 
     Sync workers take one connection at a time, so concurrent requests are
-    spread over the processes (a threaded worker would queue them all).
+    spread over the processes (a threaded worker would queue them all). The
+    workers open the store (and a database's schema) at the same moment.
     """
     tmp_path = tmp_path_factory.mktemp("multiprocess")
-    ini = write_ini(tmp_path, redis_server.url)
+    ini = write_ini(tmp_path, STORES[request.param](request).url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     access_log = tmp_path / "access.log"
@@ -181,7 +186,7 @@ def test_tokens_are_accepted_by_every_worker(gunicorn: tuple[str, pathlib.Path])
                 break
             assert time.monotonic() < deadline, access_log.read_text()
         # A token never issued is refused by every worker, as is a token from
-        # another server's store: nothing but Redis decides.
+        # another server's store: nothing but the store decides.
         unknown = list(pool.map(lambda _: me(base, "not-a-token").status_code, range(12)))
     assert unknown == [401] * 12
 
@@ -278,3 +283,39 @@ def test_the_redis_examples_issue_and_check_tokens(
         headers={"Authorization": basic("demo-service", "demo-service-secret")},
     )
     resource_server.get("/api/me", headers=headers, status=401)
+
+
+@pytest.mark.parametrize(
+    ("name", "shipped_url"),
+    [
+        pytest.param(
+            "postgresql.ini",
+            "postgresql://oauth:change-me@127.0.0.1:5432/app?sslmode=prefer",
+            id="postgresql",
+        ),
+        pytest.param("mysql.ini", "mysql://oauth:change-me@127.0.0.1:3306/app", id="mysql"),
+    ],
+)
+def test_the_database_examples_migrate_issue_and_revoke(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, name: str, shipped_url: str
+) -> None:
+    """examples/postgresql.ini and examples/mysql.ini, pointed at the test servers."""
+    from oauth_middleware.cli import main
+
+    server = (shared_postgres if name.startswith("postgresql") else shared_mariadb)(request)
+    examples = TESTS.parent / "examples"
+    text = (examples / name).read_text()
+    assert f"store = {shipped_url}\n" in text and "store_table_prefix = oauth_\n" in text
+    text = text.replace(shipped_url, server.url)
+    text = text.replace("store_table_prefix = oauth_", f"store_table_prefix = ex_{uuid.uuid4().hex[:12]}_")
+    (tmp_path / name).write_text(text)
+    (tmp_path / "demo_clients.ini").write_text((examples / "demo_clients.ini").read_text())
+    assert main(["store", "migrate", str(tmp_path / name)]) == 0
+
+    app = webtest.TestApp(loadapp(f"config:{tmp_path / name}"))
+    service = {"Authorization": basic("demo-service", "demo-service-secret")}
+    token = app.post("/oauth/token", {"grant_type": "client_credentials", "scope": "read"}, headers=service)
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    assert app.get("/api/me", headers=headers).json["client_id"] == "demo-service"
+    app.post("/oauth/revoke", {"token": token.json["access_token"]}, headers=service)
+    app.get("/api/me", headers=headers, status=401)

@@ -8,7 +8,7 @@ and forged tokens, introspection and revocation — runs on every store and
 both token formats. Then the store's raw contents are read the way an
 attacker with a copy would read them (the SQLite file with its ``-wal`` and
 ``-shm``, every Redis key and value under the prefix, every memcached item
-``lru_crawler metadump`` lists), and everything the flow logged at DEBUG is
+``lru_crawler metadump`` lists, every row of the PostgreSQL and MySQL tables), and everything the flow logged at DEBUG is
 collected. Neither may hold any access token, refresh token, code, client
 secret, user password, PKCE verifier, session secret or private key.
 """
@@ -218,7 +218,29 @@ def raw_memcache(opened, request):
     return "\n".join(f"{key} {memcached_command(port, f'get {key}').decode('latin-1')}" for key in ours)
 
 
-RAW = {"memory": raw_memory, "sqlite": raw_sqlite, "redis": raw_redis, "memcache": raw_memcache}
+def raw_database(opened, request):
+    """Every row of the store's tables (PostgreSQL, MySQL), read on a connection of its own."""
+    conn = opened.dialect.connect()
+    try:
+        cursor = conn.cursor()
+        tables = opened.tables
+        lines = []
+        for table in (tables.meta, tables.kv, tables.sets, tables.members):
+            cursor.execute(f"SELECT * FROM {table}")
+            lines += [f"{table} {row!r}" for row in cursor.fetchall()]
+        return "\n".join(lines)
+    finally:
+        conn.close()
+
+
+RAW = {
+    "memory": raw_memory,
+    "sqlite": raw_sqlite,
+    "redis": raw_redis,
+    "memcache": raw_memcache,
+    "postgresql": raw_database,
+    "mysql": raw_database,
+}
 
 
 @pytest.mark.parametrize("token_format", ["opaque", "jwt"])

@@ -1,4 +1,4 @@
-"""Races on every store (memory, SQLite, Redis, memcached), 20 threads at once over real HTTP.
+"""Races on every store (memory, SQLite, Redis, memcached, PostgreSQL, MySQL), 20 threads at once over real HTTP.
 
 * One authorization code redeemed 20 times: one 200, nineteen ``invalid_grant``.
 * One refresh token rotated 20 times: one 200, nineteen ``invalid_grant``.

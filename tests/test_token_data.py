@@ -20,6 +20,7 @@ from oauth_flows import (
     location_params,
     redeem,
 )
+from peer_issuer import ACCESS_TOKEN_TYPE, JWT_BEARER, JWT_TYPE, TOKEN_EXCHANGE, issuer_file, peer_jwt
 from store_fixtures import backend, store  # noqa: F401
 
 from oauth_middleware.demo import DemoApp
@@ -227,7 +228,82 @@ def test_token_claims_must_be_importable():
         )
 
 
-@pytest.mark.parametrize("name", ["sub", "scope", "cnf", "active", "username", "token_type"])
+@pytest.mark.parametrize("name", ["sub", "scope", "cnf", "active", "username", "token_type", "act"])
 def test_the_data_claim_may_not_be_a_registered_name(name):
     with pytest.raises(ConfigError, match="jwt_extra_claim: expected a claim name other than"):
         OAuth2Middleware(DemoApp(), issuer="http://localhost", store="memory://", jwt_extra_claim=name)
+
+
+# -- the grants of issue 13: JWT bearer and token exchange --------------------
+
+FRONT, FRONT_SECRET = "frontend", "frontend-secret-0123456789"
+RELYING, RELYING_SECRET = "relying", "relying-secret-0123456789"
+
+
+def delegating_app(make_middleware, tmp_path, token_format="opaque", **settings):
+    """The token-data server with the JWT bearer grant and token exchange, and a confidential
+    client for each: ``frontend`` (password, token exchange), ``relying`` (JWT bearer)."""
+    middleware = middleware_with(
+        make_middleware,
+        token_format,
+        grants=f"authorization_code refresh_token client_credentials password {JWT_BEARER} {TOKEN_EXCHANGE}",
+        trusted_issuers_file=issuer_file(tmp_path),
+        **settings,
+    )
+    register(
+        middleware, FRONT, FRONT_SECRET, grant_types=["password", TOKEN_EXCHANGE], scopes=["read", "write"]
+    )
+    register(middleware, RELYING, RELYING_SECRET, grant_types=[JWT_BEARER], scopes=["read"])
+    return webtest.TestApp(middleware)
+
+
+def exchanged(app, subject_token, subject_token_type=ACCESS_TOKEN_TYPE):
+    form = {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token": subject_token,
+        "subject_token_type": subject_token_type,
+        "scope": "read",
+    }
+    return app.post(TOKEN, form, headers={"Authorization": basic(FRONT, FRONT_SECRET)}).json
+
+
+def front_password_token(app):
+    form = {"grant_type": "password", "username": "alice", "password": USERS["alice"], "scope": "read write"}
+    return app.post(TOKEN, form, headers={"Authorization": basic(FRONT, FRONT_SECRET)}).json["access_token"]
+
+
+@pytest.mark.parametrize("token_format", ["opaque", "jwt"])
+def test_an_exchanged_token_carries_the_subject_tokens_data(make_middleware, tmp_path, token_format):
+    app = delegating_app(make_middleware, tmp_path, token_format, token_claims="")
+    subject = front_password_token(app)
+    assert seen_by_app(app, subject) == {"roles": ["alice-role"], "via": "verify_password"}
+    token = exchanged(app, subject)["access_token"]
+    assert seen_by_app(app, token) == {"roles": ["alice-role"], "via": "verify_password"}
+    assert introspected(app, token)["ext"] == {"roles": ["alice-role"], "via": "verify_password"}
+    if token_format == "jwt":
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["ext"] == {"roles": ["alice-role"], "via": "verify_password"}
+
+
+def test_token_claims_adds_to_an_exchanged_tokens_data(make_middleware, tmp_path):
+    app = delegating_app(make_middleware, tmp_path)
+    token = exchanged(app, front_password_token(app))["access_token"]
+    data = seen_by_app(app, token)
+    # The subject token's data, with what the hook answers for this grant over it.
+    assert (data["roles"], data["via"]) == (["alice-role"], "verify_password")
+    assert (data["grant"], data["for"], data["scopes"]) == (TOKEN_EXCHANGE, "alice", ["read"])
+    assert {"roles", "via", "grant"} <= set(data["saw"])
+
+
+def test_a_trusted_issuers_subject_token_and_a_jwt_grant_carry_the_hooks_data_only(make_middleware, tmp_path):
+    app = delegating_app(make_middleware, tmp_path)
+    from_peer = exchanged(app, peer_jwt(scope="read"), JWT_TYPE)["access_token"]
+    by_assertion = app.post(
+        TOKEN,
+        {"grant_type": JWT_BEARER, "assertion": peer_jwt()},
+        headers={"Authorization": basic(RELYING, RELYING_SECRET)},
+    ).json["access_token"]
+    hooks = {"tenant": "-", "for": "alice", "scopes": ["read"], "saw": []}
+    assert seen_by_app(app, from_peer) == {**hooks, "grant": TOKEN_EXCHANGE}
+    assert seen_by_app(app, by_assertion) == {**hooks, "grant": JWT_BEARER}
+    assert introspected(app, by_assertion)["ext"] == {**hooks, "grant": JWT_BEARER}

@@ -24,6 +24,7 @@ from oauth_flows import (
     location_params,
     redeem,
 )
+from peer_issuer import ACCESS_TOKEN_TYPE, JWT_BEARER, TOKEN_EXCHANGE, issuer_file, peer_jwt
 from store_fixtures import backend, store  # noqa: F401
 
 from oauth_middleware.cli import filter_settings, main
@@ -149,6 +150,51 @@ def test_remembered_consent_is_listed_and_forgotten(make_middleware):
     }
     answer = app.post(TOKEN, form, headers={"Authorization": basic(WEB_ID, WEB_SECRET)}, expect_errors=True)
     assert answer.json["error"] == "invalid_grant"
+
+
+EXCHANGER, EXCHANGER_SECRET = "exchanger", "exchanger-secret-0123456789"
+RELYING, RELYING_SECRET = "relying", "relying-secret-0123456789"
+
+
+@pytest.mark.parametrize("token_format", ["opaque", "jwt"])
+def test_jwt_grant_and_exchanged_tokens_are_listed_and_revoked(make_middleware, tmp_path, token_format):
+    """Tokens of the JWT bearer grant and token exchange are grants of their own to the client
+    that got them, under their user; they have no refresh token, so the grant ends with the token."""
+    middleware = grants_middleware(
+        make_middleware,
+        token_format,
+        grants=f"password refresh_token client_credentials {JWT_BEARER} {TOKEN_EXCHANGE}",
+        trusted_issuers_file=issuer_file(tmp_path),
+        token_exchange_policy="test_token_exchange:allow_every_exchange",
+    )
+    register(middleware, EXCHANGER, EXCHANGER_SECRET, grant_types=[TOKEN_EXCHANGE], scopes=["read"])
+    register(middleware, RELYING, RELYING_SECRET, grant_types=[JWT_BEARER], scopes=["read"])
+    app = webtest.TestApp(middleware)
+
+    def token(client_id, secret, form):
+        return app.post(TOKEN, form, headers={"Authorization": basic(client_id, secret)}).json["access_token"]
+
+    subject = password_tokens(app, "alice", scope="read write")["access_token"]  # alice -> native
+    exchange = {"grant_type": TOKEN_EXCHANGE, "subject_token_type": ACCESS_TOKEN_TYPE, "scope": "read"}
+    by_exchange = token(EXCHANGER, EXCHANGER_SECRET, {**exchange, "subject_token": subject})
+    by_assertion = token(RELYING, RELYING_SECRET, {"grant_type": JWT_BEARER, "assertion": peer_jwt()})
+    bobs = token(RELYING, RELYING_SECRET, {"grant_type": JWT_BEARER, "assertion": peer_jwt(sub="bob")})
+
+    listed = {grant.client_id: grant for grant in middleware.list_grants("alice")}
+    assert sorted(listed) == sorted([NATIVE_ID, EXCHANGER, RELYING])
+    assert listed[EXCHANGER].scopes == ("read",) and listed[EXCHANGER].tokens
+
+    assert [grant.client_id for grant in middleware.revoke_grants("alice", RELYING)] == [RELYING]
+    assert api_status(app, by_assertion) == 401 and not active(app, by_assertion)
+    assert api_status(app, bobs) == 200 and api_status(app, by_exchange) == 200
+    # The exchanged token is the exchanging client's grant: revoking it leaves the subject token.
+    middleware.revoke_grants("alice", EXCHANGER)
+    assert api_status(app, by_exchange) == 401 and not active(app, by_exchange)
+    assert api_status(app, subject) == 200
+    middleware.revoke_grants("alice")
+    assert api_status(app, subject) == 401
+    assert middleware.list_grants("alice") == []
+    assert api_status(app, bobs) == 200
 
 
 def revoking_claims(client, user_id, grant_type, scopes, data):

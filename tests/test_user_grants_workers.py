@@ -3,7 +3,8 @@
 ``gunicorn --paste`` with two sync workers shares nothing but the store.
 Threads keep calling the API with alice's tokens (opaque, or JWTs the guard
 checks against the deny list) while ``oauth-middleware grants revoke`` runs
-in another process: every request sent after the command returned is
+in another process (on every shared store: SQLite, Redis, memcached,
+PostgreSQL, MariaDB): every request sent after the command returned is
 refused, whichever worker answers it; bob's tokens and alice's tokens of
 another client keep working, until alice's grants are all revoked.
 """
@@ -21,7 +22,7 @@ import uuid
 import pytest
 import requests
 from oauth_flows import USERS
-from servers import shared_memcached, shared_redis
+from servers import shared_mariadb, shared_memcached, shared_postgres, shared_redis
 from test_multiprocess import TESTS
 from test_par_workers import serve_gunicorn
 from test_serve import workers_that_served
@@ -45,6 +46,7 @@ def write_ini(directory: pathlib.Path, store: str, token_format: str) -> pathlib
         "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
         "[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nissuer = http://127.0.0.1\n"
         f"store = {store}\nstore_prefix = grants-{uuid.uuid4().hex[:12]}:\nstore_timeout = 2\n"
+        f"store_table_prefix = grants_{uuid.uuid4().hex[:12]}_\n"
         "grants = password refresh_token\nscopes = read write\ndefault_scope = read\n"
         "require_https = false\nclients_file = %(here)s/clients.ini\n"
         "verify_password = oauth_flows:verify_password\npublic_paths = /health\n"
@@ -82,7 +84,11 @@ def grants_command(ini: pathlib.Path, *argv: str) -> subprocess.CompletedProcess
     )
 
 
-STORES = ["sqlite-opaque", "sqlite-jwt", "redis-opaque", "redis-jwt", "memcache-opaque", "memcache-jwt"]
+STORES = [
+    f"{store}-{token_format}"
+    for store in ("sqlite", "redis", "memcache", "postgresql", "mysql")
+    for token_format in ("opaque", "jwt")
+]
 
 
 @pytest.mark.parametrize("case", STORES)
@@ -92,6 +98,8 @@ def test_revoke_while_tokens_are_in_use_on_two_workers(request, tmp_path, case):
         "sqlite": lambda: f"sqlite:///{tmp_path / 'oauth.db'}",
         "redis": lambda: shared_redis(request).url,
         "memcache": lambda: shared_memcached(request).url,
+        "postgresql": lambda: shared_postgres(request).url,
+        "mysql": lambda: shared_mariadb(request).url,
     }[store_name]()
     ini = write_ini(tmp_path, store, token_format)
     with serve_gunicorn(ini) as base:

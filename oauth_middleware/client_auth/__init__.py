@@ -2,7 +2,7 @@
 
 The methods are registered by their RFC 7591 ``token_endpoint_auth_method``
 names (``client_secret_basic``, ``client_secret_post``, ``none``,
-``private_key_jwt``); a package
+``private_key_jwt``, ``client_secret_jwt``); a package
 adds its own with :func:`register_auth_method` or an entry point in the
 group ``oauth_middleware.client_auth``. The server metadata lists them all.
 """

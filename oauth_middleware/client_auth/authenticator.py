@@ -1,19 +1,26 @@
-"""Client authentication at the token, revocation and introspection endpoints, behind the throttle."""
+"""Client authentication at the token, revocation, introspection and PAR endpoints, behind the throttle."""
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from ..errors import InvalidClient, TemporarilyUnavailable
 from ..models import Client
 from ..proxies import Origin
-from ..repository import Repository
 from ..request_context import RequestContext
 from ..throttle import Throttle
 from .assertions import ClientAssertions, ContextualAuthMethod
 from .base import AUTH_METHODS, ClientCredentials, auth_method, read_credentials
 
 log = logging.getLogger("oauth_middleware.clients")
+
+
+class ClientSource(Protocol):
+    """Where the client a request names is found: the registered ones, and metadata documents."""
+
+    def get_client(self, client_id: str) -> Client | None:
+        """The client with this id, or None."""
 
 
 class ClientAuthenticator:
@@ -24,24 +31,31 @@ class ClientAuthenticator:
     registered for ``client_secret_basic`` that posts its secret is refused.
     Every attempt is counted by the throttle before it is checked.
 
-    :param repository: where clients are registered.
+    :param clients: where clients are found (registered ones and, when on, metadata documents).
     :param throttle: counts failed attempts per client id and address.
-    :param assertions: verifies client assertions (``private_key_jwt``); without
-        it, methods that need it (:class:`ContextualAuthMethod`) prove nothing.
+    :param assertions: verifies client assertions (``private_key_jwt``,
+        ``client_secret_jwt``); without it, methods that need it
+        (:class:`ContextualAuthMethod`) prove nothing.
+    :param methods: the only methods that may pass (a security profile's); None: every one.
     :raises ConfigError: a registered method cannot be loaded or declares
         another name than it is registered under.
 
     Example::
 
-        client = ClientAuthenticator(repository, throttle).authenticate(request)
+        client = ClientAuthenticator(directory, throttle).authenticate(request)
     """
 
     def __init__(
-        self, repository: Repository, throttle: Throttle, assertions: ClientAssertions | None = None
+        self,
+        clients: ClientSource,
+        throttle: Throttle,
+        assertions: ClientAssertions | None = None,
+        methods: tuple[str, ...] | None = None,
     ) -> None:
-        self.repository = repository
+        self.clients = clients
         self.throttle = throttle
         self.assertions = assertions
+        self.methods = methods
         for name in AUTH_METHODS:
             auth_method(name)  # a broken or misnamed plug-in is a one-line error at load time
 
@@ -74,9 +88,9 @@ class ClientAuthenticator:
         """
         subject = self.throttle.client_subject(credentials.client_id)
         attempt = self.throttle.attempt(self.throttle.counters(origin, subject))
-        client = self.repository.get_client(credentials.client_id)
+        client = self.clients.get_client(credentials.client_id)
         try:
-            reason = _failure(client, credentials, self.assertions)
+            reason = _failure(client, credentials, self.assertions, self.methods)
         except TemporarilyUnavailable:
             attempt.succeeded()  # our outage is not the client's failed guess
             raise
@@ -91,11 +105,16 @@ class ClientAuthenticator:
 
 
 def _failure(
-    client: Client | None, credentials: ClientCredentials, assertions: ClientAssertions | None
+    client: Client | None,
+    credentials: ClientCredentials,
+    assertions: ClientAssertions | None,
+    methods: tuple[str, ...] | None,
 ) -> str | None:
     """Why ``credentials`` do not prove ``client``, or None when they do."""
     if client is None:
         return "unknown client"
+    if methods is not None and credentials.method not in methods:
+        return f"method {credentials.method} is not allowed by the profile"
     # The registered method is checked first: a secret sent the wrong way is never compared.
     if not client.accepts_method(credentials.method):
         return f"method {credentials.method} is not the client's"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from ..errors import InvalidClient
 from ..models import Client
 from ..parsing import basic_credentials
-from .assertions import PrivateKeyJwt
+from .assertions import ClientSecretJwt, PrivateKeyJwt
 from .base import ClientCredentials, register_auth_method
 
 
@@ -62,5 +62,11 @@ class NoAuthentication:
         return client.is_public
 
 
-for _method in (ClientSecretBasic(), ClientSecretPost(), NoAuthentication(), PrivateKeyJwt()):
+for _method in (
+    ClientSecretBasic(),
+    ClientSecretPost(),
+    NoAuthentication(),
+    PrivateKeyJwt(),
+    ClientSecretJwt(),
+):
     register_auth_method(_method)

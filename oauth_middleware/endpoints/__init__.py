@@ -19,6 +19,8 @@ from .introspect import ENDPOINT as INTROSPECT
 from .jwks import ENDPOINT as JWKS
 from .metadata import ENDPOINT as METADATA
 from .par import ENDPOINT as PAR
+from .register import CONFIGURATION_ENDPOINT as CLIENT_CONFIGURATION
+from .register import ENDPOINT as REGISTRATION
 from .revoke import ENDPOINT as REVOKE
 from .token import ENDPOINT as TOKEN
 
@@ -34,6 +36,8 @@ for _endpoint in (
     PAR,
     DEVICE_AUTHORIZATION,
     DEVICE,
+    REGISTRATION,
+    CLIENT_CONFIGURATION,
     APPLICATIONS,
 ):
     ENDPOINTS.register(_endpoint.name, _endpoint)

@@ -107,7 +107,7 @@ def parked(context: AuthorizeContext, areq: AuthorizationRequest, status: int) -
         client=areq.client,
         scopes=areq.scopes,
         destination=urlsplit(areq.redirect_uri).netloc or areq.redirect_uri,
-        fields=areq.params,
+        fields=areq.fields,
         approve=approve,
         deny=deny,
     )

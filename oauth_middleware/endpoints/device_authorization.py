@@ -52,7 +52,8 @@ def device_authorization_endpoint(context: DeviceContext, request: RequestContex
     if DeviceCodeGrant.grant_type not in client.grant_types:
         raise UnauthorizedClient("the client may not use the device_code grant")
     scopes = context.scope_policy.resolve(request.form.get("scope"), client)
-    device_code, user_code = start_device_authorization(context, client, scopes)
+    resources = context.resource_policy.resolve(request.resources, client.resources)  # RFC 8707
+    device_code, user_code = start_device_authorization(context, client, scopes, resources)
     uri = verification_uri(context.settings, request)
     body = {
         "device_code": device_code,

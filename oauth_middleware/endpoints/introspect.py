@@ -62,8 +62,12 @@ def access_token_info(context: EndpointContext, token: str, issuer: str) -> dict
     body["token_type"] = context.issuer.token_type if access.jkt is None else DPOP_TOKEN_TYPE
     if access.jkt is not None:
         body["cnf"] = {"jkt": access.jkt}  # RFC 9449 §6.2
-    if context.settings.audience:
-        body["aud"] = list(context.settings.audience)
+    if access.act is not None:
+        body["act"] = dict(access.act)  # RFC 8693 §4.1, RFC 7662 §2.2
+    # The token's own resources (RFC 8707; a JWT's aud), else the default audience every token had before.
+    audience = access.audience or context.settings.audience
+    if audience:
+        body["aud"] = list(audience)
     if context.settings.token_format == "jwt":
         body["jti"] = access.token_id
     _add_data(context, body, access.extra)
@@ -76,6 +80,8 @@ def refresh_token_info(context: EndpointContext, token: str, issuer: str) -> dic
     if record is None or record.expired(context.clock.time()):
         return None
     body = _members(issuer, record.client_id, record.user_id, record.scopes, record.expires_at)
+    if record.audience:
+        body["aud"] = list(record.audience)  # the resources of the grant (RFC 8707)
     _add_data(context, body, record.extra)
     return body
 

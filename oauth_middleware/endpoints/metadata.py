@@ -13,8 +13,11 @@ from typing import Any
 from ..client_auth import AUTH_METHODS
 from ..client_auth.assertions import ASSERTION_ALGORITHMS
 from ..grants import grant_metadata, grant_types_supported, offered_response_types
+from ..profile import PROFILES
 from ..request_context import RequestContext
+from ..resource_indicators import known_resources
 from ..responses import JSONReply, Reply
+from ..sealed_secrets import HMAC_ALGORITHMS
 from ..token_types import token_type_metadata
 from .base import Endpoint, EndpointContext, routes
 
@@ -41,18 +44,29 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     # RFC 8414 §2 makes this member REQUIRED; an empty list says no authorization endpoint.
     document["response_types_supported"] = list(offered_response_types(settings))
     document["grant_types_supported"] = grant_types_supported(settings)
-    document["token_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
+    # A security profile (``profile``) narrows the methods and algorithms: only those it accepts are offered.
+    profile = PROFILES[settings.profile]
+    methods = profile.methods(AUTH_METHODS)
+    document["token_endpoint_auth_methods_supported"] = methods
     # Public clients identify themselves to revoke their own tokens (RFC 7009 §5).
-    document["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
-    document["introspection_endpoint_auth_methods_supported"] = [m for m in AUTH_METHODS if m != "none"]
-    # RFC 8414 §2: the algorithms private_key_jwt assertions may use, at each endpoint that takes them.
+    document["revocation_endpoint_auth_methods_supported"] = methods
+    document["introspection_endpoint_auth_methods_supported"] = [m for m in methods if m != "none"]
+    # RFC 8414 §2: the algorithms private_key_jwt and client_secret_jwt assertions may use, at each endpoint.
+    algorithms = profile.signing_algorithms([*ASSERTION_ALGORITHMS, *HMAC_ALGORITHMS])
     for name in ("token", "revocation", "introspection"):
-        document[f"{name}_endpoint_auth_signing_alg_values_supported"] = list(ASSERTION_ALGORITHMS)
+        document[f"{name}_endpoint_auth_signing_alg_values_supported"] = algorithms
     if offered_response_types(settings):
         # RFC 9207 §3: every authorization response carries iss.
         document["authorization_response_iss_parameter_supported"] = True
         if settings.require_pushed_authorization_requests:
             document["require_pushed_authorization_requests"] = True  # RFC 9126 §5
+    resources = known_resources(settings)
+    if resources:
+        document["protected_resources"] = list(resources)  # RFC 9728 §4
+    if settings.client_id_metadata_documents:
+        document["client_id_metadata_document_supported"] = (
+            True  # draft-ietf-oauth-client-id-metadata-document
+        )
     document.update(grant_metadata(settings))
     document.update(token_type_metadata(settings))
     return document

@@ -13,7 +13,9 @@ import secrets
 from typing import TYPE_CHECKING, Protocol
 
 from ..authorization import REQUEST_URI_PREFIX, RequestContext, pushed_request_id, validate_pushed_request
+from ..errors import InvalidRequest
 from ..grants import offered_response_types
+from ..profile import PROFILES
 from ..records import PushedRequestRecord
 from ..responses import JSONReply, Reply
 from .base import Endpoint
@@ -39,7 +41,10 @@ class PushContext(RequestContext, Protocol):
 def par_endpoint(context: PushContext, request: HTTPRequest) -> Reply:
     """Authenticate the client, validate its request, store it and answer its ``request_uri`` (§2.2)."""
     client = context.client_auth.authenticate(request)
-    validated = validate_pushed_request(context, client, request.form.items())
+    if PROFILES[context.settings.profile].par_requires_redirect_uri and "redirect_uri" not in request.form:
+        raise InvalidRequest("redirect_uri is required in a pushed authorization request")
+    resources = (("resource", resource) for resource in request.resources)
+    validated = validate_pushed_request(context, client, [*request.form.items(), *resources])
     # 256 random bits: the request_uri is a bearer reference to the request until it is used.
     request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
     ttl = context.settings.par_ttl
@@ -47,6 +52,7 @@ def par_endpoint(context: PushContext, request: HTTPRequest) -> Reply:
         client_id=client.client_id,
         params=dict(validated.params),
         expires_at=int(context.clock.time()) + ttl,
+        resources=validated.resources,
     )
     context.repository.save_pushed_request(pushed_request_id(request_uri), record, ttl)
     return JSONReply({"request_uri": request_uri, "expires_in": ttl}, status=201)

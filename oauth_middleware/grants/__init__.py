@@ -21,8 +21,10 @@ from .base import Grant, GrantContext, GrantType, TokenRequest, TokenResponse
 from .client_credentials import ClientCredentialsGrant
 from .device_code import DeviceCodeGrant
 from .implicit import ImplicitGrant
+from .jwt_bearer import JWTBearerGrant
 from .password import PasswordGrant
 from .refresh_token import RefreshTokenGrant
+from .token_exchange import TokenExchangeGrant
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -50,6 +52,8 @@ for _grant in (
     ClientCredentialsGrant,
     PasswordGrant,
     DeviceCodeGrant,
+    JWTBearerGrant,
+    TokenExchangeGrant,
 ):
     GRANTS.register(_grant.grant_type, _grant)
 

@@ -65,6 +65,11 @@ class ApprovedRequest(Protocol):
         """The DPoP key the code is bound to (RFC 9449 §10): only a proof of it redeems the code."""
         ...
 
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The resources (RFC 8707) the code's tokens may be for."""
+        ...
+
 
 def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
     """Create and store a code for an approved authorization request; return it.
@@ -87,6 +92,7 @@ def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) ->
         expires_at=now + ttl,
         dpop_jkt=request.dpop_jkt,
         extra=user.data,
+        audience=request.resources,
     )
     code_id = digest(code)
     # Listed among the user's grants first, so revoke_grants finds a code not yet redeemed.
@@ -129,10 +135,13 @@ class AuthorizationCodeGrant:
         if record is None or record.expired(self.context.clock.time()):
             self._used_or_unknown(code_id, request.client.client_id)
         self._check(record, request)
+        # Checked before the code is claimed: a refused request must not use it up.
+        client_resources = request.client.resources
+        audience = self.context.resource_policy.narrow(request.resources, record.audience, client_resources)
         # The code's id is the family of every token issued from it.
         if not self.repository.claim_code(code_id, code_id, self.context.settings.code_ttl):
             self._replayed(code_id, code_id, request.client.client_id)
-        response = self._issue(record, request)
+        response = self._issue(record, request, audience)
         marker = self.repository.redeemed_code(code_id)
         if marker is not None and marker.replayed:
             # A replay raced this redemption; make sure its tokens die too.
@@ -152,7 +161,9 @@ class AuthorizationCodeGrant:
         # The settings or the registration may have dropped a scope since the code was issued.
         self.context.scope_policy.check(record.scopes, request.client)
 
-    def _issue(self, record: CodeRecord, request: TokenRequest) -> TokenResponse:
+    def _issue(self, record: CodeRecord, request: TokenRequest, audience: tuple[str, ...]) -> TokenResponse:
+        """Tokens for the code's user and scopes: the access token for ``audience``, the refresh
+        token for the code's resources (RFC 8707 §2.2)."""
         family = digest(request.params["code"])
         return issue_with_refresh(
             self.context,
@@ -162,6 +173,8 @@ class AuthorizationCodeGrant:
             scopes=record.scopes,
             family=family,
             data=record.extra,
+            audience=audience,
+            grant_audience=record.audience,
         )
 
     def _used_or_unknown(self, code_id: str, client_id: str) -> NoReturn:

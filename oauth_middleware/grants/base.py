@@ -14,12 +14,14 @@ from ..request_context import RequestContext
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..repository import Repository
+    from ..resource_indicators import ResourcePolicy
     from ..scopes import ScopePolicy
     from ..settings import Settings
     from ..throttle import Throttle
     from ..token_data import TokenData
     from ..tokens.issuer import TokenIssuer
     from ..tokens.refresh import RefreshTokens
+    from ..trusted_issuers import TrustedIssuers
     from ..users import Users
 
 
@@ -38,6 +40,12 @@ class TokenRequest:
     client: Client
     request: RequestContext
     dpop_jkt: str | None = None
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The request's ``resource`` values (RFC 8707 §2.2), as sent: resolve them with the
+        context's ``resource_policy``."""
+        return self.request.resources
 
 
 class TokenResponse(NamedTuple):
@@ -93,6 +101,11 @@ class GrantContext(Protocol):
         ...
 
     @property
+    def resource_policy(self) -> ResourcePolicy:
+        """Resolves the ``resource`` values of a request (RFC 8707) against the server's and the client's."""
+        ...
+
+    @property
     def issuer(self) -> TokenIssuer:
         """Issues access tokens: the token response body (its ``token_type`` included)."""
         ...
@@ -115,6 +128,11 @@ class GrantContext(Protocol):
     @property
     def token_data(self) -> TokenData:
         """The data a new grant's tokens carry (the user's and the ``token_claims`` hook's)."""
+        ...
+
+    @property
+    def trusted_issuers(self) -> TrustedIssuers:
+        """The issuers whose signed JWTs are grants and subject tokens (``trusted_issuers_file``)."""
         ...
 
 
@@ -167,16 +185,24 @@ def issue_with_refresh(
     scopes: tuple[str, ...],
     family: str,
     data: Mapping[str, Any],
+    audience: tuple[str, ...] = (),
+    grant_audience: tuple[str, ...] | None = None,
+    act: Mapping[str, Any] | None = None,
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
-    The shared last step of the authorization code, password and device
-    grants. The grant is listed among the user's (``list_grants``) before its
-    tokens exist, so ``revoke_grants`` always finds them.
+    The shared last step of the authorization code, password, device, JWT
+    bearer and token exchange grants. The grant is listed among the user's
+    (``list_grants``) before its tokens exist, so ``revoke_grants`` always
+    finds them.
 
-    :param data: what the user hooks answered with the user: with what the
-        ``token_claims`` hook adds, the tokens carry it, and so does every
-        access token refreshed from them.
+    :param data: what the user hooks answered with the user (for token exchange,
+        the subject token's data): with what the ``token_claims`` hook adds, the
+        tokens carry it, and so does every access token refreshed from them.
+    :param audience: the resources the access token is for (RFC 8707).
+    :param grant_audience: the resources of the grant, which the refresh token keeps
+        (RFC 8707 §2.2: its tokens may be for any of them); None: ``audience``.
+    :param act: who acts for the subject of a delegated token (RFC 8693 §4.1), or None.
     :raises InvalidGrant: the grant was revoked while its tokens were issued
         (they are revoked too).
     """
@@ -194,6 +220,8 @@ def issue_with_refresh(
         extra=extra,
         family=family,
         jkt=request.dpop_jkt,
+        audience=audience,
+        act=act,
     )
     response = TokenResponse(
         context.refresh_tokens.add_to(
@@ -205,6 +233,7 @@ def issue_with_refresh(
             family=family,
             jkt=request.dpop_jkt,
             extra=extra,
+            audience=audience if grant_audience is None else grant_audience,
         )
     )
     check_not_revoked(context, family)

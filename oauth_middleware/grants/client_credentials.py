@@ -31,8 +31,9 @@ class ClientCredentialsGrant:
         self.context = context
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
-        """Grant the requested (or default) scope to the client itself."""
+        """Grant the requested (or default) scope to the client itself, for the requested resources."""
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
         extra = self.context.token_data.for_grant(request.client, None, self.grant_type, scopes, {})
         return TokenResponse(
             self.context.issuer.issue(
@@ -42,5 +43,6 @@ class ClientCredentialsGrant:
                 grant_type=self.grant_type,
                 extra=extra,
                 jkt=request.dpop_jkt,
+                audience=resources,
             )
         )

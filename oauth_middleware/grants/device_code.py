@@ -59,9 +59,12 @@ def user_code_id(user_code: str) -> str:
 
 
 def start_device_authorization(
-    context: GrantContext, client: Client, scopes: tuple[str, ...]
+    context: GrantContext, client: Client, scopes: tuple[str, ...], resources: tuple[str, ...] = ()
 ) -> tuple[str, str]:
-    """Create and store a device authorization; return its device code and user code."""
+    """Create and store a device authorization; return its device code and user code.
+
+    :param resources: the resources (RFC 8707) its tokens may be for.
+    """
     device_code = secrets.token_urlsafe(32)
     user_code = new_user_code()
     ttl = context.settings.device_code_ttl
@@ -70,6 +73,7 @@ def start_device_authorization(
         scopes=scopes,
         user_code_id=user_code_id(user_code),
         expires_at=int(context.clock.time()) + ttl,
+        audience=resources,
     )
     context.repository.save_device_code(digest(device_code), record, ttl)
     return device_code, user_code
@@ -116,6 +120,8 @@ class DeviceCodeGrant:
             if raised is not None:
                 raise SlowDown(f"polled too fast: wait {raised} seconds between polls")
             raise AuthorizationPending("the user has not decided yet")
+        client_resources = request.client.resources
+        audience = self.context.resource_policy.narrow(request.resources, record.audience, client_resources)
         if not self.repository.claim_device_code(device_id, 2 * ttl):
             raise InvalidGrant("the device code was already used")
         # The settings or the registration may have dropped a scope since the user approved.
@@ -128,4 +134,6 @@ class DeviceCodeGrant:
             scopes=record.scopes,
             family=device_id,
             data=record.extra,
+            audience=audience,
+            grant_audience=record.audience,
         )

@@ -44,6 +44,7 @@ class PasswordGrant:
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
+        resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
         user = verify_password(
             self.context,
             request.request,
@@ -62,4 +63,5 @@ class PasswordGrant:
             scopes=scopes,
             family=new_family(),
             data=user.data,
+            audience=resources,
         )

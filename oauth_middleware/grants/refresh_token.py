@@ -73,15 +73,16 @@ class RefreshTokenGrant:
             return self._rotated_before(token_id, request)
         if record.client_id != request.client.client_id:
             raise InvalidGrant("the refresh token was issued to another client")
-        scopes = self._scope(request, record)
+        # Both checked before the token is claimed: a refused request must not use it up.
+        scopes, audience = self._scope(request, record), self._audience(request, record)
         if not self.rotate:
-            response = self._issue(request, record, scopes, rotate=False)
+            response = self._issue(request, record, scopes, audience, rotate=False)
             check_not_revoked(self.context, record.family)
             return response
         marker = RotationMarker(record, rotated_at=int(now))
         if not self.repository.claim_rotation(token_id, marker, _ttl(record.expires_at, now)):
             return self._rotated_before(token_id, request)
-        return self._issue_unless_reused(token_id, request, marker, scopes)
+        return self._issue_unless_reused(token_id, request, marker, scopes, audience)
 
     def _scope(self, request: TokenRequest, grant: RefreshTokenRecord) -> tuple[str, ...]:
         """The refreshed token's scope: the grant's or less, and still allowed today; a bound grant's key checked.
@@ -97,6 +98,11 @@ class RefreshTokenGrant:
         self.context.scope_policy.check(scopes, request.client)
         return scopes
 
+    def _audience(self, request: TokenRequest, grant: RefreshTokenRecord) -> tuple[str, ...]:
+        """The refreshed token's resources: the grant's, or fewer (RFC 8707 §2.2)."""
+        policy = self.context.resource_policy
+        return policy.narrow(request.resources, grant.audience, request.client.resources)
+
     def _rotated_before(self, token_id: str, request: TokenRequest) -> TokenResponse:
         """A token that is not live: a retry within the grace period, a reuse, or unknown."""
         marker = self.repository.rotated_refresh_token(token_id)
@@ -105,8 +111,8 @@ class RefreshTokenGrant:
         now = self.context.clock.time()
         in_grace = now - marker.rotated_at <= self.grace and not marker.reused
         if self.grace and in_grace and marker.token.client_id == request.client.client_id:
-            scopes = self._scope(request, marker.token)
-            return self._issue_unless_reused(token_id, request, marker, scopes)
+            scopes, audience = self._scope(request, marker.token), self._audience(request, marker.token)
+            return self._issue_unless_reused(token_id, request, marker, scopes, audience)
         self.repository.mark_refresh_reused(token_id, marker, _ttl(marker.token.expires_at, now))
         self.repository.revoke_family(marker.token.family)
         log.warning(
@@ -117,10 +123,15 @@ class RefreshTokenGrant:
         raise InvalidGrant("the refresh token was already used; its tokens are revoked")
 
     def _issue_unless_reused(
-        self, token_id: str, request: TokenRequest, marker: RotationMarker, scopes: tuple[str, ...]
+        self,
+        token_id: str,
+        request: TokenRequest,
+        marker: RotationMarker,
+        scopes: tuple[str, ...],
+        audience: tuple[str, ...],
     ) -> TokenResponse:
         """Rotate, then check no reuse of ``token_id`` raced us; if one did, the new tokens die too."""
-        response = self._issue(request, marker.token, scopes, rotate=True)
+        response = self._issue(request, marker.token, scopes, audience, rotate=True)
         after = self.repository.rotated_refresh_token(token_id)
         if after is not None and after.reused:
             self.repository.revoke_family(marker.token.family)
@@ -128,7 +139,13 @@ class RefreshTokenGrant:
         return response
 
     def _issue(
-        self, request: TokenRequest, grant: RefreshTokenRecord, scopes: tuple[str, ...], *, rotate: bool
+        self,
+        request: TokenRequest,
+        grant: RefreshTokenRecord,
+        scopes: tuple[str, ...],
+        audience: tuple[str, ...],
+        *,
+        rotate: bool,
     ) -> TokenResponse:
         """An access token for ``scopes`` (bound to the proof's key, if any); with ``rotate``, the next refresh token."""
         client = request.client
@@ -140,6 +157,7 @@ class RefreshTokenGrant:
             extra=grant.extra,  # the grant's data, as the first access token had it
             family=grant.family,
             jkt=request.dpop_jkt,
+            audience=audience,
         )
         if rotate:
             body["refresh_token"] = self.context.refresh_tokens.issue(
@@ -150,6 +168,7 @@ class RefreshTokenGrant:
                 chain_expires_at=grant.chain_expires_at,
                 jkt=grant.jkt,
                 extra=grant.extra,
+                audience=grant.audience,  # and the grant's resources (RFC 8707 §2.2)
             )
         return TokenResponse(body)
 

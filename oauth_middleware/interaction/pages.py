@@ -173,9 +173,10 @@ def _meta_names(template: string.Template) -> set[str]:
     return names
 
 
-def _hidden_fields(fields: Mapping[str, str], **extra: str) -> str:
-    merged = {**fields, **extra}
+def _hidden_fields(fields: Mapping[str, str] | Sequence[tuple[str, str]], **extra: str) -> str:
+    pairs = fields.items() if isinstance(fields, Mapping) else fields
+    merged = [*((name, value) for name, value in pairs if name not in extra), *extra.items()]
     return "\n".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
-        for name, value in merged.items()
+        for name, value in merged
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from webob import Response
@@ -29,7 +29,8 @@ class PendingRequest:
     :param destination: where the answer goes, as the consent page shows it
         (the redirect URI's host); empty when nothing is sent anywhere.
     :param fields: the fields that bring this request back: hidden fields of
-        the login and consent forms, and the query of the page after login.
+        the login and consent forms, and the query of the page after login
+        (name-value pairs where a name repeats, as ``resource`` may).
     :param approve: the answer once the user approved; called with the user (their id and
         the data their tokens are to carry).
     :param deny: the answer when the request is refused with this error: the
@@ -49,6 +50,6 @@ class PendingRequest:
     client: Client
     scopes: tuple[str, ...]
     destination: str
-    fields: Mapping[str, str]
+    fields: Mapping[str, str] | Sequence[tuple[str, str]]
     approve: Callable[[Identity], Response]
     deny: Callable[[OAuthError], Response]

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, StoreUnavailable
 from ..registry import Registry
 from .base import Store, StoreConfig, Value
 
-__all__ = ["STORES", "Store", "StoreConfig", "StoreFactory", "Value", "open_store"]
+__all__ = [
+    "STORES",
+    "MigratingStore",
+    "Store",
+    "StoreConfig",
+    "StoreFactory",
+    "Value",
+    "migrate_store",
+    "open_store",
+    "redacted_url",
+]
 
 #: Opens a store from its URL and options (a store class taking the config is one).
 StoreFactory = Callable[[StoreConfig], Store]
@@ -25,7 +36,7 @@ StoreFactory = Callable[[StoreConfig], Store]
 def _imported_on_use(target: str) -> StoreFactory:
     """A factory for the class ``module:class``, imported when a store is first opened.
 
-    So the optional drivers (redis-py, pymemcache) stay optional: a missing
+    So the optional drivers (redis-py, pymemcache, psycopg, PyMySQL) stay optional: a missing
     one is an error only for the scheme that needs it.
     """
 
@@ -44,7 +55,22 @@ STORES.register("sqlite", _imported_on_use("oauth_middleware.stores.sqlite:SQLit
 _redis = _imported_on_use("oauth_middleware.stores.redis:RedisStore")
 for _scheme in ("redis", "rediss", "redis+sentinel"):
     STORES.register(_scheme, _redis)
+_postgresql = _imported_on_use("oauth_middleware.stores.postgresql:open_postgresql")
+for _scheme in ("postgresql", "postgres"):
+    STORES.register(_scheme, _postgresql)
+STORES.register("mysql", _imported_on_use("oauth_middleware.stores.mysql:open_mysql"))
 STORES.register("memcache", _imported_on_use("oauth_middleware.stores.memcache:MemcacheStore"))
+
+
+@runtime_checkable
+class MigratingStore(Protocol):
+    """A store with a versioned schema (SQLite, PostgreSQL, MySQL)."""
+
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the schema now; return the versions before (0: none) and after."""
+
+
+_R = TypeVar("_R")
 
 
 def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
@@ -55,6 +81,30 @@ def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
     :raises ConfigError: unknown scheme, missing driver or unreachable store,
         as one line naming ``setting``.
     """
+    return _opened(config, setting, lambda store: store.ping())[0]
+
+
+def migrate_store(config: StoreConfig, *, setting: str = "store") -> tuple[int, int] | None:
+    """Create or upgrade the schema of the store ``config`` names (``oauth-middleware store migrate``).
+
+    :returns: the schema versions before (0: none) and after, or None for a
+        store without a schema (memory, Redis, memcached), which is only pinged.
+    :raises ConfigError: as :func:`open_store`.
+    """
+
+    def migrate(store: Store) -> tuple[int, int] | None:
+        if isinstance(store, MigratingStore):
+            return store.migrate()
+        store.ping()
+        return None
+
+    store, versions = _opened(config, setting, migrate)
+    store.close()
+    return versions
+
+
+def _opened(config: StoreConfig, setting: str, first: Callable[[Store], _R]) -> tuple[Store, _R]:
+    """Make the store ``config`` names and run ``first`` on it, turning every failure into one line."""
     scheme = urlsplit(config.url).scheme
     factory = STORES.get(scheme)
     if factory is None:
@@ -62,7 +112,7 @@ def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
         raise ConfigError(f"{setting}: unknown store scheme {scheme!r} in {config.url!r} (use {known})")
     try:
         store = factory(config)
-        store.ping()
+        result = first(store)
     except ImportError as exc:
         raise ConfigError(
             f"{setting}: {scheme}:// needs an extra driver ({exc.name} is not installed)"
@@ -70,11 +120,11 @@ def open_store(config: StoreConfig, *, setting: str = "store") -> Store:
     except ConfigError as exc:
         raise ConfigError(f"{setting}: {exc}") from None
     except (StoreUnavailable, OSError) as exc:
-        raise ConfigError(f"{setting}: cannot open {_redacted(config.url)}: {exc}") from None
-    return store
+        raise ConfigError(f"{setting}: cannot open {redacted_url(config.url)}: {exc}") from None
+    return store, result
 
 
-def _redacted(url: str) -> str:
+def redacted_url(url: str) -> str:
     """The URL without its password, safe for an error message or a log."""
     parts = urlsplit(url)
     if parts.password is None:

@@ -35,13 +35,19 @@ class StoreConfig:
     :param timeout: seconds before a call to a networked store gives up.
     :param prefix: prefix for every key (shared Redis/memcached servers).
     :param clock: the time expiries are kept by, where the store keeps them
-        itself (memory, SQLite); a server's own TTLs (Redis) keep real time.
+        itself (memory, SQLite, PostgreSQL, MySQL); a server's own TTLs
+        (Redis) keep real time.
+    :param pool_size: most connections one process opens (PostgreSQL, MySQL).
+    :param table_prefix: prefix of the table names, optionally after a schema
+        name and a dot (PostgreSQL, MySQL).
     """
 
     url: str
     timeout: float = 2.0
     prefix: str = "oauth2:"
     clock: Clock = SYSTEM_CLOCK
+    pool_size: int = 10
+    table_prefix: str = "oauth_"
 
 
 class Store(Protocol):

@@ -170,6 +170,22 @@ class SQLiteStore:
         finally:
             conn.close()
 
+    @_translate_errors
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the file's schema now; return the versions before (0: none) and after.
+
+        What ``oauth-middleware store migrate`` runs; :meth:`ping` and every
+        new connection do it too.
+        """
+        _create_owner_only(self.path)
+        probe = sqlite3.connect(self.path, timeout=self._timeout)
+        try:
+            before = _user_version(probe)
+        finally:
+            probe.close()
+        self.ping()
+        return before, SCHEMA_VERSION
+
     def get(self, key: str) -> Value | None:
         """Return the live value under ``key``, or None."""
         # The hot path: no decorator, one cached statement.

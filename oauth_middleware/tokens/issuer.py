@@ -56,6 +56,8 @@ class TokenIssuer:
         extra: Mapping[str, Any] | None = None,
         family: str | None = None,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
+        act: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Create an access token and return the JSON body of the response.
 
@@ -64,10 +66,13 @@ class TokenIssuer:
             (``unique_tokens``) joins it as well.
         :param jkt: the thumbprint of the key of the request's DPoP proof: the
             token is bound to it and its ``token_type`` is ``DPoP`` (RFC 9449 §5).
+        :param audience: the resources the token is for (RFC 8707); empty: the default audience.
+        :param act: who acts for the subject of a delegated token (RFC 8693 §4.1).
         """
-        # A bound token is never handed out again: the one kept may be bound to another key, or none.
-        unique = self.unique if jkt is None else None
-        access = unique.find(client.client_id, user_id, grant_type, scopes) if unique else None
+        # A bound or delegated token is never handed out again: the one kept may be bound to
+        # another key, or none, or name another actor.
+        unique = self.unique if jkt is None and act is None else None
+        access = unique.find(client.client_id, user_id, grant_type, scopes, audience) if unique else None
         reused = access is not None
         expires_in = self.ttl
         if access is None:
@@ -78,9 +83,11 @@ class TokenIssuer:
                 extra=extra or {},
                 family=family,
                 jkt=jkt,
+                audience=audience,
+                act=act,
             )
             if unique is not None:
-                unique.keep(grant_type, access)
+                unique.keep(grant_type, access, audience)
         else:
             if family is not None:
                 # The new grant produced this token too: revoking the grant must revoke it.

@@ -28,6 +28,7 @@ from ..keys import Key, KeySet, load_keys
 from ..models import AccessToken
 from ..remote_keys import RemoteKeys
 from ..repository import Repository
+from ..resource_indicators import known_resources
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -100,7 +101,9 @@ class JWTTokens:
 
     :param keys: the signing key and every verification key.
     :param issuer: ``iss`` written and required.
-    :param audience: ``aud`` written; a token must name one of them.
+    :param audience: ``aud`` written when a token is issued without resources (RFC 8707).
+    :param resources: the other audiences tokens may be issued for (``resource``, RFC 8707).
+        A token must name one of ``audience`` or ``resources``.
     :param ttl: lifetime of a new token, in seconds.
     :param leeway: clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
     :param extra_claim: the claim that carries a grant's extra data.
@@ -125,6 +128,7 @@ class JWTTokens:
         *,
         issuer: str,
         audience: tuple[str, ...],
+        resources: tuple[str, ...] = (),
         ttl: int,
         leeway: int = 10,
         extra_claim: str = "ext",
@@ -139,6 +143,8 @@ class JWTTokens:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        #: Every audience a token may name.
+        self.accepted = (*audience, *resources)
         self.ttl = ttl
         self.leeway = leeway
         self.extra_claim = extra_claim
@@ -162,20 +168,26 @@ class JWTTokens:
         extra: Mapping[str, Any],
         family: str | None,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
+        act: Mapping[str, Any] | None = None,
     ) -> AccessToken:
         """Sign a new token; with a ``family``, index its ``jti`` so the family can deny it.
 
-        A DPoP-bound token carries its key's thumbprint as ``cnf.jkt`` (RFC 9449 §6.1).
+        A DPoP-bound token carries its key's thumbprint as ``cnf.jkt`` (RFC 9449 §6.1),
+        a delegated one its actor chain as ``act`` (RFC 8693 §4.1).
+        Its ``aud`` is ``audience``, the resources of the request (RFC 9068 §3), or the
+        ``audience`` setting when the request named none (what every token had before).
         """
         key = self.keys.signing
         if key is None:
             raise ConfigError("jwt_signing_key: this process has no key to sign tokens with")
         now = int(self.clock.time())
         jti = secrets.token_urlsafe(16)
+        audience = audience or self.audience
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": user_id if user_id is not None else client_id,  # RFC 9068 §2.2
-            "aud": self.audience[0] if len(self.audience) == 1 else list(self.audience),
+            "aud": audience[0] if len(audience) == 1 else list(audience),
             "client_id": client_id,
             "iat": now,
             "exp": now + self.ttl,
@@ -187,9 +199,13 @@ class JWTTokens:
             claims[self.extra_claim] = dict(extra)
         if jkt is not None:
             claims["cnf"] = {"jkt": jkt}
+        if act is not None:
+            claims["act"] = dict(act)
         headers = {"typ": "at+jwt", "kid": key.kid}
         token = jwt.encode(claims, key.signer, algorithm=key.alg, headers=headers)
-        access = AccessToken(token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti, jkt)
+        access = AccessToken(
+            token, client_id, user_id, scopes, now + self.ttl, dict(extra), jti, jkt, tuple(audience), act
+        )
         if family is not None:
             self.join_family(access, family)
         return access
@@ -249,7 +265,8 @@ class JWTTokens:
                 token,
                 key.verifier,
                 algorithms=[key.alg],
-                audience=list(self.audience),
+                # Any audience this server issues for; the guard checks it names its own resource.
+                audience=list(self.accepted),
                 issuer=self.issuer,
                 # The times are checked below, by this server's clock rather than PyJWT's.
                 options={
@@ -285,6 +302,13 @@ class JWTTokens:
         scope, extra = claims.get("scope", ""), claims.get(self.extra_claim, {})
         if not all(isinstance(v, str) for v in (client_id, sub, jti, scope)) or not isinstance(extra, dict):
             _rejected("claim of the wrong type")
+        aud = claims["aud"]
+        audience = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
+        if not audience or not all(isinstance(value, str) and value for value in audience):
+            _rejected("aud of the wrong type")
+        act = claims.get("act")
+        if act is not None and not isinstance(act, dict):
+            _rejected("act of the wrong type")
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         if cnf is not None and not isinstance(jkt, str):
@@ -301,6 +325,8 @@ class JWTTokens:
             extra=extra,
             token_id=jti,
             jkt=jkt,
+            audience=audience,
+            act=act,
         )
 
 
@@ -386,6 +412,7 @@ def jwt_tokens(
         keys,
         issuer=settings.issuer,
         audience=settings.audience,
+        resources=known_resources(settings),
         ttl=settings.access_token_ttl,
         leeway=settings.jwt_leeway,
         extra_claim=settings.jwt_extra_claim,

@@ -42,11 +42,15 @@ class OpaqueTokens:
         extra: Mapping[str, Any],
         family: str | None,
         jkt: str | None = None,
+        audience: tuple[str, ...] = (),
+        act: Mapping[str, Any] | None = None,
     ) -> AccessToken:
-        """Create a token and store its record (with the DPoP ``jkt`` it is bound to) under its hash."""
+        """Create a token and store its record (with the DPoP ``jkt`` it is bound to and its
+        audience and actor) under its hash."""
         token = new_token_string(self.generator)
+        expires_at = int(self.clock.time()) + self.ttl
         record = AccessTokenRecord(
-            client_id, user_id, scopes, int(self.clock.time()) + self.ttl, dict(extra), family, jkt
+            client_id, user_id, scopes, expires_at, dict(extra), family, jkt, audience, act
         )
         token_id = digest(token)
         self.repository.save_access_token(token_id, record, self.ttl)

@@ -56,6 +56,7 @@ class RefreshTokens:
         chain_expires_at: int | None = None,
         jkt: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        audience: tuple[str, ...] = (),
     ) -> str:
         """Create and store a refresh token; return it.
 
@@ -64,13 +65,22 @@ class RefreshTokens:
             chain that ends ``refresh_token_ttl`` from now.
         :param jkt: the DPoP key it is bound to (a public client's, RFC 9449 §5), or None.
         :param extra: the grant's data, carried to every access token refreshed with it.
+        :param audience: the resources of the grant (RFC 8707 §2.2), which its refreshes may narrow.
         """
         now = int(self.clock.time())
         chain_end = chain_expires_at if chain_expires_at is not None else now + self.ttl
         expires_at = min(chain_end, now + self.idle_ttl) if self.idle_ttl else chain_end
         token = new_token_string(self.generator)
         record = RefreshTokenRecord(
-            client_id, user_id, scopes, expires_at, family, chain_end, jkt, dict(extra or {})
+            client_id,
+            user_id,
+            scopes,
+            expires_at,
+            family,
+            chain_end,
+            jkt,
+            audience=audience,
+            extra=dict(extra or {}),
         )
         self.repository.save_refresh_token(digest(token), record, max(1, expires_at - now))
         return token
@@ -86,12 +96,14 @@ class RefreshTokens:
         family: str,
         jkt: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        audience: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Add a new chain's ``refresh_token`` to a token response when it is offered.
 
         :param jkt: the key of the request's DPoP proof: a public client's
             refresh token is bound to it (RFC 9449 §5; a confidential client's
             is bound to the client's own credentials already).
+        :param audience: the resources of the grant.
         """
         if self.offered(grant_type, client):
             body["refresh_token"] = self.issue(
@@ -101,5 +113,6 @@ class RefreshTokens:
                 family=family,
                 jkt=jkt if client.is_public else None,
                 extra=extra,
+                audience=audience,
             )
         return body

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -48,10 +49,15 @@ class UniqueTokens:
         self.clock = clock
 
     def find(
-        self, client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...]
+        self,
+        client_id: str,
+        user_id: str | None,
+        grant_type: str,
+        scopes: tuple[str, ...],
+        audience: tuple[str, ...] = (),
     ) -> AccessToken | None:
-        """The kept token for this combination if it is still valid, else None."""
-        slot = _slot(client_id, user_id, grant_type, scopes)
+        """The kept token for this combination (and audience, RFC 8707) if it is still valid, else None."""
+        slot = _slot(client_id, user_id, grant_type, scopes, audience)
         try:
             record = self.repository.find_unique_token(slot)
             if record is None:
@@ -67,17 +73,28 @@ class UniqueTokens:
             return None
         if access.client_id != client_id or access.user_id != user_id or set(access.scopes) != set(scopes):
             return None
+        if audience and set(access.audience) != set(audience):
+            return None
         return access if access.expires_at - self.clock.time() >= MIN_REMAINING else None
 
-    def keep(self, grant_type: str, access: AccessToken) -> None:
-        """Remember ``access`` as the current token of its combination."""
-        slot = _slot(access.client_id, access.user_id, grant_type, access.scopes)
+    def keep(self, grant_type: str, access: AccessToken, requested: tuple[str, ...] = ()) -> None:
+        """Remember ``access`` as the current token of its combination.
+
+        :param requested: the resources its request named (a JWT's ``aud`` is the
+            default audience when there were none).
+        """
+        slot = _slot(access.client_id, access.user_id, grant_type, access.scopes, requested)
         nonce = os.urandom(12)
         sealed = nonce + self.aead.encrypt(nonce, access.token.encode("utf-8"), slot.encode())
         ttl = max(1, access.expires_at - int(self.clock.time()))
         self.repository.save_unique_token(slot, UniqueTokenRecord(sealed), ttl)
 
 
-def _slot(client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...]) -> str:
-    key = json.dumps([client_id, user_id, grant_type, sorted(scopes)], separators=(",", ":"))
+def _slot(
+    client_id: str, user_id: str | None, grant_type: str, scopes: tuple[str, ...], audience: tuple[str, ...]
+) -> str:
+    parts: list[Any] = [client_id, user_id, grant_type, sorted(scopes)]
+    if audience:  # only then: the slots of tokens without one stay where they were
+        parts.append(sorted(audience))
+    key = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
