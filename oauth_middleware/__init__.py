@@ -22,6 +22,7 @@ __all__ = [
     "OAuthError",
     "Settings",
     "StoreUnavailable",
+    "UserGrant",
     "current_token",
     "guard_from_settings",
     "require_scope",
@@ -38,6 +39,7 @@ _MODULES = {
     "OAuthError": "errors",
     "Settings": "settings",
     "StoreUnavailable": "errors",
+    "UserGrant": "user_grants",
     "current_token": "helpers",
     "guard_from_settings": "resource",
     "require_scope": "helpers",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from .models import AccessToken, Client
     from .resource import guard_from_settings
     from .settings import Settings
+    from .user_grants import UserGrant
 else:
     # Hidden from type checkers, which see the imports above instead: a
     # module __getattr__ would make any misspelt name type-check as Any.

@@ -1,4 +1,5 @@
-"""The ``oauth-middleware`` command: serve a config, check it, manage clients, migrate the store.
+"""The ``oauth-middleware`` command: serve a config, check it, manage clients and users' grants,
+migrate the store.
 
 Every failure is one line on stderr and a non-zero exit status, never a
 traceback.
@@ -12,12 +13,13 @@ import json
 import logging.config
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .client_auth import AUTH_METHODS
-from .clients import build_client, new_confidential_client_secret
+from .clients import build_client, new_confidential_client_secret, parse_attribute
 from .errors import ConfigError
 from .keys import jwk_set
 from .models import LEGACY_AUTH_METHODS, Client
@@ -27,6 +29,7 @@ from .sealed_secrets import SecretSealer, check_hmac_secret, generate_hmac_secre
 from .secret_hash import pbkdf2_hash
 from .settings import Settings
 from .stores import migrate_store, redacted_url
+from .user_grants import UserGrant, list_grants, revoke_grants
 from .wiring import client_store_from_settings, store_config, store_from_settings
 
 if TYPE_CHECKING:
@@ -222,6 +225,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             token_endpoint_auth_signing_alg=args.signing_alg,
             secret_sealed=sealed,
             resources=args.resource,
+            meta=_attributes("--meta", args.meta),
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -255,6 +259,23 @@ def _sealed_secret(
     except ValueError as exc:
         raise CommandError(f"--secret: {exc}") from None
     return chosen, SecretSealer(settings.client_secret_key).seal(client_id, chosen)
+
+
+def _attributes(option: str, items: Sequence[str]) -> dict[str, str]:
+    """The ``key=value`` items of a repeatable option.
+
+    :raises CommandError: one that is not an attribute, or a key given twice.
+    """
+    attributes: dict[str, str] = {}
+    for item in items:
+        try:
+            key, value = parse_attribute(item)
+        except ValueError as exc:
+            raise CommandError(f"{option}: {exc}") from None
+        if key in attributes:
+            raise CommandError(f"{option}: {key} is given twice")
+        attributes[key] = value
+    return attributes
 
 
 def _read_jwks(path: str | None) -> list[Mapping[str, Any]]:
@@ -297,16 +318,20 @@ def _print_registration(client: Client, settings: Settings) -> None:
         print("require_pushed_authorization_requests: true")
     if client.dpop_bound_access_tokens:
         print("dpop_bound_access_tokens: true")
+    for key, value in sorted(client.meta.items()):
+        print(f"meta.{key}: {value}")
 
 
 def cmd_client_list(args: argparse.Namespace) -> int:
-    """List clients without secrets."""
-    for client in _client_repository(args.config).list_clients():
+    """List clients without secrets (those with all the ``--where`` attributes)."""
+    where = _attributes("--where", args.where)
+    for client in _client_repository(args.config).find_clients(where):
         kind = "public" if client.is_public else "confidential"
         print(
             f"{client.client_id}\t{kind}\tgrants={','.join(client.grant_types) or '-'}"
             f"\tscopes={' '.join(client.scopes) or '-'}\tredirect_uris={' '.join(client.redirect_uris) or '-'}"
             f"\ttoken_endpoint_auth_method={_auth_method_shown(client)}"
+            + "".join(f"\tmeta.{key}={value}" for key, value in sorted(client.meta.items()))
         )
     return 0
 
@@ -412,6 +437,50 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grants_repository(path: str) -> Repository:
+    """A repository for the grants commands: the token store, and the client store for client ids."""
+    settings = filter_settings(path)
+    return Repository(store_from_settings(settings), client_store_from_settings(settings))
+
+
+def _when(unix_time: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_time))
+
+
+def _print_grants(grants: Sequence[UserGrant]) -> None:
+    for grant in grants:
+        holds = [word for word, held in (("tokens", grant.tokens), ("consent", grant.consent)) if held]
+        print(
+            f"{grant.client_id}\tsince={_when(grant.since)}\tuntil={_when(grant.until)}"
+            f"\tscopes={' '.join(grant.scopes) or '-'}\tholds={','.join(holds)}"
+        )
+
+
+def cmd_grants_list(args: argparse.Namespace) -> int:
+    """List the clients holding grants of a user."""
+    grants = list_grants(_grants_repository(args.config), args.user)
+    if not grants:
+        raise CommandError(f"user {args.user!r} has no grants")
+    _print_grants(grants)
+    return 0
+
+
+def cmd_grants_revoke(args: argparse.Namespace) -> int:
+    """End a user's grants (to one client): codes, tokens, remembered consent."""
+    repository = _grants_repository(args.config)
+    ended = revoke_grants(repository, args.user, args.client_id)
+    if not ended:
+        if args.client_id is None:
+            raise CommandError(f"user {args.user!r} has no grants")
+        # A removed client's grants are still ended above; only a name never registered is a typo.
+        if repository.get_client(args.client_id) is None:
+            raise CommandError(f"no client {args.client_id!r}")
+        raise CommandError(f"user {args.user!r} has no grants with client {args.client_id!r}")
+    _print_grants(ended)
+    print(f"revoked: every code, token and remembered consent of {args.user} above")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``oauth-middleware`` command."""
     parser = argparse.ArgumentParser(
@@ -508,11 +577,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="its authorization requests must be pushed first (RFC 9126 PAR)",
     )
+    add.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attribute of your own (a description, a logo URL, a tag to find it by; repeat for more)",
+    )
     add.add_argument("--replace", action="store_true", help="overwrite an existing client")
     add.set_defaults(func=cmd_client_add)
 
     listing = client.add_parser("list", help="list clients (never their secrets)")
     listing.add_argument("config", help=config_help)
+    listing.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only clients with this attribute (repeat: all of them)",
+    )
     listing.set_defaults(func=cmd_client_list)
 
     remove = client.add_parser("remove", help="remove a client")
@@ -577,6 +660,27 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--client-id", help="also the count of this client id at that address")
     who.add_argument("--username", help="also the count of this username at that address")
     clear.set_defaults(func=cmd_throttle_clear)
+
+    grants = commands.add_parser("grants", help="a user's grants to clients").add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with a user's grants"
+    )
+    grants_list = grants.add_parser(
+        "list", help="the clients holding a user's grants: since when, until when, which scopes"
+    )
+    grants_list.add_argument("config", help="the ini file whose store keeps the tokens")
+    grants_list.add_argument("--user", required=True, help="the user id, as the login hooks name the user")
+    grants_list.set_defaults(func=cmd_grants_list)
+    grants_revoke = grants.add_parser(
+        "revoke",
+        help="end a user's grants at once: codes, access and refresh tokens, remembered consent "
+        "(a password change, logging out everywhere)",
+    )
+    grants_revoke.add_argument("config", help="the ini file whose store keeps the tokens")
+    grants_revoke.add_argument("--user", required=True, help="the user id, as the login hooks name the user")
+    grants_revoke.add_argument(
+        "--client", dest="client_id", help="only the grants to this client (default: every client)"
+    )
+    grants_revoke.set_defaults(func=cmd_grants_revoke)
     return parser
 
 

@@ -64,6 +64,7 @@ def build_client(
     token_endpoint_auth_signing_alg: str | None = None,
     secret_sealed: str | None = None,
     resources: Iterable[str] = (),
+    meta: Mapping[str, str] | None = None,
 ) -> Client:
     """Check registration data and build a :class:`Client`.
 
@@ -79,6 +80,7 @@ def build_client(
     :param secret_sealed: for ``client_secret_jwt`` (and only then), its secret
         sealed by :class:`~oauth_middleware.sealed_secrets.SecretSealer`.
     :param resources: the resources (RFC 8707 absolute URIs) it may ask tokens for; none: any.
+    :param meta: the operator's own attributes (see :func:`check_attribute`).
     :raises ValueError: with a message naming the bad argument.
     """
     # RFC 6749 appendix A.1: client_id = *VSCHAR; we also refuse edge spaces.
@@ -147,6 +149,7 @@ def build_client(
         token_endpoint_auth_signing_alg=token_endpoint_auth_signing_alg,
         secret_sealed=secret_sealed,
         resources=resource_tuple,
+        meta=dict(check_attribute(key, value) for key, value in (meta or {}).items()),
     )
 
 
@@ -167,6 +170,41 @@ def check_sealed_secret(method: str, secret_hash: str | None, sealed: str | None
         )
     if alg is not None and alg not in HMAC_ALGORITHMS:
         raise ValueError(f"signing algorithm {alg!r} is not one of {', '.join(HMAC_ALGORITHMS)}")
+
+
+#: What a client attribute's name may be: a template identifier, so the consent
+#: template can name it (``$meta_logo_uri``).
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+#: Longest attribute value (a description, a URL), in characters.
+MAX_ATTRIBUTE_VALUE = 2000
+
+
+def check_attribute(name: str, value: str) -> tuple[str, str]:
+    """Check one client attribute; return it.
+
+    :raises ValueError: a name that is not 1-64 letters, digits and ``_`` (not
+        starting with a digit), or a value with control characters or longer
+        than :data:`MAX_ATTRIBUTE_VALUE`.
+    """
+    if not _ATTRIBUTE_NAME.fullmatch(name):
+        raise ValueError(f"attribute name must be 1-64 letters, digits or _ (not first a digit): {name!r}")
+    if len(value) > MAX_ATTRIBUTE_VALUE or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(
+            f"attribute {name} must be at most {MAX_ATTRIBUTE_VALUE} characters without control characters"
+        )
+    return name, value
+
+
+def parse_attribute(text: str) -> tuple[str, str]:
+    """``key=value`` (``--meta``, ``--where``) as a checked attribute.
+
+    :raises ValueError: no ``=``, or a bad name or value (see :func:`check_attribute`).
+    """
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise ValueError(f"expected key=value, got {text!r}")
+    return check_attribute(name.strip(), value.strip())
 
 
 def check_client_keys(
@@ -234,7 +272,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
     ``private_key_jwt`` (instead of ``secret_hash``) ``jwks`` (a JWK Set in
     JSON) or ``jwks_uri``, and ``token_endpoint_auth_signing_alg``; for
     ``client_secret_jwt``, ``secret_sealed`` (what ``client seal`` prints);
-    ``resources`` (RFC 8707: the only resources it may ask tokens for).
+    ``resources`` (RFC 8707: the only resources it may ask tokens for); and any
+    number of attributes ``meta.NAME = value``.
 
     :param server_scopes: the server's ``scopes`` setting (see :func:`build_client`).
 
@@ -269,7 +308,8 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
         if prefix != "client":
             raise ConfigError(f"clients_file: section [{section}] should be [client:ID]")
         values = parser[section]
-        unknown = set(values) - allowed_keys
+        meta = {key[5:]: value.strip() for key, value in values.items() if key.startswith("meta.")}
+        unknown = {key for key in values if not key.startswith("meta.")} - allowed_keys
         if unknown:
             raise ConfigError(f"clients_file: [{section}] unknown key {sorted(unknown)[0]!r}")
         # The settings' strict boolean: a typo must not make a public client confidential.
@@ -303,6 +343,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
                 or None,
                 secret_sealed=sealed,
                 resources=values.get("resources", "").split(),
+                meta=meta,
             )
         except ValueError as exc:
             raise ConfigError(f"clients_file: [{section}] {exc}") from None

@@ -13,6 +13,7 @@ from .endpoints import routes
 from .errors import MethodNotAllowed, OAuthError, ServerError, StoreUnavailable, TemporarilyUnavailable
 from .guard import Guard
 from .limits import cap_body
+from .models import Client
 from .outage import OutageLog
 from .proxies import Origin, check_https, request_origin_once
 from .request_context import read_request
@@ -20,6 +21,7 @@ from .responses import oauth_error, render, render_error
 from .server import AuthorizationServer
 from .settings import Settings
 from .stores import Store
+from .user_grants import UserGrant, list_grants, revoke_grants
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -58,6 +60,37 @@ class OAuth2Middleware:
         self.guard = Guard(app, self.settings, self.server.tokens)
         # One log for the endpoints and the guard: one outage, one line per interval.
         self.outage: OutageLog = self.guard.outage
+
+    def find_clients(self, **attributes: str) -> list[Client]:
+        """The registered clients carrying all these attributes (``meta``), sorted by id.
+
+        Example::
+
+            middleware.find_clients(tenant="acme")  # every client registered with --meta tenant=acme
+        """
+        return self.server.repository.find_clients(attributes)
+
+    def list_grants(self, user_id: str) -> list[UserGrant]:
+        """The clients holding grants of ``user_id`` (codes, tokens, remembered consent), oldest first.
+
+        Example::
+
+            for grant in middleware.list_grants("alice"):
+                print(grant.client_id, grant.since, " ".join(grant.scopes))
+        """
+        return list_grants(self.server.repository, user_id)
+
+    def revoke_grants(self, user_id: str, client_id: str | None = None) -> list[UserGrant]:
+        """End every grant of ``user_id`` (to ``client_id`` only, if given): codes, access and
+        refresh tokens, remembered consent; return what was ended.
+
+        For a password change or "log out everywhere" (see :mod:`oauth_middleware.user_grants`).
+
+        Example::
+
+            middleware.revoke_grants("alice")  # every client's tokens of alice stop working
+        """
+        return revoke_grants(self.server.repository, user_id, client_id)
 
     def close(self) -> None:
         """Close the stores the middleware opened: their files, connections and sockets.
@@ -109,6 +142,7 @@ class OAuth2Middleware:
             environ["wsgi.url_scheme"] = origin.scheme
         path = request.path_info
         if settings.require_https and path in self.credential_paths:
-            check_https(origin, page=path in (settings.authorize_path, settings.device_verification_path))
+            pages = (settings.authorize_path, settings.device_verification_path, settings.applications_path)
+            check_https(origin, page=path in pages)
         cap_body(environ, settings.max_body_size)
         return origin

@@ -46,6 +46,9 @@ class Client:
     :param secret_sealed: for ``client_secret_jwt``, its secret encrypted
         (:mod:`.sealed_secrets`): an HMAC is checked with the secret itself, which a hash cannot give back.
     :param resources: the resources (RFC 8707) it may ask tokens for; empty: any the server allows.
+    :param meta: the operator's own string attributes (a description, a logo URL,
+        a tenant): shown to the ``token_claims`` hook and the consent template,
+        and what :meth:`~oauth_middleware.OAuth2Middleware.find_clients` finds clients by.
     """
 
     client_id: str
@@ -63,6 +66,7 @@ class Client:
     token_endpoint_auth_signing_alg: str | None = None
     secret_sealed: str | None = None
     resources: tuple[str, ...] = ()
+    meta: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_public(self) -> bool:
@@ -93,6 +97,10 @@ class Client:
             return method == self.token_endpoint_auth_method
         return method == "none" if self.is_public else method in LEGACY_AUTH_METHODS
 
+    def matches(self, attributes: Mapping[str, str]) -> bool:
+        """True when the client carries every one of ``attributes`` with that value."""
+        return all(self.meta.get(key) == value for key, value in attributes.items())
+
     def to_value(self) -> dict[str, Any]:
         """The dict kept in the store."""
         return {
@@ -111,6 +119,7 @@ class Client:
             **({"sa": self.token_endpoint_auth_signing_alg} if self.token_endpoint_auth_signing_alg else {}),
             **({"ss": self.secret_sealed} if self.secret_sealed else {}),
             **({"rs": list(self.resources)} if self.resources else {}),
+            **({"m": dict(self.meta)} if self.meta else {}),
         }
 
     @classmethod
@@ -132,6 +141,7 @@ class Client:
             token_endpoint_auth_signing_alg=value.get("sa"),
             secret_sealed=value.get("ss"),
             resources=tuple(value.get("rs", ())),
+            meta=dict(value.get("m", {})),
         )
 
 

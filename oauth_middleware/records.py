@@ -11,6 +11,7 @@ key each record lives under.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "ConsentRecord",
     "DenyEntry",
     "DeviceCodeRecord",
+    "GrantRecord",
     "PushedRequestRecord",
     "RefreshTokenRecord",
     "RegistrationRecord",
@@ -143,6 +145,7 @@ class RefreshTokenRecord:
     :param jkt: the DPoP key a public client's token is bound to (RFC 9449 §5), or None.
     :param audience: the resources of the grant (RFC 8707 §2.2: a refresh may ask for
         fewer, never others); empty when none was requested.
+    :param extra: the grant's data (:mod:`~oauth_middleware.token_data`), for every access token refreshed.
     """
 
     client_id: str
@@ -153,14 +156,16 @@ class RefreshTokenRecord:
     chain_expires_at: int
     jkt: str | None = None
     audience: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
         return self.expires_at <= now
 
     def to_value(self) -> dict[str, Any]:
-        """The dict kept in the store (``k`` only for a bound token)."""
-        value = {
+        """The dict kept in the store (``k`` only for a bound token, ``a`` only with an audience,
+        ``x`` only with data)."""
+        value: dict[str, Any] = {
             "c": self.client_id,
             "u": self.user_id,
             "s": list(self.scopes),
@@ -172,6 +177,8 @@ class RefreshTokenRecord:
             value["k"] = self.jkt
         if self.audience:
             value["a"] = list(self.audience)
+        if self.extra:
+            value["x"] = dict(self.extra)
         return value
 
     @classmethod
@@ -186,6 +193,7 @@ class RefreshTokenRecord:
             chain_expires_at=value.get("ce", value["e"]),
             jkt=value.get("k"),
             audience=tuple(value.get("a", ())),
+            extra=value.get("x", {}),
         )
 
 
@@ -235,6 +243,7 @@ class CodeRecord:
     :param expires_at: expiry, Unix time.
     :param dpop_jkt: the DPoP key thumbprint the request bound the code to (RFC 9449 §10), or None.
     :param audience: the ``resource`` values of the authorization request (RFC 8707 §2.1).
+    :param extra: the data the user hooks answered with the user (:mod:`~oauth_middleware.token_data`).
     """
 
     client_id: str
@@ -247,6 +256,7 @@ class CodeRecord:
     expires_at: int
     dpop_jkt: str | None = None
     audience: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -265,6 +275,7 @@ class CodeRecord:
             "e": self.expires_at,
             **({"dk": self.dpop_jkt} if self.dpop_jkt is not None else {}),
             **({"a": list(self.audience)} if self.audience else {}),
+            **({"x": dict(self.extra)} if self.extra else {}),
         }
 
     @classmethod
@@ -281,6 +292,7 @@ class CodeRecord:
             expires_at=value["e"],
             dpop_jkt=value.get("dk"),
             audience=tuple(value.get("a", ())),
+            extra=value.get("x", {}),
         )
 
 
@@ -468,6 +480,7 @@ class DeviceCodeRecord:
     :param status: ``pending``, ``approved`` or ``denied``.
     :param user_id: the user who approved it.
     :param audience: the resources (RFC 8707) its tokens may be for.
+    :param extra: the data the user hooks answered with that user (:mod:`~oauth_middleware.token_data`).
     """
 
     client_id: str
@@ -477,6 +490,7 @@ class DeviceCodeRecord:
     status: str = "pending"
     user_id: str | None = None
     audience: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         """True from ``expires_at`` on."""
@@ -492,20 +506,74 @@ class DeviceCodeRecord:
             "st": self.status,
             "u": self.user_id,
             **({"a": list(self.audience)} if self.audience else {}),
+            **({"x": dict(self.extra)} if self.extra else {}),
         }
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any]) -> DeviceCodeRecord:
         """Rebuild a record from :meth:`to_value` output."""
         return cls(
-            value["c"],
-            tuple(value["s"]),
-            value["uc"],
-            value["e"],
-            value["st"],
-            value["u"],
-            tuple(value.get("a", ())),
+            client_id=value["c"],
+            scopes=tuple(value["s"]),
+            user_code_id=value["uc"],
+            expires_at=value["e"],
+            status=value["st"],
+            user_id=value["u"],
+            audience=tuple(value.get("a", ())),
+            extra=value.get("x", {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """One grant of a user to a client (``grants:``, a set index per user).
+
+    A code (whose family is the code's hash), a grant that issued tokens (a
+    code redeemed, a password or device grant: the family of its tokens and
+    refresh chain), or a remembered consent (no family). Kept as set members,
+    so grants made at the same time are all kept.
+
+    :param client_id: the client.
+    :param family: the family of its tokens; None for a remembered consent.
+    :param since: when it was made, Unix time.
+    :param until: when its last token (or the consent) ends, Unix time.
+    :param scopes: the scopes granted.
+    :param code: the family is an authorization code's, which may not be redeemed yet.
+    """
+
+    client_id: str
+    family: str | None
+    since: int
+    until: int
+    scopes: tuple[str, ...]
+    code: bool = False
+
+    def to_member(self) -> str:
+        """The set member: compact JSON (``k`` only for a code)."""
+        value: dict[str, Any] = {
+            "c": self.client_id,
+            "f": self.family,
+            "t": self.since,
+            "e": self.until,
+            "s": list(self.scopes),
+        }
+        if self.code:
+            value["k"] = 1
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_member(cls, member: str) -> GrantRecord:
+        """Rebuild a record from :meth:`to_member` output.
+
+        :raises ValueError: the member is not one (a garbled store entry).
+        """
+        try:
+            value = json.loads(member)
+            return cls(
+                value["c"], value["f"], value["t"], value["e"], tuple(value["s"]), bool(value.get("k"))
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError("not a grant record") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,12 @@ things the same way:
                        §2.3): the access tokens of ``<id>`` expiring by
                        then were issued before and are refused; kept
                        until the last of them has expired
+``grants:<sha256>``    index of one user's grants (the hash of the user id):
+                       codes, families of tokens, remembered consents, each
+                       a :class:`~oauth_middleware.records.GrantRecord`
+``revoked:<family>``   a family ended by ``revoke_grants``, until its last
+                       token would have ended: a code redemption or refresh
+                       racing the revocation revokes what it issued
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -69,6 +75,7 @@ The records themselves, and the fields of each, are the typed values of
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from .clock import SYSTEM_CLOCK, Clock
 from .models import AccessToken, Client
@@ -80,6 +87,7 @@ from .records import (
     ConsentRecord,
     DenyEntry,
     DeviceCodeRecord,
+    GrantRecord,
     PushedRequestRecord,
     RefreshTokenRecord,
     RegistrationRecord,
@@ -167,6 +175,14 @@ class Repository:
         """All registered clients, sorted by id."""
         clients = (self.get_client(cid) for cid in sorted(self.client_store.index_members(_CLIENTS_INDEX)))
         return [client for client in clients if client is not None]
+
+    def find_clients(self, attributes: Mapping[str, str]) -> list[Client]:
+        """The clients carrying every one of ``attributes`` (``meta``), sorted by id.
+
+        Clients are few and read from the client store one by one, as
+        :meth:`list_clients` does; no index is kept per attribute.
+        """
+        return [client for client in self.list_clients() if client.matches(attributes)]
 
     # -- access tokens -----------------------------------------------------
 
@@ -295,6 +311,9 @@ class Repository:
         one record would keep only the last). The set lives ``ttl`` seconds
         from the latest approval; its last member makes the approval whole.
         """
+        now = int(self.clock.time())
+        # Listed first: a consent the user's grants do not list could never be forgotten.
+        self.index_grant(user_id, GrantRecord(client_id, None, now, now + ttl, scopes))
         key = f"consent:{_pair_digest(user_id, client_id)}"
         for member in ConsentRecord(frozenset(scopes)).to_members():
             self.store.index_add(key, member, ttl)
@@ -459,6 +478,48 @@ class Repository:
         if keys:
             self.store.delete(*keys)
 
+    # -- a user's grants -----------------------------------------------------
+
+    def index_grant(self, user_id: str, grant: GrantRecord) -> None:
+        """List ``grant`` among ``user_id``'s until it ends (``grant.until``)."""
+        ttl = max(1, grant.until - int(self.clock.time()))
+        self.store.index_add(f"grants:{_user_digest(user_id)}", grant.to_member(), ttl)
+
+    def find_grants(self, user_id: str) -> list[GrantRecord]:
+        """``user_id``'s grants that have not ended, oldest first (garbled members are skipped)."""
+        now = self.clock.time()
+        grants = []
+        for member in self.store.index_members(f"grants:{_user_digest(user_id)}"):
+            try:
+                grant = GrantRecord.from_member(member)
+            except ValueError:
+                continue
+            if grant.until > now:
+                grants.append(grant)
+        return sorted(grants, key=lambda grant: (grant.since, grant.client_id))
+
+    def revoke_grant(self, user_id: str, grant: GrantRecord) -> None:
+        """End one grant of ``user_id``: its code, every token of its family, or its consent.
+
+        The family is marked revoked first, so that a code redemption or a
+        refresh that is issuing tokens in it right now revokes them itself
+        once issued (see :meth:`family_revoked`).
+        """
+        if grant.family is None:
+            self.store.delete(f"consent:{_pair_digest(user_id, grant.client_id)}")
+        else:
+            ttl = grant.until - int(self.clock.time())
+            if ttl > 0:
+                self.store.put(f"revoked:{grant.family}", DenyEntry(grant.until).to_value(), ttl)
+            if grant.code:
+                self.store.delete(f"code:{grant.family}")
+            self.revoke_family(grant.family)
+        self.store.index_discard(f"grants:{_user_digest(user_id)}", grant.to_member())
+
+    def family_revoked(self, family: str) -> bool:
+        """True when the family's grant was revoked (:meth:`revoke_grant`) and its tokens must not live."""
+        return self.store.get(f"revoked:{family}") is not None
+
     # -- JWT deny list -----------------------------------------------------
 
     def index_jwt(self, family: str, jti: str, deny_until: int, ttl: int) -> None:
@@ -477,6 +538,11 @@ class Repository:
     def is_jwt_denied(self, jti: str) -> bool:
         """True when the JWT with this ``jti`` was revoked."""
         return self.store.get(f"deny:{jti}") is not None
+
+
+def _user_digest(user_id: str) -> str:
+    """A fixed-length key part for a user id, whatever characters it holds."""
+    return hashlib.sha256(f"user\x00{user_id}".encode()).hexdigest()
 
 
 def _pair_digest(user_id: str, client_id: str) -> str:

@@ -26,6 +26,7 @@ from .dpop import ProofVerifier
 from .endpoints.authorize import AuthorizeContext
 from .grants import Grant, GrantContext, grant_types_supported, token_grants
 from .grants.authorization_code import issue_code
+from .grants.base import list_grant
 from .interaction import Interaction, Pages
 from .models import Client
 from .peer_jwts import PeerJWTs
@@ -37,12 +38,13 @@ from .serverkey import derive_key, master_key
 from .settings import Settings
 from .stores import Store
 from .throttle import Throttle, verify_password
+from .token_data import TokenData
 from .token_types import BearerToken, DPoPToken
 from .tokens.issuer import TokenIssuer
-from .tokens.refresh import RefreshTokens
+from .tokens.refresh import RefreshTokens, new_family
 from .tokens.unique import UniqueTokens
 from .trusted_issuers import TrustedIssuers
-from .users import SessionCookies, Users
+from .users import Identity, SessionCookies, Users
 from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
 
 
@@ -88,6 +90,7 @@ class AuthorizationServer:
             derive_key(self.key, "session"), settings.session_cookie, settings.session_ttl, clock=clock
         )
         self.users = Users(settings, sessions)
+        self.token_data = TokenData(settings.token_claims, settings.token_data_max_bytes)
         self.pages = Pages(settings, derive_key(self.key, "csrf"))
         self.scope_policy = ScopePolicy(settings.scopes, settings.default_scope)
         self.resource_policy = ResourcePolicy.from_settings(settings)
@@ -184,23 +187,40 @@ class AuthorizeWiring:
         """Remember the user's approval for ``consent_ttl``."""
         self.repository.save_consent(user_id, client_id, scopes, self.settings.consent_ttl)
 
-    def check_password(self, request: Request, username: str, password: str, client_id: str) -> str | None:
-        """The user id for these credentials behind the throttle, as the password grant's."""
+    def check_password(
+        self, request: Request, username: str, password: str, client_id: str
+    ) -> Identity | None:
+        """The user for these credentials behind the throttle, as the password grant's."""
         return verify_password(
             self._server, request, username, password, where="login page", client_id=client_id
         )
 
-    def issue_code(self, request: AuthorizationRequest, user_id: str) -> str:
-        """A stored code for an approved request."""
-        return issue_code(self._server, request, user_id)
+    def issue_code(self, request: AuthorizationRequest, user: Identity) -> str:
+        """A stored code for an approved request, carrying the user's data."""
+        return issue_code(self._server, request, user)
 
-    def issue_token(self, request: AuthorizationRequest, user_id: str) -> Mapping[str, Any]:
-        """An access token for an approved implicit request."""
+    def issue_token(self, request: AuthorizationRequest, user: Identity) -> Mapping[str, Any]:
+        """An access token for an approved implicit request, with the grant's data."""
+        server, grant_type, family = self._server, "implicit", new_family()
+        # A family of its own, so that revoke_grants ends the token too.
+        list_grant(
+            server,
+            request.client.client_id,
+            user.user_id,
+            family,
+            request.scopes,
+            server.settings.access_token_ttl,
+        )
+        extra = server.token_data.for_grant(
+            request.client, user.user_id, grant_type, request.scopes, user.data
+        )
         # RFC 6749 §4.2.2: no refresh token with the implicit grant.
-        return self._server.issuer.issue(
+        return server.issuer.issue(
             client=request.client,
-            user_id=user_id,
+            user_id=user.user_id,
             scopes=request.scopes,
-            grant_type="implicit",
+            grant_type=grant_type,
+            extra=extra,
+            family=family,
             audience=request.resources,
         )

@@ -112,6 +112,11 @@ def url_path(value: str) -> str:
     return text_value
 
 
+def optional_url_path(value: str) -> str:
+    """An absolute URL path, or empty (the endpoint is off)."""
+    return url_path(value) if value.strip() else ""
+
+
 def http_url(value: str) -> str:
     """An http(s) URL without a query or fragment, or empty."""
     text_value = value.strip().rstrip("/")
@@ -168,9 +173,12 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return convert
 
 
-#: Claims a JWT access token sets itself (RFC 9068 §2.2), so never the extra-data claim.
+#: Claims a JWT access token sets itself (RFC 9068 §2.2, RFC 9449 §6 ``cnf``, RFC 8693 §4.1
+#: ``act``) and the members introspection sets (RFC 7662 §2.2), so never the extra-data claim,
+#: which appears in both.
 RESERVED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr", "act"}
+    | {"cnf", "active", "token_type", "username"}
 )
 
 
@@ -283,11 +291,12 @@ def cookie_name(value: str) -> str:
     return text_value
 
 
-def html_template(*names: str) -> Callable[[str], str]:
+def html_template(*names: str, prefixes: tuple[str, ...] = ()) -> Callable[[str], str]:
     """A converter reading a :class:`string.Template` HTML file, or empty for the built-in one.
 
-    The file must use only the placeholders ``names`` and must contain
-    ``$hidden_fields`` (the form cannot work without it).
+    The file must use only the placeholders ``names`` (or ones starting with
+    one of ``prefixes``) and must contain ``$hidden_fields`` (the form cannot
+    work without it).
     """
 
     def convert(value: str) -> str:
@@ -300,7 +309,7 @@ def html_template(*names: str) -> Callable[[str], str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read {path!r}: {exc}") from None
         used = {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(source)}
-        unknown = sorted(name for name in used - set(names) if name)
+        unknown = sorted(name for name in used - set(names) if name and not name.startswith(prefixes))
         if unknown:
             raise ValueError(f"{path!r} uses unknown placeholder ${unknown[0]} (known: {', '.join(names)})")
         if "hidden_fields" not in used:
@@ -582,9 +591,10 @@ class Settings:
     consent_ttl: int = _setting("2592000", seconds, "How long a remembered approval lasts, in seconds.")
     consent_template: str = _setting(
         "",
-        html_template(*CONSENT_PLACEHOLDERS),
+        html_template(*CONSENT_PLACEHOLDERS, prefixes=("meta_",)),
         "An HTML file replacing the built-in consent page: a ``string.Template`` using "
-        f"{', '.join('``$' + n + '``' for n in CONSENT_PLACEHOLDERS)}; it must submit a POST form "
+        f"{', '.join('``$' + n + '``' for n in CONSENT_PLACEHOLDERS)} and ``$meta_NAME`` (the client's "
+        "attribute NAME, empty when it has none); it must submit a POST form "
         "to ``$action_url`` holding ``$hidden_fields`` and a button ``name=decision`` with value "
         "``approve`` or ``deny``. Empty: the built-in page.",
     )
@@ -625,6 +635,20 @@ class Settings:
         "``TokenExchange`` (the client, the verified subject and actor tokens, the scopes and "
         "audience asked for), it returns True to allow; False is ``invalid_request``. Empty: the "
         "built-in least-privilege policy (see *Token exchange*).",
+    )
+    token_claims: Callable[..., Any] | None = _setting(
+        "",
+        dotted_callable,
+        "``package.module:function(client, user_id, grant_type, scopes, data)`` returning a dict "
+        "of data to add to the tokens of a new grant (or None), over the ``data`` the user hooks "
+        "returned; see *Data on tokens*. Empty: the tokens carry the user hooks' data only.",
+    )
+    token_data_max_bytes: int = _setting(
+        "1024",
+        whole_number(0, 2048),
+        "Largest data a token may carry, in bytes of compact JSON; larger (or non-JSON) data from "
+        "a hook is dropped with a warning in the log, and the grant goes on without it. 0: "
+        "tokens carry no data.",
     )
     login_url: str = _setting(
         "",
@@ -738,7 +762,10 @@ class Settings:
         "10", whole_number(0, 300), "Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."
     )
     jwt_extra_claim: str = _setting(
-        "ext", claim_name, "Claim that carries the extra data a grant attached to the token."
+        "ext",
+        claim_name,
+        "Claim (of JWTs) and member (of introspection answers) that carries the data a grant "
+        "attached to the token (see *Data on tokens*); never a claim or member they set themselves.",
     )
     jwt_check_revocation: bool = _setting(
         "false",
@@ -907,6 +934,12 @@ class Settings:
         url_path,
         "Client configuration endpoint (RFC 7592 §2): a client's ``registration_client_uri`` is "
         "this path with ``?client_id=...``; served unless ``registration = off``.",
+    )
+    applications_path: str = _setting(
+        "",
+        optional_url_path,
+        "The authorized-applications page: a logged-in user sees the clients holding their grants "
+        "and revokes them (see *A user's grants*). Empty: off.",
     )
     endpoints: tuple[str, ...] = _setting(
         "",
@@ -1120,6 +1153,8 @@ class Settings:
         for spec in dataclasses.fields(self):
             if spec.name.endswith("_path"):
                 path = getattr(self, spec.name)
+                if not path:
+                    continue  # an endpoint that is off
                 if path in seen:
                     raise ConfigError(
                         f"{spec.name}: endpoint paths must all differ ({seen[path]} has {path})"

@@ -62,7 +62,7 @@ from .records import BlockRecord
 from .repository import Repository
 from .request_context import RequestContext
 from .settings import Settings
-from .users import Users, log_failed_login
+from .users import Identity, Users, log_failed_login
 
 log = logging.getLogger("oauth_middleware.throttle")
 
@@ -282,8 +282,8 @@ def verify_password(
     *,
     where: str,
     client_id: str,
-) -> str | None:
-    """The user id for a username and password (password grant, login page), behind the throttle.
+) -> Identity | None:
+    """The user for a username and password (password grant, login page), behind the throttle.
 
     :param context: the throttle and the users (a grant's or the login page's context).
     :param where: what asked, for the log line of a failure.
@@ -292,10 +292,10 @@ def verify_password(
     """
     throttle = context.throttle
     attempt = throttle.attempt(throttle.counters(throttle.origin(request), throttle.user_subject(username)))
-    user_id = context.users.check_password(username, password)
-    if user_id is None:
+    user = context.users.check_password(username, password)
+    if user is None:
         log_failed_login(where, username, client_id)
         attempt.failed()
         return None
     attempt.succeeded()
-    return user_id
+    return user

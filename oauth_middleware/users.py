@@ -3,7 +3,8 @@
 At the authorization endpoint the logged-in user comes from, in order:
 ``REMOTE_USER`` set by an upstream WSGI component, the ``authenticate_user``
 callable, and the session cookie of the built-in login page. Passwords are
-checked by the ``verify_password`` callable.
+checked by the ``verify_password`` callable. Each may answer data for the
+user's tokens with the user id (see :mod:`oauth_middleware.token_data`).
 
 The session cookie is ``base64url(json).base64url(hmac)``: HMAC-SHA256 under
 a key derived from ``session_secret``, with its expiry inside the signed
@@ -19,19 +20,50 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from webob import Request
 
 from .clock import SYSTEM_CLOCK, Clock
 from .settings import Settings
+from .token_data import UPSTREAM_DATA_KEY, checked, split_user
 
 log = logging.getLogger("oauth_middleware.users")
 
 #: Longest username passed to ``verify_password`` (and written to logs).
 MAX_USERNAME = 200
+
+
+class Identity(str):
+    """Who the user is: the user id, carrying the data their tokens are to carry.
+
+    A ``str`` (the id itself), so a flow whose ``approve`` takes the user id
+    (:class:`~oauth_middleware.interaction.PendingRequest`) keeps working.
+
+    :param user_id: the user's id.
+    :param data: what the hook that found the user returned with it (checked:
+        JSON, within ``token_data_max_bytes``); empty when nothing.
+    """
+
+    data: Mapping[str, Any]
+
+    def __new__(cls, user_id: str, data: Mapping[str, Any] | None = None) -> Identity:
+        identity = super().__new__(cls, user_id)
+        identity.data = MappingProxyType(dict(data or {}))
+        return identity
+
+    @property
+    def user_id(self) -> str:
+        """The user id, as a plain ``str``."""
+        return str.__str__(self)
+
+    @classmethod
+    def of(cls, user: str) -> Identity:
+        """``user`` as an identity: itself, or a plain user id with no data."""
+        return user if isinstance(user, Identity) else cls(user)
 
 
 @dataclass(frozen=True)
@@ -41,11 +73,18 @@ class Session:
     :param sid: random id; CSRF tokens are bound to it.
     :param user_id: who logged in on the built-in login page; None before login.
     :param expires_at: Unix time the session ends.
+    :param data: the data ``verify_password`` returned at login, for the user's tokens.
     """
 
     sid: str
     user_id: str | None
     expires_at: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who logged in on this session, with their data; None before login."""
+        return None if self.user_id is None else Identity(self.user_id, self.data)
 
 
 @dataclass(frozen=True)
@@ -86,15 +125,19 @@ class SessionCookies:
         self.ttl = ttl
         self.clock = clock
 
-    def new(self, user_id: str | None) -> Session:
+    def new(self, user: Identity | None) -> Session:
         """A fresh session with a new id (a new id on login defeats session fixation)."""
-        return Session(secrets.token_urlsafe(16), user_id, int(self.clock.time()) + self.ttl)
+        expires_at = int(self.clock.time()) + self.ttl
+        if user is None:
+            return Session(secrets.token_urlsafe(16), None, expires_at)
+        return Session(secrets.token_urlsafe(16), user.user_id, expires_at, user.data)
 
     def encode(self, session: Session) -> str:
-        """The signed cookie value of ``session``."""
-        payload = json.dumps(
-            {"i": session.sid, "u": session.user_id, "e": session.expires_at}, separators=(",", ":")
-        )
+        """The signed cookie value of ``session`` (its data signed, not encrypted: the user may read it)."""
+        fields: dict[str, Any] = {"i": session.sid, "u": session.user_id, "e": session.expires_at}
+        if session.data:
+            fields["d"] = dict(session.data)
+        payload = json.dumps(fields, separators=(",", ":"))
         body = _b64(payload.encode("utf-8"))
         return f"{body}.{_b64(self._sign(body))}"
 
@@ -111,7 +154,7 @@ class SessionCookies:
             if not hmac.compare_digest(_unb64(signature), self._sign(body)):
                 return None
             data = json.loads(_unb64(body))
-            session = Session(str(data["i"]), data["u"], int(data["e"]))
+            session = Session(str(data["i"]), data["u"], int(data["e"]), dict(data.get("d", {})))
         except (ValueError, KeyError, TypeError, binascii.Error):
             return None
         return session if session.expires_at > self.clock.time() else None
@@ -136,30 +179,43 @@ class Users:
         self.authenticate_user: Callable[[Request], Any] | None = settings.authenticate_user
         self.verify_password: Callable[[str, str], Any] | None = settings.verify_password
         self.sessions = sessions
+        self.data_limit = settings.token_data_max_bytes
 
-    def current(self, request: Request, session: Session | None) -> str | None:
-        """The logged-in user's id: ``REMOTE_USER``, then the callable, then the session."""
-        remote = request.environ.get("REMOTE_USER")
+    def current(self, request: Request, session: Session | None) -> Identity | None:
+        """The logged-in user: ``REMOTE_USER``, then the callable, then the session.
+
+        An upstream component setting ``REMOTE_USER`` may put the user's data in
+        ``environ['oauth2.user_data']``; ``authenticate_user`` may answer
+        ``(user_id, data)``.
+        """
+        environ = request.environ
+        remote = environ.get("REMOTE_USER")
         if remote:
-            return str(remote)
+            data = checked(environ.get(UPSTREAM_DATA_KEY), source="REMOTE_USER", limit=self.data_limit)
+            return Identity(str(remote), data)
         if self.authenticate_user is not None:
-            user_id = self.authenticate_user(request)
+            user_id, data = split_user(
+                self.authenticate_user(request), source="authenticate_user", limit=self.data_limit
+            )
             if user_id:
-                return str(user_id)
-        return session.user_id if session is not None else None
+                return Identity(str(user_id), data)
+        return session.identity if session is not None else None
 
-    def check_password(self, username: str, password: str) -> str | None:
-        """The user id ``verify_password`` returns for these credentials, or None.
+    def check_password(self, username: str, password: str) -> Identity | None:
+        """The user ``verify_password`` answers for these credentials, or None.
 
-        A callable answering ``True`` means the username is the user id.
+        The callable answers the user id, ``True`` (the username is the user id)
+        or either with the data for the user's tokens: ``(user_id, data)``.
         """
         if self.verify_password is None or not username or len(username) > MAX_USERNAME:
             return None
-        result = self.verify_password(username, password)
+        result, data = split_user(
+            self.verify_password(username, password), source="verify_password", limit=self.data_limit
+        )
         if result is True:
-            return username
+            return Identity(username, data)
         if isinstance(result, str) and result:
-            return result
+            return Identity(result, data)
         return None
 
 

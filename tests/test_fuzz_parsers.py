@@ -495,8 +495,12 @@ _NOT_FUZZED = {
     "authenticate_user",
     "verify_password",
     "normalize_username",
+    "token_claims",
+    "token_exchange_policy",
+    "registration_policy",
     "consent_template",
     "login_template",
+    "device_template",
 }
 #: Keys as an ini file can spell them: one line of printable characters.
 ini_keys = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30)

@@ -185,6 +185,20 @@ def test_index_add_discard_members(store: Store) -> None:
     assert store.index_members("family:f") == {"rt:1"}
 
 
+def test_index_members_may_be_json_text(store: Store) -> None:
+    """A user's grants are JSON members (issue 18): quotes, braces, spaces and non-ASCII come back as added."""
+    grants = [
+        '{"c":"native","e":2000000000,"f":"a1","s":["read","write"],"t":1}',
+        '{"c":"caf\u00e9 app","e":2000000000,"f":null,"s":[],"t":2}',
+        '{"c":"x y","k":1,"s":["ünïcode"]}',
+    ]
+    for member in grants:
+        store.index_add("grants:u", member, 60)
+    assert store.index_members("grants:u") == set(grants)
+    store.index_discard("grants:u", grants[1])
+    assert store.index_members("grants:u") == {grants[0], grants[2]}
+
+
 def test_indexes_are_separate(store: Store) -> None:
     store.index_add("i1", "m", None)
     store.index_add("i2", "n", None)

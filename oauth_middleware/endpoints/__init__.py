@@ -10,6 +10,7 @@ of paths of its own. Another package adds one through the entry-point group
 
 from __future__ import annotations
 
+from .applications import ENDPOINT as APPLICATIONS
 from .authorize import ENDPOINT as AUTHORIZE
 from .base import ENDPOINTS, Endpoint, EndpointContext, routes
 from .device import ENDPOINT as DEVICE
@@ -37,5 +38,6 @@ for _endpoint in (
     DEVICE,
     REGISTRATION,
     CLIENT_CONFIGURATION,
+    APPLICATIONS,
 ):
     ENDPOINTS.register(_endpoint.name, _endpoint)

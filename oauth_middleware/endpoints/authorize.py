@@ -35,6 +35,7 @@ from ..forms import form_items
 from ..grants import offered_response_types
 from ..interaction import Interaction, PendingRequest
 from ..responses import authorization_response, error_redirect
+from ..users import Identity
 from .base import Endpoint, with_webob
 
 _FORM = "application/x-www-form-urlencoded"
@@ -47,10 +48,10 @@ class AuthorizeContext(RequestContext, Protocol):
     def interaction(self) -> Interaction:
         """Login and consent."""
 
-    def issue_code(self, request: AuthorizationRequest, user_id: str) -> str:
-        """A stored code for an approved request (RFC 6749 §4.1.2)."""
+    def issue_code(self, request: AuthorizationRequest, user: Identity) -> str:
+        """A stored code for an approved request (RFC 6749 §4.1.2), carrying the user's data."""
 
-    def issue_token(self, request: AuthorizationRequest, user_id: str) -> Mapping[str, Any]:
+    def issue_token(self, request: AuthorizationRequest, user: Identity) -> Mapping[str, Any]:
         """The token response for an approved implicit request (RFC 6749 §4.2.2)."""
 
 
@@ -93,9 +94,9 @@ def parked(context: AuthorizeContext, areq: AuthorizationRequest, status: int) -
     """``areq`` as a pending request whose answers redirect back to the client with ``status``."""
 
     # Either answer ends a pushed request: its request_uri is taken first, so a replay gets nothing.
-    def approve(user_id: str) -> Response:
+    def approve(user: Identity) -> Response:
         use_pushed_request(context, areq)
-        return approved(context, areq, user_id, status=status)
+        return approved(context, areq, user, status=status)
 
     def deny(error: OAuthError) -> Response:
         use_pushed_request(context, areq)
@@ -112,13 +113,15 @@ def parked(context: AuthorizeContext, areq: AuthorizationRequest, status: int) -
     )
 
 
-def approved(context: AuthorizeContext, areq: AuthorizationRequest, user_id: str, *, status: int) -> Response:
+def approved(
+    context: AuthorizeContext, areq: AuthorizationRequest, user: Identity, *, status: int
+) -> Response:
     """Redirect back with a code (§4.1.2) or, for the implicit grant, a token (§4.2.2)."""
     params: dict[str, str]
     if areq.response_type == "code":
-        params = {"code": context.issue_code(areq, user_id)}
+        params = {"code": context.issue_code(areq, user)}
     else:
-        params = {key: str(value) for key, value in context.issue_token(areq, user_id).items()}
+        params = {key: str(value) for key, value in context.issue_token(areq, user).items()}
     return authorization_response(
         areq.redirect_uri,
         params,

@@ -33,6 +33,7 @@ from ..repository import Repository
 from ..responses import html_document, html_page
 from ..settings import Settings
 from ..throttle import Counter, Throttle
+from ..users import Identity
 from .base import Endpoint, with_webob
 from .device_authorization import device_grant_enabled
 
@@ -94,8 +95,8 @@ def device_page(context: DevicePageContext, request: Request) -> Response:
             return html_page("Code already used", "<p>This code was already used.</p>", 400)
         return html_page(title, f"<p>{text}</p>")
 
-    def approve(user_id: str) -> Response:
-        approved = dataclasses.replace(record, status="approved", user_id=user_id)
+    def approve(user: Identity) -> Response:
+        approved = dataclasses.replace(record, status="approved", user_id=user.user_id, extra=user.data)
         return decide(approved, "Device connected", "You may go back to your device.")
 
     def deny(error: OAuthError) -> Response:

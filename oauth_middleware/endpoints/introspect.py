@@ -9,6 +9,7 @@ unknown, expired or revoked token is ``{"active": false}`` and nothing more
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import AccessDenied, InvalidClient, InvalidRequest
@@ -69,6 +70,7 @@ def access_token_info(context: EndpointContext, token: str, issuer: str) -> dict
         body["aud"] = list(audience)
     if context.settings.token_format == "jwt":
         body["jti"] = access.token_id
+    _add_data(context, body, access.extra)
     return body
 
 
@@ -80,7 +82,18 @@ def refresh_token_info(context: EndpointContext, token: str, issuer: str) -> dic
     body = _members(issuer, record.client_id, record.user_id, record.scopes, record.expires_at)
     if record.audience:
         body["aud"] = list(record.audience)  # the resources of the grant (RFC 8707)
+    _add_data(context, body, record.extra)
     return body
+
+
+def _add_data(context: EndpointContext, body: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """The token's data, in the member named like its JWT claim (``jwt_extra_claim``).
+
+    One member whose name is never one introspection sets itself (RFC 7662
+    §2.2), so the data can never override ``active``, ``sub`` or ``scope``.
+    """
+    if extra:
+        body[context.settings.jwt_extra_claim] = dict(extra)
 
 
 def _members(

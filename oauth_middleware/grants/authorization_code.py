@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .. import pkce
 from ..errors import InvalidGrant, InvalidRequest
 from ..models import digest
-from ..records import CodeRecord
+from ..records import CodeRecord, GrantRecord
+from ..users import Identity
 from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
@@ -71,22 +72,34 @@ class ApprovedRequest(Protocol):
 
 
 def issue_code(context: GrantContext, request: ApprovedRequest, user_id: str) -> str:
-    """Create and store a code for an approved authorization request; return it."""
+    """Create and store a code for an approved authorization request; return it.
+
+    :param user_id: who approved: an :class:`~oauth_middleware.users.Identity`
+        carries the data their hook answered, kept with the code.
+    """
+    user = Identity.of(user_id)
     code = secrets.token_urlsafe(32)
     ttl = context.settings.code_ttl
+    now = int(context.clock.time())
     record = CodeRecord(
         client_id=request.client.client_id,
         redirect_uri=request.redirect_uri,
         redirect_uri_given=request.redirect_uri_given,
         scopes=request.scopes,
-        user_id=user_id,
+        user_id=user.user_id,
         code_challenge=request.code_challenge,
         code_challenge_method=request.code_challenge_method,
-        expires_at=int(context.clock.time()) + ttl,
+        expires_at=now + ttl,
         dpop_jkt=request.dpop_jkt,
+        extra=user.data,
         audience=request.resources,
     )
-    context.repository.save_code(digest(code), record, ttl)
+    code_id = digest(code)
+    # Listed among the user's grants first, so revoke_grants finds a code not yet redeemed.
+    context.repository.index_grant(
+        user.user_id, GrantRecord(record.client_id, code_id, now, record.expires_at, record.scopes, code=True)
+    )
+    context.repository.save_code(code_id, record, ttl)
     return code
 
 
@@ -159,6 +172,7 @@ class AuthorizationCodeGrant:
             user_id=record.user_id,
             scopes=record.scopes,
             family=family,
+            data=record.extra,
             audience=audience,
             grant_audience=record.audience,
         )

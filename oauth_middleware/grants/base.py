@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ..errors import InvalidGrant
 from ..models import Client
+from ..records import GrantRecord
 from ..request_context import RequestContext
 
 if TYPE_CHECKING:
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from ..scopes import ScopePolicy
     from ..settings import Settings
     from ..throttle import Throttle
+    from ..token_data import TokenData
     from ..tokens.issuer import TokenIssuer
     from ..tokens.refresh import RefreshTokens
     from ..trusted_issuers import TrustedIssuers
@@ -123,6 +126,11 @@ class GrantContext(Protocol):
         ...
 
     @property
+    def token_data(self) -> TokenData:
+        """The data a new grant's tokens carry (the user's and the ``token_claims`` hook's)."""
+        ...
+
+    @property
     def trusted_issuers(self) -> TrustedIssuers:
         """The issuers whose signed JWTs are grants and subject tokens (``trusted_issuers_file``)."""
         ...
@@ -176,27 +184,46 @@ def issue_with_refresh(
     user_id: str | None,
     scopes: tuple[str, ...],
     family: str,
+    data: Mapping[str, Any],
     audience: tuple[str, ...] = (),
     grant_audience: tuple[str, ...] | None = None,
+    act: Mapping[str, Any] | None = None,
 ) -> TokenResponse:
     """Issue an access token in ``family`` and, if this grant gets one, a refresh token.
 
-    The shared last step of the authorization code and password grants.
+    The shared last step of the authorization code, password, device, JWT
+    bearer and token exchange grants. The grant is listed among the user's
+    (``list_grants``) before its tokens exist, so ``revoke_grants`` always
+    finds them.
 
+    :param data: what the user hooks answered with the user (for token exchange,
+        the subject token's data): with what the ``token_claims`` hook adds, the
+        tokens carry it, and so does every access token refreshed from them.
     :param audience: the resources the access token is for (RFC 8707).
     :param grant_audience: the resources of the grant, which the refresh token keeps
         (RFC 8707 §2.2: its tokens may be for any of them); None: ``audience``.
+    :param act: who acts for the subject of a delegated token (RFC 8693 §4.1), or None.
+    :raises InvalidGrant: the grant was revoked while its tokens were issued
+        (they are revoked too).
     """
+    if user_id is not None:
+        lifetime = context.settings.access_token_ttl
+        if context.refresh_tokens.offered(grant_type, request.client):
+            lifetime = max(lifetime, context.settings.refresh_token_ttl)
+        list_grant(context, request.client.client_id, user_id, family, scopes, lifetime)
+    extra = context.token_data.for_grant(request.client, user_id, grant_type, scopes, data)
     body = context.issuer.issue(
         client=request.client,
         user_id=user_id,
         scopes=scopes,
         grant_type=grant_type,
+        extra=extra,
         family=family,
         jkt=request.dpop_jkt,
         audience=audience,
+        act=act,
     )
-    return TokenResponse(
+    response = TokenResponse(
         context.refresh_tokens.add_to(
             body,
             grant_type=grant_type,
@@ -205,6 +232,34 @@ def issue_with_refresh(
             scopes=scopes,
             family=family,
             jkt=request.dpop_jkt,
+            extra=extra,
             audience=audience if grant_audience is None else grant_audience,
         )
     )
+    check_not_revoked(context, family)
+    return response
+
+
+def list_grant(
+    context: GrantContext, client_id: str, user_id: str, family: str, scopes: tuple[str, ...], lifetime: int
+) -> None:
+    """List a new grant (the family of its tokens) among ``user_id``'s for ``lifetime`` seconds.
+
+    Called before its tokens are issued: should the store fail in between,
+    ``revoke_grants`` still finds every token that exists.
+    """
+    now = int(context.clock.time())
+    context.repository.index_grant(user_id, GrantRecord(client_id, family, now, now + lifetime, scopes))
+
+
+def check_not_revoked(context: GrantContext, family: str) -> None:
+    """After issuing tokens in ``family``: if its grant was revoked meanwhile, revoke them too.
+
+    ``revoke_grants`` marks a family before it revokes its tokens; tokens a
+    racing request issued after that revocation are caught here.
+
+    :raises InvalidGrant: the grant was revoked.
+    """
+    if context.repository.family_revoked(family):
+        context.repository.revoke_family(family)
+        raise InvalidGrant("the grant was revoked")

@@ -34,12 +34,14 @@ class ClientCredentialsGrant:
         """Grant the requested (or default) scope to the client itself, for the requested resources."""
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
         resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
+        extra = self.context.token_data.for_grant(request.client, None, self.grant_type, scopes, {})
         return TokenResponse(
             self.context.issuer.issue(
                 client=request.client,
                 user_id=None,
                 scopes=scopes,
                 grant_type=self.grant_type,
+                extra=extra,
                 jkt=request.dpop_jkt,
                 audience=resources,
             )

@@ -133,6 +133,7 @@ class DeviceCodeGrant:
             user_id=record.user_id,
             scopes=record.scopes,
             family=device_id,
+            data=record.extra,
             audience=audience,
             grant_audience=record.audience,
         )

@@ -4,7 +4,8 @@ A client presents an ``assertion``: a JWT a trusted issuer (see
 :mod:`oauth_middleware.trusted_issuers`) signed for one of its subjects.
 The token issued is the subject's, with the scopes the request, the issuer
 and the client all allow, for the resources asked for (RFC 8707). Every failure is ``invalid_grant`` (RFC 7523 §3.1),
-its reason logged, never sent.
+its reason logged, never sent. The token is listed among the subject's grants
+(``revoke_grants`` ends it) and carries what the ``token_claims`` hook adds.
 
 Off unless the grant is in ``grants``; a client must be confidential and
 registered for it.
@@ -16,7 +17,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
-from .base import GrantContext, TokenRequest, TokenResponse
+from ..tokens.refresh import new_family
+from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -63,13 +65,14 @@ class JWTBearerGrant:
         ):
             log.info("JWT grant of %s refused: jti already used", issuer.issuer)
             raise InvalidGrant("the assertion is invalid")
-        return TokenResponse(
-            self.context.issuer.issue(
-                client=request.client,
-                user_id=token.subject,
-                scopes=tuple(scope for scope in scopes if scope not in refused),
-                grant_type=self.grant_type,
-                jkt=request.dpop_jkt,
-                audience=resources,
-            )
+        # A family of its own, listed under the subject, so that revoke_grants ends the token too.
+        return issue_with_refresh(
+            self.context,
+            request,
+            self.grant_type,
+            user_id=token.subject,
+            scopes=tuple(scope for scope in scopes if scope not in refused),
+            family=new_family(),
+            data={},
+            audience=resources,
         )

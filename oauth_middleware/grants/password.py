@@ -45,7 +45,7 @@ class PasswordGrant:
             raise InvalidRequest("username and password are required")
         scopes = self.context.scope_policy.resolve(request.params.get("scope"), request.client)
         resources = self.context.resource_policy.resolve(request.resources, request.client.resources)
-        user_id = verify_password(
+        user = verify_password(
             self.context,
             request.request,
             username,
@@ -53,15 +53,15 @@ class PasswordGrant:
             where="password grant",
             client_id=request.client.client_id,
         )
-        if user_id is None:
+        if user is None:
             raise InvalidGrant("wrong username or password")
-        family = new_family()
         return issue_with_refresh(
             self.context,
             request,
             self.grant_type,
-            user_id=user_id,
+            user_id=user.user_id,
             scopes=scopes,
-            family=family,
+            family=new_family(),
+            data=user.data,
             audience=resources,
         )

@@ -18,7 +18,7 @@ from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..models import digest
 from ..parsing import scope_list
 from ..records import RefreshTokenRecord, RotationMarker
-from .base import GrantContext, TokenRequest, TokenResponse
+from .base import GrantContext, TokenRequest, TokenResponse, check_not_revoked
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -76,7 +76,9 @@ class RefreshTokenGrant:
         # Both checked before the token is claimed: a refused request must not use it up.
         scopes, audience = self._scope(request, record), self._audience(request, record)
         if not self.rotate:
-            return self._issue(request, record, scopes, audience, rotate=False)
+            response = self._issue(request, record, scopes, audience, rotate=False)
+            check_not_revoked(self.context, record.family)
+            return response
         marker = RotationMarker(record, rotated_at=int(now))
         if not self.repository.claim_rotation(token_id, marker, _ttl(record.expires_at, now)):
             return self._rotated_before(token_id, request)
@@ -133,6 +135,7 @@ class RefreshTokenGrant:
         after = self.repository.rotated_refresh_token(token_id)
         if after is not None and after.reused:
             self.repository.revoke_family(marker.token.family)
+        check_not_revoked(self.context, marker.token.family)
         return response
 
     def _issue(
@@ -151,6 +154,7 @@ class RefreshTokenGrant:
             user_id=grant.user_id,
             scopes=scopes,
             grant_type=self.grant_type,
+            extra=grant.extra,  # the grant's data, as the first access token had it
             family=grant.family,
             jkt=request.dpop_jkt,
             audience=audience,
@@ -163,6 +167,7 @@ class RefreshTokenGrant:
                 family=grant.family,
                 chain_expires_at=grant.chain_expires_at,
                 jkt=grant.jkt,
+                extra=grant.extra,
                 audience=grant.audience,  # and the grant's resources (RFC 8707 §2.2)
             )
         return TokenResponse(body)

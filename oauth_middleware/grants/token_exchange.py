@@ -7,7 +7,10 @@ subject, with at most the subject token's scopes and audience. With an
 ``actor_token`` the new token is delegated: its ``act`` claim names the actor,
 and the actors the subject token already named are nested under it (§4.1).
 A policy (``token_exchange_policy``, default :func:`least_privilege`) decides
-whether the client may make the exchange.
+whether the client may make the exchange. The new token carries the subject
+token's data (``AccessToken.extra``; none for a trusted issuer's JWT) with what
+the ``token_claims`` hook adds, and, when it has a user, is listed among that
+user's grants as a grant of its own to the client (``revoke_grants`` ends it).
 
 Errors follow §2.2.2: a token that is invalid or refused by the policy is
 ``invalid_request`` (the RFC's MUST), an audience or resource that is not
@@ -18,13 +21,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequest, InvalidScope, InvalidTarget
 from ..models import AccessToken, Client
 from ..parsing import scope_list
-from .base import GrantContext, TokenRequest, TokenResponse
+from ..tokens.refresh import new_family
+from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -57,6 +61,7 @@ class ExchangedToken:
     :param audience: the resources it is restricted to (RFC 8707); empty: none.
     :param act: its own actor chain, if it is already delegated (§4.1).
     :param issuer: the trusted issuer that signed it; None for one of ours.
+    :param data: the data it carries (our token's ``extra``); empty for a trusted issuer's.
     """
 
     subject: str
@@ -66,12 +71,15 @@ class ExchangedToken:
     audience: tuple[str, ...] = ()
     act: Mapping[str, Any] | None = None
     issuer: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def ours(cls, token: AccessToken) -> ExchangedToken:
         """One of our access tokens."""
         subject = token.user_id if token.user_id is not None else token.client_id
-        return cls(subject, token.user_id, token.client_id, token.scopes, token.audience, token.act)
+        return cls(
+            subject, token.user_id, token.client_id, token.scopes, token.audience, token.act, data=token.extra
+        )
 
     @classmethod
     def peer(cls, token: PeerToken) -> ExchangedToken:
@@ -168,16 +176,18 @@ class TokenExchangeGrant:
         if not self.policy(exchange):
             log.info("token exchange by client_id=%r refused by the policy", request.client.client_id)
             raise InvalidRequest("the client may not exchange this token")
-        body = self.context.issuer.issue(
-            client=request.client,
+        response = issue_with_refresh(
+            self.context,
+            request,
+            self.grant_type,
             user_id=subject.issued_user(request.client.client_id),
             scopes=scopes,
-            grant_type=self.grant_type,
-            jkt=request.dpop_jkt,
+            family=new_family(),
+            data=subject.data,
             audience=audience,
             act=delegation(subject, actor),
         )
-        return TokenResponse({**body, "issued_token_type": ACCESS_TOKEN_TYPE})
+        return response._replace(body={**response.body, "issued_token_type": ACCESS_TOKEN_TYPE})
 
     @staticmethod
     def _check_types(params: Mapping[str, str]) -> None:

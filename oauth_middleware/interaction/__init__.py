@@ -7,8 +7,16 @@ flow (a device's user code) parks its own request the same way.
 
 from __future__ import annotations
 
-from .flow import FORM_FIELDS, Interaction, InteractionContext
+from .flow import FORM_FIELDS, Interaction, InteractionContext, with_cookie
 from .pages import Pages, csrf_token
 from .pending import PendingRequest
 
-__all__ = ["FORM_FIELDS", "Interaction", "InteractionContext", "Pages", "PendingRequest", "csrf_token"]
+__all__ = [
+    "FORM_FIELDS",
+    "Interaction",
+    "InteractionContext",
+    "Pages",
+    "PendingRequest",
+    "csrf_token",
+    "with_cookie",
+]

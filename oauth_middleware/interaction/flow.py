@@ -24,7 +24,7 @@ from ..errors import AccessDenied, FatalClientError, InvalidRequest, TooManyRequ
 from ..limits import too_long
 from ..models import Client
 from ..responses import redirect, set_cookie
-from ..users import Cookie, Session, Users
+from ..users import Cookie, Identity, Session, Users
 from .pages import Pages
 from .pending import PendingRequest
 
@@ -56,8 +56,10 @@ class InteractionContext(Protocol):
     def save_consent(self, user_id: str, client_id: str, scopes: tuple[str, ...]) -> None:
         """Remember the user's approval (for ``consent_ttl``)."""
 
-    def check_password(self, request: Request, username: str, password: str, client_id: str) -> str | None:
-        """The user id for these credentials, or None, behind the throttle.
+    def check_password(
+        self, request: Request, username: str, password: str, client_id: str
+    ) -> Identity | None:
+        """The user for these credentials (with their data), or None, behind the throttle.
 
         :raises TooManyRequests: too many failures: the password is not checked.
         """
@@ -82,14 +84,14 @@ class Interaction:
     def start(self, request: Request, pending: PendingRequest) -> Response:
         """Show ``pending``: a login page, a consent page, or at once a remembered approval."""
         session = self.context.users.sessions.load(request)
-        user_id = self.context.users.current(request, session)
-        if user_id is None:
+        user = self.context.users.current(request, session)
+        if user is None:
             return self._ask_login(request, pending, session)
         if self.context.remembers_consent(pending.client) and self.context.has_consent(
-            user_id, pending.client.client_id, pending.scopes
+            user.user_id, pending.client.client_id, pending.scopes
         ):
-            return pending.approve(user_id)
-        return self._ask_consent(request, pending, session, user_id)
+            return pending.approve(user)
+        return self._ask_consent(request, pending, session, user.user_id)
 
     def resume(self, request: Request, pending: PendingRequest, items: Iterable[tuple[str, str]]) -> Response:
         """Answer a posted login or consent form (``items``: the whole form) about ``pending``."""
@@ -113,15 +115,15 @@ class Interaction:
             return redirect(self.context.login_url, {"next": return_to}, status=303)
         if self.context.users.verify_password is None:
             raise FatalClientError("nobody is logged in and this server has no login page")
-        session, cookie = self._session(request, session)
-        return _with_cookie(self.context.pages.login(pending, session, request.path), cookie)
+        session, cookie = self.browser_session(request, session)
+        return with_cookie(self.context.pages.login(pending, session, request.path), cookie)
 
     def _ask_consent(
         self, request: Request, pending: PendingRequest, session: Session | None, user_id: str
     ) -> Response:
         """Show the consent page; its CSRF token needs a session, so start one if needed."""
-        session, cookie = self._session(request, session)
-        return _with_cookie(self.context.pages.consent(pending, session, user_id, request.path), cookie)
+        session, cookie = self.browser_session(request, session)
+        return with_cookie(self.context.pages.consent(pending, session, user_id, request.path), cookie)
 
     def _login(self, request: Request, pending: PendingRequest, form: Mapping[str, str]) -> Response:
         """Check the login form; on success start a new session and go back to the request.
@@ -137,7 +139,7 @@ class Interaction:
             )
         username, password = form.get("username", ""), form.get("password", "")
         try:
-            user_id = self.context.check_password(request, username, password, pending.client.client_id)
+            user = self.context.check_password(request, username, password, pending.client.client_id)
         except TooManyRequests as error:
             message = "Too many failed attempts. Please try again later."
             return self.context.pages.login(
@@ -148,23 +150,23 @@ class Interaction:
                 username=username,
                 retry_after=error.retry_after,
             )
-        if user_id is None:
+        if user is None:
             return self.context.pages.login(
                 pending, session, request.path, error="Wrong username or password.", username=username
             )
         # A new session id at login: a session planted before it is worth nothing.
-        return _with_cookie(
+        return with_cookie(
             redirect(request.path_url, pending.fields, status=303),
-            self._cookie(request, self.context.users.sessions.new(user_id)),
+            self._cookie(request, self.context.users.sessions.new(user)),
         )
 
     def _decide(self, request: Request, pending: PendingRequest, form: Mapping[str, str]) -> Response:
         """Apply the user's decision on the consent page (CSRF-checked)."""
         session = self.context.users.sessions.load(request)
-        user_id = self.context.users.current(request, session)
-        if user_id is None:
+        user = self.context.users.current(request, session)
+        if user is None:
             return self._ask_login(request, pending, session)
-        if not self.context.pages.check("consent", session, user_id, pending, form.get("csrf_token")):
+        if not self.context.pages.check("consent", session, user.user_id, pending, form.get("csrf_token")):
             raise FatalClientError(
                 "the consent form expired or did not come from this server, please start again"
             )
@@ -174,11 +176,11 @@ class Interaction:
         if decision != "approve":
             return pending.deny(InvalidRequest("decision must be approve or deny"))
         if self.context.remembers_consent(pending.client):
-            self.context.save_consent(user_id, pending.client.client_id, pending.scopes)
-        return pending.approve(user_id)
+            self.context.save_consent(user.user_id, pending.client.client_id, pending.scopes)
+        return pending.approve(user)
 
-    def _session(self, request: Request, session: Session | None) -> tuple[Session, Cookie | None]:
-        """The browser's session, or a new one with the cookie that starts it."""
+    def browser_session(self, request: Request, session: Session | None) -> tuple[Session, Cookie | None]:
+        """The browser's session, or a new one with the cookie that starts it (a form's CSRF token needs one)."""
         if session is not None:
             return session, None
         fresh = self.context.users.sessions.new(None)
@@ -191,7 +193,7 @@ class Interaction:
         )
 
 
-def _with_cookie(response: Response, cookie: Cookie | None) -> Response:
+def with_cookie(response: Response, cookie: Cookie | None) -> Response:
     """``response`` (just built here) carrying ``cookie``, if any."""
     if cookie is not None:
         set_cookie(

@@ -8,7 +8,8 @@ request, browser session and user it was shown for; nothing is stored for it.
 
 Pages are :class:`string.Template` HTML files (built in, or replaced by the
 ``consent_template`` and ``login_template`` settings); every value is
-HTML-escaped before it is put in.
+HTML-escaped before it is put in. The consent template may show the client's
+attributes as ``$meta_NAME`` (empty for a client without that attribute).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import hmac
 import html
 import json
 import string
+import time
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from webob import Response
 
@@ -27,6 +30,10 @@ from ..responses import html_document
 from ..settings import Settings
 from ..users import Session
 from .pending import PendingRequest
+
+if TYPE_CHECKING:
+    from ..models import Client
+    from ..user_grants import UserGrant
 
 
 def csrf_token(key: bytes, purpose: str, session: Session, user_id: str | None, pending_id: str) -> str:
@@ -55,7 +62,10 @@ class Pages:
     def __init__(self, settings: Settings, csrf_key: bytes) -> None:
         self.login_template = string.Template(settings.login_template or _builtin("login.html"))
         self.consent_template = string.Template(settings.consent_template or _builtin("consent.html"))
+        # A client without an attribute the template names shows nothing there, not ``$meta_x``.
+        self.consent_meta = dict.fromkeys(_meta_names(self.consent_template), "")
         self.csrf_key = csrf_key
+        self.applications_template = string.Template(_builtin("applications.html"))
 
     def login(
         self,
@@ -99,8 +109,44 @@ class Pages:
             "scope_items": scope_items or "<li>no particular scope</li>",
             "user": html.escape(user_id),
             "redirect_host": html.escape(pending.destination),
+            **self.consent_meta,
+            **{f"meta_{key}": html.escape(value) for key, value in pending.client.meta.items()},
         }
         return html_document(self.consent_template.safe_substitute(values))
+
+    def applications(
+        self,
+        page: PendingRequest,
+        session: Session,
+        user_id: str,
+        action_url: str,
+        grants: Sequence[UserGrant],
+        clients: Mapping[str, Client],
+    ) -> Response:
+        """The authorized-applications page: each client holding grants, and its revoke button.
+
+        :param page: the page as a pending request (its id binds the revoke forms' CSRF token).
+        :param clients: the registered clients among ``grants``' (a removed one shows its id).
+        """
+        token = csrf_token(self.csrf_key, "revoke", session, user_id, page.id)
+        items = []
+        for grant in grants:
+            client = clients.get(grant.client_id)
+            name = (client.name if client is not None else "") or grant.client_id
+            description = client.meta.get("description", "") if client is not None else ""
+            scopes = " ".join(f"<code>{html.escape(scope)}</code>" for scope in grant.scopes) or "none"
+            since = time.strftime("%Y-%m-%d", time.gmtime(grant.since))
+            items.append(
+                f"<li><strong>{html.escape(name)}</strong> (<code>{html.escape(grant.client_id)}</code>)"
+                + (f'<br><span class="muted">{html.escape(description)}</span>' if description else "")
+                + f"<br>Since {since}; scopes: {scopes}"
+                + f'<br><form method="post" action="{html.escape(action_url)}">'
+                + _hidden_fields({"client_id": grant.client_id}, csrf_token=token)
+                + '<button type="submit">Revoke</button></form></li>'
+            )
+        listing = f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>"
+        values = {"user": html.escape(user_id), "applications": listing}
+        return html_document(self.applications_template.safe_substitute(values))
 
     def check(
         self,
@@ -115,6 +161,16 @@ class Pages:
             return False
         expected = csrf_token(self.csrf_key, purpose, session, user_id, pending.id)
         return hmac.compare_digest(expected.encode("ascii"), presented.encode("utf-8", "replace"))
+
+
+def _meta_names(template: string.Template) -> set[str]:
+    """The ``$meta_NAME`` placeholders of a template (client attributes it shows)."""
+    names = set()
+    for match in template.pattern.finditer(template.template):
+        name = match.group("named") or match.group("braced")
+        if name and name.startswith("meta_"):
+            names.add(name)
+    return names
 
 
 def _hidden_fields(fields: Mapping[str, str] | Sequence[tuple[str, str]], **extra: str) -> str:

@@ -9,6 +9,7 @@ from webob import Response
 
 from ..errors import OAuthError
 from ..models import Client
+from ..users import Identity
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class PendingRequest:
     :param fields: the fields that bring this request back: hidden fields of
         the login and consent forms, and the query of the page after login
         (name-value pairs where a name repeats, as ``resource`` may).
-    :param approve: the answer once the user approved; called with the user id.
+    :param approve: the answer once the user approved; called with the user (their id and
+        the data their tokens are to carry).
     :param deny: the answer when the request is refused with this error: the
         user denied it (``access_denied``) or the form was malformed
         (``invalid_request``).
@@ -49,5 +51,5 @@ class PendingRequest:
     scopes: tuple[str, ...]
     destination: str
     fields: Mapping[str, str] | Sequence[tuple[str, str]]
-    approve: Callable[[str], Response]
+    approve: Callable[[Identity], Response]
     deny: Callable[[OAuthError], Response]

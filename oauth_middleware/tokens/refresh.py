@@ -8,6 +8,7 @@ replayed code or a reused refresh token revokes them all together.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -54,6 +55,7 @@ class RefreshTokens:
         family: str,
         chain_expires_at: int | None = None,
         jkt: str | None = None,
+        extra: Mapping[str, Any] | None = None,
         audience: tuple[str, ...] = (),
     ) -> str:
         """Create and store a refresh token; return it.
@@ -62,13 +64,24 @@ class RefreshTokens:
         :param chain_expires_at: end of the rotation chain; None starts a new
             chain that ends ``refresh_token_ttl`` from now.
         :param jkt: the DPoP key it is bound to (a public client's, RFC 9449 §5), or None.
+        :param extra: the grant's data, carried to every access token refreshed with it.
         :param audience: the resources of the grant (RFC 8707 §2.2), which its refreshes may narrow.
         """
         now = int(self.clock.time())
         chain_end = chain_expires_at if chain_expires_at is not None else now + self.ttl
         expires_at = min(chain_end, now + self.idle_ttl) if self.idle_ttl else chain_end
         token = new_token_string(self.generator)
-        record = RefreshTokenRecord(client_id, user_id, scopes, expires_at, family, chain_end, jkt, audience)
+        record = RefreshTokenRecord(
+            client_id,
+            user_id,
+            scopes,
+            expires_at,
+            family,
+            chain_end,
+            jkt,
+            audience=audience,
+            extra=dict(extra or {}),
+        )
         self.repository.save_refresh_token(digest(token), record, max(1, expires_at - now))
         return token
 
@@ -82,6 +95,7 @@ class RefreshTokens:
         scopes: tuple[str, ...],
         family: str,
         jkt: str | None = None,
+        extra: Mapping[str, Any] | None = None,
         audience: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Add a new chain's ``refresh_token`` to a token response when it is offered.
@@ -98,6 +112,7 @@ class RefreshTokens:
                 scopes=scopes,
                 family=family,
                 jkt=jkt if client.is_public else None,
+                extra=extra,
                 audience=audience,
             )
         return body
