@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--signing-alg",
         metavar="ALG",
-        help="the one algorithm its assertions may use: for private_key_jwt RS256, ES256 or EdDSA "
+        help="the one algorithm its assertions may use: for private_key_jwt RS256, PS256, ES256 or EdDSA "
         "(default: its key's); for client_secret_jwt HS256, HS384 or HS512 (default: any, and the "
         "secret must then have 64 bytes)",
     )

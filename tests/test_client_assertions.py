@@ -174,6 +174,41 @@ def test_the_registered_signing_algorithm_is_the_only_one(make_middleware, clock
     app.post(TOKEN, form(assertion(rsa_private, alg="RS256", kid="r1", now=clock.time())), status=200)
 
 
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PUBLIC_JWK = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "r1"}
+
+
+@pytest.mark.parametrize(
+    ("jwk_alg", "signed_with", "status"),
+    [
+        pytest.param("PS256", "PS256", 200, id="ps256-key-ps256"),
+        pytest.param("PS256", "RS256", 401, id="ps256-key-rs256"),
+        pytest.param("RS256", "PS256", 401, id="rs256-key-ps256"),
+        pytest.param(None, "RS256", 200, id="no-alg-rs256"),
+        pytest.param(None, "PS256", 401, id="no-alg-ps256"),
+    ],
+)
+def test_an_rsa_key_verifies_the_one_algorithm_its_jwk_names(
+    make_middleware, clock, jwk_alg, signed_with, status
+):
+    jwk = RSA_PUBLIC_JWK if jwk_alg is None else {**RSA_PUBLIC_JWK, "alg": jwk_alg}
+    middleware = make_middleware(clock=clock)
+    register(middleware, CLIENT, None, grant_types=["client_credentials"], jwks=[jwk])
+    response = webtest.TestApp(middleware).post(
+        TOKEN, form(assertion(RSA_KEY, alg=signed_with, kid="r1", now=clock.time())), status=status
+    )
+    if status == 401:
+        assert response.json["error"] == "invalid_client"
+
+
+def test_a_ps256_key_registers_for_its_algorithm_only():
+    ps256 = {**RSA_PUBLIC_JWK, "alg": "PS256"}
+    client = build_client(CLIENT, secret_hash=None, jwks=[ps256], token_endpoint_auth_signing_alg="PS256")
+    assert client.token_endpoint_auth_signing_alg == "PS256"
+    with pytest.raises(ValueError, match="of the signing"):
+        build_client(CLIENT, secret_hash=None, jwks=[ps256], token_endpoint_auth_signing_alg="RS256")
+
+
 def test_an_assertion_without_kid_is_checked_with_every_key(signed_app, clock):
     signed_app.post(TOKEN, form(assertion(now=clock.time(), kid=None)), status=200)
 

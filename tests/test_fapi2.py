@@ -66,10 +66,14 @@ RSA_JWK = {
     "kid": "r1",
     "alg": "RS256",
 }
+#: An RSA client whose key is for PS256 (FAPI 2.0 §5.4.1 item 1.2): conforming like :data:`CLIENT`.
+PS_CLIENT = "ps256-client"
+PS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PS_JWK = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(PS_KEY.public_key())), "kid": "p1", "alg": "PS256"}
 
 
 def register_clients(middleware: OAuth2Middleware) -> None:
-    """The conforming private_key_jwt client, and three the profile must refuse."""
+    """The conforming private_key_jwt clients (ES256, PS256), and three the profile must refuse."""
     code = {"grant_types": ["authorization_code", "refresh_token", "client_credentials"], "scopes": ["read"]}
     save = middleware.server.repository.save_client
     save(build_client(CLIENT, secret_hash=None, jwks=[JWK], redirect_uris=[REDIRECT], **code))
@@ -80,6 +84,7 @@ def register_clients(middleware: OAuth2Middleware) -> None:
         )
     )
     save(build_client(RSA_CLIENT, secret_hash=None, jwks=[RSA_JWK], redirect_uris=[REDIRECT], **code))
+    save(build_client(PS_CLIENT, secret_hash=None, jwks=[PS_JWK], redirect_uris=[REDIRECT], **code))
 
 
 def assertion(client_id: str = CLIENT, key: Any = KEY, alg: str = "ES256", **claims: Any) -> dict[str, str]:
@@ -190,6 +195,14 @@ REFUSED = [
         id="rs256-assertion",
     ),
     pytest.param(
+        "POST", "/oauth/token", token_request(**assertion(PS_CLIENT, PS_KEY, "RS256")), "dpop", (401, "invalid_client"),
+        id="rs256-assertion-with-a-ps256-key",
+    ),
+    pytest.param(
+        "POST", "/oauth/token", token_request(**assertion(aud=ISSUER + "/oauth/par")), "dpop", (401, "invalid_client"),
+        id="aud-par-endpoint",
+    ),
+    pytest.param(
         "POST", "/oauth/token", token_request(grant_type="password", username="alice", password="alice-password"),
         "dpop", (400, "unsupported_grant_type"), id="password-grant",
     ),
@@ -224,7 +237,7 @@ def test_a_bearer_token_is_refused_at_the_guard(fapi_app):
 def test_the_metadata_offers_only_what_the_profile_accepts(fapi_app):
     document = fapi_app.get("/.well-known/oauth-authorization-server").json
     assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
-    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["ES256", "EdDSA"]
+    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
     assert document["require_pushed_authorization_requests"] is True
     assert document["authorization_response_iss_parameter_supported"] is True
     assert document["code_challenge_methods_supported"] == ["S256"]
@@ -429,4 +442,52 @@ def test_a_fapi2_flow_end_to_end_with_requests_oauth2client(https_server, store_
             f"{base}/api/me", headers={"Authorization": f"Bearer {token.access_token}"}, timeout=10
         )
         assert stolen.status_code == 401
+        middleware.close()
+
+
+def test_a_ps256_client_assertion_passes(fapi_app):
+    form = token_request(**assertion(PS_CLIENT, PS_KEY, "PS256"))
+    assert fapi_app.post("/oauth/token", form, headers=dpop(), status=200).json["token_type"] == "DPoP"
+    fapi_app.post("/oauth/par", pushed(**assertion(PS_CLIENT, PS_KEY, "PS256")), status=201)
+
+
+@pytest.mark.parametrize("store_name", ["sqlite", "redis"])
+def test_a_ps256_client_with_requests_oauth2client(https_server, store_name, request):
+    requests_oauth2client = pytest.importorskip("requests_oauth2client")
+    server, base, cert = https_server
+    with BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
+        middleware = OAuth2Middleware(DemoApp(), store_backend=opened, issuer=base, **FAPI)
+        register_clients(middleware)
+        server.set_app(
+            lambda environ, start: middleware({**environ, "HTTPS": "on", "wsgi.url_scheme": "https"}, start)
+        )
+        session = requests.Session()
+        session.trust_env, session.verify = False, cert
+        private_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(PS_KEY)), "kid": "p1", "alg": "PS256"}
+        client = requests_oauth2client.OAuth2Client.from_discovery_endpoint(
+            f"{base}/.well-known/oauth-authorization-server",
+            issuer=base,
+            auth=requests_oauth2client.PrivateKeyJwt(PS_CLIENT, private_jwk, alg="PS256", aud=base),
+            redirect_uri=REDIRECT,
+            dpop_bound_access_tokens=True,
+            session=session,
+        )
+        token = client.client_credentials(scope="read")
+        assert isinstance(token, requests_oauth2client.DPoPToken)
+        pushed_request = client.pushed_authorization_request(
+            client.authorization_request(scope="read", nonce=None)
+        )
+        assert str(pushed_request.request_uri).startswith("urn:ietf:params:oauth:request_uri:")
+        # The same RSA key signing RS256 is refused: the profile and the key's own alg both say PS256.
+        rs256 = requests_oauth2client.OAuth2Client.from_discovery_endpoint(
+            f"{base}/.well-known/oauth-authorization-server",
+            issuer=base,
+            auth=requests_oauth2client.PrivateKeyJwt(
+                PS_CLIENT, {**private_jwk, "alg": "RS256"}, alg="RS256", aud=base
+            ),
+            dpop_bound_access_tokens=True,
+            session=session,
+        )
+        with pytest.raises(requests_oauth2client.InvalidClient):
+            rs256.client_credentials(scope="read")
         middleware.close()
