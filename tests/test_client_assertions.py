@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from oauth_flows import race
 from paste.deploy import loadapp
+from servers import shared_redis
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
 
 from oauth_middleware.cli import main
@@ -413,6 +414,56 @@ def test_requests_oauth2client_private_key_jwt_end_to_end(make_middleware, store
             assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 200
             assert client.revoke_access_token(token.access_token)
             assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("store_name", ["sqlite", "redis"])
+def test_a_client_added_with_a_jwks_uri_works_with_requests_oauth2client(
+    store_name, request, tmp_path, capsys
+):
+    """The CLI registers the client with its key set's URL; the library authenticates with the key it holds."""
+    requests_oauth2client = pytest.importorskip("requests_oauth2client")
+    store_url = f"sqlite:///{tmp_path / 'oauth.db'}" if store_name == "sqlite" else shared_redis(request).url
+    key_server = KeyServer([JWK])
+    private_jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(KEY)), "kid": "k1", "alg": "ES256"}
+    with serve_wsgi(key_server) as keys_url:
+        ini = tmp_path / "app.ini"
+        ini.write_text(
+            "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+            f"[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nstore = {store_url}\n"
+            f"store_prefix = pkj-{uuid.uuid4().hex[:12]}:\nscopes = read write\nissuer = http://127.0.0.1\n"
+            f"require_https = false\nintrospection_clients = {CLIENT}\n"
+            "fetch_allowed_networks = 127.0.0.1\n"  # the key server is on loopback
+        )
+        assert main(["client", "add", str(ini), "--client-id", CLIENT, "--grant", "client_credentials",
+                     "--scope", "read", "--jwks-uri", keys_url + "/jwks"]) == 0  # fmt: skip
+        assert main(["client", "list", str(ini)]) == 0
+        assert capsys.readouterr().out.strip().endswith("\ttoken_endpoint_auth_method=private_key_jwt")
+        with serve_wsgi(loadapp(f"config:{ini}")) as url:
+            client = requests_oauth2client.OAuth2Client(
+                url + TOKEN,
+                auth=requests_oauth2client.PrivateKeyJwt(
+                    CLIENT, private_jwk, alg="ES256", aud="http://127.0.0.1"
+                ),
+                revocation_endpoint=url + "/oauth/revoke",
+                introspection_endpoint=url + "/oauth/introspect",
+                testing=True,  # plain HTTP on loopback
+            )
+            token = client.client_credentials(scope="read")
+            assert client.introspect_token(token.access_token)["active"] is True
+            bearer = {"Authorization": f"Bearer {token.access_token}"}
+            assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 200
+            assert client.revoke_access_token(token.access_token)
+            assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 401
+            # A key the set does not hold: 401 invalid_client through the same library.
+            other = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(OTHER_KEY)), "kid": "k1", "alg": "ES256"}
+            stranger = requests_oauth2client.OAuth2Client(
+                url + TOKEN,
+                auth=requests_oauth2client.PrivateKeyJwt(CLIENT, other, alg="ES256", aud="http://127.0.0.1"),
+                testing=True,
+            )
+            with pytest.raises(requests_oauth2client.InvalidClient):
+                stranger.client_credentials(scope="read")
+    assert key_server.hits == 1  # fetched once, then cached
 
 
 # -- CLI and clients_file ----------------------------------------------------
