@@ -140,11 +140,10 @@ class PeerJWTs:
         if jwks_uri is not None:
             remote = self.remote_keys(jwks_uri)
             if kid is not None:
-                key = remote.find(kid)
-                return [] if key is None else [key]
+                return list(remote.find_all(kid))  # keys sharing a kid are told apart by alg
             if not remote.keys:
                 remote.find("")  # first use: fetch the set (a fetch failure is the 503)
-            return list(remote.keys.values())
+            return list(remote.every_key)
         return [key for key in jwks if kid is None or key.kid == kid]
 
     def remote_keys(self, url: str) -> RemoteKeys:

@@ -137,6 +137,7 @@ def _fapi2_contradictions(settings: Settings) -> list[tuple[str, bool, str]]:
             not 10 <= settings.jwt_leeway <= 60,
             "§5.3.2.1 item 13: accept iat and nbf up to 10 s ahead, refuse more than 60 s",
         ),
+        ("token_from_query", settings.token_from_query, "§5.3.4 item 2: no access tokens in the query"),
     ]
 
 

@@ -177,6 +177,11 @@ def test_the_registered_signing_algorithm_is_the_only_one(make_middleware, clock
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PUBLIC_JWK = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "r1"}
+SMALL_RSA_JWK = json.loads(
+    jwt.algorithms.RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    )
+)
 
 
 @pytest.mark.parametrize(
@@ -200,6 +205,25 @@ def test_an_rsa_key_verifies_the_one_algorithm_its_jwk_names(
     )
     if status == 401:
         assert response.json["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("where", ["jwks", "jwks_uri"])
+@pytest.mark.parametrize(
+    ("signer", "alg"),
+    [pytest.param(KEY, "ES256", id="ec"), pytest.param(RSA_KEY, "PS256", id="rsa-pss")],
+)
+def test_keys_sharing_a_kid_are_told_apart_by_alg(make_middleware, clock, where, signer, alg):
+    """FAPI 2.0 §5.4.3: a verifier chooses among keys with one kid by their other attributes."""
+    shared = [{**RSA_PUBLIC_JWK, "kid": "k1", "alg": "PS256"}, JWK]
+    middleware = make_middleware(clock=clock, fetch_allowed_networks="127.0.0.1")
+    app = webtest.TestApp(middleware)
+    server = KeyServer(shared)
+    with serve_wsgi(server) as url:
+        keys: dict[str, Any] = {"jwks": shared} if where == "jwks" else {"jwks_uri": url + "/jwks"}
+        register(middleware, CLIENT, None, grant_types=["client_credentials"], **keys)
+        app.post(TOKEN, form(assertion(signer, alg=alg, kid="k1", now=clock.time())), status=200)
+        app.post(TOKEN, form(assertion(signer, alg=alg, kid=None, now=clock.time())), status=200)
+        refused(app, form(assertion(OTHER_KEY, kid="k1", now=clock.time())))
 
 
 def test_a_ps256_key_registers_for_its_algorithm_only():
@@ -277,6 +301,20 @@ def test_failed_assertions_are_counted_against_the_client_they_name(make_middlew
         pytest.param({"jwks_uri": "http://c.example/jwks"}, "must be https", id="plain-http-uri"),
         pytest.param({"jwks": [{**JWK, "d": "private"}]}, "private or symmetric", id="private-key"),
         pytest.param({"jwks": [{"kty": "oct", "k": "c2VjcmV0" * 6}]}, "private or symmetric", id="oct-key"),
+        pytest.param({"jwks": [SMALL_RSA_JWK]}, "at least 2048 bits", id="rsa-1024"),
+        pytest.param(
+            {
+                "jwks": [
+                    json.loads(
+                        jwt.algorithms.ECAlgorithm.to_jwk(
+                            ec.generate_private_key(ec.SECP384R1()).public_key()
+                        )
+                    )
+                ]
+            },
+            "needs a P-256 key",
+            id="ec-p384",
+        ),
         pytest.param(
             {"jwks": [JWK], "token_endpoint_auth_signing_alg": "HS256"}, "not one of", id="hmac-alg"
         ),

@@ -275,6 +275,7 @@ def test_the_profile_sets_its_defaults():
         pytest.param({"token_types": "Bearer DPoP"}, "token_types", id="bearer-tokens"),
         pytest.param({"jwt_leeway": "5"}, "jwt_leeway", id="leeway-under-10"),
         pytest.param({"jwt_leeway": "61"}, "jwt_leeway", id="leeway-over-60"),
+        pytest.param({"token_from_query": "true"}, "token_from_query", id="query-tokens"),
         pytest.param(
             {
                 "token_format": "jwt",
@@ -313,6 +314,14 @@ def test_rotation_with_a_retry_window_is_the_allowed_exception():
 def test_a_guard_alone_refuses_bearer_tokens_too():
     settings = Settings.from_config({"profile": "fapi2", "token_types": "Bearer", "store": "memory://"})
     with pytest.raises(ConfigError, match=r"^token_types: contradicts profile = fapi2"):
+        guard_from_settings(DemoApp(), settings)
+
+
+def test_a_guard_alone_refuses_tokens_in_the_query_too():
+    settings = Settings.from_config({"profile": "fapi2", "token_from_query": "true", "store": "memory://"})
+    with pytest.raises(
+        ConfigError, match=r"^token_from_query: contradicts profile = fapi2 \(FAPI 2\.0 §5\.3\.4"
+    ):
         guard_from_settings(DemoApp(), settings)
 
 
