@@ -227,7 +227,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     client = replace(client, require_pushed_authorization_requests=args.require_pushed_authorization_requests)
     # A client the server's profile would refuse on every request is refused now.
-    PROFILES[settings.profile].check_client(client.token_endpoint_auth_method or "", "client add:")
+    PROFILES[settings.profile].check_client(client, "client add:")
     repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")

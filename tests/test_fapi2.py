@@ -334,6 +334,13 @@ def test_a_clients_file_client_the_profile_never_accepts_is_refused(tmp_path):
         OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, clients_file=str(path), **FAPI)
 
 
+def test_a_clients_file_client_with_a_plain_http_jwks_uri_is_refused(tmp_path):
+    path = tmp_path / "clients.ini"
+    path.write_text("[client:keyed]\ngrants = client_credentials\njwks_uri = http://127.0.0.1:9/jwks\n")
+    with pytest.raises(ConfigError, match=r"\[client:keyed\] jwks_uri must be https with profile = fapi2"):
+        OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, clients_file=str(path), **FAPI)
+
+
 def test_client_add_refuses_a_client_the_profile_never_accepts(tmp_path, capsys):
     from oauth_middleware.cli import main
 
@@ -346,6 +353,10 @@ def test_client_add_refuses_a_client_the_profile_never_accepts(tmp_path, capsys)
     status = main(["client", "add", str(ini), "--client-id", "basic", "--grant", "client_credentials"])
     assert status != 0
     assert "client_secret_basic contradicts profile = fapi2" in capsys.readouterr().err
+    status = main(["client", "add", str(ini), "--client-id", "keyed", "--grant", "client_credentials",
+                   "--jwks-uri", "http://127.0.0.1:9/jwks"])  # fmt: skip
+    assert status != 0
+    assert "jwks_uri must be https with profile = fapi2" in capsys.readouterr().err
 
 
 # -- end to end over HTTPS with requests-oauth2client --------------------------------
