@@ -511,3 +511,24 @@ def test_a_ps256_client_with_requests_oauth2client(https_server, store_name, req
         with pytest.raises(requests_oauth2client.InvalidClient):
             rs256.client_credentials(scope="read")
         middleware.close()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "refusal"),
+    [
+        pytest.param({"jwks": {"keys": [JWK]}}, None, id="private-key-jwt"),
+        pytest.param(
+            {"token_endpoint_auth_method": "client_secret_basic"}, "contradicts", id="client-secret-basic"
+        ),
+        pytest.param({"token_endpoint_auth_method": "none"}, "contradicts", id="public"),
+        pytest.param({"jwks_uri": "http://127.0.0.1:9/jwks"}, "jwks_uri must be https", id="http-jwks-uri"),
+    ],
+)
+def test_registration_refuses_a_client_the_profile_never_accepts(metadata, refusal):
+    middleware = OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, registration="open", **FAPI)
+    app = webtest.TestApp(middleware, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "as.example"})
+    body = {"redirect_uris": [REDIRECT], "grant_types": ["authorization_code"], **metadata}
+    response = app.post_json("/oauth/register", body, status=201 if refusal is None else 400)
+    if refusal is not None:
+        assert response.json["error"] == "invalid_client_metadata"
+        assert refusal in response.json["error_description"]
