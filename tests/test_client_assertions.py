@@ -397,6 +397,13 @@ def test_jwks_uri_outage_is_503_then_recovers(uri_app, key_server, clock):
     uri_app.post(TOKEN, form(assertion(now=clock.time())), status=200)
 
 
+def test_an_oversized_jwks_uri_answer_is_refused_like_an_unreachable_one(uri_app, key_server, clock):
+    # 256 KiB are read at most: a client's endless key set never fills our memory, and never passes.
+    key_server.keys = [JWK, {"padding": "x" * 256 * 1024}]
+    response = uri_app.post(TOKEN, form(assertion(now=clock.time())), status=503)
+    assert response.json["error"] == "temporarily_unavailable"
+
+
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/jwks", "/elsewhere"])
 def test_a_redirecting_jwks_uri_is_never_followed(uri_app, key_server, clock, target):
     key_server.redirect = target
