@@ -14,7 +14,7 @@ three things, all in this module:
   (:mod:`oauth_middleware.server`) hands to the parts that enforce them:
   which client authentication methods and assertion algorithms pass, whether
   an assertion's ``aud`` must be a string, whether a pushed request must name
-  its ``redirect_uri``.
+  its ``redirect_uri``, whether a client's ``jwks_uri`` must be https.
 
 Everything else the profile asks for is already what the server does
 (``iss`` in authorization responses, single-use codes, exact redirect URIs):
