@@ -231,7 +231,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     client = replace(client, require_pushed_authorization_requests=args.require_pushed_authorization_requests)
     # A client the server's profile would refuse on every request is refused now.
-    PROFILES[settings.profile].check_client(client.token_endpoint_auth_method or "", "client add:")
+    PROFILES[settings.profile].check_client(client, "client add:")
     repository = _client_repository(args.config)
     if repository.get_client(client.client_id) is not None and not args.replace:
         raise CommandError(f"client {client.client_id!r} exists (use --replace to overwrite it)")
@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--signing-alg",
         metavar="ALG",
-        help="the one algorithm its assertions may use: for private_key_jwt RS256, ES256 or EdDSA "
+        help="the one algorithm its assertions may use: for private_key_jwt RS256, PS256, ES256 or EdDSA "
         "(default: its key's); for client_secret_jwt HS256, HS384 or HS512 (default: any, and the "
         "secret must then have 64 bytes)",
     )

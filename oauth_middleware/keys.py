@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -33,8 +33,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .settings import Settings
 
-#: The algorithms a key may be pinned to.
-ALGORITHMS = ("HS256", "RS256", "ES256", "EdDSA")
+#: The algorithms a key may be pinned to. An RSA key is RS256 unless its JWK says PS256.
+ALGORITHMS = ("HS256", "RS256", "PS256", "ES256", "EdDSA")
 #: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
 #: Smallest RSA modulus we accept (NIST SP 800-131A).
@@ -50,6 +50,7 @@ _THUMBPRINT_MEMBERS = {
 }
 _TO_JWK: dict[str, Callable[..., Any]] = {
     "RS256": RSAAlgorithm.to_jwk,
+    "PS256": RSAAlgorithm.to_jwk,
     "ES256": ECAlgorithm.to_jwk,
     "EdDSA": OKPAlgorithm.to_jwk,
 }
@@ -61,7 +62,7 @@ class Key:
     """One key, with its id and the one algorithm it may be used with.
 
     :param kid: the key id written in (and looked up from) token headers.
-    :param alg: ``HS256``, ``RS256``, ``ES256`` or ``EdDSA``.
+    :param alg: ``HS256``, ``RS256``, ``PS256`` (an RSA key whose JWK says so), ``ES256`` or ``EdDSA``.
     :param verifier: the public key object, or the HS256 secret bytes.
     :param signer: the private key object or the secret; None when the key
         only verifies.
@@ -219,6 +220,10 @@ def _jwk_key(entry: Any, where: str) -> Key:
     else:
         private = parsed if isinstance(parsed, _PRIVATE_TYPES) else None
         key = asymmetric_key(private, private.public_key() if private else parsed, where, kid)
+        if alg == "PS256" and key.alg == "RS256":
+            # RSASSA-PSS with the same RSA key (RFC 7518 §3.5): pinned to it by the JWK's own alg,
+            # so a PS256 key never verifies RS256 and the other way round.
+            key = replace(key, alg="PS256")
     if alg is not None and alg != key.alg:
         raise ConfigError(f"{where} has alg {alg} but is a {key.alg} key")
     return key

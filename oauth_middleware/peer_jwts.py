@@ -43,7 +43,8 @@ log = logging.getLogger("oauth_middleware.clients")
 #: Longest JWT read from a client, in characters: an RSA-4096 signature fits many times over.
 MAX_JWT_LENGTH = 8192
 #: Algorithms a peer's JWT may be signed with: asymmetric only (RFC 9700 §2.5), never ``none`` or HMAC.
-PEER_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+#: PS256 needs an RSA key whose JWK says ``"alg": "PS256"`` (:func:`~oauth_middleware.keys.public_jwk_key`).
+PEER_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 #: The claims every peer JWT carries (RFC 7523 §3; ``jti`` so that a replay can be refused).
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "jti")
 
@@ -139,11 +140,10 @@ class PeerJWTs:
         if jwks_uri is not None:
             remote = self.remote_keys(jwks_uri)
             if kid is not None:
-                key = remote.find(kid)
-                return [] if key is None else [key]
+                return list(remote.find_all(kid))  # keys sharing a kid are told apart by alg
             if not remote.keys:
                 remote.find("")  # first use: fetch the set (a fetch failure is the 503)
-            return list(remote.keys.values())
+            return list(remote.every_key)
         return [key for key in jwks if kid is None or key.kid == kid]
 
     def remote_keys(self, url: str) -> RemoteKeys:

@@ -14,7 +14,7 @@ three things, all in this module:
   (:mod:`oauth_middleware.server`) hands to the parts that enforce them:
   which client authentication methods and assertion algorithms pass, whether
   an assertion's ``aud`` must be a string, whether a pushed request must name
-  its ``redirect_uri``.
+  its ``redirect_uri``, whether a client's ``jwks_uri`` must be https.
 
 Everything else the profile asks for is already what the server does
 (``iss`` in authorization responses, single-use codes, exact redirect URIs):
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .models import Client
     from .settings import Role, Settings
 
 __all__ = ["DEFAULTS", "PROFILES", "Profile", "check_profile"]
@@ -47,6 +48,7 @@ class Profile:
     :param algorithms: the only JWS algorithms client assertions may use.
     :param audience_string_only: a client assertion's ``aud`` must be a string, not an array.
     :param par_requires_redirect_uri: a pushed authorization request must name its ``redirect_uri``.
+    :param https_jwks_uri: a client's ``jwks_uri`` must be https, even on a loopback host.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Profile:
     algorithms: tuple[str, ...] | None = None
     audience_string_only: bool = False
     par_requires_redirect_uri: bool = False
+    https_jwks_uri: bool = False
 
     def narrow(self, names: Iterable[str], allowed: tuple[str, ...] | None) -> list[str]:
         """``names`` in their order, without those ``allowed`` leaves out."""
@@ -67,16 +70,20 @@ class Profile:
         """The assertion algorithms of ``names`` this profile lets through."""
         return self.narrow(names, self.algorithms)
 
-    def check_client(self, method: str, where: str) -> None:
-        """Refuse to register a client whose authentication method the profile never accepts.
+    def check_client(self, client: Client, where: str) -> None:
+        """Refuse to register a client the profile would refuse on every request.
 
-        :raises ConfigError: naming ``where`` (``clients_file: [client:ID]``, ``client add``).
+        :raises ConfigError: naming ``where`` (``clients_file: [client:ID]``, ``client add``):
+            an authentication method the profile never accepts, or a plain-http ``jwks_uri``.
         """
+        method = client.token_endpoint_auth_method or ""
         if self.auth_methods is not None and method not in self.auth_methods:
             raise ConfigError(
                 f"{where} token_endpoint_auth_method {method} contradicts profile = {self.name} "
                 f"(only {', '.join(self.auth_methods)})"
             )
+        if self.https_jwks_uri and client.jwks_uri is not None and not client.jwks_uri.startswith("https://"):
+            raise ConfigError(f"{where} jwks_uri must be https with profile = {self.name}")
 
 
 #: Each profile by its ``profile`` setting value.
@@ -91,6 +98,8 @@ PROFILES = {
         audience_string_only=True,
         # §5.3.2.2 item 6.
         par_requires_redirect_uri=True,
+        # §5.2.1 item 1: connections to other servers over TLS (no loopback exception).
+        https_jwks_uri=True,
     ),
 }
 
@@ -137,6 +146,7 @@ def _fapi2_contradictions(settings: Settings) -> list[tuple[str, bool, str]]:
             not 10 <= settings.jwt_leeway <= 60,
             "§5.3.2.1 item 13: accept iat and nbf up to 10 s ahead, refuse more than 60 s",
         ),
+        ("token_from_query", settings.token_from_query, "§5.3.4 item 2: no access tokens in the query"),
     ]
 
 

@@ -86,7 +86,8 @@ class RemoteKeys:
         self.timeout = timeout
         #: How many fetches were attempted, successful or not.
         self.fetches = 0
-        self._keys: Mapping[str, Key] = {}
+        # Every key of a kid: FAPI 2.0 §5.4.3 asks a verifier to tell keys sharing one apart (by alg).
+        self._keys: Mapping[str, tuple[Key, ...]] = {}
         self._next_fetch = float("-inf")
         self._failing = False
         # Taken only on an unknown kid: requests with a known key never wait for a fetch.
@@ -94,8 +95,13 @@ class RemoteKeys:
 
     @property
     def keys(self) -> Mapping[str, Key]:
-        """The keys of the last successful fetch, by ``kid``."""
-        return self._keys
+        """The keys of the last successful fetch, by ``kid`` (the first of those sharing one)."""
+        return {kid: keys[0] for kid, keys in self._keys.items()}
+
+    @property
+    def every_key(self) -> tuple[Key, ...]:
+        """Every key of the last successful fetch, those sharing a ``kid`` included."""
+        return tuple(key for keys in self._keys.values() for key in keys)
 
     def load(self) -> None:
         """Fetch the key set at start-up.
@@ -108,32 +114,42 @@ class RemoteKeys:
                 self._keys = self._fetch()
             except KeysUnavailable as exc:
                 raise ConfigError(f"jwks_url: {exc}") from None
-        log.info("JWKS fetched from %s: %d keys", self.url, len(self._keys))
+        log.info("JWKS fetched from %s: %d keys", self.url, len(self.every_key))
 
     def find(self, kid: str) -> Key | None:
-        """The key named ``kid``, refetching the set first if it is unknown and a fetch is due.
+        """The key named ``kid`` (the first, if several share it), as :meth:`find_all` finds it.
 
         :returns: None when the key set, fetched recently enough, has no such key.
         :raises OAuthError: ``unavailable``: the key is unknown and the JWKS could not be
             fetched (now or at the last attempt).
         """
-        key = self._keys.get(kid)
-        if key is not None:
-            return key
+        keys = self.find_all(kid)
+        return keys[0] if keys else None
+
+    def find_all(self, kid: str) -> tuple[Key, ...]:
+        """Every key named ``kid``, refetching the set first if it is unknown and a fetch is due.
+
+        :returns: empty when the key set, fetched recently enough, has no such key.
+        :raises OAuthError: ``unavailable``: the key is unknown and the JWKS could not be
+            fetched (now or at the last attempt).
+        """
+        keys = self._keys.get(kid)
+        if keys:
+            return keys
         with self._lock:
             # Another request may have fetched the set while this one waited.
-            key = self._keys.get(kid)
-            if key is not None:
-                return key
+            keys = self._keys.get(kid)
+            if keys:
+                return keys
             now = self.clock()
             if now < self._next_fetch:
                 if self._failing:
                     raise self.unavailable("the signing keys cannot be fetched, try again later")
-                return None
+                return ()
             self._next_fetch = now + self.interval
             return self._refetch(kid)
 
-    def _refetch(self, kid: str) -> Key | None:
+    def _refetch(self, kid: str) -> tuple[Key, ...]:
         """Fetch the set again (the lock is held) and look ``kid`` up in it."""
         try:
             keys = self._fetch()
@@ -143,14 +159,16 @@ class RemoteKeys:
             self._failing = True
             raise self.unavailable("the signing keys cannot be fetched, try again later") from None
         if self._failing:
-            log.warning("JWKS at %s reachable again: %d keys", self.url, len(keys))
+            log.warning("JWKS at %s reachable again: %d keys", self.url, sum(map(len, keys.values())))
         else:
-            log.info("JWKS refetched from %s for an unknown kid: %d keys", self.url, len(keys))
+            log.info(
+                "JWKS refetched from %s for an unknown kid: %d keys", self.url, sum(map(len, keys.values()))
+            )
         self._failing = False
         self._keys = keys
-        return keys.get(kid)
+        return keys.get(kid, ())
 
-    def _fetch(self) -> dict[str, Key]:
+    def _fetch(self) -> dict[str, tuple[Key, ...]]:
         """Fetch and check the key set; keys we cannot use are skipped and logged."""
         self.fetches += 1
         try:
@@ -160,14 +178,14 @@ class RemoteKeys:
         entries = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(entries, list):
             raise KeysUnavailable(f"{self.url} did not answer with a JWK Set")
-        keys: dict[str, Key] = {}
+        keys: dict[str, tuple[Key, ...]] = {}
         for index, entry in enumerate(entries):
             try:
                 key = public_jwk_key(entry, f"key {index} of {self.url}")
             except ConfigError as exc:
                 log.info("JWKS key skipped: %s", exc)
                 continue
-            keys.setdefault(key.kid, key)
+            keys[key.kid] = (*keys.get(key.kid, ()), key)
         if not keys:
             raise KeysUnavailable(f"{self.url} has no key this guard can verify with")
         return keys

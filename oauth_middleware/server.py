@@ -136,7 +136,7 @@ class AuthorizationServer:
         if settings.clients_file:
             for client in load_clients_file(settings.clients_file, settings.scopes):
                 where = f"clients_file: [client:{client.client_id}]"
-                self.profile.check_client(client.token_endpoint_auth_method or "", where)
+                self.profile.check_client(client, where)
                 self.repository.save_client(client)
         # A client_secret_jwt secret that cannot be opened is a one-line error now, not a 401 later.
         assertions.check_sealed_secrets(self.repository.list_clients())

@@ -9,7 +9,7 @@ section each (the style of ``clients_file``)::
     jwks_uri = https://idp.example.com/jwks    ; or jwks = {"keys": [...]}
     subjects = alice bob service-*              ; exact, or a prefix ending in *
     scopes = read                               ; at most these are granted
-    signing_algs = ES256                        ; default: RS256 ES256 EdDSA
+    signing_algs = ES256                        ; default: RS256 PS256 ES256 EdDSA
     max_lifetime = 300                          ; seconds a JWT may be valid
 
 What every JWT from them must meet (signature, ``aud`` naming this server,

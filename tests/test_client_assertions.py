@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from oauth_flows import race
 from paste.deploy import loadapp
+from servers import shared_redis
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
 
 from oauth_middleware.cli import main
@@ -174,6 +175,65 @@ def test_the_registered_signing_algorithm_is_the_only_one(make_middleware, clock
     app.post(TOKEN, form(assertion(rsa_private, alg="RS256", kid="r1", now=clock.time())), status=200)
 
 
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PUBLIC_JWK = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "r1"}
+SMALL_RSA_JWK = json.loads(
+    jwt.algorithms.RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("jwk_alg", "signed_with", "status"),
+    [
+        pytest.param("PS256", "PS256", 200, id="ps256-key-ps256"),
+        pytest.param("PS256", "RS256", 401, id="ps256-key-rs256"),
+        pytest.param("RS256", "PS256", 401, id="rs256-key-ps256"),
+        pytest.param(None, "RS256", 200, id="no-alg-rs256"),
+        pytest.param(None, "PS256", 401, id="no-alg-ps256"),
+    ],
+)
+def test_an_rsa_key_verifies_the_one_algorithm_its_jwk_names(
+    make_middleware, clock, jwk_alg, signed_with, status
+):
+    jwk = RSA_PUBLIC_JWK if jwk_alg is None else {**RSA_PUBLIC_JWK, "alg": jwk_alg}
+    middleware = make_middleware(clock=clock)
+    register(middleware, CLIENT, None, grant_types=["client_credentials"], jwks=[jwk])
+    response = webtest.TestApp(middleware).post(
+        TOKEN, form(assertion(RSA_KEY, alg=signed_with, kid="r1", now=clock.time())), status=status
+    )
+    if status == 401:
+        assert response.json["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("where", ["jwks", "jwks_uri"])
+@pytest.mark.parametrize(
+    ("signer", "alg"),
+    [pytest.param(KEY, "ES256", id="ec"), pytest.param(RSA_KEY, "PS256", id="rsa-pss")],
+)
+def test_keys_sharing_a_kid_are_told_apart_by_alg(make_middleware, clock, where, signer, alg):
+    """FAPI 2.0 §5.4.3: a verifier chooses among keys with one kid by their other attributes."""
+    shared = [{**RSA_PUBLIC_JWK, "kid": "k1", "alg": "PS256"}, JWK]
+    middleware = make_middleware(clock=clock, fetch_allowed_networks="127.0.0.1")
+    app = webtest.TestApp(middleware)
+    server = KeyServer(shared)
+    with serve_wsgi(server) as url:
+        keys: dict[str, Any] = {"jwks": shared} if where == "jwks" else {"jwks_uri": url + "/jwks"}
+        register(middleware, CLIENT, None, grant_types=["client_credentials"], **keys)
+        app.post(TOKEN, form(assertion(signer, alg=alg, kid="k1", now=clock.time())), status=200)
+        app.post(TOKEN, form(assertion(signer, alg=alg, kid=None, now=clock.time())), status=200)
+        refused(app, form(assertion(OTHER_KEY, kid="k1", now=clock.time())))
+
+
+def test_a_ps256_key_registers_for_its_algorithm_only():
+    ps256 = {**RSA_PUBLIC_JWK, "alg": "PS256"}
+    client = build_client(CLIENT, secret_hash=None, jwks=[ps256], token_endpoint_auth_signing_alg="PS256")
+    assert client.token_endpoint_auth_signing_alg == "PS256"
+    with pytest.raises(ValueError, match="of the signing"):
+        build_client(CLIENT, secret_hash=None, jwks=[ps256], token_endpoint_auth_signing_alg="RS256")
+
+
 def test_an_assertion_without_kid_is_checked_with_every_key(signed_app, clock):
     signed_app.post(TOKEN, form(assertion(now=clock.time(), kid=None)), status=200)
 
@@ -241,6 +301,20 @@ def test_failed_assertions_are_counted_against_the_client_they_name(make_middlew
         pytest.param({"jwks_uri": "http://c.example/jwks"}, "must be https", id="plain-http-uri"),
         pytest.param({"jwks": [{**JWK, "d": "private"}]}, "private or symmetric", id="private-key"),
         pytest.param({"jwks": [{"kty": "oct", "k": "c2VjcmV0" * 6}]}, "private or symmetric", id="oct-key"),
+        pytest.param({"jwks": [SMALL_RSA_JWK]}, "at least 2048 bits", id="rsa-1024"),
+        pytest.param(
+            {
+                "jwks": [
+                    json.loads(
+                        jwt.algorithms.ECAlgorithm.to_jwk(
+                            ec.generate_private_key(ec.SECP384R1()).public_key()
+                        )
+                    )
+                ]
+            },
+            "needs a P-256 key",
+            id="ec-p384",
+        ),
         pytest.param(
             {"jwks": [JWK], "token_endpoint_auth_signing_alg": "HS256"}, "not one of", id="hmac-alg"
         ),
@@ -323,6 +397,13 @@ def test_jwks_uri_outage_is_503_then_recovers(uri_app, key_server, clock):
     uri_app.post(TOKEN, form(assertion(now=clock.time())), status=200)
 
 
+def test_an_oversized_jwks_uri_answer_is_refused_like_an_unreachable_one(uri_app, key_server, clock):
+    # 256 KiB are read at most: a client's endless key set never fills our memory, and never passes.
+    key_server.keys = [JWK, {"padding": "x" * 256 * 1024}]
+    response = uri_app.post(TOKEN, form(assertion(now=clock.time())), status=503)
+    assert response.json["error"] == "temporarily_unavailable"
+
+
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/jwks", "/elsewhere"])
 def test_a_redirecting_jwks_uri_is_never_followed(uri_app, key_server, clock, target):
     key_server.redirect = target
@@ -378,6 +459,56 @@ def test_requests_oauth2client_private_key_jwt_end_to_end(make_middleware, store
             assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 200
             assert client.revoke_access_token(token.access_token)
             assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("store_name", ["sqlite", "redis"])
+def test_a_client_added_with_a_jwks_uri_works_with_requests_oauth2client(
+    store_name, request, tmp_path, capsys
+):
+    """The CLI registers the client with its key set's URL; the library authenticates with the key it holds."""
+    requests_oauth2client = pytest.importorskip("requests_oauth2client")
+    store_url = f"sqlite:///{tmp_path / 'oauth.db'}" if store_name == "sqlite" else shared_redis(request).url
+    key_server = KeyServer([JWK])
+    private_jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(KEY)), "kid": "k1", "alg": "ES256"}
+    with serve_wsgi(key_server) as keys_url:
+        ini = tmp_path / "app.ini"
+        ini.write_text(
+            "[app:main]\nuse = egg:oauth-middleware#demo\nfilter-with = oauth2\n\n"
+            f"[filter:oauth2]\nuse = egg:oauth-middleware#oauth2\nstore = {store_url}\n"
+            f"store_prefix = pkj-{uuid.uuid4().hex[:12]}:\nscopes = read write\nissuer = http://127.0.0.1\n"
+            f"require_https = false\nintrospection_clients = {CLIENT}\n"
+            "fetch_allowed_networks = 127.0.0.1\n"  # the key server is on loopback
+        )
+        assert main(["client", "add", str(ini), "--client-id", CLIENT, "--grant", "client_credentials",
+                     "--scope", "read", "--jwks-uri", keys_url + "/jwks"]) == 0  # fmt: skip
+        assert main(["client", "list", str(ini)]) == 0
+        assert capsys.readouterr().out.strip().endswith("\ttoken_endpoint_auth_method=private_key_jwt")
+        with serve_wsgi(loadapp(f"config:{ini}")) as url:
+            client = requests_oauth2client.OAuth2Client(
+                url + TOKEN,
+                auth=requests_oauth2client.PrivateKeyJwt(
+                    CLIENT, private_jwk, alg="ES256", aud="http://127.0.0.1"
+                ),
+                revocation_endpoint=url + "/oauth/revoke",
+                introspection_endpoint=url + "/oauth/introspect",
+                testing=True,  # plain HTTP on loopback
+            )
+            token = client.client_credentials(scope="read")
+            assert client.introspect_token(token.access_token)["active"] is True
+            bearer = {"Authorization": f"Bearer {token.access_token}"}
+            assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 200
+            assert client.revoke_access_token(token.access_token)
+            assert requests.get(url + "/", headers=bearer, timeout=10).status_code == 401
+            # A key the set does not hold: 401 invalid_client through the same library.
+            other = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(OTHER_KEY)), "kid": "k1", "alg": "ES256"}
+            stranger = requests_oauth2client.OAuth2Client(
+                url + TOKEN,
+                auth=requests_oauth2client.PrivateKeyJwt(CLIENT, other, alg="ES256", aud="http://127.0.0.1"),
+                testing=True,
+            )
+            with pytest.raises(requests_oauth2client.InvalidClient):
+                stranger.client_credentials(scope="read")
+    assert key_server.hits == 1  # fetched once, then cached
 
 
 # -- CLI and clients_file ----------------------------------------------------

@@ -66,10 +66,14 @@ RSA_JWK = {
     "kid": "r1",
     "alg": "RS256",
 }
+#: An RSA client whose key is for PS256 (FAPI 2.0 §5.4.1 item 1.2): conforming like :data:`CLIENT`.
+PS_CLIENT = "ps256-client"
+PS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PS_JWK = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(PS_KEY.public_key())), "kid": "p1", "alg": "PS256"}
 
 
 def register_clients(middleware: OAuth2Middleware) -> None:
-    """The conforming private_key_jwt client, and three the profile must refuse."""
+    """The conforming private_key_jwt clients (ES256, PS256), and three the profile must refuse."""
     code = {"grant_types": ["authorization_code", "refresh_token", "client_credentials"], "scopes": ["read"]}
     save = middleware.server.repository.save_client
     save(build_client(CLIENT, secret_hash=None, jwks=[JWK], redirect_uris=[REDIRECT], **code))
@@ -80,6 +84,7 @@ def register_clients(middleware: OAuth2Middleware) -> None:
         )
     )
     save(build_client(RSA_CLIENT, secret_hash=None, jwks=[RSA_JWK], redirect_uris=[REDIRECT], **code))
+    save(build_client(PS_CLIENT, secret_hash=None, jwks=[PS_JWK], redirect_uris=[REDIRECT], **code))
 
 
 def assertion(client_id: str = CLIENT, key: Any = KEY, alg: str = "ES256", **claims: Any) -> dict[str, str]:
@@ -137,9 +142,8 @@ def test_a_conforming_push_and_dpop_token_request_pass(fapi_app):
     assert token["token_type"] == "DPoP"
 
 
-# Each request the profile refuses: (method, path, form, headers) and the answer. A form that
-# carries a client assertion is made when the test runs (a lambda): made at collection, its
-# assertion would expire before a long suite reaches the test.
+# Each request the profile refuses: (method, path, form, headers) and the answer.
+# Forms are made when each test runs: an assertion made at collection could expire before it is sent.
 REFUSED = [
     pytest.param(
         "GET",
@@ -162,7 +166,7 @@ REFUSED = [
     pytest.param(
         "POST",
         "/oauth/par",
-        lambda: {**pushed(client_assertion=None, client_assertion_type=None)},
+        lambda: pushed(client_assertion=None, client_assertion_type=None),
         {"Authorization": basic(SECRET_CLIENT, SECRET)},
         (401, "invalid_client"),
         id="par-client-secret-basic",
@@ -190,6 +194,14 @@ REFUSED = [
     pytest.param(
         "POST", "/oauth/token", lambda: token_request(**assertion(RSA_CLIENT, RSA_KEY, "RS256")), "dpop", (401, "invalid_client"),
         id="rs256-assertion",
+    ),
+    pytest.param(
+        "POST", "/oauth/token", lambda: token_request(**assertion(PS_CLIENT, PS_KEY, "RS256")), "dpop", (401, "invalid_client"),
+        id="rs256-assertion-with-a-ps256-key",
+    ),
+    pytest.param(
+        "POST", "/oauth/token", lambda: token_request(**assertion(aud=ISSUER + "/oauth/par")), "dpop", (401, "invalid_client"),
+        id="aud-par-endpoint",
     ),
     pytest.param(
         "POST", "/oauth/token", lambda: token_request(grant_type="password", username="alice", password="alice-password"),
@@ -227,7 +239,7 @@ def test_a_bearer_token_is_refused_at_the_guard(fapi_app):
 def test_the_metadata_offers_only_what_the_profile_accepts(fapi_app):
     document = fapi_app.get("/.well-known/oauth-authorization-server").json
     assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
-    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["ES256", "EdDSA"]
+    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
     assert document["require_pushed_authorization_requests"] is True
     assert document["authorization_response_iss_parameter_supported"] is True
     assert document["code_challenge_methods_supported"] == ["S256"]
@@ -265,6 +277,7 @@ def test_the_profile_sets_its_defaults():
         pytest.param({"token_types": "Bearer DPoP"}, "token_types", id="bearer-tokens"),
         pytest.param({"jwt_leeway": "5"}, "jwt_leeway", id="leeway-under-10"),
         pytest.param({"jwt_leeway": "61"}, "jwt_leeway", id="leeway-over-60"),
+        pytest.param({"token_from_query": "true"}, "token_from_query", id="query-tokens"),
         pytest.param(
             {
                 "token_format": "jwt",
@@ -306,12 +319,27 @@ def test_a_guard_alone_refuses_bearer_tokens_too():
         guard_from_settings(DemoApp(), settings)
 
 
+def test_a_guard_alone_refuses_tokens_in_the_query_too():
+    settings = Settings.from_config({"profile": "fapi2", "token_from_query": "true", "store": "memory://"})
+    with pytest.raises(
+        ConfigError, match=r"^token_from_query: contradicts profile = fapi2 \(FAPI 2\.0 §5\.3\.4"
+    ):
+        guard_from_settings(DemoApp(), settings)
+
+
 def test_a_clients_file_client_the_profile_never_accepts_is_refused(tmp_path):
     path = tmp_path / "clients.ini"
     path.write_text(f"[client:basic]\ngrants = client_credentials\nsecret_hash = {'0' * 64}\n")
     with pytest.raises(
         ConfigError, match=r"\[client:basic\] token_endpoint_auth_method client_secret_basic contra"
     ):
+        OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, clients_file=str(path), **FAPI)
+
+
+def test_a_clients_file_client_with_a_plain_http_jwks_uri_is_refused(tmp_path):
+    path = tmp_path / "clients.ini"
+    path.write_text("[client:keyed]\ngrants = client_credentials\njwks_uri = http://127.0.0.1:9/jwks\n")
+    with pytest.raises(ConfigError, match=r"\[client:keyed\] jwks_uri must be https with profile = fapi2"):
         OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, clients_file=str(path), **FAPI)
 
 
@@ -327,6 +355,10 @@ def test_client_add_refuses_a_client_the_profile_never_accepts(tmp_path, capsys)
     status = main(["client", "add", str(ini), "--client-id", "basic", "--grant", "client_credentials"])
     assert status != 0
     assert "client_secret_basic contradicts profile = fapi2" in capsys.readouterr().err
+    status = main(["client", "add", str(ini), "--client-id", "keyed", "--grant", "client_credentials",
+                   "--jwks-uri", "http://127.0.0.1:9/jwks"])  # fmt: skip
+    assert status != 0
+    assert "jwks_uri must be https with profile = fapi2" in capsys.readouterr().err
 
 
 # -- end to end over HTTPS with requests-oauth2client --------------------------------
@@ -433,3 +465,72 @@ def test_a_fapi2_flow_end_to_end_with_requests_oauth2client(https_server, store_
         )
         assert stolen.status_code == 401
         middleware.close()
+
+
+def test_a_ps256_client_assertion_passes(fapi_app):
+    form = token_request(**assertion(PS_CLIENT, PS_KEY, "PS256"))
+    assert fapi_app.post("/oauth/token", form, headers=dpop(), status=200).json["token_type"] == "DPoP"
+    fapi_app.post("/oauth/par", pushed(**assertion(PS_CLIENT, PS_KEY, "PS256")), status=201)
+
+
+@pytest.mark.parametrize("store_name", ["sqlite", "redis"])
+def test_a_ps256_client_with_requests_oauth2client(https_server, store_name, request):
+    requests_oauth2client = pytest.importorskip("requests_oauth2client")
+    server, base, cert = https_server
+    with BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
+        middleware = OAuth2Middleware(DemoApp(), store_backend=opened, issuer=base, **FAPI)
+        register_clients(middleware)
+        server.set_app(
+            lambda environ, start: middleware({**environ, "HTTPS": "on", "wsgi.url_scheme": "https"}, start)
+        )
+        session = requests.Session()
+        session.trust_env, session.verify = False, cert
+        private_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(PS_KEY)), "kid": "p1", "alg": "PS256"}
+        client = requests_oauth2client.OAuth2Client.from_discovery_endpoint(
+            f"{base}/.well-known/oauth-authorization-server",
+            issuer=base,
+            auth=requests_oauth2client.PrivateKeyJwt(PS_CLIENT, private_jwk, alg="PS256", aud=base),
+            redirect_uri=REDIRECT,
+            dpop_bound_access_tokens=True,
+            session=session,
+        )
+        token = client.client_credentials(scope="read")
+        assert isinstance(token, requests_oauth2client.DPoPToken)
+        pushed_request = client.pushed_authorization_request(
+            client.authorization_request(scope="read", nonce=None)
+        )
+        assert str(pushed_request.request_uri).startswith("urn:ietf:params:oauth:request_uri:")
+        # The same RSA key signing RS256 is refused: the profile and the key's own alg both say PS256.
+        rs256 = requests_oauth2client.OAuth2Client.from_discovery_endpoint(
+            f"{base}/.well-known/oauth-authorization-server",
+            issuer=base,
+            auth=requests_oauth2client.PrivateKeyJwt(
+                PS_CLIENT, {**private_jwk, "alg": "RS256"}, alg="RS256", aud=base
+            ),
+            dpop_bound_access_tokens=True,
+            session=session,
+        )
+        with pytest.raises(requests_oauth2client.InvalidClient):
+            rs256.client_credentials(scope="read")
+        middleware.close()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "refusal"),
+    [
+        pytest.param({"jwks": {"keys": [JWK]}}, None, id="private-key-jwt"),
+        pytest.param(
+            {"token_endpoint_auth_method": "client_secret_basic"}, "contradicts", id="client-secret-basic"
+        ),
+        pytest.param({"token_endpoint_auth_method": "none"}, "contradicts", id="public"),
+        pytest.param({"jwks_uri": "http://127.0.0.1:9/jwks"}, "jwks_uri must be https", id="http-jwks-uri"),
+    ],
+)
+def test_registration_refuses_a_client_the_profile_never_accepts(metadata, refusal):
+    middleware = OAuth2Middleware(DemoApp(), store="memory://", issuer=ISSUER, registration="open", **FAPI)
+    app = webtest.TestApp(middleware, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "as.example"})
+    body = {"redirect_uris": [REDIRECT], "grant_types": ["authorization_code"], **metadata}
+    response = app.post_json("/oauth/register", body, status=201 if refusal is None else 400)
+    if refusal is not None:
+        assert response.json["error"] == "invalid_client_metadata"
+        assert refusal in response.json["error_description"]

@@ -24,7 +24,7 @@ def metadata(make_middleware, status=200, **settings):
     return app.get(METADATA, status=status)
 
 
-ALGS = ["RS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"]
+ALGS = ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"]
 
 
 def test_default_document_validates_with_authlib(make_middleware):

@@ -478,6 +478,14 @@ def test_requests_oauth2client_token_exchange_end_to_end(tmp_path, store_name, r
             )
             assert me.json()["user"] == "alice" and me.json()["client_id"] == API
             assert client.introspect_token(token.access_token)["act"] == {"sub": API}
+            # Our own token as the subject, narrowed to one API with the library's resource parameter.
+            narrowed = client.token_exchange(
+                subject_token=token, requested_token_type=ACCESS_TOKEN_TYPE, resource="https://api.example/a"
+            )
+            assert narrowed.kwargs["issued_token_type"] == ACCESS_TOKEN_TYPE
+            assert client.introspect_token(narrowed.access_token)["aud"] == ["https://api.example/a"]
+            with pytest.raises(requests_oauth2client.InvalidTarget):
+                client.token_exchange(subject_token=narrowed, resource="https://api.example/b")
             with pytest.raises(requests_oauth2client.InvalidScope):
                 client.token_exchange(subject_token=own, actor_token=own, scope="write")
             with pytest.raises(requests_oauth2client.InvalidRequest):

@@ -26,10 +26,19 @@ from webob import Request
 
 from ..client_metadata import RegisteredMetadata, client_information, registered_client
 from ..clients import new_confidential_client_secret
-from ..errors import InvalidClientMetadata, InvalidRequest, InvalidToken, MissingToken, TooManyRequests
+from ..errors import (
+    ConfigError,
+    InvalidClientMetadata,
+    InvalidRequest,
+    InvalidToken,
+    MissingToken,
+    TooManyRequests,
+    describable,
+)
 from ..grants import grant_types_supported
 from ..models import digest
 from ..parsing import authorization_scheme
+from ..profile import PROFILES
 from ..records import RegistrationRecord
 from ..responses import JSONReply, Reply, no_content
 from ..secret_hash import check_secret
@@ -154,13 +163,19 @@ def _registered(
         metadata = settings.registration_policy(sent, Request(request.environ))
         if metadata is None:
             raise InvalidClientMetadata("the registration is refused by this server's policy")
-    return registered_client(
+    registered = registered_client(
         client_id,
         metadata,
         secret_hash=secret_hash,
         grants=grant_types_supported(settings),
         scopes=settings.registration_scopes or settings.scopes,
     )
+    try:
+        # A client the server's profile would refuse on every request is not registered.
+        PROFILES[settings.profile].check_client(registered.client, "the client's")
+    except ConfigError as exc:
+        raise InvalidClientMetadata(describable(str(exc))) from None
+    return registered
 
 
 #: Members of a client information response the server sets (RFC 7591 §3.2.1, RFC 7592 §3).
