@@ -24,7 +24,8 @@ def metadata(make_middleware, status=200, **settings):
     return app.get(METADATA, status=status)
 
 
-ALGS = ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"]
+# private_key_jwt's; client_secret_jwt's HMAC ones only with client_secret_key (test below).
+ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
 
 
 def test_default_document_validates_with_authlib(make_middleware):
@@ -43,7 +44,6 @@ def test_default_document_validates_with_authlib(make_middleware):
             "client_secret_post",
             "none",
             "private_key_jwt",
-            "client_secret_jwt",
             "test_header",
         ],
         "revocation_endpoint": f"{ISSUER}/oauth/revoke",
@@ -52,7 +52,6 @@ def test_default_document_validates_with_authlib(make_middleware):
             "client_secret_post",
             "none",
             "private_key_jwt",
-            "client_secret_jwt",
             "test_header",
         ],
         "introspection_endpoint": f"{ISSUER}/oauth/introspect",
@@ -60,10 +59,9 @@ def test_default_document_validates_with_authlib(make_middleware):
             "client_secret_basic",
             "client_secret_post",
             "private_key_jwt",
-            "client_secret_jwt",
             "test_header",
         ],
-        # private_key_jwt's and client_secret_jwt's algorithms at every endpoint that authenticates clients (issue 13).
+        # private_key_jwt's algorithms at every endpoint that authenticates clients (issue 13).
         "token_endpoint_auth_signing_alg_values_supported": ALGS,
         "revocation_endpoint_auth_signing_alg_values_supported": ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": ALGS,
@@ -91,10 +89,26 @@ def test_jwt_document_names_the_jwks_and_validates(make_middleware, keys):
 
 
 def test_auth_methods_follow_the_registry(make_middleware):
-    document = metadata(make_middleware, issuer=ISSUER).json
+    document = metadata(make_middleware, issuer=ISSUER, client_secret_key="k" * 32).json
     assert document["token_endpoint_auth_methods_supported"] == list(AUTH_METHODS)
     # Introspection needs an authenticated client: never "none".
     assert "none" not in document["introspection_endpoint_auth_methods_supported"]
+
+
+def test_client_secret_jwt_is_offered_only_with_the_key_that_opens_its_secrets(make_middleware):
+    # Without client_secret_key no client_secret_jwt secret can be opened: offering it would be a lie.
+    without = metadata(make_middleware, issuer=ISSUER).json
+    assert "client_secret_jwt" not in without["token_endpoint_auth_methods_supported"]
+    assert "HS256" not in without["token_endpoint_auth_signing_alg_values_supported"]
+    document = metadata(make_middleware, issuer=ISSUER, client_secret_key="k" * 32).json
+    for endpoint in ("token", "revocation", "introspection"):
+        assert "client_secret_jwt" in document[f"{endpoint}_endpoint_auth_methods_supported"]
+        assert document[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == [
+            *ALGS,
+            "HS256",
+            "HS384",
+            "HS512",
+        ]
 
 
 def test_paths_and_options_come_from_the_settings(make_middleware):

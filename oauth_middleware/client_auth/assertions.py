@@ -244,6 +244,8 @@ class PrivateKeyJwt:
 
     name = "private_key_jwt"
     uses_secret = False
+    #: What its assertions may be signed with (the server metadata lists them).
+    signing_algorithms = ASSERTION_ALGORITHMS
 
     def credentials(self, headers: Mapping[str, str], form: Mapping[str, str]) -> ClientCredentials | None:
         """Every assertion but an HMAC one (that is :class:`ClientSecretJwt`'s); None without one.
@@ -269,6 +271,10 @@ class ClientSecretJwt:
 
     name = "client_secret_jwt"
     uses_secret = True
+    #: What its assertions may be signed with (the server metadata lists them).
+    signing_algorithms = tuple(HMAC_ALGORITHMS)
+    #: Without this key no sealed secret opens: the metadata does not offer the method.
+    required_setting = "client_secret_key"
 
     def credentials(self, headers: Mapping[str, str], form: Mapping[str, str]) -> ClientCredentials | None:
         """A well-formed HMAC assertion; None otherwise (a malformed one is :class:`PrivateKeyJwt`'s to refuse)."""

@@ -58,6 +58,12 @@ class ClientAuthMethod(Protocol):
 
             def verify(self, client, credentials):
                 return client.check_secret(credentials.proof or "")
+
+    Two optional attributes shape what the server metadata offers (RFC 8414 §2):
+    ``signing_algorithms``, the JWS algorithms its assertions may use (listed in
+    ``*_endpoint_auth_signing_alg_values_supported``), and ``required_setting``,
+    the name of a setting without which it cannot verify anything (the method is
+    then not listed).
     """
 
     #: Its ``token_endpoint_auth_method`` name, the same as its registry name.

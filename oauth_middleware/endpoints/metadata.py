@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..client_auth import AUTH_METHODS
-from ..client_auth.assertions import ASSERTION_ALGORITHMS
+from ..client_auth import AUTH_METHODS, auth_method
 from ..grants import grant_metadata, grant_types_supported, offered_response_types
 from ..profile import PROFILES
 from ..request_context import RequestContext
 from ..resource_indicators import known_resources
 from ..responses import JSONReply, Reply
-from ..sealed_secrets import HMAC_ALGORITHMS
+from ..settings import Settings
 from ..token_types import token_type_metadata
 from .base import Endpoint, EndpointContext, routes
 
@@ -46,15 +45,18 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     document["grant_types_supported"] = grant_types_supported(settings)
     # A security profile (``profile``) narrows the methods and algorithms: only those it accepts are offered.
     profile = PROFILES[settings.profile]
-    methods = profile.methods(AUTH_METHODS)
+    methods = [name for name in profile.methods(AUTH_METHODS) if _usable(name, settings)]
     document["token_endpoint_auth_methods_supported"] = methods
     # Public clients identify themselves to revoke their own tokens (RFC 7009 §5).
     document["revocation_endpoint_auth_methods_supported"] = methods
     document["introspection_endpoint_auth_methods_supported"] = [m for m in methods if m != "none"]
-    # RFC 8414 §2: the algorithms private_key_jwt and client_secret_jwt assertions may use, at each endpoint.
-    algorithms = profile.signing_algorithms([*ASSERTION_ALGORITHMS, *HMAC_ALGORITHMS])
+    # RFC 8414 §2: the algorithms the offered methods' assertions may use, at each endpoint.
+    algorithms = profile.signing_algorithms(
+        alg for name in methods for alg in getattr(auth_method(name), "signing_algorithms", ())
+    )
     for name in ("token", "revocation", "introspection"):
-        document[f"{name}_endpoint_auth_signing_alg_values_supported"] = algorithms
+        if algorithms:  # none without a method that signs assertions
+            document[f"{name}_endpoint_auth_signing_alg_values_supported"] = algorithms
     if offered_response_types(settings):
         # RFC 9207 §3: every authorization response carries iss.
         document["authorization_response_iss_parameter_supported"] = True
@@ -70,6 +72,12 @@ def server_metadata(context: EndpointContext, issuer: str) -> dict[str, Any]:
     document.update(grant_metadata(settings))
     document.update(token_type_metadata(settings))
     return document
+
+
+def _usable(name: str, settings: Settings) -> bool:
+    """Whether method ``name`` can verify anything here: the setting it requires, if any, is set."""
+    required = getattr(auth_method(name), "required_setting", None)
+    return required is None or bool(getattr(settings, required))
 
 
 #: RFC 8414 §3.
