@@ -30,7 +30,6 @@ from .interaction import Interaction, Pages
 from .models import Client
 from .peer_jwts import PeerJWTs
 from .profile import PROFILES
-from .repository import Repository
 from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
@@ -43,7 +42,12 @@ from .tokens.refresh import RefreshTokens
 from .tokens.unique import UniqueTokens
 from .trusted_issuers import TrustedIssuers
 from .users import SessionCookies, Users
-from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
+from .wiring import (
+    client_store_from_settings,
+    repository_from_settings,
+    store_from_settings,
+    token_format_from_settings,
+)
 
 
 class AuthorizationServer:
@@ -71,7 +75,7 @@ class AuthorizationServer:
         client_store = client_store_from_settings(settings)
         if client_store is not None:
             self._owned.append(client_store)
-        self.repository = Repository(self.store, client_store, clock=clock)
+        self.repository = repository_from_settings(settings, self.store, client_store, clock)
         self.tokens = token_format_from_settings(settings, self.repository, clock=clock)
         #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
         self.key = master_key(settings.session_secret)
@@ -146,6 +150,8 @@ class AuthorizationServer:
         """
         for store in self._owned:
             store.close()
+        if self.repository.cache is not None:
+            self.repository.cache.close()  # its listener's connection
 
 
 class AuthorizeWiring:

@@ -28,12 +28,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -315,6 +316,47 @@ class RedisStore:
         with self._errors():
             self._connection().decr(keys=[self._value_key(key)])
 
+    # -- ChannelStore ---------------------------------------------------------
+
+    def publish(self, channel: str, message: str) -> None:
+        """``PUBLISH`` ``message`` on ``<prefix>channel``."""
+        with self._errors():
+            self._connection().client.publish(f"{self._prefix}{channel}", message)
+
+    def listen(self, channel: str, heartbeat: float, stop: threading.Event) -> Iterator[str | None]:
+        """``SUBSCRIBE`` to ``<prefix>channel`` on a connection of its own and yield its messages.
+
+        A ``PING`` goes out after ``heartbeat`` seconds of silence; no answer
+        within another ``heartbeat`` is a lost connection, as is any error: the
+        caller subscribes again rather than trust redis-py to, since messages
+        sent while it was away are lost.
+        """
+        client = self._client_for_url()
+        pubsub = client.pubsub()
+        try:
+            with self._errors():
+                pubsub.subscribe(f"{self._prefix}{channel}")
+                pinged: float | None = None
+                while not stop.is_set():
+                    message = pubsub.get_message(timeout=heartbeat)
+                    if message is None:
+                        if pinged is not None and monotonic() - pinged > heartbeat:
+                            raise StoreUnavailable(f"redis at {self._url.where}: no answer to PING")
+                        if pinged is None:
+                            pubsub.ping()
+                            pinged = monotonic()
+                        continue
+                    pinged = None
+                    if message["type"] == "subscribe":
+                        yield None
+                    elif message["type"] == "message":
+                        data = message["data"]
+                        yield data.decode() if isinstance(data, bytes) else str(data)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                pubsub.close()
+                client.close()
+
     def close(self) -> None:
         """Close the pool's connections; a later call opens new ones."""
         with self._lock:
@@ -379,7 +421,7 @@ class RedisStore:
             options.update(ssl=True, **self._url.tls)
         return redis.Redis(host=host, port=port, **options)
 
-    @contextmanager
+    @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         """Turn driver errors into a short ``StoreUnavailable`` without secrets."""
         try:

@@ -222,7 +222,13 @@ class JWTTokens:
         if access is None:
             access = self.decode(token)
             self.cache.put(access, now)
-        if self.check_revocation and self.is_revoked(access):
+        repository = self.repository
+        # With the token's exp, the deny list's answer may come from the guard's token cache.
+        if (
+            self.check_revocation
+            and repository is not None
+            and repository.is_jwt_denied(access.token_id, access.expires_at)
+        ):
             raise InvalidToken(_INVALID)
         return access
 
