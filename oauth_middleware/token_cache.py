@@ -101,9 +101,9 @@ class TokenCache:
 
     def get(self, key: str) -> Value | None:
         """The cached value of ``key``, or None (not cached, expired, or the cache cannot vouch for it)."""
-        if not self.serving:
-            return None
         if not self.channel and self.clock.monotonic() >= self._next_check and not self._check_generation():
+            return None
+        if not self.serving:
             return None
         with self._lock:
             entry = self._entries.get(key)
