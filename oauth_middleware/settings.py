@@ -751,11 +751,14 @@ class Settings:
         "ext", claim_name, "Claim that carries the extra data a grant attached to the token."
     )
     jwt_check_revocation: bool = _setting(
-        "false",
+        "true",
         asbool,
         "Make the guard look up every JWT's ``jti`` in the store's deny list, so a revoked JWT "
-        "stops working at once (one store read per request). Off: a revoked JWT keeps working on "
-        "guards until it expires; the introspection endpoint always checks.",
+        "stops working at once: on Redis the answer comes from the guard's token cache (no store "
+        "read per request, see ``guard_cache_size``), elsewhere one store read per request. Off: "
+        "a revoked JWT keeps working on guards until it expires; the introspection endpoint "
+        "always checks. A guard-only resource server that shares no store with the "
+        "authorization server (``jwks_url``) sets it to false.",
     )
     jwt_cache_size: int = _setting(
         "1024",
