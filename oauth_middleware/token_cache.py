@@ -50,7 +50,7 @@ __all__ = ["CachedRepository", "TokenCache", "token_cache_from_settings"]
 
 log = logging.getLogger("oauth_middleware.token_cache")
 
-#: Seconds between two pings of the channel; a missing pong after two of them counts as lost.
+#: Seconds of silence before the channel is pinged; no answer within as many again counts as lost.
 HEARTBEAT = 1.0
 #: Seconds to wait before subscribing again after the channel was lost.
 RECONNECT_DELAY = 0.2
@@ -195,6 +195,8 @@ class TokenCache:
     def _forked(self) -> None:
         """In a forked child the parent's thread is gone: start over, empty, with a thread of its own."""
         self._reset(serving=False)
+        if self._closed.is_set():
+            return
         self._listen_in_background()
 
     def _listen(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import webtest
 from conftest import SERVICE_ID, SERVICE_SECRET, basic, issue_token, register
 from fake_clock import FakeClock
 from flaky_store import FlakyStore
-from servers import RedisServer
+from servers import RedisServer, shared_memcached
 from store_fixtures import sqlite_url
 
 from oauth_middleware import OAuth2Middleware
@@ -204,6 +205,31 @@ def test_sqlite_a_revocation_elsewhere_is_seen_within_guard_cache_staleness(
     assert call(second, token).status_int == 200  # the documented staleness: B has not looked yet
     clock.advance(0.2)
     assert call(second, token, status=401).headers["WWW-Authenticate"].count('error="invalid_token"') == 1
+
+
+def test_memcached_a_revocation_elsewhere_is_seen_within_guard_cache_staleness(
+    request: pytest.FixtureRequest,
+) -> None:
+    # memcached has no channel either: the generation key does it, as on SQLite.
+    settings = {
+        "store": shared_memcached(request).url,
+        "store_prefix": f"cache-{uuid.uuid4().hex[:8]}:",
+        "guard_cache_staleness": "2",
+    }
+    clock = FakeClock()
+    first, second = make(**settings), make(clock, **settings)
+    try:
+        a, b = webtest.TestApp(first), webtest.TestApp(second)
+        token = issue_token(a)
+        assert call(b, token).status_int == 200
+        assert len(cache_of(second)) == 1
+        revoke(a, token)
+        assert call(b, token).status_int == 200  # within the staleness
+        clock.advance(2)
+        assert call(b, token).status_int == 401
+    finally:
+        first.close()
+        second.close()
 
 
 def test_sqlite_a_family_revoked_elsewhere_is_seen_within_guard_cache_staleness(
