@@ -137,7 +137,9 @@ def test_a_conforming_push_and_dpop_token_request_pass(fapi_app):
     assert token["token_type"] == "DPoP"
 
 
-# Each request the profile refuses: (method, path, form, headers) and the answer.
+# Each request the profile refuses: (method, path, form, headers) and the answer. A form that
+# carries a client assertion is made when the test runs (a lambda): made at collection, its
+# assertion would expire before a long suite reaches the test.
 REFUSED = [
     pytest.param(
         "GET",
@@ -148,19 +150,19 @@ REFUSED = [
         (302, "invalid_request"),
         id="no-par",
     ),
-    pytest.param("POST", "/oauth/par", pushed(code_challenge_method="plain"), {}, (400, "invalid_request"), id="plain-pkce"),
+    pytest.param("POST", "/oauth/par", lambda: pushed(code_challenge_method="plain"), {}, (400, "invalid_request"), id="plain-pkce"),
     pytest.param(
-        "POST", "/oauth/par", pushed(code_challenge=None, code_challenge_method=None), {}, (400, "invalid_request"),
+        "POST", "/oauth/par", lambda: pushed(code_challenge=None, code_challenge_method=None), {}, (400, "invalid_request"),
         id="no-pkce",
     ),
-    pytest.param("POST", "/oauth/par", pushed(redirect_uri=None), {}, (400, "invalid_request"), id="par-without-redirect-uri"),
+    pytest.param("POST", "/oauth/par", lambda: pushed(redirect_uri=None), {}, (400, "invalid_request"), id="par-without-redirect-uri"),
     pytest.param(
-        "POST", "/oauth/par", pushed(response_type="token"), {}, (400, "unsupported_response_type"), id="implicit",
+        "POST", "/oauth/par", lambda: pushed(response_type="token"), {}, (400, "unsupported_response_type"), id="implicit",
     ),
     pytest.param(
         "POST",
         "/oauth/par",
-        {**pushed(client_assertion=None, client_assertion_type=None)},
+        lambda: {**pushed(client_assertion=None, client_assertion_type=None)},
         {"Authorization": basic(SECRET_CLIENT, SECRET)},
         (401, "invalid_client"),
         id="par-client-secret-basic",
@@ -168,29 +170,29 @@ REFUSED = [
     pytest.param(
         "POST",
         "/oauth/par",
-        {**pushed(client_assertion=None, client_assertion_type=None), "client_id": PUBLIC_CLIENT},
+        lambda: {**pushed(client_assertion=None, client_assertion_type=None), "client_id": PUBLIC_CLIENT},
         {},
         (401, "invalid_client"),
         id="par-public-client",
     ),
     pytest.param(
-        "POST", "/oauth/token", token_request(client_assertion=None, client_assertion_type=None),
+        "POST", "/oauth/token", lambda: token_request(client_assertion=None, client_assertion_type=None),
         {"Authorization": basic(SECRET_CLIENT, SECRET)}, (401, "invalid_client"), id="token-client-secret-basic",
     ),
-    pytest.param("POST", "/oauth/token", token_request(), {}, (400, "invalid_dpop_proof"), id="bearer-token-request-without-dpop"),
+    pytest.param("POST", "/oauth/token", lambda: token_request(), {}, (400, "invalid_dpop_proof"), id="bearer-token-request-without-dpop"),
     pytest.param(
-        "POST", "/oauth/token", token_request(**assertion(aud=[ISSUER])), "dpop", (401, "invalid_client"), id="aud-array",
+        "POST", "/oauth/token", lambda: token_request(**assertion(aud=[ISSUER])), "dpop", (401, "invalid_client"), id="aud-array",
     ),
     pytest.param(
-        "POST", "/oauth/token", token_request(**assertion(aud=ISSUER + "/oauth/token")), "dpop", (401, "invalid_client"),
+        "POST", "/oauth/token", lambda: token_request(**assertion(aud=ISSUER + "/oauth/token")), "dpop", (401, "invalid_client"),
         id="aud-token-endpoint",
     ),
     pytest.param(
-        "POST", "/oauth/token", token_request(**assertion(RSA_CLIENT, RSA_KEY, "RS256")), "dpop", (401, "invalid_client"),
+        "POST", "/oauth/token", lambda: token_request(**assertion(RSA_CLIENT, RSA_KEY, "RS256")), "dpop", (401, "invalid_client"),
         id="rs256-assertion",
     ),
     pytest.param(
-        "POST", "/oauth/token", token_request(grant_type="password", username="alice", password="alice-password"),
+        "POST", "/oauth/token", lambda: token_request(grant_type="password", username="alice", password="alice-password"),
         "dpop", (400, "unsupported_grant_type"), id="password-grant",
     ),
 ]  # fmt: skip
@@ -199,6 +201,7 @@ REFUSED = [
 @pytest.mark.parametrize(("method", "path", "form", "headers", "expected"), REFUSED)
 def test_the_profile_refuses_each_non_conforming_request(fapi_app, method, path, form, headers, expected):
     status, error = expected
+    form = form() if callable(form) else form
     headers = dpop() if headers == "dpop" else headers
     if method == "GET":
         response = fapi_app.get(path, form, headers=headers, status=status)
