@@ -101,6 +101,11 @@ GENERATION_KEY = "revocations"
 REVOKED_CHANNEL = "revoked"
 
 
+def new_generation() -> Value:
+    """A fresh revocation generation: random, so that no later one can equal an earlier one."""
+    return {"g": secrets.token_hex(8)}
+
+
 def access_token_key(token_id: str) -> str:
     """The key of the access token whose hash is ``token_id``."""
     return f"at:{token_id}"
@@ -520,7 +525,7 @@ class Repository:
         if isinstance(self.store, ChannelStore):
             self.store.publish(REVOKED_CHANNEL, " ".join(keys))
         else:
-            self.store.put(GENERATION_KEY, {"g": secrets.token_hex(8)}, None)
+            self.store.put(GENERATION_KEY, new_generation(), None)
 
 
 def _pair_digest(user_id: str, client_id: str) -> str:

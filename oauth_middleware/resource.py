@@ -36,11 +36,11 @@ class ResourceGuard(Guard):
 
     def close(self) -> None:
         """Close the store the guard opened (its files, connections and sockets), if any."""
-        if self.store is not None:
-            self.store.close()
         repository = self.tokens.repository
         if repository is not None and repository.cache is not None:
             repository.cache.close()  # its listener's connection
+        if self.store is not None:
+            self.store.close()
 
 
 def guard_from_settings(app: WSGIApplication, settings: Settings) -> ResourceGuard:

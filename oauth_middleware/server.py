@@ -148,10 +148,10 @@ class AuthorizationServer:
         A store passed in stays open: it is its owner's to close. The stores
         reconnect on their next use, so a request after close() still works.
         """
-        for store in self._owned:
-            store.close()
         if self.repository.cache is not None:
             self.repository.cache.close()  # its listener's connection
+        for store in self._owned:
+            store.close()
 
 
 class AuthorizeWiring:

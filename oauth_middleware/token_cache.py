@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import weakref
 from collections import OrderedDict
@@ -40,7 +39,14 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import StoreUnavailable
 from .models import AccessToken
 from .records import AccessTokenRecord
-from .repository import GENERATION_KEY, REVOKED_CHANNEL, Repository, access_token_key, deny_key
+from .repository import (
+    GENERATION_KEY,
+    REVOKED_CHANNEL,
+    Repository,
+    access_token_key,
+    deny_key,
+    new_generation,
+)
 from .stores import ChannelStore, Store, Value
 
 if TYPE_CHECKING:
@@ -52,6 +58,8 @@ log = logging.getLogger("oauth_middleware.token_cache")
 
 #: Seconds of silence before the channel is pinged; no answer within as many again counts as lost.
 HEARTBEAT = 1.0
+#: Seconds :meth:`TokenCache.close` waits for the listener to end.
+CLOSE_TIMEOUT = 2.0
 #: Seconds to wait before subscribing again after the channel was lost.
 RECONNECT_DELAY = 0.2
 
@@ -149,9 +157,12 @@ class TokenCache:
         return len(self._entries)
 
     def close(self) -> None:
-        """Stop listening to the channel (the thread ends within a heartbeat)."""
+        """Stop serving and listening: the listener has closed its connection when this returns."""
         self._closed.set()
         self._reset(serving=False)
+        listener = self._listener
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(CLOSE_TIMEOUT)
 
     # -- a store without a channel: the revocation generation -----------------
 
@@ -171,7 +182,7 @@ class TokenCache:
                 if generation is None:
                     # Never written, or evicted (memcached): write one, so that the next
                     # change is a new value whatever it replaces; forget everything now.
-                    self.store.add(GENERATION_KEY, {"g": secrets.token_hex(8)}, None)
+                    self.store.add(GENERATION_KEY, new_generation(), None)
                     generation = self.store.get(GENERATION_KEY)
             except StoreUnavailable:
                 self._reset(serving=False)
@@ -207,12 +218,14 @@ class TokenCache:
                 for keys in self.store.listen(REVOKED_CHANNEL, HEARTBEAT, self._closed):
                     if keys is None:
                         # Subscribed (again): whatever was announced meanwhile is unknown.
-                        self._reset(serving=True)
+                        self._reset(serving=not self._closed.is_set())
                         log.info("token cache: revocation channel up, cache on")
                     else:
                         self.discard(keys.split())
-            except StoreUnavailable as exc:
-                if self.serving:
+            except Exception as exc:
+                # Whatever went wrong (StoreUnavailable, or a driver's surprise), the thread
+                # lives on: the cache is off until a new subscription is in place.
+                if self.serving and not self._closed.is_set():
                     log.warning("token cache: revocation channel lost, cache off: %s", exc)
                 self._reset(serving=False)
                 self._closed.wait(RECONNECT_DELAY)
@@ -256,7 +269,9 @@ class CachedRepository(Repository):
             value = self.store.get(key)
             if value is None:
                 return None
-            cache.put(key, value, int(value["e"]), epoch)
+            access = AccessTokenRecord.access_token_from_value(value, token, token_id)
+            cache.put(key, value, access.expires_at, epoch)
+            return access
         return AccessTokenRecord.access_token_from_value(value, token, token_id)
 
     def is_jwt_denied(self, jti: str, expires_at: int | None = None) -> bool:

@@ -56,6 +56,9 @@ _SENTINEL_PORT = 26379
 _TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
 _CERT_REQS = ("required", "optional", "none")
 
+#: Seconds a subscription waits for a message before it looks at its stop event again.
+_LISTEN_STEP = 0.05
+
 #: Error messages are cut to this length: one readable line in a log.
 _MAX_MESSAGE = 200
 
@@ -329,24 +332,26 @@ class RedisStore:
         A ``PING`` goes out after ``heartbeat`` seconds of silence; no answer
         within another ``heartbeat`` is a lost connection, as is any error: the
         caller subscribes again rather than trust redis-py to, since messages
-        sent while it was away are lost.
+        sent while it was away are lost. ``stop`` is looked at every
+        :data:`_LISTEN_STEP` seconds.
         """
         client = self._client_for_url()
         pubsub = client.pubsub()
         try:
             with self._errors():
                 pubsub.subscribe(f"{self._prefix}{channel}")
-                pinged: float | None = None
+                heard, pinged = monotonic(), None
                 while not stop.is_set():
-                    message = pubsub.get_message(timeout=heartbeat)
+                    message = pubsub.get_message(timeout=_LISTEN_STEP)
+                    now = monotonic()
                     if message is None:
-                        if pinged is not None and monotonic() - pinged > heartbeat:
+                        if pinged is not None and now - pinged > heartbeat:
                             raise StoreUnavailable(f"redis at {self._url.where}: no answer to PING")
-                        if pinged is None:
+                        if pinged is None and now - heard > heartbeat:
                             pubsub.ping()
-                            pinged = monotonic()
+                            pinged = now
                         continue
-                    pinged = None
+                    heard, pinged = now, None
                     if message["type"] == "subscribe":
                         yield None
                     elif message["type"] == "message":
