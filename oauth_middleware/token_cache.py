@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import weakref
 from collections import OrderedDict
@@ -100,7 +101,13 @@ class TokenCache:
         self._checking = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        #: Held by the listener from the moment it reads from the channel until it has handled
+        #: what it read; ``_fd`` is the channel's socket: readable means unread messages.
+        self._busy = threading.Lock()
+        self._fd = -1
         if self.channel:
+            # The thread holds no reference to the cache: a cache dropped without close() stops it.
+            weakref.finalize(self, self._closed.set)
             self._listen_in_background()
             reset = weakref.WeakMethod(self._forked)
             os.register_at_fork(after_in_child=lambda: (method := reset()) is not None and method())
@@ -109,7 +116,13 @@ class TokenCache:
 
     def get(self, key: str) -> Value | None:
         """The cached value of ``key``, or None (not cached, expired, or the cache cannot vouch for it)."""
-        if not self.channel and self.clock.monotonic() >= self._next_check and not self._check_generation():
+        if self.channel:
+            # Data waiting on the channel, or being handled, may be a revocation (or the
+            # server's goodbye): the store answers until it is handled. In this order, so
+            # that data read between the two looks is seen as being handled.
+            if _readable(self._fd) or self._busy.locked():
+                return None
+        elif self.clock.monotonic() >= self._next_check and not self._check_generation():
             return None
         if not self.serving:
             return None
@@ -200,36 +213,77 @@ class TokenCache:
     # -- a store with a channel: the listener thread ---------------------------
 
     def _listen_in_background(self) -> None:
-        self._listener = threading.Thread(target=self._listen, name="oauth2-token-cache", daemon=True)
+        assert isinstance(self.store, ChannelStore)
+        self._listener = threading.Thread(
+            target=_follow,
+            args=(weakref.ref(self), self.store, self._closed, self._busy),
+            name="oauth2-token-cache",
+            daemon=True,
+        )
         self._listener.start()
 
     def _forked(self) -> None:
-        """In a forked child the parent's thread is gone: start over, empty, with a thread of its own."""
-        self._reset(serving=False)
-        if self._closed.is_set():
-            return
-        self._listen_in_background()
+        """In a forked child the parent's thread is gone: start over, empty, with a thread of its own.
 
-    def _listen(self) -> None:
-        """Follow the channel: forget announced keys; stop serving while it is down."""
-        assert isinstance(self.store, ChannelStore)
-        while not self._closed.is_set():
-            try:
-                for keys in self.store.listen(REVOKED_CHANNEL, HEARTBEAT, self._closed):
-                    if keys is None:
-                        # Subscribed (again): whatever was announced meanwhile is unknown.
-                        self._reset(serving=not self._closed.is_set())
-                        log.info("token cache: revocation channel up, cache on")
-                    else:
-                        self.discard(keys.split())
-            except Exception as exc:
-                # Whatever went wrong (StoreUnavailable, or a driver's surprise), the thread
-                # lives on: the cache is off until a new subscription is in place.
-                if self.serving and not self._closed.is_set():
-                    log.warning("token cache: revocation channel lost, cache off: %s", exc)
-                self._reset(serving=False)
-                self._closed.wait(RECONNECT_DELAY)
+        Locks another thread held at the fork would stay held in the child: they are made anew.
+        """
+        self._lock = threading.Lock()
+        self._checking = threading.Lock()
+        self._busy = threading.Lock()
+        self._fd = -1
+        self.epoch += 1
+        self._entries.clear()
+        self.serving = False
+        if not self._closed.is_set():
+            self._listen_in_background()
+
+    def _subscribed(self, fd: int) -> None:
+        """The channel is (again) in place on socket ``fd``: what was announced meanwhile is unknown."""
+        self._fd = fd
+        self._reset(serving=not self._closed.is_set())
+        log.info("token cache: revocation channel up, cache on")
+
+    def _lost(self, exc: Exception) -> None:
+        if self.serving and not self._closed.is_set():
+            log.warning("token cache: revocation channel lost, cache off: %s", exc)
         self._reset(serving=False)
+
+
+def _follow(
+    cache_ref: weakref.ref[TokenCache], store: ChannelStore, closed: threading.Event, busy: threading.Lock
+) -> None:
+    """The listener thread: forget announced keys; no serving while the channel is down.
+
+    It holds the cache weakly and ends once the cache is closed or gone.
+    """
+    while not closed.is_set():
+        try:
+            for event in store.listen(REVOKED_CHANNEL, HEARTBEAT, closed, busy):
+                cache = cache_ref()
+                if cache is None:
+                    return
+                if isinstance(event, int):
+                    cache._subscribed(event)
+                else:
+                    cache.discard(event.split())
+                del cache
+        except Exception as exc:
+            # Whatever went wrong (StoreUnavailable, or a driver's surprise), the thread
+            # lives on: the cache is off until a new subscription is in place.
+            cache = cache_ref()
+            if cache is None:
+                return
+            cache._lost(exc)
+            del cache
+            closed.wait(RECONNECT_DELAY)
+
+
+def _readable(fd: int) -> bool:
+    """True when the socket ``fd`` has data (or its end) to read, or cannot be asked."""
+    try:
+        return bool(select.select((fd,), (), (), 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 class CachedRepository(Repository):

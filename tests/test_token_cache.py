@@ -10,6 +10,7 @@ propagation across gunicorn workers is in ``test_revocation_workers.py``.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -383,7 +384,9 @@ def test_a_channel_that_is_lost_stops_the_cache_until_it_is_subscribed_again(clo
         def publish(self, channel: str, message: str) -> None:
             raise AssertionError("not published in this test")
 
-        def listen(self, channel: str, heartbeat: float, stop: threading.Event) -> Iterator[str | None]:
+        def listen(
+            self, channel: str, heartbeat: float, stop: threading.Event, busy: threading.Lock
+        ) -> Iterator[int | str]:
             while not stop.is_set():
                 if not step.wait(0.05):
                     continue  # look at stop again, as the Redis store does
@@ -391,8 +394,9 @@ def test_a_channel_that_is_lost_stops_the_cache_until_it_is_subscribed_again(clo
                 event = events.pop(0)
                 if event == "lost":
                     raise StoreUnavailable("connection reset")
-                yield None if event == "subscribed" else event
+                yield quiet.fileno() if event == "subscribed" else event
 
+    quiet, other_end = socket.socketpair()  # the "connection": nothing to read on it
     cache = TokenCache(10, Channel(StoreConfig("memory://", clock=clock)), clock=clock)
 
     def send(event: str) -> None:
@@ -417,5 +421,12 @@ def test_a_channel_that_is_lost_stops_the_cache_until_it_is_subscribed_again(clo
         assert len(cache) == 0
         send("subscribed")
         assert cache.serving and len(cache) == 0
+        other_end.send(b"x")  # data waiting on the channel: the cache does not answer meanwhile
+        fill(cache, "at:d", int(clock.time()) + 600)
+        assert cache.get("at:d") is None
+        quiet.recv(1)
+        assert cache.get("at:d") is not None
     finally:
         cache.close()
+        quiet.close()
+        other_end.close()

@@ -107,12 +107,17 @@ class ChannelStore(Protocol):
     def publish(self, channel: str, message: str) -> None:
         """Send ``message`` to every process listening on ``channel``."""
 
-    def listen(self, channel: str, heartbeat: float, stop: threading.Event) -> Iterator[str | None]:
+    def listen(
+        self, channel: str, heartbeat: float, stop: threading.Event, busy: threading.Lock
+    ) -> Iterator[int | str]:
         """The messages of ``channel``, on a connection of their own, until ``stop`` is set.
 
-        Yields None each time the subscription is (again) in place: messages
-        sent before may have been missed. Checks the connection every
-        ``heartbeat`` seconds of silence.
+        Yields the connection's socket (a file descriptor) each time the
+        subscription is (again) in place: messages sent before may have been
+        missed, and while the socket is readable some were not yielded yet.
+        Then yields each message. ``busy`` is held from before anything is
+        read from the socket until the messages read were yielded and handled.
+        Checks the connection every ``heartbeat`` seconds of silence.
 
         :raises StoreUnavailable: the connection is lost or does not answer
             (the messages sent meanwhile are lost).

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -326,7 +327,9 @@ class RedisStore:
         with self._errors():
             self._connection().client.publish(f"{self._prefix}{channel}", message)
 
-    def listen(self, channel: str, heartbeat: float, stop: threading.Event) -> Iterator[str | None]:
+    def listen(
+        self, channel: str, heartbeat: float, stop: threading.Event, busy: threading.Lock
+    ) -> Iterator[int | str]:
         """``SUBSCRIBE`` to ``<prefix>channel`` on a connection of its own and yield its messages.
 
         A ``PING`` goes out after ``heartbeat`` seconds of silence; no answer
@@ -340,11 +343,15 @@ class RedisStore:
         try:
             with self._errors():
                 pubsub.subscribe(f"{self._prefix}{channel}")
+                sock = getattr(pubsub.connection, "_sock", None)
+                if sock is None:
+                    raise StoreUnavailable(f"redis at {self._url.where}: no subscription socket")
+                fd = sock.fileno()
                 heard, pinged = monotonic(), None
                 while not stop.is_set():
-                    message = pubsub.get_message(timeout=_LISTEN_STEP)
+                    ready = select.select((fd,), (), (), _LISTEN_STEP)[0]
                     now = monotonic()
-                    if message is None:
+                    if not ready:
                         if pinged is not None and now - pinged > heartbeat:
                             raise StoreUnavailable(f"redis at {self._url.where}: no answer to PING")
                         if pinged is None and now - heard > heartbeat:
@@ -352,11 +359,14 @@ class RedisStore:
                             pinged = now
                         continue
                     heard, pinged = now, None
-                    if message["type"] == "subscribe":
-                        yield None
-                    elif message["type"] == "message":
-                        data = message["data"]
-                        yield data.decode() if isinstance(data, bytes) else str(data)
+                    with busy:
+                        # Everything read now, the parser's buffer included, before letting go.
+                        while (message := pubsub.get_message(timeout=0)) is not None:
+                            if message["type"] == "subscribe":
+                                yield fd
+                            elif message["type"] == "message":
+                                data = message["data"]
+                                yield data.decode() if isinstance(data, bytes) else str(data)
         finally:
             with contextlib.suppress(RedisError, OSError):
                 pubsub.close()
