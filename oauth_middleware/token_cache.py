@@ -27,6 +27,7 @@ token back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -49,6 +50,7 @@ from .repository import (
     new_generation,
 )
 from .stores import ChannelStore, Store, Value
+from .stores.base import LOST
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -104,7 +106,9 @@ class TokenCache:
         #: Held by the listener from the moment it reads from the channel until it has handled
         #: what it read; ``_fd`` is the channel's socket: readable means unread messages.
         self._busy = threading.Lock()
-        self._fd = -1
+        self._fd = LOST
+        #: Watches ``_fd``: level-triggered, so it reports unread data (and the end) until read.
+        self._watch = select.epoll() if self.channel else None
         if self.channel:
             # The thread holds no reference to the cache: a cache dropped without close() stops it.
             weakref.finalize(self, self._closed.set)
@@ -120,7 +124,7 @@ class TokenCache:
             # Data waiting on the channel, or being handled, may be a revocation (or the
             # server's goodbye): the store answers until it is handled. In this order, so
             # that data read between the two looks is seen as being handled.
-            if _readable(self._fd) or self._busy.locked():
+            if self._unread() or self._busy.locked():
                 return None
         elif self.clock.monotonic() >= self._next_check and not self._check_generation():
             return None
@@ -176,6 +180,8 @@ class TokenCache:
         listener = self._listener
         if listener is not None and listener is not threading.current_thread():
             listener.join(CLOSE_TIMEOUT)
+        if self._watch is not None:
+            self._watch.close()
 
     # -- a store without a channel: the revocation generation -----------------
 
@@ -230,22 +236,43 @@ class TokenCache:
         self._lock = threading.Lock()
         self._checking = threading.Lock()
         self._busy = threading.Lock()
-        self._fd = -1
+        self._fd = LOST
+        if self._watch is not None:
+            self._watch.close()  # the parent's: closing the child's copy leaves the parent's alone
+            self._watch = select.epoll()
         self.epoch += 1
         self._entries.clear()
         self.serving = False
         if not self._closed.is_set():
             self._listen_in_background()
 
+    def _unread(self) -> bool:
+        """True when data waits on the channel's socket (or its end does), or it cannot be asked."""
+        watch = self._watch
+        if watch is None:
+            return True
+        try:
+            return bool(watch.poll(0))
+        except (OSError, ValueError):
+            return True
+
     def _subscribed(self, fd: int) -> None:
         """The channel is (again) in place on socket ``fd``: what was announced meanwhile is unknown."""
+        watch = self._watch
+        if watch is None:
+            return
+        # Watched before the cache serves: a socket closed since left the epoll set by itself.
+        with contextlib.suppress(OSError, ValueError):
+            watch.unregister(self._fd)
+        watch.register(fd, select.EPOLLIN)
         self._fd = fd
         self._reset(serving=not self._closed.is_set())
         log.info("token cache: revocation channel up, cache on")
 
-    def _lost(self, exc: Exception) -> None:
+    def _lost(self, exc: Exception | None = None) -> None:
+        """The channel is down: serve nothing until a new subscription is in place."""
         if self.serving and not self._closed.is_set():
-            log.warning("token cache: revocation channel lost, cache off: %s", exc)
+            log.warning("token cache: revocation channel lost, cache off: %s", exc or "connection lost")
         self._reset(serving=False)
 
 
@@ -262,7 +289,9 @@ def _follow(
                 cache = cache_ref()
                 if cache is None:
                     return
-                if isinstance(event, int):
+                if event == LOST:
+                    cache._lost()
+                elif isinstance(event, int):
                     cache._subscribed(event)
                 else:
                     cache.discard(event.split())
@@ -276,14 +305,6 @@ def _follow(
             cache._lost(exc)
             del cache
             closed.wait(RECONNECT_DELAY)
-
-
-def _readable(fd: int) -> bool:
-    """True when the socket ``fd`` has data (or its end) to read, or cannot be asked."""
-    try:
-        return bool(select.select((fd,), (), (), 0)[0])
-    except (OSError, ValueError):
-        return True
 
 
 class CachedRepository(Repository):

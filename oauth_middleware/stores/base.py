@@ -96,6 +96,10 @@ class Store(Protocol):
         """Release connections and files."""
 
 
+#: What :meth:`ChannelStore.listen` yields when its connection is lost, just before it raises.
+LOST = -1
+
+
 @runtime_checkable
 class ChannelStore(Protocol):
     """A store that also carries messages to every process connected to it (Redis pub/sub).
@@ -116,7 +120,8 @@ class ChannelStore(Protocol):
         subscription is (again) in place: messages sent before may have been
         missed, and while the socket is readable some were not yielded yet.
         Then yields each message. ``busy`` is held from before anything is
-        read from the socket until the messages read were yielded and handled.
+        read from the socket until what was read was yielded and handled; a
+        lost connection is yielded as :data:`LOST` that way before it raises.
         Checks the connection every ``heartbeat`` seconds of silence.
 
         :raises StoreUnavailable: the connection is lost or does not answer

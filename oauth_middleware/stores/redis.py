@@ -47,7 +47,7 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from ..errors import ConfigError, StoreUnavailable
-from .base import StoreConfig, Value
+from .base import LOST, StoreConfig, Value
 
 #: Default ports of a Redis server and of a Sentinel.
 _REDIS_PORT = 6379
@@ -353,6 +353,8 @@ class RedisStore:
                     now = monotonic()
                     if not ready:
                         if pinged is not None and now - pinged > heartbeat:
+                            with busy:
+                                yield LOST
                             raise StoreUnavailable(f"redis at {self._url.where}: no answer to PING")
                         if pinged is None and now - heard > heartbeat:
                             pubsub.ping()
@@ -360,13 +362,17 @@ class RedisStore:
                         continue
                     heard, pinged = now, None
                     with busy:
-                        # Everything read now, the parser's buffer included, before letting go.
-                        while (message := pubsub.get_message(timeout=0)) is not None:
-                            if message["type"] == "subscribe":
-                                yield fd
-                            elif message["type"] == "message":
-                                data = message["data"]
-                                yield data.decode() if isinstance(data, bytes) else str(data)
+                        try:
+                            # Everything read now, the parser's buffer included, before letting go.
+                            while (message := pubsub.get_message(timeout=0)) is not None:
+                                if message["type"] == "subscribe":
+                                    yield fd
+                                elif message["type"] == "message":
+                                    data = message["data"]
+                                    yield data.decode() if isinstance(data, bytes) else str(data)
+                        except (RedisError, OSError):
+                            yield LOST  # the caller hears of the loss before busy is let go
+                            raise
         finally:
             with contextlib.suppress(RedisError, OSError):
                 pubsub.close()
