@@ -437,14 +437,21 @@ def redis_url(stack: contextlib.ExitStack) -> str | None:
 def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
     """Opaque token on a local ``redis-server`` and ``memcached``, started by the bench.
 
-    Both listen on loopback, so each request pays one real round trip (one
-    ``GET``); clients of the memcached row live in a ``memory://``
-    ``client_store``, as they would in a durable one (the guard never reads them).
+    Both listen on loopback. A "miss" row turns the guard's token cache off
+    (``guard_cache_size = 0``), so each request pays one real round trip (one
+    ``GET``), as a request whose token is not cached does; a "hit" row is
+    every request after the first with a warm cache (on by default on Redis,
+    with ``guard_cache_staleness = 1`` on memcached). Clients of the memcached
+    rows live in a ``memory://`` ``client_store``, as they would in a durable
+    one (the guard never reads them).
     """
     cases = []
     url = redis_url(stack)
     if url is not None:
-        cases.append(guarded_case("opaque, redis://", stack, store=url))
+        cases.append(warm(guarded_case("opaque, redis://, cache hit", stack, store=url)))
+        cases.append(
+            guarded_case("opaque, redis://, cache miss (off)", stack, store=url, guard_cache_size="0")
+        )
     root = ["-u", "root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     memcached_port = local_server(
         stack,
@@ -454,15 +461,28 @@ def opaque_networked(stack: contextlib.ExitStack) -> list[Case]:
         b"VERSION",
     )
     if memcached_port is not None:
+        memcached = {"store": f"memcache://127.0.0.1:{memcached_port}", "client_store": "memory://"}
         cases.append(
-            guarded_case(
-                "opaque, memcache://",
-                stack,
-                store=f"memcache://127.0.0.1:{memcached_port}",
-                client_store="memory://",
+            warm(
+                guarded_case("opaque, memcache://, cache hit", stack, guard_cache_staleness="1", **memcached)
             )
         )
+        cases.append(guarded_case("opaque, memcache://, cache miss (off)", stack, **memcached))
     return cases
+
+
+def warm(case: Case) -> Case:
+    """``case`` once its guard's token cache serves (Redis: subscribed) and holds its token."""
+    middleware = case.app
+    assert isinstance(middleware, OAuth2Middleware)
+    cache = middleware.server.repository.cache
+    deadline = time.monotonic() + 10
+    while cache is not None and not (cache.serving and len(cache)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{case.name}: the token cache did not start")
+        case.call(1)
+        time.sleep(0.01)
+    return case
 
 
 #: Where a database row finds its server: this variable's URL, else a

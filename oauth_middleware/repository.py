@@ -66,6 +66,10 @@ things the same way:
 ``revoked:<family>``   a family ended by ``revoke_grants``, until its last
                        token would have ended: a code redemption or refresh
                        racing the revocation revokes what it issued
+``revocations``        the revocation generation: a random value written
+                       anew each time a token is ended (stores without a
+                       channel), read by the guards' caches; on Redis the
+                       ended keys are published on ``<prefix>revoked``
 =====================  =====================================================
 
 The records themselves, and the fields of each, are the typed values of
@@ -75,7 +79,9 @@ The records themselves, and the fields of each, are the typed values of
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .clock import SYSTEM_CLOCK, Clock
 from .models import AccessToken, Client
@@ -95,9 +101,31 @@ from .records import (
     UniqueTokenRecord,
     UsedJtiRecord,
 )
-from .stores import Store, Value
+from .stores import ChannelStore, Store, Value
+
+if TYPE_CHECKING:
+    from .token_cache import TokenCache
 
 _CLIENTS_INDEX = "clients"
+#: Written anew whenever a token is ended, for the caches of stores without a channel.
+GENERATION_KEY = "revocations"
+#: Where the keys of ended tokens are published, on a store with a channel.
+REVOKED_CHANNEL = "revoked"
+
+
+def new_generation() -> Value:
+    """A fresh revocation generation: random, so that no later one can equal an earlier one."""
+    return {"g": secrets.token_hex(8)}
+
+
+def access_token_key(token_id: str) -> str:
+    """The key of the access token whose hash is ``token_id``."""
+    return f"at:{token_id}"
+
+
+def deny_key(jti: str) -> str:
+    """The deny-list key of the JWT ``jti``."""
+    return f"deny:{jti}"
 
 
 class Repository:
@@ -107,14 +135,21 @@ class Repository:
     :param client_store: durable home of clients when ``store`` may evict
         (memcached); defaults to ``store``.
     :param clock: the time deny-list entries are kept from.
+    :param cache: this process's guard cache, which forgets the tokens ended here at once.
     """
 
     def __init__(
-        self, store: Store, client_store: Store | None = None, *, clock: Clock = SYSTEM_CLOCK
+        self,
+        store: Store,
+        client_store: Store | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        cache: TokenCache | None = None,
     ) -> None:
         self.store = store
         self.client_store = client_store or store
         self.clock = clock
+        self.cache = cache
 
     # -- clients -----------------------------------------------------------
 
@@ -206,18 +241,21 @@ class Repository:
 
     def find_access_token(self, token_id: str) -> AccessTokenRecord | None:
         """The record of the access token whose hash is ``token_id``."""
-        value = self.store.get(f"at:{token_id}")
+        value = self.store.get(access_token_key(token_id))
         return None if value is None else AccessTokenRecord.from_value(value)
 
     def load_access_token(self, token: str, token_id: str) -> AccessToken | None:
         """The stored access token ``token`` (whose hash is ``token_id``), as the guard hands it on."""
-        value = self.store.get(f"at:{token_id}")
+        value = self.store.get(access_token_key(token_id))
         return None if value is None else AccessTokenRecord.access_token_from_value(value, token, token_id)
 
     def revoke_access_token(self, token_id: str) -> AccessTokenRecord | None:
         """Remove one access token; return its record if it was live."""
-        value = self.store.take(f"at:{token_id}")
-        return None if value is None else AccessTokenRecord.from_value(value)
+        value = self.store.take(access_token_key(token_id))
+        if value is None:
+            return None
+        self.ended(access_token_key(token_id))
+        return AccessTokenRecord.from_value(value)
 
     # -- refresh tokens ----------------------------------------------------
 
@@ -463,11 +501,12 @@ class Repository:
         Stored tokens are deleted; JWT access tokens, which are not stored,
         go on the deny list until they expire.
         """
-        keys = []
+        keys, denied = [], []
         for member in self.store.index_members(f"family:{family}"):
             if member.startswith("jwt:"):
                 jti, _, until = member[4:].rpartition(":")
-                self.deny_jwt(jti, int(until))
+                if self._deny(jti, int(until)):
+                    denied.append(deny_key(jti))
             else:
                 keys.append(member)
         # The index stays (it expires with its last member). The winner of a
@@ -477,6 +516,8 @@ class Repository:
         # no revocation in between emptied the index. Revoking twice is harmless.
         if keys:
             self.store.delete(*keys)
+        if keys or denied:
+            self.ended(*keys, *denied)
 
     # -- a user's grants -----------------------------------------------------
 
@@ -531,13 +572,41 @@ class Repository:
 
     def deny_jwt(self, jti: str, until: int) -> None:
         """Put a JWT's ``jti`` on the deny list until ``until`` (Unix time)."""
-        ttl = until - int(self.clock.time())
-        if ttl > 0:  # a token past ``until`` fails its exp check: nothing to keep
-            self.store.put(f"deny:{jti}", DenyEntry(until).to_value(), ttl)
+        if self._deny(jti, until):
+            self.ended(deny_key(jti))
 
-    def is_jwt_denied(self, jti: str) -> bool:
-        """True when the JWT with this ``jti`` was revoked."""
-        return self.store.get(f"deny:{jti}") is not None
+    def _deny(self, jti: str, until: int) -> bool:
+        """Write the deny-list entry; False when the token is past ``until`` (nothing to keep)."""
+        ttl = until - int(self.clock.time())
+        if ttl <= 0:  # a token past ``until`` fails its exp check
+            return False
+        self.store.put(deny_key(jti), DenyEntry(until).to_value(), ttl)
+        return True
+
+    def is_jwt_denied(self, jti: str, expires_at: int | None = None) -> bool:
+        """True when the JWT with this ``jti`` was revoked.
+
+        :param expires_at: the token's ``exp``: how long a cache may keep a "no".
+        """
+        return self.store.get(deny_key(jti)) is not None
+
+    # -- ended tokens --------------------------------------------------------
+
+    def ended(self, *keys: str) -> None:
+        """Tell every guard's cache that the tokens under ``keys`` ended (deleted or denied).
+
+        Called after the store write by whatever ends a token (revocation, a
+        family revoked on code replay or refresh reuse, a user's grants revoked).
+        This process's cache forgets them now; a store with a channel (Redis)
+        publishes them to the other processes, any other store gets a new
+        revocation generation, which their caches read (``guard_cache_staleness``).
+        """
+        if self.cache is not None:
+            self.cache.discard(keys)
+        if isinstance(self.store, ChannelStore):
+            self.store.publish(REVOKED_CHANNEL, " ".join(keys))
+        else:
+            self.store.put(GENERATION_KEY, new_generation(), None)
 
 
 def _user_digest(user_id: str) -> str:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .guard import Guard
-from .repository import Repository
 from .settings import Settings
 from .stores import Store
 from .tokens import TokenFormat
-from .wiring import store_from_settings, token_format_from_settings
+from .wiring import repository_from_settings, store_from_settings, token_format_from_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -37,6 +36,9 @@ class ResourceGuard(Guard):
 
     def close(self) -> None:
         """Close the store the guard opened (its files, connections and sockets), if any."""
+        repository = self.tokens.repository
+        if repository is not None and repository.cache is not None:
+            repository.cache.close()  # its listener's connection
         if self.store is not None:
             self.store.close()
 
@@ -59,6 +61,6 @@ def guard_from_settings(app: WSGIApplication, settings: Settings) -> ResourceGua
         settings.token_format == "opaque" or settings.jwt_check_revocation or "DPoP" in settings.token_types
     )
     store = store_from_settings(settings) if needs_store else None
-    repository = Repository(store) if store is not None else None
+    repository = repository_from_settings(settings, store) if store is not None else None
     tokens = token_format_from_settings(settings, repository, issuing=False)
     return ResourceGuard(app, settings, tokens, store)

@@ -31,7 +31,6 @@ from .interaction import Interaction, Pages
 from .models import Client
 from .peer_jwts import PeerJWTs
 from .profile import PROFILES
-from .repository import Repository
 from .resource_indicators import ResourcePolicy
 from .scopes import ScopePolicy
 from .serverkey import derive_key, master_key
@@ -45,7 +44,12 @@ from .tokens.refresh import RefreshTokens, new_family
 from .tokens.unique import UniqueTokens
 from .trusted_issuers import TrustedIssuers
 from .users import Identity, SessionCookies, Users
-from .wiring import client_store_from_settings, store_from_settings, token_format_from_settings
+from .wiring import (
+    client_store_from_settings,
+    repository_from_settings,
+    store_from_settings,
+    token_format_from_settings,
+)
 
 
 class AuthorizationServer:
@@ -73,7 +77,7 @@ class AuthorizationServer:
         client_store = client_store_from_settings(settings)
         if client_store is not None:
             self._owned.append(client_store)
-        self.repository = Repository(self.store, client_store, clock=clock)
+        self.repository = repository_from_settings(settings, self.store, client_store, clock)
         self.tokens = token_format_from_settings(settings, self.repository, clock=clock)
         #: Key behind sessions, CSRF tokens and kept unique tokens (``session_secret``).
         self.key = master_key(settings.session_secret)
@@ -147,6 +151,8 @@ class AuthorizationServer:
         A store passed in stays open: it is its owner's to close. The stores
         reconnect on their next use, so a request after close() still works.
         """
+        if self.repository.cache is not None:
+            self.repository.cache.close()  # its listener's connection
         for store in self._owned:
             store.close()
 

@@ -73,6 +73,16 @@ def positive_float(value: str) -> float:
     return number
 
 
+def non_negative_float(value: str) -> float:
+    """A number of seconds, 0 or more (0 turns something off)."""
+    try:
+        if float(value) == 0:
+            return 0.0
+    except ValueError:
+        pass  # positive_float says what is wrong
+    return positive_float(value)
+
+
 def aslist(value: str) -> tuple[str, ...]:
     """Words separated by spaces, commas or new lines."""
     return tuple(word for word in re.split(r"[\s,]+", value) if word)
@@ -768,17 +778,39 @@ class Settings:
         "attached to the token (see *Data on tokens*); never a claim or member they set themselves.",
     )
     jwt_check_revocation: bool = _setting(
-        "false",
+        "true",
         asbool,
         "Make the guard look up every JWT's ``jti`` in the store's deny list, so a revoked JWT "
-        "stops working at once (one store read per request). Off: a revoked JWT keeps working on "
-        "guards until it expires; the introspection endpoint always checks.",
+        "stops working at once: on Redis the answer comes from the guard's token cache (no store "
+        "read per request, see ``guard_cache_size``), elsewhere one store read per request. Off: "
+        "a revoked JWT keeps working on guards until it expires; the introspection endpoint "
+        "always checks. A guard-only resource server that shares no store with the "
+        "authorization server (``jwks_url``) sets it to false.",
     )
     jwt_cache_size: int = _setting(
         "1024",
         whole_number(0, 1_000_000),
         "How many verified JWTs the guard remembers (never past their ``exp``) to skip the "
         "signature check. 0 turns the cache off.",
+    )
+    guard_cache_size: int = _setting(
+        "10000",
+        whole_number(0, 10_000_000),
+        "How many validated tokens a guard process keeps in memory (an opaque token's record, "
+        "a JWT's deny-list answer), keyed by the token's hash, least recently used dropped "
+        "first, none past its token's ``exp``. On Redis it is on: every ended token is "
+        "published and forgotten by every process at once, and while that channel is down the "
+        "cache serves nothing. On other stores see ``guard_cache_staleness``. 0 turns it off. "
+        "See *The guard's token cache*.",
+    )
+    guard_cache_staleness: float = _setting(
+        "0",
+        non_negative_float,
+        "On a store without a channel (SQLite, PostgreSQL, MySQL, memcached): seconds a guard "
+        "process may keep answering from its token cache before it reads the store's revocation "
+        "generation (one small read) and forgets everything if a token was ended since; the "
+        "longest a revocation made in another process goes unseen. 0 keeps the cache off on "
+        "those stores (every request reads the store).",
     )
     jwks_url: str = _setting(
         "",

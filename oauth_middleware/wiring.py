@@ -14,6 +14,8 @@ from .errors import ConfigError
 from .repository import Repository
 from .settings import Settings
 from .stores import Store, StoreConfig, open_store
+from .stores.memory import MemoryStore
+from .token_cache import CachedRepository, token_cache_from_settings
 from .tokens import TokenFormat
 from .tokens.jwt import jwt_tokens
 from .tokens.opaque import OpaqueTokens
@@ -41,6 +43,20 @@ def store_config(settings: Settings, url: str, clock: Clock = SYSTEM_CLOCK) -> S
         pool_size=settings.store_pool_size,
         table_prefix=settings.store_table_prefix,
     )
+
+
+def repository_from_settings(
+    settings: Settings, store: Store, client_store: Store | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Repository:
+    """The repository over the stores: the guard's reads go through its token cache where it is on.
+
+    See :func:`~oauth_middleware.token_cache.token_cache_from_settings` for where it is;
+    never on the memory store, which is no slower than the cache.
+    """
+    cache = None if isinstance(store, MemoryStore) else token_cache_from_settings(settings, store, clock)
+    if cache is None:
+        return Repository(store, client_store, clock=clock)
+    return CachedRepository(store, client_store, clock=clock, cache=cache)
 
 
 def token_format_from_settings(

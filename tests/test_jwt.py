@@ -357,7 +357,7 @@ def test_denied_jti_is_refused_when_revocation_checking_is_on(jwt_app):
 
 def test_denied_jti_still_passes_a_guard_that_does_not_check(jwt_app):
     # The documented trade-off of jwt_check_revocation = false: no store read per request.
-    app, middleware = jwt_app()
+    app, middleware = jwt_app(jwt_check_revocation="false")
     token = issue_token(app)
     access = middleware.server.tokens.verify(token)
     middleware.server.repository.deny_jwt(access.token_id, access.expires_at)
@@ -466,6 +466,7 @@ def test_guard_only_resource_server_verifies_with_the_public_key_and_no_store(jw
             "issuer": ISSUER,
             "audience": AUDIENCE,
             "jwt_verification_keys": keys.rsa_pub,
+            "jwt_check_revocation": "false",  # on by default: without it, no store is needed
             "store": "unreachable://nowhere",  # never opened: it would be a ConfigError
         }
     )

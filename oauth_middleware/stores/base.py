@@ -19,8 +19,10 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..clock import SYSTEM_CLOCK, Clock
 
@@ -92,6 +94,39 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+#: What :meth:`ChannelStore.listen` yields when its connection is lost, just before it raises.
+LOST = -1
+
+
+@runtime_checkable
+class ChannelStore(Protocol):
+    """A store that also carries messages to every process connected to it (Redis pub/sub).
+
+    The guard's token cache hears of ended tokens this way, at once, instead
+    of polling (see :mod:`oauth_middleware.token_cache`).
+    """
+
+    def publish(self, channel: str, message: str) -> None:
+        """Send ``message`` to every process listening on ``channel``."""
+
+    def listen(
+        self, channel: str, heartbeat: float, stop: threading.Event, busy: threading.Lock
+    ) -> Iterator[int | str]:
+        """The messages of ``channel``, on a connection of their own, until ``stop`` is set.
+
+        Yields the connection's socket (a file descriptor) each time the
+        subscription is (again) in place: messages sent before may have been
+        missed, and while the socket is readable some were not yielded yet.
+        Then yields each message. ``busy`` is held from before anything is
+        read from the socket until what was read was yielded and handled; a
+        lost connection is yielded as :data:`LOST` that way before it raises.
+        Checks the connection every ``heartbeat`` seconds of silence.
+
+        :raises StoreUnavailable: the connection is lost or does not answer
+            (the messages sent meanwhile are lost).
+        """
 
 
 def expiry_time(ttl: int | None, clock: Clock = SYSTEM_CLOCK) -> float | None:

@@ -28,12 +28,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -45,7 +47,7 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from ..errors import ConfigError, StoreUnavailable
-from .base import StoreConfig, Value
+from .base import LOST, StoreConfig, Value
 
 #: Default ports of a Redis server and of a Sentinel.
 _REDIS_PORT = 6379
@@ -54,6 +56,9 @@ _SENTINEL_PORT = 26379
 #: Query parameters accepted on ``rediss://`` URLs, passed on to redis-py.
 _TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
 _CERT_REQS = ("required", "optional", "none")
+
+#: Seconds a subscription waits for a message before it looks at its stop event again.
+_LISTEN_STEP = 0.05
 
 #: Error messages are cut to this length: one readable line in a log.
 _MAX_MESSAGE = 200
@@ -315,6 +320,64 @@ class RedisStore:
         with self._errors():
             self._connection().decr(keys=[self._value_key(key)])
 
+    # -- ChannelStore ---------------------------------------------------------
+
+    def publish(self, channel: str, message: str) -> None:
+        """``PUBLISH`` ``message`` on ``<prefix>channel``."""
+        with self._errors():
+            self._connection().client.publish(f"{self._prefix}{channel}", message)
+
+    def listen(
+        self, channel: str, heartbeat: float, stop: threading.Event, busy: threading.Lock
+    ) -> Iterator[int | str]:
+        """``SUBSCRIBE`` to ``<prefix>channel`` on a connection of its own and yield its messages.
+
+        A ``PING`` goes out after ``heartbeat`` seconds of silence; no answer
+        within another ``heartbeat`` is a lost connection, as is any error: the
+        caller subscribes again rather than trust redis-py to, since messages
+        sent while it was away are lost. ``stop`` is looked at every
+        :data:`_LISTEN_STEP` seconds.
+        """
+        client = self._client_for_url()
+        pubsub = client.pubsub()
+        try:
+            with self._errors():
+                pubsub.subscribe(f"{self._prefix}{channel}")
+                sock = getattr(pubsub.connection, "_sock", None)
+                if sock is None:
+                    raise StoreUnavailable(f"redis at {self._url.where}: no subscription socket")
+                fd = sock.fileno()
+                heard, pinged = monotonic(), None
+                while not stop.is_set():
+                    ready = select.select((fd,), (), (), _LISTEN_STEP)[0]
+                    now = monotonic()
+                    if not ready:
+                        if pinged is not None and now - pinged > heartbeat:
+                            with busy:
+                                yield LOST
+                            raise StoreUnavailable(f"redis at {self._url.where}: no answer to PING")
+                        if pinged is None and now - heard > heartbeat:
+                            pubsub.ping()
+                            pinged = now
+                        continue
+                    heard, pinged = now, None
+                    with busy:
+                        try:
+                            # Everything read now, the parser's buffer included, before letting go.
+                            while (message := pubsub.get_message(timeout=0)) is not None:
+                                if message["type"] == "subscribe":
+                                    yield fd
+                                elif message["type"] == "message":
+                                    data = message["data"]
+                                    yield data.decode() if isinstance(data, bytes) else str(data)
+                        except (RedisError, OSError):
+                            yield LOST  # the caller hears of the loss before busy is let go
+                            raise
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                pubsub.close()
+                client.close()
+
     def close(self) -> None:
         """Close the pool's connections; a later call opens new ones."""
         with self._lock:
@@ -379,7 +442,7 @@ class RedisStore:
             options.update(ssl=True, **self._url.tls)
         return redis.Redis(host=host, port=port, **options)
 
-    @contextmanager
+    @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         """Turn driver errors into a short ``StoreUnavailable`` without secrets."""
         try:

@@ -226,7 +226,7 @@ class JWTTokens:
         if access is None:
             access = self.decode(token)
             self.cache.put(access, now)
-        if self.check_revocation and self.is_revoked(access):
+        if self.check_revocation and self.is_revoked(access, cached=True):
             raise InvalidToken(_INVALID)
         return access
 
@@ -254,12 +254,16 @@ class JWTTokens:
             family, token.token_id, deny_until, max(1, deny_until - int(self.clock.time()))
         )
 
-    def is_revoked(self, token: AccessToken) -> bool:
+    def is_revoked(self, token: AccessToken, *, cached: bool = False) -> bool:
         """True when the token's ``jti`` is on the deny list, or (``deleted_clients``) its client's
-        registration was deleted after it was issued."""
+        registration was deleted after it was issued.
+
+        :param cached: the deny list's answer may come from the guard's token cache
+            (it is given the token's ``exp``); introspection always asks the store.
+        """
         repository = self.repository
         return repository is not None and (
-            repository.is_jwt_denied(token.token_id)
+            repository.is_jwt_denied(token.token_id, token.expires_at if cached else None)
             or (self.deleted_clients and repository.is_deleted_clients_token(token))
         )
 

@@ -77,11 +77,15 @@ class OpaqueTokens:
         return access
 
     def introspect(self, token: str) -> AccessToken | None:
-        """The live token, or None: the store is the truth for opaque tokens."""
-        try:
-            return self.verify(token)
-        except InvalidToken:
+        """The live token, or None: the store is the truth for opaque tokens (never the guard's cache)."""
+        token_id = digest(token)
+        record = self.repository.find_access_token(token_id)
+        if record is None or record.expires_at <= self.clock.time():
             return None
+        access = record.access_token(token, token_id)
+        if self.deleted_clients and self.repository.is_deleted_clients_token(access):
+            return None
+        return access
 
     def revoke(self, token: AccessToken) -> None:
         """Delete the token's record."""
