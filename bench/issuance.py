@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -456,9 +457,12 @@ class Report:
 
         :param fastest: from the fastest repetitions instead of the medians.
         """
+        mine, theirs = self.result(ours), self.result(peer)
         if fastest:
-            return self.result(peer).min_us / self.result(ours).min_us
-        return self.result(peer).median_us / self.result(ours).median_us
+            return theirs.min_us / mine.min_us
+        # The median of each repetition's ratio: the two rows' repetitions run back to back,
+        # so a neighbour's load swing between repetitions cancels out.
+        return statistics.median(t / m for t, m in zip(theirs.per_call_ns, mine.per_call_ns, strict=True))
 
     def table(self) -> str:
         """Every row as plain text."""
