@@ -651,7 +651,7 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace, gua
         metavar="CALLS",
         help="cProfile the in-process rows instead",
     )
-    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 5, quick 0.5)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 5, quick 1)")
     parser.add_argument("--rounds", type=int, help="wrk runs per server, interleaved (default 3, quick 1)")
     parser.add_argument(
         "--servers",
@@ -681,7 +681,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = [name for name in args.servers.split(",") if name and name != "none"]
     print(f"served: {', '.join(servers) or 'none'} + wrk ...", file=sys.stderr)
     served = wrk.run(
-        servers, args.duration or (0.5 if args.quick else 5), args.rounds or (1 if args.quick else 3)
+        servers,
+        args.duration or (1 if args.quick else 5),
+        args.rounds or (1 if args.quick else 3),
+        warm_up=not args.quick,
     )
     found = [*in_process_targets(in_process), *issuance_targets(issued), *served_targets(served)]
     if args.json:

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python bench/wrk.py                  # each server: wrk -t2 -c16 -d5s, three rounds
-    python bench/wrk.py --quick          # -d0.5s, one round
+    python bench/wrk.py --quick          # -d1s, one round, no warm-up
     python bench/wrk.py --servers gunicorn --rounds 5
 
 Each server kind of :data:`SERVERS` serves three apps on free loopback ports
@@ -170,11 +170,10 @@ def command(server: Server) -> list[str]:
     return [sys.executable, str(HERE / "wrk_app.py"), server.server, server.kind, str(server.port)]
 
 
-def start(server: Server, stack: contextlib.ExitStack, log: Path) -> None:
-    """Start ``server`` on a free port and wait until it answers 200.
+def start(server: Server, stack: contextlib.ExitStack, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``server`` on a free port (:func:`wait_ready` waits for it).
 
-    A guarded server must also answer 401 to an unknown token: a guard that
-    lets everything through would make a fine-looking, worthless row.
+    :raises Unavailable: the server kind is not installed.
     """
     server.port = guard.free_port()
     env = {**os.environ, "BENCH_SETTINGS": json.dumps(server.settings)}
@@ -183,6 +182,15 @@ def start(server: Server, stack: contextlib.ExitStack, log: Path) -> None:
     process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
     server.pid = process.pid
     stack.callback(_stop, process)
+    return process
+
+
+def wait_ready(server: Server, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``server`` answers 200.
+
+    A guarded server must also answer 401 to an unknown token: a guard that
+    lets everything through would make a fine-looking, worthless row.
+    """
     deadline = time.monotonic() + 30
     while status(server.url, server.token) != 200:
         if process.poll() is not None:
@@ -202,7 +210,7 @@ def status(url: str, token: str) -> int | None:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return error.code
-    except (urllib.error.URLError, ConnectionError):
+    except OSError:  # not listening yet, refused, or still loading its app (a timeout)
         return None
 
 
@@ -364,11 +372,14 @@ def run(
     rounds: int = 3,
     threads: int = 2,
     connections: int = 16,
+    warm_up: bool = True,
 ) -> Report:
     """Start the servers, run ``wrk`` against each in turn ``rounds`` times, stop them.
 
     A server kind that cannot run here (not installed, no ``wrk``) is left
     out, and the report says why.
+
+    :param warm_up: run ``wrk`` for a second against each server first, untimed.
     """
     command = f"wrk -t{threads} -c{connections} -d{duration:g}s"
     try:
@@ -378,20 +389,22 @@ def run(
     missing: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-wrk-"))
-        running: list[Server] = []
+        log = Path(directory) / "server.log"
+        started: list[tuple[Server, subprocess.Popen[bytes]]] = []
         for server in servers(directory, kinds):
             if server.server in missing:
                 continue
             try:
-                start(server, stack, Path(directory) / "server.log")
+                started.append((server, start(server, stack, log)))
             except Unavailable as reason:
                 missing[server.server] = str(reason)
-                continue
-            running.append(server)
-        running = [s for s in running if s.server not in missing]
-        for server in running:
-            # Warm-up: imports, caches, SQLite pages.
-            wrk(binary, server, min(1.0, duration), threads, connections)
+        # All started before any is waited for: their imports and loading overlap.
+        for server, process in started:
+            wait_ready(server, process, log)
+        running = [server for server, _ in started]
+        for server in running if warm_up else ():
+            # Imports, caches, SQLite pages; a smoke test (--quick) goes without.
+            wrk(binary, server, 1, threads, connections)
         for round_number in range(rounds):
             # Each round starts with the next server, so none is always first after a pause.
             shift = round_number % max(1, len(running))
@@ -405,16 +418,17 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure the servers and print the table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="-d0.5s and one round")
+    parser.add_argument("--quick", action="store_true", help="-d1s and one round")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 5, quick 0.5)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 5, quick 1)")
     parser.add_argument("--rounds", type=int, help="runs per server, interleaved (default 3, quick 1)")
     parser.add_argument("--servers", default=",".join(SERVERS), help="server kinds, comma-separated")
     args = parser.parse_args(argv)
     report = run(
         args.servers.split(","),
-        args.duration or (0.5 if args.quick else 5),
+        args.duration or (1 if args.quick else 5),
         args.rounds or (1 if args.quick else 3),
+        warm_up=not args.quick,
     )
     print(json.dumps(report.as_dict(), indent=2) if args.json else f"{report.command}\n{report.table()}")
     return 0
