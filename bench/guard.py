@@ -364,7 +364,8 @@ def jwt_tokens(stack: contextlib.ExitStack) -> list[Case]:
     return cases
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -388,7 +389,7 @@ def local_server(
     if path is None:
         print(f"bench: {binary} not found, its rows are left out", file=sys.stderr)
         return None
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(argv(path, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop() -> None:

@@ -12,12 +12,20 @@ JSON object, over the demo's (:data:`guard.DEMO_SETTINGS`); the benchmark
 writes it, with a store every worker shares (SQLite) or JWT keys every
 worker has, so a token issued before the server starts is valid in each
 worker.
+
+Run as a script, it serves an app with one of the keep-alive servers of
+:mod:`wrk`: bjoern in two processes sharing the port (``SO_REUSEPORT``), or
+waitress (one process, four threads)::
+
+    python bench/wrk_app.py bjoern guarded 8080
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -69,3 +77,48 @@ def make_app(kind: str) -> WSGIApplication:
         settings = {**DEMO_SETTINGS, **json.loads(os.environ.get("BENCH_SETTINGS", "{}"))}
         return OAuth2Middleware(DemoApp(), Settings.from_config(settings))
     raise ValueError(f"unknown app {kind!r}: bare or guarded")
+
+
+#: Processes bjoern serves in, each with its own listening socket on the shared port.
+BJOERN_PROCESSES = 2
+
+
+def serve_bjoern(kind: str, port: int) -> None:
+    """Serve ``kind`` with bjoern in :data:`BJOERN_PROCESSES` processes until SIGTERM.
+
+    Each process builds its own app after the fork, as a gunicorn worker does.
+    """
+    import bjoern
+
+    children = []
+    for _ in range(BJOERN_PROCESSES):
+        pid = os.fork()
+        if pid == 0:
+            bjoern.run(make_app(kind), "127.0.0.1", port, reuse_port=True)
+            os._exit(0)
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    for child in children:
+        os.waitpid(child, 0)
+
+
+def main(argv: list[str]) -> None:
+    """``wrk_app.py SERVER KIND PORT``: serve ``make_app(KIND)`` on 127.0.0.1 with bjoern or waitress."""
+    server, kind, port = argv[0], argv[1], int(argv[2])
+    if server == "bjoern":
+        serve_bjoern(kind, port)
+    elif server == "waitress":
+        import waitress
+
+        waitress.serve(make_app(kind), host="127.0.0.1", port=port, threads=4, _quiet=True)
+    else:
+        raise SystemExit(f"unknown server {server!r}: bjoern or waitress")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -44,6 +44,7 @@ anywhere else: the request fails closed with 503, never unthrottled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -81,8 +82,13 @@ def normalize_username(username: str) -> str:
     return unicodedata.normalize("NFKC", username).strip().casefold()
 
 
+@functools.lru_cache(maxsize=4096)
 def counted_address(address: IPAddress) -> str:
-    """An address as the throttle counts it: an IPv6 address as its /64, which one host commonly owns."""
+    """An address as the throttle counts it: an IPv6 address as its /64, which one host commonly owns.
+
+    Cached (bounded), as :func:`.parse_ip` is: the same few peers come back on
+    every request, and ``ipaddress`` formats an address slowly.
+    """
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
