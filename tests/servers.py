@@ -19,6 +19,7 @@ backends are part of the product, so their tests never skip.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import os
 import shutil
@@ -129,13 +130,23 @@ class Server:
                 process.wait()
 
     def pause(self) -> None:
-        """Freeze every process of the server (SIGSTOP): it accepts connections and never answers."""
+        """Freeze every process of the server (SIGSTOP): it accepts connections and never answers.
+
+        Its process group and every descendant: PostgreSQL's backends (one per
+        connection) each start a session of their own.
+        """
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGSTOP)
+        for pid in descendants(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         """Undo :meth:`pause`."""
         assert self.process is not None
+        for pid in descendants(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         os.killpg(self.process.pid, signal.SIGCONT)
 
     def restart(self) -> None:
@@ -380,3 +391,19 @@ def redis_server(request: pytest.FixtureRequest) -> RedisServer:
 def memcached_server(request: pytest.FixtureRequest) -> MemcachedServer:
     """A running ``memcached`` for the session (restart it if you stop it)."""
     return shared_memcached(request)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process descended from ``pid`` (read from ``/proc``), children before grandchildren."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The parent pid is the second field after the command name, which is in parentheses.
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            parents.setdefault(parent, []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(0), [])
+        found.extend(children)
+        queue.extend(children)
+    return found

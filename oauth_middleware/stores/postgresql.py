@@ -9,6 +9,10 @@ name (``postgres://`` too). The ones that matter here:
 * timeouts: ``connect_timeout`` (whole seconds, at least 2: libpq's rule;
   default ``store_timeout`` rounded up) and ``options=-c statement_timeout=MS``
   (default ``store_timeout``), which bounds a statement waiting for a lock;
+  and, on our side, every wait for an answer ends after 1.5 times ``store_timeout``
+  (psycopg waits for ever by default), so a server that accepts and never
+  answers (frozen, or a partition) fails the call closed instead of holding
+  the request;
 * ``application_name`` (default ``oauth_middleware``).
 
 Everything else (tables, statements, pool, fork safety) is in
@@ -37,6 +41,23 @@ __all__ = ["PostgreSQL", "open_postgresql"]
 _RETRYABLE = frozenset({"40001", "40P01"})
 
 
+class _BoundedConnection(psycopg.Connection[Any]):
+    """A connection whose every wait for the server ends after :attr:`wait_timeout` seconds.
+
+    psycopg's own waits have no deadline (a frozen server holds the call until
+    TCP gives up); the server's ``statement_timeout`` cannot help when the
+    server itself does not run. A wait that times out raises psycopg's
+    ``OperationalError``, so the pool drops the connection and the call is a 503.
+    """
+
+    #: Seconds; set for each connection from ``store_timeout``.
+    wait_timeout: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        """psycopg's wait, with :attr:`wait_timeout` when the caller gives none."""
+        return super().wait(gen, interval, self.wait_timeout if timeout is None else timeout)
+
+
 class PostgreSQL:
     """The PostgreSQL spelling of the store's statements.
 
@@ -61,13 +82,17 @@ class PostgreSQL:
         params.setdefault("options", f"-c statement_timeout={max(1, round(config.timeout * 1000))}")
         params.setdefault("application_name", "oauth_middleware")
         self._params = params
+        # Longer than statement_timeout: a server that runs answers with its own error first.
+        self._wait_timeout = 1.5 * config.timeout
         self.where = (
             f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
         )
 
     def connect(self) -> Connection:
-        """A new autocommit connection."""
-        return psycopg.connect(autocommit=True, **self._params)
+        """A new autocommit connection whose waits are bounded."""
+        connection = _BoundedConnection.connect(autocommit=True, **self._params)
+        connection.wait_timeout = self._wait_timeout
+        return connection
 
     def retryable(self, exc: BaseException) -> bool:
         """A deadlock or serialization failure."""
