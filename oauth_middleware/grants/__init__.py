@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from ..errors import ConfigError
 from ..registry import Registry
 from .authorization_code import AuthorizationCodeGrant
-from .base import Grant, GrantContext, GrantType, TokenRequest, TokenResponse
+from .base import Grant, GrantBase, GrantContext, GrantType, TokenRequest, TokenResponse
 from .client_credentials import ClientCredentialsGrant
 from .device_code import DeviceCodeGrant
 from .implicit import ImplicitGrant
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GRANTS",
     "Grant",
+    "GrantBase",
     "GrantContext",
     "GrantType",
     "TokenRequest",

@@ -176,6 +176,25 @@ class Grant(GrantType, Protocol):
         ...
 
 
+class GrantBase:
+    """What most grants share: built with the server's context, served at the token endpoint
+    alone, and with no metadata members of their own.
+
+    A grant with members (the code grant's PKCE methods) overrides :meth:`metadata`;
+    one that keeps more at construction extends ``__init__``.
+    """
+
+    response_types: tuple[str, ...] = ()
+
+    def __init__(self, context: GrantContext) -> None:
+        self.context = context
+
+    @classmethod
+    def metadata(cls, settings: Settings) -> dict[str, Any]:
+        """No members besides its name in ``grant_types_supported``."""
+        return {}
+
+
 def issue_with_refresh(
     context: GrantContext,
     request: TokenRequest,

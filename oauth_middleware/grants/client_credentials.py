@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .base import GrantContext, TokenRequest, TokenResponse
+from .base import GrantBase, TokenRequest, TokenResponse
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    pass
 
 
-class ClientCredentialsGrant:
+class ClientCredentialsGrant(GrantBase):
     """Issue an access token to an authenticated confidential client.
 
     No refresh token: the client can always ask again (RFC 6749 §4.4.3).
     """
 
     grant_type = "client_credentials"
-    response_types: tuple[str, ...] = ()
     refresh_tokens = False
     #: RFC 6749 §4.4: only confidential clients may use this grant.
     allows_public_clients = False
-
-    @classmethod
-    def metadata(cls, settings: Settings) -> dict[str, Any]:
-        """No members besides its name in ``grant_types_supported``."""
-        return {}
-
-    def __init__(self, context: GrantContext) -> None:
-        self.context = context
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
         """Grant the requested (or default) scope to the client itself, for the requested resources."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AuthorizationPending,
@@ -27,11 +27,10 @@ from ..errors import (
 )
 from ..models import digest
 from ..records import DeviceCodeRecord
-from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
+from .base import GrantBase, GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
     from ..models import Client
-    from ..settings import Settings
 
 #: The user code's characters: consonants only (no vowels: no words; no digits: no 0/O, 1/I).
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
@@ -79,22 +78,17 @@ def start_device_authorization(
     return device_code, user_code
 
 
-class DeviceCodeGrant:
+class DeviceCodeGrant(GrantBase):
     """Exchange an approved device code for tokens (RFC 8628 §3.4, §3.5)."""
 
     grant_type = "urn:ietf:params:oauth:grant-type:device_code"
-    response_types: tuple[str, ...] = ()
     refresh_tokens = True
     #: Devices are public clients as a rule (RFC 8628 §5.6).
     allows_public_clients = True
-
-    @classmethod
-    def metadata(cls, settings: Settings) -> dict[str, Any]:
-        """Nothing beyond ``device_authorization_endpoint``, which its endpoint declares."""
-        return {}
+    # Its metadata member, device_authorization_endpoint, is its endpoint's to declare.
 
     def __init__(self, context: GrantContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.repository = context.repository
 
     def token_response(self, request: TokenRequest) -> TokenResponse:

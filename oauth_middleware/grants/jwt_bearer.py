@@ -14,35 +14,26 @@ registered for it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..tokens.refresh import new_family
-from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
+from .base import GrantBase, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    pass
 
 log = logging.getLogger("oauth_middleware.grants")
 
 
-class JWTBearerGrant:
+class JWTBearerGrant(GrantBase):
     """Issue an access token for the subject of a trusted issuer's signed assertion."""
 
     grant_type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-    response_types: tuple[str, ...] = ()
     #: The client asks again with a new assertion (RFC 7521 §4.1 makes no refresh token).
     refresh_tokens = False
     #: Least privilege: only a client that authenticates may redeem someone's assertion.
     allows_public_clients = False
-
-    @classmethod
-    def metadata(cls, settings: Settings) -> dict[str, Any]:
-        """No members besides its name in ``grant_types_supported``."""
-        return {}
-
-    def __init__(self, context: GrantContext) -> None:
-        self.context = context
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
         """Verify the assertion once, then issue a token for its subject."""

@@ -9,34 +9,24 @@ is never logged. Wrong passwords are throttled per username and address
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidGrant, InvalidRequest
 from ..throttle import verify_password
 from ..tokens.refresh import new_family
-from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
+from .base import GrantBase, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    pass
 
 
-class PasswordGrant:
+class PasswordGrant(GrantBase):
     """Issue tokens to a client that sends the user's username and password."""
 
     grant_type = "password"
-    response_types: tuple[str, ...] = ()
     refresh_tokens = True
     #: RFC 6749 §4.3.2: a public client may use it (a confidential one must authenticate).
     allows_public_clients = True
-
-    @classmethod
-    def metadata(cls, settings: Settings) -> dict[str, Any]:
-        """No members besides its name in ``grant_types_supported``."""
-        return {}
-
-    def __init__(self, context: GrantContext) -> None:
-        # verify_password is set: Settings.check_role refuses this grant without it.
-        self.context = context
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
         """Check the scope, then the password, and issue tokens for the user."""

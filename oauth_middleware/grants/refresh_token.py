@@ -12,16 +12,16 @@ one token exactly one wins; the others are ``invalid_grant``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope
 from ..models import digest
 from ..parsing import scope_list
 from ..records import RefreshTokenRecord, RotationMarker
-from .base import GrantContext, TokenRequest, TokenResponse, check_not_revoked
+from .base import GrantBase, GrantContext, TokenRequest, TokenResponse, check_not_revoked
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    pass
 
 log = logging.getLogger("oauth_middleware.grants")
 
@@ -40,23 +40,17 @@ def narrowed_scope(requested: str | None, granted: tuple[str, ...]) -> tuple[str
     return scopes
 
 
-class RefreshTokenGrant:
+class RefreshTokenGrant(GrantBase):
     """Exchange a refresh token for a new access token (and a new refresh token)."""
 
     grant_type = "refresh_token"
-    response_types: tuple[str, ...] = ()
     #: It rotates refresh tokens (``rotate_refresh_tokens``) but starts no chain of its own.
     refresh_tokens = False
     #: RFC 6749 §6: public clients refresh too (the token is bound to them).
     allows_public_clients = True
 
-    @classmethod
-    def metadata(cls, settings: Settings) -> dict[str, Any]:
-        """No members besides its name in ``grant_types_supported``."""
-        return {}
-
     def __init__(self, context: GrantContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.repository = context.repository
         self.rotate = context.settings.rotate_refresh_tokens
         self.grace = context.settings.refresh_token_reuse_grace

@@ -28,10 +28,9 @@ from ..errors import InvalidRequest, InvalidScope, InvalidTarget
 from ..models import AccessToken, Client
 from ..parsing import scope_list
 from ..tokens.refresh import new_family
-from .base import GrantContext, TokenRequest, TokenResponse, issue_with_refresh
+from .base import GrantBase, GrantContext, TokenRequest, TokenResponse, issue_with_refresh
 
 if TYPE_CHECKING:
-    from ..settings import Settings
     from ..trusted_issuers import PeerToken
 
 log = logging.getLogger("oauth_middleware.grants")
@@ -143,23 +142,17 @@ def least_privilege(exchange: TokenExchange) -> bool:
     return actor is None or client_id in (actor.client_id, actor.subject)
 
 
-class TokenExchangeGrant:
+class TokenExchangeGrant(GrantBase):
     """Issue an access token for the subject of a token the client presents (RFC 8693 §2)."""
 
     grant_type = "urn:ietf:params:oauth:grant-type:token-exchange"
-    response_types: tuple[str, ...] = ()
     #: §2.2.1: a refresh token is optional; the client exchanges again instead.
     refresh_tokens = False
     #: Least privilege: only a client that authenticates may exchange tokens (§5 asks for it).
     allows_public_clients = False
 
-    @classmethod
-    def metadata(cls, settings: Settings) -> dict[str, Any]:
-        """No members besides its name in ``grant_types_supported``."""
-        return {}
-
     def __init__(self, context: GrantContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.policy = context.settings.token_exchange_policy or least_privilege
 
     def token_response(self, request: TokenRequest) -> TokenResponse:
