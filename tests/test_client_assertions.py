@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from oauth_flows import race
 from paste.deploy import loadapp
+from peer_issuer import ec_key
 from servers import shared_redis
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
 
@@ -32,15 +33,8 @@ TOKEN = "/oauth/token"
 CLIENT = "signed-client"
 
 
-def ec_key(kid: str = "k1") -> tuple[Any, dict[str, Any]]:
-    """A new P-256 private key and its public JWK named ``kid``."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
-    return private, {**jwk, "kid": kid, "alg": "ES256", "use": "sig"}
-
-
-KEY, JWK = ec_key()
-OTHER_KEY, _ = ec_key()
+KEY, JWK = ec_key("k1")
+OTHER_KEY, _ = ec_key("k1")
 
 
 def assertion(
@@ -244,24 +238,25 @@ def test_a_secret_client_cannot_use_an_assertion(make_middleware, clock):
     refused(webtest.TestApp(middleware), form(assertion(now=clock.time())))
 
 
-@pytest.mark.parametrize(
-    ("path", "extra"),
-    [
-        pytest.param("/oauth/revoke", {"token": "unknown"}, id="revocation"),
-        pytest.param("/oauth/introspect", {"token": "unknown"}, id="introspection"),
-        pytest.param(
-            "/oauth/par",
-            {
-                "response_type": "code",
-                "redirect_uri": "https://app.example/cb",
-                "scope": "read",
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-            },
-            id="par",
-        ),
-    ],
-)
+#: The endpoints besides the token endpoint that authenticate clients, with a form each accepts.
+OTHER_CLIENT_ENDPOINTS = [
+    pytest.param("/oauth/revoke", {"token": "unknown"}, id="revocation"),
+    pytest.param("/oauth/introspect", {"token": "unknown"}, id="introspection"),
+    pytest.param(
+        "/oauth/par",
+        {
+            "response_type": "code",
+            "redirect_uri": "https://app.example/cb",
+            "scope": "read",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+        },
+        id="par",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "extra"), OTHER_CLIENT_ENDPOINTS)
 def test_every_endpoint_that_authenticates_clients_takes_assertions(make_middleware, clock, path, extra):
     middleware = make_middleware(clock=clock, introspection_clients=CLIENT)
     register(

@@ -19,7 +19,7 @@ from oauth_flows import race
 from paste.deploy import loadapp
 from servers import shared_redis
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
-from test_client_assertions import KEY, form
+from test_client_assertions import KEY, OTHER_CLIENT_ENDPOINTS, form
 
 from oauth_middleware.cli import main
 from oauth_middleware.clients import build_client
@@ -170,24 +170,7 @@ def test_a_private_key_jwt_client_never_has_its_key_tried_as_an_hmac_secret(make
     refused(webtest.TestApp(middleware), form(hmac_assertion(JWK["x"] + JWK["y"], now=clock.time())))
 
 
-@pytest.mark.parametrize(
-    ("path", "extra"),
-    [
-        pytest.param("/oauth/revoke", {"token": "unknown"}, id="revocation"),
-        pytest.param("/oauth/introspect", {"token": "unknown"}, id="introspection"),
-        pytest.param(
-            "/oauth/par",
-            {
-                "response_type": "code",
-                "redirect_uri": "https://app.example/cb",
-                "scope": "read",
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-            },
-            id="par",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("path", "extra"), OTHER_CLIENT_ENDPOINTS)
 def test_every_endpoint_that_authenticates_clients_takes_it(make_middleware, clock, path, extra):
     middleware = make_middleware(clock=clock, introspection_clients=CLIENT, client_secret_key=SECRET_KEY)
     middleware.server.repository.save_client(
