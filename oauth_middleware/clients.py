@@ -5,7 +5,6 @@ How a registered client authenticates is :mod:`oauth_middleware.client_auth`.
 
 from __future__ import annotations
 
-import configparser
 import json
 import re
 import secrets
@@ -23,7 +22,7 @@ from .parsing import is_loopback_host, scope_list
 from .resource_indicators import resource_uris
 from .sealed_secrets import HMAC_ALGORITHMS, is_sealed
 from .secret_hash import is_secret_hash
-from .settings import asbool
+from .settings import asbool, read_ini_file
 
 
 def generate_secret() -> str:
@@ -279,12 +278,7 @@ def load_clients_file(path: str, server_scopes: Iterable[str] = ()) -> list[Clie
 
     :raises ConfigError: naming ``clients_file``, the section and the problem.
     """
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"clients_file: cannot read {path!r}: {exc}".replace("\n", " ")) from None
+    parser = read_ini_file(path, "clients_file")
     clients = []
     allowed_keys = {
         "secret_hash",

@@ -9,6 +9,7 @@ the request path: everything is converted here, and a bad value is one
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import importlib
 import ipaddress
@@ -39,6 +40,20 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def read_ini_file(path: str, setting: str) -> configparser.ConfigParser:
+    """The sections of an ini file a setting names (``clients_file``, ``trusted_issuers_file``).
+
+    :raises ConfigError: naming ``setting`` and the file: unreadable, not UTF-8, or not an ini file.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{setting}: cannot read {path!r}: {exc}".replace("\n", " ")) from None
+    return parser
 
 
 def asbool(value: str) -> bool:

@@ -20,7 +20,6 @@ this module adds the issuer's own keys, algorithms and subjects.
 
 from __future__ import annotations
 
-import configparser
 import json
 import logging
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from .errors import ConfigError
 from .keys import Key, jwk_set, public_jwk_key
 from .parsing import is_loopback_host, scope_list
 from .peer_jwts import MAX_JWT_LENGTH, PEER_ALGORITHMS, PeerJWTs
+from .settings import read_ini_file
 
 log = logging.getLogger("oauth_middleware.clients")
 
@@ -151,12 +151,7 @@ def load_trusted_issuers(path: str) -> dict[str, TrustedIssuer]:
 
     :raises ConfigError: naming ``trusted_issuers_file``, the section and the problem.
     """
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"trusted_issuers_file: cannot read {path!r}: {exc}".replace("\n", " ")) from None
+    parser = read_ini_file(path, "trusted_issuers_file")
     issuers = {}
     for section in parser.sections():
         try:
