@@ -796,7 +796,8 @@ class Settings:
     guard_cache_size: int = _setting(
         "10000",
         whole_number(0, 10_000_000),
-        "How many validated tokens a guard process keeps in memory (an opaque token's record, "
+        "How many validated tokens a guard process keeps in memory (an opaque token as built "
+        "from its record, "
         "a JWT's deny-list answer), keyed by the token's hash, least recently used dropped "
         "first, none past its token's ``exp``. On Redis it is on: every ended token is "
         "published and forgotten by every process at once, and while that channel is down the "

@@ -2,9 +2,9 @@
 
 A guard that reads a shared store (Redis, memcached, SQL) on every request
 pays a round trip per request. This cache keeps what such a read returned
-for a live token (an opaque token's record, "not on the deny list" for a
-JWT) and answers the next requests from memory, but only while it can be
-sure nothing it holds was ended since:
+for a live token (an opaque token as built from its record, "not on the deny
+list" for a JWT) and answers the next requests from memory, but only while it
+can be sure nothing it holds was ended since:
 
 * an entry is keyed by the store key (``at:<sha256 of the token>``,
   ``deny:<jti>``), never by the token, and dies at the token's ``exp``;
@@ -59,6 +59,9 @@ __all__ = ["CachedRepository", "TokenCache", "token_cache_from_settings"]
 
 log = logging.getLogger("oauth_middleware.token_cache")
 
+#: What an entry holds: an opaque token as built from its record, or a JWT's "not denied".
+Cached = Value | AccessToken
+
 #: Seconds of silence before the channel is pinged; no answer within as many again counts as lost.
 HEARTBEAT = 1.0
 #: Seconds :meth:`TokenCache.close` waits for the listener to end.
@@ -89,7 +92,7 @@ class TokenCache:
         self.size = size
         self.store = store
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[Value, int]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Cached, int]] = OrderedDict()
         self._lock = threading.Lock()
         #: Bumped whenever entries are forgotten: a fill that began before is refused.
         self.epoch = 0
@@ -118,7 +121,7 @@ class TokenCache:
 
     # -- reads and fills ----------------------------------------------------
 
-    def get(self, key: str) -> Value | None:
+    def get(self, key: str) -> Cached | None:
         """The cached value of ``key``, or None (not cached, expired, or the cache cannot vouch for it)."""
         if self.channel:
             # Data waiting on the channel, or being handled, may be a revocation (or the
@@ -141,7 +144,7 @@ class TokenCache:
             self._entries.move_to_end(key)
         return value
 
-    def put(self, key: str, value: Value, expires_at: int, epoch: int) -> None:
+    def put(self, key: str, value: Cached, expires_at: int, epoch: int) -> None:
         """Keep ``value`` until ``expires_at``, unless entries were forgotten since ``epoch`` was read.
 
         :param epoch: :attr:`epoch` as read before the store was.
@@ -335,19 +338,24 @@ class CachedRepository(Repository):
         self.token_cache = cache
 
     def load_access_token(self, token: str, token_id: str) -> AccessToken | None:
-        """The stored access token, from the cache when it holds its record."""
+        """The stored access token, from the cache when it holds it.
+
+        The cache keeps the token as built from its record, so that a hit
+        rebuilds nothing (building the frozen token was most of a hit's cost);
+        the key is the token's hash, which only this token has.
+        """
         cache = self.token_cache
         key = access_token_key(token_id)
-        value = cache.get(key)
+        cached = cache.get(key)
+        if isinstance(cached, AccessToken):
+            return cached
+        epoch = cache.epoch
+        value = self.store.get(key)
         if value is None:
-            epoch = cache.epoch
-            value = self.store.get(key)
-            if value is None:
-                return None
-            access = AccessTokenRecord.access_token_from_value(value, token, token_id)
-            cache.put(key, value, access.expires_at, epoch)
-            return access
-        return AccessTokenRecord.access_token_from_value(value, token, token_id)
+            return None
+        access = AccessTokenRecord.access_token_from_value(value, token, token_id)
+        cache.put(key, access, access.expires_at, epoch)
+        return access
 
     def is_jwt_denied(self, jti: str, expires_at: int | None = None) -> bool:
         """True when the JWT was revoked; "not denied" is cached until ``expires_at``.

@@ -430,3 +430,20 @@ def test_a_channel_that_is_lost_stops_the_cache_until_it_is_subscribed_again(clo
         cache.close()
         quiet.close()
         other_end.close()
+
+
+def test_a_cache_hit_hands_the_app_the_token_as_the_store_gave_it(tmp_path: Path) -> None:
+    # The cache keeps the built token: a hit must hand the app the same token, fields and all.
+    middleware = make(store=sqlite_url(tmp_path), guard_cache_staleness="2")
+    try:
+        app = webtest.TestApp(middleware)
+        token = issue_token(app)
+        first = call(app, token, status=200).json
+        cache = middleware.server.repository.token_cache  # type: ignore[attr-defined]
+        assert len(cache) == 1
+        assert call(app, token, status=200).json == first
+        assert call(app, token + "x", status=401).headers["WWW-Authenticate"].count("invalid_token") == 1
+        revoke(app, token)
+        assert call(app, token, status=401).headers["WWW-Authenticate"].count("invalid_token") == 1
+    finally:
+        middleware.close()
