@@ -18,7 +18,8 @@ can be sure nothing it holds was ended since:
   store), and it starts again empty once the channel is back. On other
   stores a process reads the store's revocation generation at most once per
   ``guard_cache_staleness`` seconds and forgets everything when it changed,
-  or when it cannot be read.
+  or when it cannot be read; with no staleness, a store that counts commits
+  (SQLite) is asked on each hit and the generation read when the count moved.
 
 A fill that read the store before the cache was last emptied (or the key
 forgotten) is refused, so a read racing a revocation never brings a revoked
@@ -34,7 +35,7 @@ import select
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -49,7 +50,7 @@ from .repository import (
     deny_key,
     new_generation,
 )
-from .stores import ChannelStore, Store, Value
+from .stores import ChangeStore, ChannelStore, Store, Value
 from .stores.base import LOST
 
 if TYPE_CHECKING:
@@ -87,7 +88,13 @@ class TokenCache:
     """
 
     def __init__(
-        self, size: int, store: Store, *, staleness: float = 0.0, clock: Clock = SYSTEM_CLOCK
+        self,
+        size: int,
+        store: Store,
+        *,
+        staleness: float = 0.0,
+        clock: Clock = SYSTEM_CLOCK,
+        changes: Callable[[], int] | None = None,
     ) -> None:
         self.size = size
         self.store = store
@@ -103,6 +110,10 @@ class TokenCache:
         self.staleness = staleness
         self._next_check = float("-inf")
         self._generation: Value | None = None
+        #: With a store that counts commits (:class:`~oauth_middleware.stores.ChangeStore`) and no
+        #: staleness: asked on each hit; the generation is read when the count moved.
+        self.changes = changes
+        self._version: int | None = None
         self._checking = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
@@ -128,6 +139,9 @@ class TokenCache:
             # server's goodbye): the store answers until it is handled. In this order, so
             # that data read between the two looks is seen as being handled.
             if self._unread() or self._busy.locked():
+                return None
+        elif self.changes is not None:
+            if not self._check_changes():
                 return None
         elif self.clock.monotonic() >= self._next_check and not self._check_generation():
             return None
@@ -199,25 +213,52 @@ class TokenCache:
         try:
             if self.clock.monotonic() < self._next_check:
                 return self.serving
-            try:
-                generation = self.store.get(GENERATION_KEY)
-                if generation is None:
-                    # Never written, or evicted (memcached): write one, so that the next
-                    # change is a new value whatever it replaces; forget everything now.
-                    self.store.add(GENERATION_KEY, new_generation(), None)
-                    generation = self.store.get(GENERATION_KEY)
-            except StoreUnavailable:
-                self._reset(serving=False)
-                self._generation = None
-                self._next_check = self.clock.monotonic() + self.staleness
-                return False
-            if generation is None or generation != self._generation:
-                self._reset(serving=generation is not None)
-                self._generation = generation
+            self._read_generation()
             self._next_check = self.clock.monotonic() + self.staleness
             return self.serving
         finally:
             self._checking.release()
+
+    def _check_changes(self) -> bool:
+        """Ask the store whether anything was committed since; if so, read the generation.
+
+        True when the cache may serve. As with the generation, one thread
+        asks and the others meanwhile read the store.
+        """
+        if not self._checking.acquire(blocking=False):
+            return False
+        try:
+            assert self.changes is not None
+            try:
+                # Asked before the generation is read: a commit in between moves it again.
+                version = self.changes()
+            except StoreUnavailable:
+                self._reset(serving=False)
+                self._generation = self._version = None
+                return False
+            if version != self._version:
+                self._read_generation()
+                self._version = version if self.serving else None
+            return self.serving
+        finally:
+            self._checking.release()
+
+    def _read_generation(self) -> None:
+        """Read the revocation generation: forget everything when it changed, stop when it cannot be read."""
+        try:
+            generation = self.store.get(GENERATION_KEY)
+            if generation is None:
+                # Never written, or evicted (memcached): write one, so that the next
+                # change is a new value whatever it replaces; forget everything now.
+                self.store.add(GENERATION_KEY, new_generation(), None)
+                generation = self.store.get(GENERATION_KEY)
+        except StoreUnavailable:
+            self._reset(serving=False)
+            self._generation = None
+            return
+        if generation is None or generation != self._generation:
+            self._reset(serving=generation is not None)
+            self._generation = generation
 
     # -- a store with a channel: the listener thread ---------------------------
 
@@ -385,13 +426,16 @@ def token_cache_from_settings(
     """The guard's cache for ``store``, or None where it is off.
 
     Off with ``guard_cache_size = 0``; on a store with a channel (Redis) on;
-    on any other store off unless ``guard_cache_staleness`` allows revocations
-    to take that long to be seen.
+    with ``guard_cache_staleness`` above 0, on, polling the generation; else
+    on a store that counts commits (SQLite) on, asking it on each hit; on any
+    other store off.
     """
     if settings.guard_cache_size == 0:
         return None
     if isinstance(store, ChannelStore):
         return TokenCache(settings.guard_cache_size, store, clock=clock)
     if settings.guard_cache_staleness <= 0:
+        if isinstance(store, ChangeStore):
+            return TokenCache(settings.guard_cache_size, store, clock=clock, changes=store.changes)
         return None
     return TokenCache(settings.guard_cache_size, store, staleness=settings.guard_cache_staleness, clock=clock)

@@ -96,6 +96,23 @@ class Store(Protocol):
         """Release connections and files."""
 
 
+@runtime_checkable
+class ChangeStore(Protocol):
+    """A store that can tell, cheaply, whether anything was committed since it was last asked (SQLite).
+
+    The guard's token cache then reads the revocation generation only after
+    a change, instead of every ``guard_cache_staleness`` seconds: a
+    revocation elsewhere is seen by the next request (see
+    :mod:`oauth_middleware.token_cache`).
+    """
+
+    def changes(self) -> int:
+        """A number that differs from the previous call's when others committed a change since.
+
+        :raises StoreUnavailable: the store cannot be asked.
+        """
+
+
 #: What :meth:`ChannelStore.listen` yields when its connection is lost, just before it raises.
 LOST = -1
 

@@ -102,6 +102,8 @@ _INCR = (
     " ELSE kv.expires END"
     " RETURNING json_extract(value, '$.n')"
 )
+
+
 _DECR = (
     "UPDATE kv SET value = json_set(value, '$.n', json_extract(value, '$.n') - 1)"
     " WHERE key = ? AND (expires IS NULL OR expires > ?) AND json_extract(value, '$.n') > 0"
@@ -172,6 +174,8 @@ class SQLiteStore:
         self._lock_pid = os.getpid()
         self._returning = _HAS_RETURNING
         self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
+        #: The connection :meth:`changes` asks, with the pid that opened it: a counter is per connection.
+        self._watcher: tuple[int, sqlite3.Connection] | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -337,9 +341,36 @@ class SQLiteStore:
             if count > 0:
                 conn.execute(_PUT, (key, _dump({"n": count - 1}), rows[0][1]))
 
+    def changes(self) -> int:
+        """A number that moves whenever another connection has committed since the last call.
+
+        SQLite's ``PRAGMA data_version`` on a connection of its own, so that
+        every other connection (other processes, this process's other
+        threads) counts; the guard's token cache asks it on each hit (see
+        :class:`~oauth_middleware.stores.base.ChangeStore`). One caller at a
+        time: the cache asks under its lock.
+
+        :raises StoreUnavailable: the file cannot be read.
+        """
+        pid = os.getpid()
+        watcher = self._watcher
+        try:
+            if watcher is None or watcher[0] != pid:
+                # A parent's connection is left alone, like the others a fork inherits.
+                if watcher is not None:
+                    self._inherited.append(watcher[1])
+                watcher = self._watcher = (pid, self._open())
+            return int(watcher[1].execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+
     def close(self) -> None:
         """Close this process's connections, every thread's; a later call opens new ones."""
         pid = os.getpid()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher[0] == pid:
+            with suppress(sqlite3.Error):
+                watcher[1].close()
         with self._lock_of(pid):
             for ident in list(self._conns):
                 # Popped one by one, as _release does: whichever pops a connection closes it.
