@@ -19,7 +19,8 @@ which one host commonly owns whole.
 
 **Counted first.** An attempt is counted *before* its credentials are
 checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
-prove right. An attempt that finds its counter full is never checked: it
+prove right; a store that can do both counters in one operation does
+(SQLite: one statement each way). An attempt that finds its counter full is never checked: it
 waits (up to a second) for attempts still being checked to give their count
 back, and is refused if none does. However many requests arrive at once, no
 more credential checks fail per window than the limit allows, and a burst
@@ -120,8 +121,8 @@ class Attempt:
 
     def succeeded(self) -> None:
         """Give the attempt back: right credentials are no failure."""
-        for counter, _ in self.counts:
-            self.throttle.repository.give_back_attempt(counter.subject)
+        if self.counts:
+            self.throttle.repository.give_back_attempts(tuple(counter.subject for counter, _ in self.counts))
 
     def failed(self) -> None:
         """Keep the count; block the subjects whose counter this failure filled."""
@@ -219,15 +220,19 @@ class Throttle:
             self.clock.sleep(WAIT_STEP)
 
     def _count(self, counters: tuple[Counter, ...]) -> Attempt | None:
-        """Count an attempt against every counter, or against none when one is full."""
-        counts: list[tuple[Counter, int]] = []
-        for counter in counters:
-            count = self.repository.count_attempt(counter.subject, self.window)
-            counts.append((counter, count))
-            if count > counter.limit:
-                Attempt(self, tuple(counts)).succeeded()  # not counted: it will not be checked
-                return None
-        return Attempt(self, tuple(counts))
+        """Count an attempt against every counter, or against none when one is full.
+
+        The counters are counted together (one store operation where the store
+        has one) and all given back when one of them went past its limit.
+        """
+        if not counters:
+            return Attempt(self, ())
+        counts = self.repository.count_attempts(tuple(counter.subject for counter in counters), self.window)
+        attempt = Attempt(self, tuple(zip(counters, counts, strict=True)))
+        if any(count > counter.limit for counter, count in attempt.counts):
+            attempt.succeeded()  # not counted: it will not be checked
+            return None
+        return attempt
 
     def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
         """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.

@@ -104,6 +104,30 @@ _INCR = (
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _incr_many(count: int) -> str:
+    """:data:`_INCR` for ``count`` keys (parameters: expiry, now, the keys), returning key and count."""
+    rows = ", ".join(f"(?{3 + i}, '{{\"n\":1}}', ?1)" for i in range(count))
+    return (  # Built of numbered placeholders only: the keys are bound as parameters.
+        f"INSERT INTO kv (key, value, expires) VALUES {rows} ON CONFLICT (key) DO UPDATE SET"  # noqa: S608
+        " value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?2 THEN excluded.value"
+        " ELSE json_set(kv.value, '$.n', json_extract(kv.value, '$.n') + 1) END,"
+        " expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?2 THEN excluded.expires"
+        " ELSE kv.expires END"
+        " RETURNING key, json_extract(value, '$.n')"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _decr_many(count: int) -> str:
+    """:data:`_DECR` for ``count`` keys (parameters: now, the keys)."""
+    return (  # Numbered placeholders only, as above.
+        "UPDATE kv SET value = json_set(value, '$.n', json_extract(value, '$.n') - 1)"  # noqa: S608
+        f" WHERE key IN ({', '.join(f'?{2 + i}' for i in range(count))}) AND (expires IS NULL OR expires > ?1)"
+        " AND json_extract(value, '$.n') > 0"
+    )
+
+
 _DECR = (
     "UPDATE kv SET value = json_set(value, '$.n', json_extract(value, '$.n') - 1)"
     " WHERE key = ? AND (expires IS NULL OR expires > ?) AND json_extract(value, '$.n') > 0"
@@ -340,6 +364,28 @@ class SQLiteStore:
             count = int(_load(rows[0][0]).get("n", 0)) if rows else 0
             if count > 0:
                 conn.execute(_PUT, (key, _dump({"n": count - 1}), rows[0][1]))
+
+    @_translate_errors
+    def incr_many(self, keys: tuple[str, ...], ttl: int) -> tuple[int, ...]:
+        """:meth:`incr` on each of ``keys``, in one statement (one write transaction)."""
+        if not _ONE_STATEMENT_COUNTERS or len(set(keys)) != len(keys):
+            return tuple(self.incr(key, ttl) for key in keys)
+        now = self.clock.time()
+        conn = self._connection()
+        rows = conn.execute(_incr_many(len(keys)), (now + ttl, now, *keys)).fetchall()
+        self._maybe_sweep(conn)
+        # RETURNING gives rows in no promised order: they carry their key.
+        counts = {key: int(count) for key, count in rows}
+        return tuple(counts[key] for key in keys)
+
+    @_translate_errors
+    def decr_many(self, keys: tuple[str, ...]) -> None:
+        """:meth:`decr` on each of ``keys``, in one statement."""
+        if not _ONE_STATEMENT_COUNTERS or len(set(keys)) != len(keys):
+            for key in keys:
+                self.decr(key)
+            return
+        self._connection().execute(_decr_many(len(keys)), (self.clock.time(), *keys))
 
     def changes(self) -> int:
         """A number that moves whenever another connection has committed since the last call.
