@@ -35,7 +35,7 @@ import select
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -94,7 +94,7 @@ class TokenCache:
         *,
         staleness: float = 0.0,
         clock: Clock = SYSTEM_CLOCK,
-        changes: Callable[[], int] | None = None,
+        changes: Callable[[], Hashable] | None = None,
     ) -> None:
         self.size = size
         self.store = store
@@ -113,7 +113,7 @@ class TokenCache:
         #: With a store that counts commits (:class:`~oauth_middleware.stores.ChangeStore`) and no
         #: staleness: asked on each hit; the generation is read when the count moved.
         self.changes = changes
-        self._version: int | None = None
+        self._version: Hashable | None = None
         self._checking = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()

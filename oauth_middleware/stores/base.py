@@ -20,7 +20,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -123,8 +123,8 @@ class ChangeStore(Protocol):
     :mod:`oauth_middleware.token_cache`).
     """
 
-    def changes(self) -> int:
-        """A number that differs from the previous call's when others committed a change since.
+    def changes(self) -> Hashable:
+        """A value that differs from the previous call's when others committed a change since.
 
         :raises StoreUnavailable: the store cannot be asked.
         """

@@ -198,8 +198,10 @@ class SQLiteStore:
         self._lock_pid = os.getpid()
         self._returning = _HAS_RETURNING
         self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
-        #: The connection :meth:`changes` asks, with the pid that opened it: a counter is per connection.
-        self._watcher: tuple[int, sqlite3.Connection] | None = None
+        #: The connection :meth:`changes` asks, with the pid that opened it and its number: a
+        #: counter is per connection. ``_watchers`` counts those opened.
+        self._watcher: tuple[int, int, sqlite3.Connection] | None = None
+        self._watchers = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -387,8 +389,8 @@ class SQLiteStore:
             return
         self._connection().execute(_decr_many(len(keys)), (self.clock.time(), *keys))
 
-    def changes(self) -> int:
-        """A number that moves whenever another connection has committed since the last call.
+    def changes(self) -> tuple[int, int]:
+        """A value that moves whenever another connection has committed since the last call.
 
         SQLite's ``PRAGMA data_version`` on a connection of its own, so that
         every other connection (other processes, this process's other
@@ -396,6 +398,9 @@ class SQLiteStore:
         :class:`~oauth_middleware.stores.base.ChangeStore`). One caller at a
         time: the cache asks under its lock.
 
+        :returns: which connection answered (counted from 1 for this store, a forked
+            child and a reopened store counting on) and its ``data_version``: counts of
+            two connections are not comparable, so a new one is always a change.
         :raises StoreUnavailable: the file cannot be read.
         """
         pid = os.getpid()
@@ -404,9 +409,11 @@ class SQLiteStore:
             if watcher is None or watcher[0] != pid:
                 # A parent's connection is left alone, like the others a fork inherits.
                 if watcher is not None:
-                    self._inherited.append(watcher[1])
-                watcher = self._watcher = (pid, self._open())
-            return int(watcher[1].execute("PRAGMA data_version").fetchone()[0])
+                    self._inherited.append(watcher[2])
+                watcher = self._watcher = (pid, self._watchers + 1, self._open())
+                self._watchers += 1
+            # fetchall: a statement left unfinished would hold a read snapshot open.
+            return watcher[1], int(watcher[2].execute("PRAGMA data_version").fetchall()[0][0])
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
 
@@ -416,7 +423,7 @@ class SQLiteStore:
         watcher, self._watcher = self._watcher, None
         if watcher is not None and watcher[0] == pid:
             with suppress(sqlite3.Error):
-                watcher[1].close()
+                watcher[2].close()
         with self._lock_of(pid):
             for ident in list(self._conns):
                 # Popped one by one, as _release does: whichever pops a connection closes it.
