@@ -388,22 +388,21 @@ class Repository:
     def count_attempts(self, subjects: tuple[str, ...], window: int) -> tuple[int, ...]:
         """Count an authentication against each of ``subjects`` before it is checked; their counts
         in this ``window``. One store operation where the store has one."""
-        keys = tuple(f"fail:{subject}" for subject in subjects)
         if self._batch_counters is not None:
-            return self._batch_counters.incr_many(keys, window)
-        return tuple(self.store.incr(key, window) for key in keys)
+            return self._batch_counters.incr_many(tuple([f"fail:{subject}" for subject in subjects]), window)
+        # Comprehensions, not generators: this runs on every token request.
+        return tuple([self.store.incr(f"fail:{subject}", window) for subject in subjects])
 
     def give_back_attempts(self, subjects: tuple[str, ...]) -> None:
         """Take back an attempt counted by :meth:`count_attempts` (its credentials were right).
 
         One store operation where the store has one.
         """
-        keys = tuple(f"fail:{subject}" for subject in subjects)
         if self._batch_counters is not None:
-            self._batch_counters.decr_many(keys)
+            self._batch_counters.decr_many(tuple([f"fail:{subject}" for subject in subjects]))
             return
-        for key in keys:
-            self.store.decr(key)
+        for subject in subjects:
+            self.store.decr(f"fail:{subject}")
 
     def block(self, subject: str, record: BlockRecord, ttl: int) -> bool:
         """Block ``subject`` as ``record`` says; False when it already was.

@@ -118,11 +118,12 @@ class Attempt:
     def __init__(self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...]) -> None:
         self.throttle = throttle
         self.counts = counts
+        self.subjects = tuple([counter.subject for counter, _ in counts])
 
     def succeeded(self) -> None:
         """Give the attempt back: right credentials are no failure."""
-        if self.counts:
-            self.throttle.repository.give_back_attempts(tuple(counter.subject for counter, _ in self.counts))
+        if self.subjects:
+            self.throttle.repository.give_back_attempts(self.subjects)
 
     def failed(self) -> None:
         """Keep the count; block the subjects whose counter this failure filled."""
@@ -227,12 +228,13 @@ class Throttle:
         """
         if not counters:
             return Attempt(self, ())
-        counts = self.repository.count_attempts(tuple(counter.subject for counter in counters), self.window)
-        attempt = Attempt(self, tuple(zip(counters, counts, strict=True)))
-        if any(count > counter.limit for counter, count in attempt.counts):
-            attempt.succeeded()  # not counted: it will not be checked
-            return None
-        return attempt
+        subjects = tuple([counter.subject for counter in counters])
+        counts = self.repository.count_attempts(subjects, self.window)
+        for counter, count in zip(counters, counts, strict=True):
+            if count > counter.limit:
+                self.repository.give_back_attempts(subjects)  # not counted: it will not be checked
+                return None
+        return Attempt(self, tuple(zip(counters, counts, strict=True)))
 
     def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
         """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.
