@@ -535,14 +535,22 @@ class Target:
     check_how: str
 
     @property
+    def measurable(self) -> bool:
+        """False when the ratio is not positive: a floor measured at or below the bare app
+        (noise around a sub-µs overhead) leaves nothing to compare with."""
+        return self.measured > 0
+
+    @property
     def met(self) -> bool:
-        """Whether the measured ratio is within the goal."""
+        """Whether the measured ratio is within the goal (never when it is not measurable)."""
+        if not self.measurable:
+            return False
         return self.measured >= self.goal if self.at_least else self.measured <= self.goal
 
     def row(self, width: int) -> str:
         """The target as one line of the table."""
         bound = f"{'>=' if self.at_least else '<='} {self.goal:.2f}"
-        result = "PASS" if self.met else "MISS"
+        result = ("PASS" if self.met else "MISS") if self.measurable else "n/a"
         return f"{self.name:<{width}}  {self.measured:>8.2f}  {bound:>8}  {result:<6}  {self.check:.2f} ({self.check_how})"
 
 

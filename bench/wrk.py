@@ -320,7 +320,7 @@ class Report:
 
     def table(self) -> str:
         """The servers as plain text: req/s and its ratio, CPU per request and its ratio, each round."""
-        width = max(len("case"), *(len(s.name) for s in self.servers), *(len(k) for k in self.missing))
+        width = max([len("case"), *(len(s.name) for s in self.servers), *(len(k) for k in self.missing)])
         lines = [
             f"{'case':<{width}}  {'req/s':>7}  {'x bare':>6}  {'CPU µs/req':>10}  {'x bare':>6}  rounds (req/s)",
             f"{'-' * width}  {'-' * 7}  {'-' * 6}  {'-' * 10}  {'-' * 6}  {'-' * 14}",

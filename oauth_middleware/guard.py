@@ -130,7 +130,9 @@ class Guard:
             log.exception("unexpected error in the guard on %r", path)
             return self.error(GuardFailure("internal error"), presented)(environ, start_response)
         inject(environ, token)
-        headers_of = self.headers_of.get(presented.token_type)
+        headers_of = self.headers_of.get(presented.token_type) if self.headers_of else None
+        if headers_of is None and presented.source == "header":
+            return self.app(environ, _VaryStart(start_response))  # type: ignore[arg-type]
         extra = () if headers_of is None else headers_of()
         return self.app(
             environ, _mark_response(start_response, private=presented.source == "query", extra=extra)
@@ -175,8 +177,11 @@ class Guard:
         if needed is None:
             if self.deny_unmatched:
                 raise InsufficientScope((), "no scope rule allows this request")
-        elif not set(needed).issubset(token.scopes):
-            raise InsufficientScope(needed)
+        else:
+            scopes = token.scopes
+            for scope in needed:
+                if scope not in scopes:
+                    raise InsufficientScope(needed)
         return token
 
     def error(self, error: BearerError, presented: Presented | None) -> Response:
@@ -198,13 +203,7 @@ def _mark_response(
     """
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
-        for index, (name, value) in enumerate(headers):
-            if name.lower() == "vary":
-                if "authorization" not in value.lower():
-                    headers[index] = (name, f"{value}, Authorization")
-                break
-        else:
-            headers.append(("Vary", "Authorization"))
+        _vary_on_authorization(headers)
         if private:
             _make_private(headers)
         if extra:
@@ -214,6 +213,33 @@ def _mark_response(
         return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
     return start  # type: ignore[return-value]
+
+
+class _VaryStart:
+    """``start_response`` for the common case: a header token and no headers of its type.
+
+    What :func:`_mark_response` does with ``private`` false and nothing
+    extra, as one small object rather than a closure with a loop per request.
+    """
+
+    __slots__ = ("start_response",)
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
+        _vary_on_authorization(headers)
+        return self.start_response(status, headers, exc_info)  # type: ignore[arg-type]
+
+
+def _vary_on_authorization(headers: list[tuple[str, str]]) -> None:
+    """Add ``Authorization`` to the response's ``Vary`` (one header, added if the app set none)."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "vary":
+            if "authorization" not in value.lower():
+                headers[index] = (name, f"{value}, Authorization")
+            return
+    headers.append(("Vary", "Authorization"))
 
 
 def _make_private(headers: list[tuple[str, str]]) -> None:

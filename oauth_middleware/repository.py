@@ -101,7 +101,7 @@ from .records import (
     UniqueTokenRecord,
     UsedJtiRecord,
 )
-from .stores import ChannelStore, Store, Value
+from .stores import BatchCounterStore, ChannelStore, Store, Value
 
 if TYPE_CHECKING:
     from .token_cache import TokenCache
@@ -150,6 +150,8 @@ class Repository:
         self.client_store = client_store or store
         self.clock = clock
         self.cache = cache
+        #: The store, when it counts several counters in one operation (asked once, not per call).
+        self._batch_counters = store if isinstance(store, BatchCounterStore) else None
 
     # -- clients -----------------------------------------------------------
 
@@ -383,13 +385,24 @@ class Repository:
 
     # -- throttling ----------------------------------------------------------
 
-    def count_attempt(self, subject: str, window: int) -> int:
-        """Count an authentication of ``subject`` before it is checked; its count in this ``window``."""
-        return self.store.incr(f"fail:{subject}", window)
+    def count_attempts(self, subjects: tuple[str, ...], window: int) -> tuple[int, ...]:
+        """Count an authentication against each of ``subjects`` before it is checked; their counts
+        in this ``window``. One store operation where the store has one."""
+        if self._batch_counters is not None:
+            return self._batch_counters.incr_many(tuple([f"fail:{subject}" for subject in subjects]), window)
+        # Comprehensions, not generators: this runs on every token request.
+        return tuple([self.store.incr(f"fail:{subject}", window) for subject in subjects])
 
-    def give_back_attempt(self, subject: str) -> None:
-        """Take back an attempt counted by :meth:`count_attempt` (its credentials were right)."""
-        self.store.decr(f"fail:{subject}")
+    def give_back_attempts(self, subjects: tuple[str, ...]) -> None:
+        """Take back an attempt counted by :meth:`count_attempts` (its credentials were right).
+
+        One store operation where the store has one.
+        """
+        if self._batch_counters is not None:
+            self._batch_counters.decr_many(tuple([f"fail:{subject}" for subject in subjects]))
+            return
+        for subject in subjects:
+            self.store.decr(f"fail:{subject}")
 
     def block(self, subject: str, record: BlockRecord, ttl: int) -> bool:
         """Block ``subject`` as ``record`` says; False when it already was.

@@ -811,11 +811,14 @@ class Settings:
     guard_cache_size: int = _setting(
         "10000",
         whole_number(0, 10_000_000),
-        "How many validated tokens a guard process keeps in memory (an opaque token's record, "
+        "How many validated tokens a guard process keeps in memory (an opaque token as built "
+        "from its record, "
         "a JWT's deny-list answer), keyed by the token's hash, least recently used dropped "
         "first, none past its token's ``exp``. On Redis it is on: every ended token is "
         "published and forgotten by every process at once, and while that channel is down the "
-        "cache serves nothing. On other stores see ``guard_cache_staleness``. 0 turns it off. "
+        "cache serves nothing. On SQLite it is on: each hit asks SQLite whether anything was "
+        "committed since (``PRAGMA data_version``) and reads the revocation generation when "
+        "something was. On other stores see ``guard_cache_staleness``. 0 turns it off. "
         "See *The guard's token cache*.",
     )
     guard_cache_staleness: float = _setting(
@@ -824,8 +827,9 @@ class Settings:
         "On a store without a channel (SQLite, PostgreSQL, MySQL, memcached): seconds a guard "
         "process may keep answering from its token cache before it reads the store's revocation "
         "generation (one small read) and forgets everything if a token was ended since; the "
-        "longest a revocation made in another process goes unseen. 0 keeps the cache off on "
-        "those stores (every request reads the store).",
+        "longest a revocation made in another process goes unseen. 0: on SQLite the cache asks "
+        "for changes on each hit instead (a revocation elsewhere is seen by the next request); on "
+        "the other stores it is off (every request reads the store).",
     )
     jwks_url: str = _setting(
         "",

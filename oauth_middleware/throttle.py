@@ -19,7 +19,8 @@ which one host commonly owns whole.
 
 **Counted first.** An attempt is counted *before* its credentials are
 checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
-prove right. An attempt that finds its counter full is never checked: it
+prove right; a store that can do both counters in one operation does
+(SQLite: one statement each way). An attempt that finds its counter full is never checked: it
 waits (up to a second) for attempts still being checked to give their count
 back, and is refused if none does. However many requests arrive at once, no
 more credential checks fail per window than the limit allows, and a burst
@@ -117,11 +118,12 @@ class Attempt:
     def __init__(self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...]) -> None:
         self.throttle = throttle
         self.counts = counts
+        self.subjects = tuple([counter.subject for counter, _ in counts])
 
     def succeeded(self) -> None:
         """Give the attempt back: right credentials are no failure."""
-        for counter, _ in self.counts:
-            self.throttle.repository.give_back_attempt(counter.subject)
+        if self.subjects:
+            self.throttle.repository.give_back_attempts(self.subjects)
 
     def failed(self) -> None:
         """Keep the count; block the subjects whose counter this failure filled."""
@@ -219,15 +221,20 @@ class Throttle:
             self.clock.sleep(WAIT_STEP)
 
     def _count(self, counters: tuple[Counter, ...]) -> Attempt | None:
-        """Count an attempt against every counter, or against none when one is full."""
-        counts: list[tuple[Counter, int]] = []
-        for counter in counters:
-            count = self.repository.count_attempt(counter.subject, self.window)
-            counts.append((counter, count))
+        """Count an attempt against every counter, or against none when one is full.
+
+        The counters are counted together (one store operation where the store
+        has one) and all given back when one of them went past its limit.
+        """
+        if not counters:
+            return Attempt(self, ())
+        subjects = tuple([counter.subject for counter in counters])
+        counts = self.repository.count_attempts(subjects, self.window)
+        for counter, count in zip(counters, counts, strict=True):
             if count > counter.limit:
-                Attempt(self, tuple(counts)).succeeded()  # not counted: it will not be checked
+                self.repository.give_back_attempts(subjects)  # not counted: it will not be checked
                 return None
-        return Attempt(self, tuple(counts))
+        return Attempt(self, tuple(zip(counters, counts, strict=True)))
 
     def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
         """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.

@@ -2,9 +2,9 @@
 
 A guard that reads a shared store (Redis, memcached, SQL) on every request
 pays a round trip per request. This cache keeps what such a read returned
-for a live token (an opaque token's record, "not on the deny list" for a
-JWT) and answers the next requests from memory, but only while it can be
-sure nothing it holds was ended since:
+for a live token (an opaque token as built from its record, "not on the deny
+list" for a JWT) and answers the next requests from memory, but only while it
+can be sure nothing it holds was ended since:
 
 * an entry is keyed by the store key (``at:<sha256 of the token>``,
   ``deny:<jti>``), never by the token, and dies at the token's ``exp``;
@@ -18,7 +18,8 @@ sure nothing it holds was ended since:
   store), and it starts again empty once the channel is back. On other
   stores a process reads the store's revocation generation at most once per
   ``guard_cache_staleness`` seconds and forgets everything when it changed,
-  or when it cannot be read.
+  or when it cannot be read; with no staleness, a store that counts commits
+  (SQLite) is asked on each hit and the generation read when the count moved.
 
 A fill that read the store before the cache was last emptied (or the key
 forgotten) is refused, so a read racing a revocation never brings a revoked
@@ -34,7 +35,7 @@ import select
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -49,7 +50,7 @@ from .repository import (
     deny_key,
     new_generation,
 )
-from .stores import ChannelStore, Store, Value
+from .stores import ChangeStore, ChannelStore, Store, Value
 from .stores.base import LOST
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["CachedRepository", "TokenCache", "token_cache_from_settings"]
 
 log = logging.getLogger("oauth_middleware.token_cache")
+
+#: What an entry holds: an opaque token as built from its record, or a JWT's "not denied".
+Cached = Value | AccessToken
 
 #: Seconds of silence before the channel is pinged; no answer within as many again counts as lost.
 HEARTBEAT = 1.0
@@ -84,12 +88,18 @@ class TokenCache:
     """
 
     def __init__(
-        self, size: int, store: Store, *, staleness: float = 0.0, clock: Clock = SYSTEM_CLOCK
+        self,
+        size: int,
+        store: Store,
+        *,
+        staleness: float = 0.0,
+        clock: Clock = SYSTEM_CLOCK,
+        changes: Callable[[], Hashable] | None = None,
     ) -> None:
         self.size = size
         self.store = store
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[Value, int]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Cached, int]] = OrderedDict()
         self._lock = threading.Lock()
         #: Bumped whenever entries are forgotten: a fill that began before is refused.
         self.epoch = 0
@@ -100,6 +110,10 @@ class TokenCache:
         self.staleness = staleness
         self._next_check = float("-inf")
         self._generation: Value | None = None
+        #: With a store that counts commits (:class:`~oauth_middleware.stores.ChangeStore`) and no
+        #: staleness: asked on each hit; the generation is read when the count moved.
+        self.changes = changes
+        self._version: Hashable | None = None
         self._checking = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
@@ -118,13 +132,16 @@ class TokenCache:
 
     # -- reads and fills ----------------------------------------------------
 
-    def get(self, key: str) -> Value | None:
+    def get(self, key: str) -> Cached | None:
         """The cached value of ``key``, or None (not cached, expired, or the cache cannot vouch for it)."""
         if self.channel:
             # Data waiting on the channel, or being handled, may be a revocation (or the
             # server's goodbye): the store answers until it is handled. In this order, so
             # that data read between the two looks is seen as being handled.
             if self._unread() or self._busy.locked():
+                return None
+        elif self.changes is not None:
+            if not self._check_changes():
                 return None
         elif self.clock.monotonic() >= self._next_check and not self._check_generation():
             return None
@@ -141,7 +158,7 @@ class TokenCache:
             self._entries.move_to_end(key)
         return value
 
-    def put(self, key: str, value: Value, expires_at: int, epoch: int) -> None:
+    def put(self, key: str, value: Cached, expires_at: int, epoch: int) -> None:
         """Keep ``value`` until ``expires_at``, unless entries were forgotten since ``epoch`` was read.
 
         :param epoch: :attr:`epoch` as read before the store was.
@@ -196,25 +213,52 @@ class TokenCache:
         try:
             if self.clock.monotonic() < self._next_check:
                 return self.serving
-            try:
-                generation = self.store.get(GENERATION_KEY)
-                if generation is None:
-                    # Never written, or evicted (memcached): write one, so that the next
-                    # change is a new value whatever it replaces; forget everything now.
-                    self.store.add(GENERATION_KEY, new_generation(), None)
-                    generation = self.store.get(GENERATION_KEY)
-            except StoreUnavailable:
-                self._reset(serving=False)
-                self._generation = None
-                self._next_check = self.clock.monotonic() + self.staleness
-                return False
-            if generation is None or generation != self._generation:
-                self._reset(serving=generation is not None)
-                self._generation = generation
+            self._read_generation()
             self._next_check = self.clock.monotonic() + self.staleness
             return self.serving
         finally:
             self._checking.release()
+
+    def _check_changes(self) -> bool:
+        """Ask the store whether anything was committed since; if so, read the generation.
+
+        True when the cache may serve. As with the generation, one thread
+        asks and the others meanwhile read the store.
+        """
+        if not self._checking.acquire(blocking=False):
+            return False
+        try:
+            assert self.changes is not None
+            try:
+                # Asked before the generation is read: a commit in between moves it again.
+                version = self.changes()
+            except StoreUnavailable:
+                self._reset(serving=False)
+                self._generation = self._version = None
+                return False
+            if version != self._version:
+                self._read_generation()
+                self._version = version if self.serving else None
+            return self.serving
+        finally:
+            self._checking.release()
+
+    def _read_generation(self) -> None:
+        """Read the revocation generation: forget everything when it changed, stop when it cannot be read."""
+        try:
+            generation = self.store.get(GENERATION_KEY)
+            if generation is None:
+                # Never written, or evicted (memcached): write one, so that the next
+                # change is a new value whatever it replaces; forget everything now.
+                self.store.add(GENERATION_KEY, new_generation(), None)
+                generation = self.store.get(GENERATION_KEY)
+        except StoreUnavailable:
+            self._reset(serving=False)
+            self._generation = None
+            return
+        if generation is None or generation != self._generation:
+            self._reset(serving=generation is not None)
+            self._generation = generation
 
     # -- a store with a channel: the listener thread ---------------------------
 
@@ -335,19 +379,24 @@ class CachedRepository(Repository):
         self.token_cache = cache
 
     def load_access_token(self, token: str, token_id: str) -> AccessToken | None:
-        """The stored access token, from the cache when it holds its record."""
+        """The stored access token, from the cache when it holds it.
+
+        The cache keeps the token as built from its record, so that a hit
+        rebuilds nothing (building the frozen token was most of a hit's cost);
+        the key is the token's hash, which only this token has.
+        """
         cache = self.token_cache
         key = access_token_key(token_id)
-        value = cache.get(key)
+        cached = cache.get(key)
+        if isinstance(cached, AccessToken):
+            return cached
+        epoch = cache.epoch
+        value = self.store.get(key)
         if value is None:
-            epoch = cache.epoch
-            value = self.store.get(key)
-            if value is None:
-                return None
-            access = AccessTokenRecord.access_token_from_value(value, token, token_id)
-            cache.put(key, value, access.expires_at, epoch)
-            return access
-        return AccessTokenRecord.access_token_from_value(value, token, token_id)
+            return None
+        access = AccessTokenRecord.access_token_from_value(value, token, token_id)
+        cache.put(key, access, access.expires_at, epoch)
+        return access
 
     def is_jwt_denied(self, jti: str, expires_at: int | None = None) -> bool:
         """True when the JWT was revoked; "not denied" is cached until ``expires_at``.
@@ -377,13 +426,16 @@ def token_cache_from_settings(
     """The guard's cache for ``store``, or None where it is off.
 
     Off with ``guard_cache_size = 0``; on a store with a channel (Redis) on;
-    on any other store off unless ``guard_cache_staleness`` allows revocations
-    to take that long to be seen.
+    with ``guard_cache_staleness`` above 0, on, polling the generation; else
+    on a store that counts commits (SQLite) on, asking it on each hit; on any
+    other store off.
     """
     if settings.guard_cache_size == 0:
         return None
     if isinstance(store, ChannelStore):
         return TokenCache(settings.guard_cache_size, store, clock=clock)
     if settings.guard_cache_staleness <= 0:
+        if isinstance(store, ChangeStore):
+            return TokenCache(settings.guard_cache_size, store, clock=clock, changes=store.changes)
         return None
     return TokenCache(settings.guard_cache_size, store, staleness=settings.guard_cache_staleness, clock=clock)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_clock import FakeClock
 from store_fixtures import Backend, backend, sqlite_url, store, timed_store  # noqa: F401
 
 from oauth_middleware.errors import ConfigError, StoreUnavailable
@@ -500,3 +501,89 @@ def test_sqlite_sweep_removes_expired_rows(sqlite_store: SQLiteStore) -> None:
 def test_sqlite_concurrent_index_adds(sqlite_store: SQLiteStore) -> None:
     run_together(THREADS, lambda i: sqlite_store.index_add("family:f", f"at:{i}", 60))
     assert sqlite_store.index_members("family:f") == {f"at:{i}" for i in range(THREADS)}
+
+
+# -- SQLite: several counters in one statement (BatchCounterStore) ----------------
+
+
+def test_sqlite_incr_many_counts_each_key_as_incr_does(sqlite_store: SQLiteStore) -> None:
+    assert sqlite_store.incr("b", 60) == 1
+    assert sqlite_store.incr_many(("a", "b"), 60) == (1, 2)
+    assert sqlite_store.incr_many(("b", "a"), 60) == (3, 2)  # in the order asked, whatever SQLite returns
+    assert sqlite_store.incr("a", 60) == 3
+
+
+def test_sqlite_incr_many_starts_an_expired_counter_afresh_and_keeps_a_live_ones_expiry(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    opened = SQLiteStore(StoreConfig(sqlite_url(tmp_path), clock=clock))
+    try:
+        assert opened.incr_many(("a", "b"), 10) == (1, 1)
+        clock.advance(6)
+        assert opened.incr_many(("a", "b"), 10) == (2, 2)  # the window does not slide
+        clock.advance(5)
+        assert opened.incr_many(("a", "b"), 10) == (1, 1)  # expired: counted afresh
+    finally:
+        opened.close()
+
+
+def test_sqlite_decr_many_gives_one_back_to_each_and_never_creates_one(sqlite_store: SQLiteStore) -> None:
+    assert sqlite_store.incr_many(("a", "b"), 60) == (1, 1)
+    assert sqlite_store.incr("a", 60) == 2
+    sqlite_store.decr_many(("a", "b", "missing"))
+    assert sqlite_store.get("missing") is None
+    sqlite_store.decr_many(("b",))  # never below zero
+    assert sqlite_store.incr_many(("a", "b"), 60) == (2, 1)
+
+
+def test_sqlite_concurrent_incr_many_counts_every_call(sqlite_store: SQLiteStore) -> None:
+    results = run_together(THREADS, lambda i: sqlite_store.incr_many(("a", "b"), 60))
+    assert sorted(a for a, _ in results) == list(range(1, THREADS + 1))
+    assert sorted(b for _, b in results) == list(range(1, THREADS + 1))
+
+
+# -- SQLite: the change count the guard's token cache asks (ChangeStore) -----------
+
+
+def test_sqlite_changes_move_on_a_commit_by_any_other_connection_only(
+    sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    first = sqlite_store.changes()
+    assert sqlite_store.changes() == first  # nothing committed
+    other = SQLiteStore(StoreConfig(sqlite_url(tmp_path)))  # another process, as far as SQLite knows
+    try:
+        other.put("k", {"v": 1}, None)
+    finally:
+        other.close()
+    moved = sqlite_store.changes()
+    assert moved != first
+    run_together(1, lambda i: sqlite_store.put("mine", {"v": 1}, None))  # this store, another thread
+    assert sqlite_store.changes() != moved
+
+
+def test_sqlite_changes_of_a_new_connection_are_always_a_change(sqlite_store: SQLiteStore) -> None:
+    # Counts of two connections cannot be compared: a reopened store never says "no change".
+    before = sqlite_store.changes()
+    sqlite_store.close()
+    assert sqlite_store.changes() != before
+
+
+def _report_changes(store: SQLiteStore, results: Any) -> None:
+    results.put(store.changes())
+
+
+@needs_fork
+def test_sqlite_changes_in_a_forked_child_differ_from_the_parents(sqlite_store: SQLiteStore) -> None:
+    # A child inherits the parent's token cache and what it last saw: its own first answer must
+    # read as a change, or it could serve entries revoked since the fork.
+    before = sqlite_store.changes()
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_report_changes, args=(sqlite_store, results))
+    proc.start()
+    seen = results.get(timeout=30)
+    proc.join(timeout=30)
+    assert proc.exitcode == 0
+    assert seen != before
+    assert sqlite_store.changes() == before  # the parent's connection was left alone

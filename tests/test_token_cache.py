@@ -157,7 +157,7 @@ def test_bad_cache_settings_are_one_line_naming_the_key(config: dict[str, str], 
     ("settings", "cached"),
     [
         pytest.param({"store": "memory://", "guard_cache_staleness": "5"}, False, id="memory-never"),
-        pytest.param({}, False, id="sqlite-off-by-default"),
+        pytest.param({}, True, id="sqlite-on-by-default-asking-for-changes"),
         pytest.param({"guard_cache_staleness": "5"}, True, id="sqlite-with-staleness"),
         pytest.param({"guard_cache_staleness": "5", "guard_cache_size": "0"}, False, id="size-0"),
     ],
@@ -430,3 +430,82 @@ def test_a_channel_that_is_lost_stops_the_cache_until_it_is_subscribed_again(clo
         cache.close()
         quiet.close()
         other_end.close()
+
+
+def test_a_cache_hit_hands_the_app_the_token_as_the_store_gave_it(tmp_path: Path) -> None:
+    # The cache keeps the built token: a hit must hand the app the same token, fields and all.
+    middleware = make(store=sqlite_url(tmp_path), guard_cache_staleness="2")
+    try:
+        app = webtest.TestApp(middleware)
+        token = issue_token(app)
+        first = call(app, token, status=200).json
+        cache = middleware.server.repository.token_cache  # type: ignore[attr-defined]
+        assert len(cache) == 1
+        assert call(app, token, status=200).json == first
+        assert call(app, token + "x", status=401).headers["WWW-Authenticate"].count("invalid_token") == 1
+        revoke(app, token)
+        assert call(app, token, status=401).headers["WWW-Authenticate"].count("invalid_token") == 1
+    finally:
+        middleware.close()
+
+
+# -- SQLite by default: the cache asks for changes on each hit ---------------------
+
+
+@pytest.mark.parametrize("token_format", ["opaque", "jwt"])
+def test_sqlite_by_default_a_revocation_elsewhere_is_refused_at_once(
+    tmp_path: Path, token_format: str
+) -> None:
+    # No staleness: the other process's commit moves SQLite's data_version, the cache reads the
+    # generation before it answers again.
+    settings = jwt_settings() if token_format == "jwt" else {}
+    url = sqlite_url(tmp_path)
+    first, second = make(store=url, **settings), make(store=url, **settings)
+    try:
+        a, b = webtest.TestApp(first), webtest.TestApp(second)
+        token = issue_token(a)
+        assert call(b, token).status_int == 200
+        assert call(b, token).status_int == 200  # answered from B's cache
+        assert len(second.server.repository.token_cache) == 1  # type: ignore[attr-defined]
+        revoke(a, token)
+        assert call(b, token, status=401).headers["WWW-Authenticate"].count('error="invalid_token"') == 1
+    finally:
+        first.close()
+        second.close()
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts commits as SQLite does, and can fail to say."""
+
+    version = 0
+    down = False
+
+    def changes(self) -> int:
+        if self.down:
+            raise StoreUnavailable("down")
+        return self.version
+
+
+def test_a_cache_asking_for_changes_reads_the_generation_only_after_one_and_fails_closed(
+    clock: FakeClock,
+) -> None:
+    store = CountingStore(StoreConfig("memory://", clock=clock))
+    cache = TokenCache(10, store, clock=clock, changes=store.changes)
+    fill(cache, "at:a", int(clock.time()) + 600)
+    assert cache.get("at:a") is None  # the first look reads the generation and empties it
+    fill(cache, "at:a", int(clock.time()) + 600)
+    assert cache.get("at:a") is not None
+    store.put(GENERATION_KEY, {"g": "elsewhere"}, None)
+    assert cache.get("at:a") is not None  # no commit counted: the generation is not read
+    store.version += 1
+    assert cache.get("at:a") is None  # counted: the generation is read, it changed
+    fill(cache, "at:a", int(clock.time()) + 600)
+    store.version += 1
+    assert cache.get("at:a") is not None  # a commit that ended no token leaves the cache
+    store.down = True
+    assert cache.get("at:a") is None
+    assert len(cache) == 0 and not cache.serving
+    store.down = False
+    assert cache.get("at:a") is None  # back, empty
+    fill(cache, "at:a", int(clock.time()) + 600)
+    assert cache.get("at:a") is not None

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, StoreUnavailable
 from ..registry import Registry
-from .base import ChannelStore, Store, StoreConfig, Value
+from .base import BatchCounterStore, ChangeStore, ChannelStore, Store, StoreConfig, Value
 
 __all__ = [
     "STORES",
+    "BatchCounterStore",
+    "ChangeStore",
     "ChannelStore",
     "MigratingStore",
     "Store",

@@ -20,7 +20,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,6 +94,40 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+@runtime_checkable
+class BatchCounterStore(Protocol):
+    """A store that counts several counters up, or back, in one operation (SQLite: one statement).
+
+    The throttle counts each attempt against two counters before the
+    credentials are checked and gives both back after: on SQLite four write
+    transactions per token request become two. Each counter behaves as with
+    :meth:`Store.incr` and :meth:`Store.decr`.
+    """
+
+    def incr_many(self, keys: tuple[str, ...], ttl: int) -> tuple[int, ...]:
+        """:meth:`Store.incr` on each of ``keys`` at once; their counts, in the order of ``keys``."""
+
+    def decr_many(self, keys: tuple[str, ...]) -> None:
+        """:meth:`Store.decr` on each of ``keys`` at once."""
+
+
+@runtime_checkable
+class ChangeStore(Protocol):
+    """A store that can tell, cheaply, whether anything was committed since it was last asked (SQLite).
+
+    The guard's token cache then reads the revocation generation only after
+    a change, instead of every ``guard_cache_staleness`` seconds: a
+    revocation elsewhere is seen by the next request (see
+    :mod:`oauth_middleware.token_cache`).
+    """
+
+    def changes(self) -> Hashable:
+        """A value that differs from the previous call's when others committed a change since.
+
+        :raises StoreUnavailable: the store cannot be asked.
+        """
 
 
 #: What :meth:`ChannelStore.listen` yields when its connection is lost, just before it raises.

@@ -102,6 +102,32 @@ _INCR = (
     " ELSE kv.expires END"
     " RETURNING json_extract(value, '$.n')"
 )
+
+
+@functools.lru_cache(maxsize=8)
+def _incr_many(count: int) -> str:
+    """:data:`_INCR` for ``count`` keys (parameters: expiry, now, the keys), returning key and count."""
+    rows = ", ".join(f"(?{3 + i}, '{{\"n\":1}}', ?1)" for i in range(count))
+    return (  # Built of numbered placeholders only: the keys are bound as parameters.
+        f"INSERT INTO kv (key, value, expires) VALUES {rows} ON CONFLICT (key) DO UPDATE SET"  # noqa: S608
+        " value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?2 THEN excluded.value"
+        " ELSE json_set(kv.value, '$.n', json_extract(kv.value, '$.n') + 1) END,"
+        " expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?2 THEN excluded.expires"
+        " ELSE kv.expires END"
+        " RETURNING key, json_extract(value, '$.n')"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _decr_many(count: int) -> str:
+    """:data:`_DECR` for ``count`` keys (parameters: now, the keys)."""
+    return (  # Numbered placeholders only, as above.
+        "UPDATE kv SET value = json_set(value, '$.n', json_extract(value, '$.n') - 1)"  # noqa: S608
+        f" WHERE key IN ({', '.join(f'?{2 + i}' for i in range(count))}) AND (expires IS NULL OR expires > ?1)"
+        " AND json_extract(value, '$.n') > 0"
+    )
+
+
 _DECR = (
     "UPDATE kv SET value = json_set(value, '$.n', json_extract(value, '$.n') - 1)"
     " WHERE key = ? AND (expires IS NULL OR expires > ?) AND json_extract(value, '$.n') > 0"
@@ -172,6 +198,10 @@ class SQLiteStore:
         self._lock_pid = os.getpid()
         self._returning = _HAS_RETURNING
         self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
+        #: The connection :meth:`changes` asks, with the pid that opened it and its number: a
+        #: counter is per connection. ``_watchers`` counts those opened.
+        self._watcher: tuple[int, int, sqlite3.Connection] | None = None
+        self._watchers = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -337,9 +367,63 @@ class SQLiteStore:
             if count > 0:
                 conn.execute(_PUT, (key, _dump({"n": count - 1}), rows[0][1]))
 
+    @_translate_errors
+    def incr_many(self, keys: tuple[str, ...], ttl: int) -> tuple[int, ...]:
+        """:meth:`incr` on each of ``keys``, in one statement (one write transaction)."""
+        if not _ONE_STATEMENT_COUNTERS or len(set(keys)) != len(keys):
+            return tuple(self.incr(key, ttl) for key in keys)
+        now = self.clock.time()
+        conn = self._connection()
+        rows = conn.execute(_incr_many(len(keys)), (now + ttl, now, *keys)).fetchall()
+        self._maybe_sweep(conn)
+        # RETURNING gives rows in no promised order: they carry their key.
+        counts = {key: int(count) for key, count in rows}
+        return tuple(counts[key] for key in keys)
+
+    @_translate_errors
+    def decr_many(self, keys: tuple[str, ...]) -> None:
+        """:meth:`decr` on each of ``keys``, in one statement."""
+        if not _ONE_STATEMENT_COUNTERS or len(set(keys)) != len(keys):
+            for key in keys:
+                self.decr(key)
+            return
+        self._connection().execute(_decr_many(len(keys)), (self.clock.time(), *keys))
+
+    def changes(self) -> tuple[int, int]:
+        """A value that moves whenever another connection has committed since the last call.
+
+        SQLite's ``PRAGMA data_version`` on a connection of its own, so that
+        every other connection (other processes, this process's other
+        threads) counts; the guard's token cache asks it on each hit (see
+        :class:`~oauth_middleware.stores.base.ChangeStore`). One caller at a
+        time: the cache asks under its lock.
+
+        :returns: which connection answered (counted from 1 for this store, a forked
+            child and a reopened store counting on) and its ``data_version``: counts of
+            two connections are not comparable, so a new one is always a change.
+        :raises StoreUnavailable: the file cannot be read.
+        """
+        pid = os.getpid()
+        watcher = self._watcher
+        try:
+            if watcher is None or watcher[0] != pid:
+                # A parent's connection is left alone, like the others a fork inherits.
+                if watcher is not None:
+                    self._inherited.append(watcher[2])
+                watcher = self._watcher = (pid, self._watchers + 1, self._open())
+                self._watchers += 1
+            # fetchall: a statement left unfinished would hold a read snapshot open.
+            return watcher[1], int(watcher[2].execute("PRAGMA data_version").fetchall()[0][0])
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+
     def close(self) -> None:
         """Close this process's connections, every thread's; a later call opens new ones."""
         pid = os.getpid()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher[0] == pid:
+            with suppress(sqlite3.Error):
+                watcher[2].close()
         with self._lock_of(pid):
             for ident in list(self._conns):
                 # Popped one by one, as _release does: whichever pops a connection closes it.
