@@ -71,6 +71,8 @@ DEMO_SETTINGS: Mapping[str, str] = {
     "access_token_ttl": "3600",
     "public_paths": "/ /health",
     "scope_rules": "GET,HEAD /api/* read\nPOST,PUT,PATCH,DELETE /api/* write",
+    # Set, as a deployment would: without it every middleware built warns that it made a random one.
+    "session_secret": "bench-session-secret-0123456789abcdef",
 }
 
 
@@ -193,7 +195,11 @@ def environ(
 def issue_token(app: WSGIApplication, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
     """A client-credentials access token from ``app``'s own token endpoint."""
     request = Request.blank(
-        "/oauth/token", method="POST", POST={"grant_type": "client_credentials", "scope": "read"}
+        "/oauth/token",
+        method="POST",
+        POST={"grant_type": "client_credentials", "scope": "read"},
+        # A peer address, as every server gives (else the throttle warns that it counts without one).
+        environ={"REMOTE_ADDR": "127.0.0.1"},
     )
     request.authorization = ("Basic", _basic(client_id, secret))
     response = request.get_response(app)
