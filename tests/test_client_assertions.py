@@ -38,15 +38,21 @@ OTHER_KEY, _ = ec_key("k1")
 
 
 def assertion(
-    key: Any = KEY, *, alg: str = "ES256", kid: str | None = "k1", now: float | None = None, **claims: Any
+    key: Any = KEY,
+    *,
+    alg: str = "ES256",
+    kid: str | None = "k1",
+    now: float | None = None,
+    client: str = CLIENT,
+    **claims: Any,
 ) -> str:
-    """A client assertion for :data:`CLIENT`; ``claims`` override (None removes one)."""
+    """A client assertion for ``client``; ``claims`` override (None removes one)."""
     import time
 
     issued = time.time() if now is None else now
     body: dict[str, Any] = {
-        "iss": CLIENT,
-        "sub": CLIENT,
+        "iss": client,
+        "sub": client,
         "aud": ISSUER,
         "exp": int(issued) + 60,
         "iat": int(issued),

@@ -5,8 +5,6 @@ The secret is kept sealed (AES-GCM under ``client_secret_key``), never in clear.
 
 from __future__ import annotations
 
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from oauth_flows import race
 from paste.deploy import loadapp
 from servers import shared_redis
 from store_fixtures import BACKENDS, backend, store  # noqa: F401
-from test_client_assertions import KEY, OTHER_CLIENT_ENDPOINTS, form
+from test_client_assertions import KEY, OTHER_CLIENT_ENDPOINTS, assertion, form
 
 from oauth_middleware.cli import main
 from oauth_middleware.clients import build_client
@@ -38,18 +36,7 @@ def hmac_assertion(
     secret: str = SECRET, *, alg: str = "HS256", now: float | None = None, **claims: Any
 ) -> str:
     """A client_secret_jwt assertion for :data:`CLIENT`; ``claims`` override (None removes one)."""
-    issued = time.time() if now is None else now
-    body: dict[str, Any] = {
-        "iss": CLIENT,
-        "sub": CLIENT,
-        "aud": ISSUER,
-        "exp": int(issued) + 60,
-        "iat": int(issued),
-        "jti": uuid.uuid4().hex,
-        **claims,
-    }
-    body = {name: value for name, value in body.items() if value is not None}
-    return jwt.encode(body, secret.encode(), algorithm=alg)
+    return assertion(secret.encode(), alg=alg, kid=None, now=now, client=CLIENT, **claims)
 
 
 def hmac_client(client_id: str = CLIENT, secret: str = SECRET, **fields: Any) -> Any:
