@@ -3,16 +3,11 @@ log in, see the clients, revoke one, its token refused afterwards; the page cann
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import requests
 from conftest import register
 from oauth_flows import NATIVE_ID, USERS, flow_middleware, serve
-from test_browser import CHROMIUM, CHROMIUM_ARGS
-
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
+from test_browser import chromium
 
 PAGE = "/oauth/applications"
 OTHER_ID = "other"
@@ -38,12 +33,8 @@ def site(make_middleware):
 
 @pytest.fixture
 def page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser.new_context().new_page()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_context().new_page()
 
 
 def password_token(base, user, client_id):

@@ -7,13 +7,15 @@ Debian's ``chromium`` package is driven by Playwright's Python package
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
 
 import pytest
 import requests
 from oauth_flows import load_demo, serve
+from playwright import sync_api
+from servers import find_binary
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -22,8 +24,17 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
+
+@contextlib.contextmanager
+def chromium() -> Iterator[sync_api.Browser]:
+    """Headless Chromium from the system's package; without it the test fails saying how to install it."""
+    path = find_binary("chromium", "chromium")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +45,8 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import hypothesis
 import jwt
 import pytest
 import requests
+import requests_oauth2client
 import webtest
 from conftest import register, serve_wsgi
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -440,7 +441,6 @@ def test_one_assertion_raced_from_20_threads_is_accepted_once(make_middleware, s
 
 @pytest.mark.parametrize("store_name", ["sqlite", "redis"])
 def test_requests_oauth2client_private_key_jwt_end_to_end(make_middleware, store_name, request):
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     private_jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(KEY)), "kid": "k1", "alg": "ES256"}
     with BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
         middleware = make_middleware(store_backend=opened, issuer="http://127.0.0.1")
@@ -467,7 +467,6 @@ def test_a_client_added_with_a_jwks_uri_works_with_requests_oauth2client(
     store_name, request, tmp_path, capsys
 ):
     """The CLI registers the client with its key set's URL; the library authenticates with the key it holds."""
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     store_url = f"sqlite:///{tmp_path / 'oauth.db'}" if store_name == "sqlite" else shared_redis(request).url
     key_server = KeyServer([JWK])
     private_jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(KEY)), "kid": "k1", "alg": "ES256"}

@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 import pytest
 import requests
+import requests_oauth2client
 import webtest
 from conftest import serve_wsgi
 from oauth_flows import race
@@ -228,7 +229,6 @@ def test_one_assertion_raced_from_20_threads_is_accepted_once(make_middleware, s
 
 @pytest.mark.parametrize("store_name", ["sqlite", "redis"])
 def test_requests_oauth2client_client_secret_jwt_end_to_end(make_middleware, store_name, request):
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     with BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
         middleware = make_middleware(
             store_backend=opened,

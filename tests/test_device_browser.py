@@ -7,17 +7,12 @@ signs in and approves; the device's next poll gets the token.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import requests
 from oauth_flows import load_demo, serve
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from test_browser import chromium
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 
 
 @pytest.fixture
@@ -33,24 +28,20 @@ def test_a_user_connects_a_device_in_a_browser(demo):
     assert device.status_code == 200, device.text
     user_code = device.json()["user_code"]
     poll = {"grant_type": GRANT, "client_id": "demo-tv", "device_code": device.json()["device_code"]}
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_context().new_page()
-            page.goto(f"{demo}/oauth/device")
-            assert page.title() == "Connect a device"
-            page.fill("input[name=user_code]", user_code.lower().replace("-", " "))
-            page.click("button[type=submit]")
-            page.wait_for_selector("input[name=username]")
-            page.fill("input[name=username]", "alice")
-            page.fill("input[name=password]", "alice-password")
-            page.click("button[type=submit]")
-            page.wait_for_selector("button[value=approve]")
-            assert "Demo TV" in page.content()
-            page.click("button[value=approve]")
-            page.wait_for_selector("text=You may go back to your device")
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_context().new_page()
+        page.goto(f"{demo}/oauth/device")
+        assert page.title() == "Connect a device"
+        page.fill("input[name=user_code]", user_code.lower().replace("-", " "))
+        page.click("button[type=submit]")
+        page.wait_for_selector("input[name=username]")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "alice-password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("button[value=approve]")
+        assert "Demo TV" in page.content()
+        page.click("button[value=approve]")
+        page.wait_for_selector("text=You may go back to your device")
     token = requests.post(f"{demo}/oauth/token", data=poll)
     assert token.status_code == 200, token.text
     assert token.json()["scope"] == "read" and "refresh_token" in token.json()

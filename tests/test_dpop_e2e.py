@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+import requests_oauth2client
 from conftest import serve_wsgi
 from oauth_flows import browser_approve, race, verify_password  # noqa: F401  (named by dotted path)
 from servers import shared_redis
@@ -21,8 +22,6 @@ from oauth_middleware.clients import build_client
 from oauth_middleware.demo import DemoApp
 from oauth_middleware.middleware import OAuth2Middleware
 from oauth_middleware.models import digest
-
-requests_oauth2client = pytest.importorskip("requests_oauth2client")
 
 SERVICE_ID, SERVICE_SECRET = "e2e-service", "e2e-service-secret-0123456789"
 NATIVE_ID, REDIRECT = "e2e-native", "http://127.0.0.1:8765/callback"

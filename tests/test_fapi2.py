@@ -25,6 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import jwt
 import pytest
 import requests
+import requests_oauth2client
 import webtest
 from conftest import basic
 from cryptography import x509
@@ -421,7 +422,6 @@ def https_server(tmp_path: Path) -> Iterator[tuple[_TLSServer, str, str]]:
 
 @pytest.mark.parametrize("store_name", ["sqlite", "redis"])
 def test_a_fapi2_flow_end_to_end_with_requests_oauth2client(https_server, store_name, request):
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     server, base, cert = https_server
     with BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
         middleware = OAuth2Middleware(DemoApp(), store_backend=opened, issuer=base, **FAPI)
@@ -475,7 +475,6 @@ def test_a_ps256_client_assertion_passes(fapi_app):
 
 @pytest.mark.parametrize("store_name", ["sqlite", "redis"])
 def test_a_ps256_client_with_requests_oauth2client(https_server, store_name, request):
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     server, base, cert = https_server
     with BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
         middleware = OAuth2Middleware(DemoApp(), store_backend=opened, issuer=base, **FAPI)

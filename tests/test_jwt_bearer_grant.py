@@ -7,6 +7,7 @@ import json
 import jwt
 import pytest
 import requests
+import requests_oauth2client
 import webtest
 from conftest import basic, register, serve_wsgi
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -356,7 +357,6 @@ def test_one_assertion_raced_from_20_threads_is_accepted_once(tmp_path, store_na
 
 @pytest.mark.parametrize("store_name", ["sqlite", "redis"])
 def test_requests_oauth2client_jwt_bearer_end_to_end(tmp_path, store_name, request):
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     key_server = KeyServer([JWK])
     with (
         serve_wsgi(key_server) as keys_url,

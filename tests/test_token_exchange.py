@@ -8,6 +8,7 @@ import hypothesis
 import jwt
 import pytest
 import requests
+import requests_oauth2client
 import webtest
 from conftest import basic, register, serve_wsgi
 from dpop_support import Prover
@@ -441,7 +442,6 @@ def test_jwt_access_tokens_carry_act_and_exchange_as_jwts(exchange_middleware, k
 
 @pytest.mark.parametrize("store_name", ["sqlite", "redis"])
 def test_requests_oauth2client_token_exchange_end_to_end(tmp_path, store_name, request):
-    requests_oauth2client = pytest.importorskip("requests_oauth2client")
     key_server = KeyServer([JWK])
     with serve_wsgi(key_server) as keys_url, BACKENDS[store_name].open(request, SYSTEM_CLOCK) as opened:
         middleware = OAuth2Middleware(
