@@ -6,6 +6,11 @@ Path: the ``Authorization`` scheme picks the token type
 -> the first matching scope rule is enforced -> the token goes into the
 environ -> the app runs, its response marked ``Vary: Authorization``. Nothing a client sends gets past the guard as an
 exception: an unexpected one is logged and answered 500, the app never runs.
+
+A ``Bearer`` header verified before is answered from the memo of verified
+headers (:mod:`oauth_middleware.verified_headers`) while the token format's
+stamp is unchanged: the expiry and the scope rule are still checked, the
+rest of the way is skipped.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from .parsing import authorization_scheme
 from .resource_metadata import ENVIRON_KEY, ResourceMetadata
 from .responses import guard_error
 from .settings import ScopeRule, Settings
-from .token_types import Presented, TokenType, enabled_token_types
+from .token_types import BearerToken, Presented, TokenType, enabled_token_types
 from .tokens import TokenFormat
+from .verified_headers import VerifiedHeaders
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -102,6 +108,18 @@ class Guard:
         #: Whether verifying a token reads the store, so that a verified token shows it is back
         #: (JWTs without revocation checks never touch it).
         self.reads_store = tokens.reads_store
+        #: Bearer headers verified lately, answered again while the token format's stamp holds;
+        #: None when the caches are off or bearer tokens are not read from the header.
+        bearer = self.by_scheme.get("bearer")
+        self.verified: VerifiedHeaders | None = None
+        self.bearer: TokenType | None = None
+        if isinstance(bearer, BearerToken) and bearer.sources.header and settings.guard_cache_size:
+            self.verified, self.bearer = VerifiedHeaders(settings.guard_cache_size), bearer
+        #: A query string may carry a second token, which the full way refuses (RFC 6750 §2).
+        self.query_tokens = settings.token_from_query
+        # Bound once: asked on every request the memo answers.
+        self.now = tokens.clock.time
+        self.token_stamp = tokens.stamp
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -117,11 +135,29 @@ class Guard:
             environ[ENVIRON_KEY] = metadata.url
         if self.public_paths.matches(path):
             return self.app(environ, start_response)
+        verified = self.verified
+        header = environ.get("HTTP_AUTHORIZATION")
+        if verified is not None and header is not None and (entry := verified.get(header)) is not None:
+            token = entry[0]
+            try:
+                recalled = (
+                    token.expires_at > self.now()
+                    and entry[1] == self.token_stamp()
+                    and self.scope_error(token, environ, path) is None
+                    and not (self.query_tokens and "access_token=" in environ.get("QUERY_STRING", ""))
+                )
+            except Exception:
+                recalled = False  # the full way below answers, and logs what went wrong
+            if recalled:
+                inject(environ, token)
+                return self.app(environ, _VaryStart(start_response))  # type: ignore[arg-type]
         presented = None
         try:
             presented = self.extract(environ)
             if presented is None:
                 raise MissingToken()
+            # Read before verifying: a token ended meanwhile moves it, and the verdict is not kept.
+            stamp = self.token_stamp() if verified is not None and presented.source == "header" else None
             token = self.authenticate(presented, environ, path)
         except BearerError as error:
             return self.error(error, presented)(environ, start_response)
@@ -132,6 +168,8 @@ class Guard:
         inject(environ, token)
         headers_of = self.headers_of.get(presented.token_type) if self.headers_of else None
         if headers_of is None and presented.source == "header":
+            if stamp is not None and verified is not None and header and presented.token_type is self.bearer:
+                verified.put(header, token, stamp)
             return self.app(environ, _VaryStart(start_response))  # type: ignore[arg-type]
         extra = () if headers_of is None else headers_of()
         return self.app(
@@ -173,16 +211,23 @@ class Guard:
         if self.reads_store:
             self.outage.succeeded()
         self.audience.check(token)
+        error = self.scope_error(token, environ, path)
+        if error is not None:
+            raise error
+        return token
+
+    def scope_error(
+        self, token: AccessToken, environ: WSGIEnvironment, path: str
+    ) -> InsufficientScope | None:
+        """What the first scope rule matching the request says of ``token``: None when it may pass."""
         needed = self.required_scopes(environ.get("REQUEST_METHOD", "GET"), path)
         if needed is None:
-            if self.deny_unmatched:
-                raise InsufficientScope((), "no scope rule allows this request")
-        else:
-            scopes = token.scopes
-            for scope in needed:
-                if scope not in scopes:
-                    raise InsufficientScope(needed)
-        return token
+            return InsufficientScope((), "no scope rule allows this request") if self.deny_unmatched else None
+        scopes = token.scopes
+        for scope in needed:
+            if scope not in scopes:
+                return InsufficientScope(needed)
+        return None
 
     def error(self, error: BearerError, presented: Presented | None) -> Response:
         """Render a guard error, challenging with the presented token's type, else with every enabled one."""

@@ -198,6 +198,8 @@ class Repository:
         :param ttl: seconds the marker is kept: until no such token passes its expiry check.
         """
         self.store.put(f"deleted:{client_id}", DenyEntry(until).to_value(), ttl)
+        # Every guard's memo of verified headers forgets, so the marker is read.
+        self.ended(f"deleted:{client_id}")
 
     def is_deleted_clients_token(self, token: AccessToken) -> bool:
         """True when ``token`` was issued to a client before its registration was deleted."""
@@ -604,6 +606,11 @@ class Repository:
         return self.store.get(deny_key(jti)) is not None
 
     # -- ended tokens --------------------------------------------------------
+
+    def stamp(self) -> int | None:
+        """The guard's token cache's stamp (:meth:`TokenCache.stamp
+        <oauth_middleware.token_cache.TokenCache.stamp>`); None without a cache."""
+        return None if self.cache is None else self.cache.stamp()
 
     def ended(self, *keys: str) -> None:
         """Tell every guard's cache that the tokens under ``keys`` ended (deleted or denied).

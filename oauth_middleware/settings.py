@@ -816,10 +816,12 @@ class Settings:
         "a JWT's deny-list answer), keyed by the token's hash, least recently used dropped "
         "first, none past its token's ``exp``. On Redis it is on: every ended token is "
         "published and forgotten by every process at once, and while that channel is down the "
-        "cache serves nothing. On SQLite it is on: each hit asks SQLite whether anything was "
-        "committed since (``PRAGMA data_version``) and reads the revocation generation when "
-        "something was. On other stores see ``guard_cache_staleness``. 0 turns it off. "
-        "See *The guard's token cache*.",
+        "cache serves nothing. On SQLite and the memory store it is on: each hit reads the "
+        "store's change mark (on SQLite a few bytes of shared memory in the file "
+        "``<database>-changes``) and reads the revocation generation when a value was replaced "
+        "or removed since. On other stores see ``guard_cache_staleness``. The guard also "
+        "remembers as many ``Authorization: Bearer`` headers it verified, answered again "
+        "while no token ended. 0 turns both off. See *The guard's token cache*.",
     )
     guard_cache_staleness: float = _setting(
         "0",
@@ -827,9 +829,9 @@ class Settings:
         "On a store without a channel (SQLite, PostgreSQL, MySQL, memcached): seconds a guard "
         "process may keep answering from its token cache before it reads the store's revocation "
         "generation (one small read) and forgets everything if a token was ended since; the "
-        "longest a revocation made in another process goes unseen. 0: on SQLite the cache asks "
-        "for changes on each hit instead (a revocation elsewhere is seen by the next request); on "
-        "the other stores it is off (every request reads the store).",
+        "longest a revocation made in another process goes unseen. 0: on SQLite the cache reads "
+        "the change mark on each hit instead (a revocation elsewhere is seen by the next "
+        "request); on the other stores it is off (every request reads the store).",
     )
     jwks_url: str = _setting(
         "",

@@ -18,8 +18,9 @@ can be sure nothing it holds was ended since:
   store), and it starts again empty once the channel is back. On other
   stores a process reads the store's revocation generation at most once per
   ``guard_cache_staleness`` seconds and forgets everything when it changed,
-  or when it cannot be read; with no staleness, a store that counts commits
-  (SQLite) is asked on each hit and the generation read when the count moved.
+  or when it cannot be read; with no staleness, a store with a change mark
+  (SQLite, memory: :class:`~oauth_middleware.stores.ChangeStore`) is asked on
+  each hit and the generation read when the mark moved.
 
 A fill that read the store before the cache was last emptied (or the key
 forgotten) is refused, so a read racing a revocation never brings a revoked
@@ -110,8 +111,8 @@ class TokenCache:
         self.staleness = staleness
         self._next_check = float("-inf")
         self._generation: Value | None = None
-        #: With a store that counts commits (:class:`~oauth_middleware.stores.ChangeStore`) and no
-        #: staleness: asked on each hit; the generation is read when the count moved.
+        #: With a store that has a change mark (:class:`~oauth_middleware.stores.ChangeStore`) and
+        #: no staleness: read on each hit; the generation is read when the mark moved.
         self.changes = changes
         self._version: Hashable | None = None
         self._checking = threading.Lock()
@@ -129,23 +130,44 @@ class TokenCache:
             self._listen_in_background()
             reset = weakref.WeakMethod(self._forked)
             os.register_at_fork(after_in_child=lambda: (method := reset()) is not None and method())
+        #: Whether the cache may serve now, by the channel, the store's changes or the
+        #: generation's schedule (asked on every hit, so chosen once here).
+        self._may_serve: Callable[[], bool] = (
+            self._channel_quiet
+            if self.channel
+            else self._check_changes
+            if changes is not None
+            else self._generation_fresh
+        )
 
     # -- reads and fills ----------------------------------------------------
 
+    def stamp(self) -> int | None:
+        """The cache's epoch if it may serve now, else None.
+
+        What a hit asks first (see :meth:`get`), and what the guard's memo of
+        verified headers compares (:mod:`oauth_middleware.verified_headers`):
+        the epoch moves whenever entries are forgotten, so a verdict given
+        under one epoch is still good while the stamp is the same.
+        """
+        return self.epoch if self._may_serve() and self.serving else None
+
+    def _channel_quiet(self) -> bool:
+        """Nothing waits on the channel nor is being handled: what it carried so far is applied.
+
+        Data waiting, or being handled, may be a revocation (or the server's
+        goodbye): the store answers until it is handled. In this order, so
+        that data read between the two looks is seen as being handled.
+        """
+        return not (self._unread() or self._busy.locked())
+
+    def _generation_fresh(self) -> bool:
+        """The generation was read less than ``staleness`` ago, or is read now."""
+        return self.clock.monotonic() < self._next_check or self._check_generation()
+
     def get(self, key: str) -> Cached | None:
         """The cached value of ``key``, or None (not cached, expired, or the cache cannot vouch for it)."""
-        if self.channel:
-            # Data waiting on the channel, or being handled, may be a revocation (or the
-            # server's goodbye): the store answers until it is handled. In this order, so
-            # that data read between the two looks is seen as being handled.
-            if self._unread() or self._busy.locked():
-                return None
-        elif self.changes is not None:
-            if not self._check_changes():
-                return None
-        elif self.clock.monotonic() >= self._next_check and not self._check_generation():
-            return None
-        if not self.serving:
+        if self.stamp() is None:
             return None
         with self._lock:
             entry = self._entries.get(key)
@@ -220,28 +242,38 @@ class TokenCache:
             self._checking.release()
 
     def _check_changes(self) -> bool:
-        """Ask the store whether anything was committed since; if so, read the generation.
+        """Ask the store whether a value was replaced or removed since; if so, read the generation.
 
-        True when the cache may serve. As with the generation, one thread
-        asks and the others meanwhile read the store.
+        True when the cache may serve. Unchanged, nothing is locked (a hit's
+        usual answer): ``_version`` is set only once the generation it goes
+        with was handled. Changed, as with the generation, one thread reads
+        it and the others meanwhile read the store.
         """
+        assert self.changes is not None
+        try:
+            # Asked before the generation is read: a change in between moves it again.
+            version = self.changes()
+        except StoreUnavailable:
+            self._stop_checking()
+            return False
+        if version == self._version:
+            return self.serving
         if not self._checking.acquire(blocking=False):
             return False
         try:
-            assert self.changes is not None
-            try:
-                # Asked before the generation is read: a commit in between moves it again.
-                version = self.changes()
-            except StoreUnavailable:
-                self._reset(serving=False)
-                self._generation = self._version = None
-                return False
             if version != self._version:
                 self._read_generation()
                 self._version = version if self.serving else None
             return self.serving
         finally:
             self._checking.release()
+
+    def _stop_checking(self) -> None:
+        """The store cannot say what changed: serve nothing, and read the generation once it can."""
+        with self._checking:
+            self._version = None
+            self._reset(serving=False)
+            self._generation = None
 
     def _read_generation(self) -> None:
         """Read the revocation generation: forget everything when it changed, stop when it cannot be read."""
@@ -427,8 +459,8 @@ def token_cache_from_settings(
 
     Off with ``guard_cache_size = 0``; on a store with a channel (Redis) on;
     with ``guard_cache_staleness`` above 0, on, polling the generation; else
-    on a store that counts commits (SQLite) on, asking it on each hit; on any
-    other store off.
+    on a store with a change mark (SQLite, memory) on, reading it on each hit;
+    on any other store off.
     """
     if settings.guard_cache_size == 0:
         return None

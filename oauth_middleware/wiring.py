@@ -14,7 +14,6 @@ from .errors import ConfigError
 from .repository import Repository
 from .settings import Settings
 from .stores import Store, StoreConfig, open_store
-from .stores.memory import MemoryStore
 from .token_cache import CachedRepository, token_cache_from_settings
 from .tokens import TokenFormat
 from .tokens.jwt import jwt_tokens
@@ -50,10 +49,9 @@ def repository_from_settings(
 ) -> Repository:
     """The repository over the stores: the guard's reads go through its token cache where it is on.
 
-    See :func:`~oauth_middleware.token_cache.token_cache_from_settings` for where it is;
-    never on the memory store, which is no slower than the cache.
+    See :func:`~oauth_middleware.token_cache.token_cache_from_settings` for where it is.
     """
-    cache = None if isinstance(store, MemoryStore) else token_cache_from_settings(settings, store, clock)
+    cache = token_cache_from_settings(settings, store, clock)
     if cache is None:
         return Repository(store, client_store, clock=clock)
     return CachedRepository(store, client_store, clock=clock, cache=cache)

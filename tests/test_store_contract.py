@@ -543,14 +543,45 @@ def test_sqlite_concurrent_incr_many_counts_every_call(sqlite_store: SQLiteStore
     assert sorted(b for _, b in results) == list(range(1, THREADS + 1))
 
 
-# -- SQLite: the change count the guard's token cache asks (ChangeStore) -----------
+# -- the change mark the guard's token cache asks (ChangeStore): SQLite and memory ----
 
 
-def test_sqlite_changes_move_on_a_commit_by_any_other_connection_only(
+def _change_writes(store: Store) -> list[Callable[[], object]]:
+    """The writes that replace or remove a value, each over a value written just before."""
+    return [
+        lambda: store.put("k", {"v": 2}, None),
+        lambda: store.take("k"),
+        lambda: store.delete("k"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_changes_move_when_a_value_is_replaced_or_removed_and_not_on_reads_counts_or_adds(
+    tmp_path: Path, kind: str
+) -> None:
+    url = sqlite_url(tmp_path) if kind == "sqlite" else "memory://"
+    changing = open_store(StoreConfig(url))
+    try:
+        assert changing.changes() == changing.changes()  # type: ignore[attr-defined]
+        for write in _change_writes(changing):
+            changing.put("k", {"v": 1}, None)
+            before = changing.changes()  # type: ignore[attr-defined]
+            changing.get("k")
+            changing.add("new", {"v": 1}, 60)
+            changing.incr("counter", 60)
+            changing.decr("counter")
+            assert changing.changes() == before  # type: ignore[attr-defined]
+            write()
+            assert changing.changes() != before  # type: ignore[attr-defined]
+    finally:
+        changing.close()
+
+
+def test_sqlite_changes_move_on_a_write_by_any_store_of_the_file_and_outlive_a_reopen(
     sqlite_store: SQLiteStore, tmp_path: Path
 ) -> None:
     first = sqlite_store.changes()
-    assert sqlite_store.changes() == first  # nothing committed
+    assert sqlite_store.changes() == first  # nothing written
     other = SQLiteStore(StoreConfig(sqlite_url(tmp_path)))  # another process, as far as SQLite knows
     try:
         other.put("k", {"v": 1}, None)
@@ -558,32 +589,31 @@ def test_sqlite_changes_move_on_a_commit_by_any_other_connection_only(
         other.close()
     moved = sqlite_store.changes()
     assert moved != first
-    run_together(1, lambda i: sqlite_store.put("mine", {"v": 1}, None))  # this store, another thread
+    run_together(1, lambda i: sqlite_store.delete("k"))  # this store, another thread
     assert sqlite_store.changes() != moved
-
-
-def test_sqlite_changes_of_a_new_connection_are_always_a_change(sqlite_store: SQLiteStore) -> None:
-    # Counts of two connections cannot be compared: a reopened store never says "no change".
+    # The mark lives in a file next to the database: closing and reopening is no change.
     before = sqlite_store.changes()
     sqlite_store.close()
-    assert sqlite_store.changes() != before
+    assert sqlite_store.changes() == before
+    assert os.stat(f"{sqlite_store.path}-changes").st_mode & 0o777 == 0o600
 
 
-def _report_changes(store: SQLiteStore, results: Any) -> None:
+def _delete_in_child(store: SQLiteStore, results: Any) -> None:
     results.put(store.changes())
+    store.delete("k")
 
 
 @needs_fork
-def test_sqlite_changes_in_a_forked_child_differ_from_the_parents(sqlite_store: SQLiteStore) -> None:
-    # A child inherits the parent's token cache and what it last saw: its own first answer must
-    # read as a change, or it could serve entries revoked since the fork.
+def test_sqlite_changes_are_shared_with_forked_children(sqlite_store: SQLiteStore) -> None:
+    # A child inherits the parent's token cache and the mark it last saw: a write in any
+    # process moves the mark every process reads, so neither serves an entry ended since.
     before = sqlite_store.changes()
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    proc = ctx.Process(target=_report_changes, args=(sqlite_store, results))
+    proc = ctx.Process(target=_delete_in_child, args=(sqlite_store, results))
     proc.start()
     seen = results.get(timeout=30)
     proc.join(timeout=30)
     assert proc.exitcode == 0
-    assert seen != before
-    assert sqlite_store.changes() == before  # the parent's connection was left alone
+    assert seen == before
+    assert sqlite_store.changes() != before  # the child's delete

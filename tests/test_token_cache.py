@@ -156,7 +156,7 @@ def test_bad_cache_settings_are_one_line_naming_the_key(config: dict[str, str], 
 @pytest.mark.parametrize(
     ("settings", "cached"),
     [
-        pytest.param({"store": "memory://", "guard_cache_staleness": "5"}, False, id="memory-never"),
+        pytest.param({"store": "memory://"}, True, id="memory-on-asking-for-changes"),
         pytest.param({}, True, id="sqlite-on-by-default-asking-for-changes"),
         pytest.param({"guard_cache_staleness": "5"}, True, id="sqlite-with-staleness"),
         pytest.param({"guard_cache_staleness": "5", "guard_cache_size": "0"}, False, id="size-0"),

@@ -115,16 +115,21 @@ class BatchCounterStore(Protocol):
 
 @runtime_checkable
 class ChangeStore(Protocol):
-    """A store that can tell, cheaply, whether anything was committed since it was last asked (SQLite).
+    """A store that can tell, cheaply, whether a stored value was replaced or removed since (SQLite, memory).
 
-    The guard's token cache then reads the revocation generation only after
-    a change, instead of every ``guard_cache_staleness`` seconds: a
-    revocation elsewhere is seen by the next request (see
-    :mod:`oauth_middleware.token_cache`).
+    The guard's token cache asks it on each hit and reads the revocation
+    generation only after a change, instead of every
+    ``guard_cache_staleness`` seconds: a revocation elsewhere is seen by the
+    next request (see :mod:`oauth_middleware.token_cache`).
     """
 
     def changes(self) -> Hashable:
-        """A value that differs from the previous call's when others committed a change since.
+        """A value that differs from the previous call's when a value was replaced or removed since.
+
+        Replaced or removed through any store of the same data, in any
+        process: by :meth:`Store.put` (which may count a new key too),
+        :meth:`Store.take` or :meth:`Store.delete`. Counters and new keys
+        need not move it. Cheap: no store round trip.
 
         :raises StoreUnavailable: the store cannot be asked.
         """

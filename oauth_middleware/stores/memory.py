@@ -35,6 +35,8 @@ class MemoryStore:
         self._indexes: dict[str, tuple[set[str], float | None]] = {}
         self._lock = threading.Lock()
         self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
+        #: Counts the values replaced or removed (:meth:`changes`).
+        self._changes = 0
 
     def ping(self) -> None:
         """Always reachable."""
@@ -52,6 +54,8 @@ class MemoryStore:
     def put(self, key: str, value: Value, ttl: int | None) -> None:
         """Store ``value`` under ``key``."""
         with self._lock:
+            if key in self._values:
+                self._changes += 1
             self._values[key] = (value, expiry_time(ttl, self.clock))
             self._maybe_sweep()
 
@@ -67,12 +71,14 @@ class MemoryStore:
         """Atomically remove and return the live value under ``key``."""
         with self._lock:
             value = self.get(key)
-            self._values.pop(key, None)
+            if self._values.pop(key, None) is not None:
+                self._changes += 1
             return value
 
     def delete(self, *keys: str) -> None:
         """Remove the keys."""
         with self._lock:
+            self._changes += 1
             for key in keys:
                 self._values.pop(key, None)
                 self._indexes.pop(key, None)
@@ -118,9 +124,14 @@ class MemoryStore:
             if current and current.get("n", 0) > 0:
                 self._values[key] = ({"n": current["n"] - 1}, self._values[key][1])
 
+    def changes(self) -> int:
+        """How many times a value was replaced or removed (:class:`~oauth_middleware.stores.base.ChangeStore`)."""
+        return self._changes
+
     def close(self) -> None:
         """Drop everything."""
         with self._lock:
+            self._changes += 1
             self._values.clear()
             self._indexes.clear()
 

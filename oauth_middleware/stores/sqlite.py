@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import StoreUnavailable
 from .base import StoreConfig, Value, expiry_time
+from .change_file import ChangeFile
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SWEEP_BATCH", "SQLiteStore"]
 
@@ -198,10 +199,8 @@ class SQLiteStore:
         self._lock_pid = os.getpid()
         self._returning = _HAS_RETURNING
         self._next_sweep = self.clock.monotonic() + _SWEEP_INTERVAL
-        #: The connection :meth:`changes` asks, with the pid that opened it and its number: a
-        #: counter is per connection. ``_watchers`` counts those opened.
-        self._watcher: tuple[int, int, sqlite3.Connection] | None = None
-        self._watchers = 0
+        #: Moves after each write that replaces or removes a value, in any process (:meth:`changes`).
+        self._marks = ChangeFile(f"{self.path}-changes")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -249,6 +248,7 @@ class SQLiteStore:
         """Store ``value`` under ``key``, replacing what was there and its expiry."""
         conn = self._connection()
         conn.execute(_PUT, (key, _dump(value), expiry_time(ttl, self.clock)))
+        self._marks.bump()
         self._maybe_sweep(conn)
 
     @_translate_errors
@@ -281,6 +281,7 @@ class SQLiteStore:
                     conn.execute("DELETE FROM kv WHERE key = ?", (key,))
         if not found:
             return None
+        self._marks.bump()
         value, expires = found[0]
         return None if expires is not None and expires <= now else _load(value)
 
@@ -293,6 +294,7 @@ class SQLiteStore:
         with self._transaction() as conn:
             conn.executemany("DELETE FROM kv WHERE key = ?", params)
             conn.executemany("DELETE FROM idx WHERE key = ?", params)
+        self._marks.bump()
 
     @_translate_errors
     def index_add(self, key: str, member: str, ttl: int | None) -> None:
@@ -389,41 +391,23 @@ class SQLiteStore:
             return
         self._connection().execute(_decr_many(len(keys)), (self.clock.time(), *keys))
 
-    def changes(self) -> tuple[int, int]:
-        """A value that moves whenever another connection has committed since the last call.
+    def changes(self) -> bytes:
+        """A mark that moves after each ``put``, ``take`` or ``delete`` by any store of this file.
 
-        SQLite's ``PRAGMA data_version`` on a connection of its own, so that
-        every other connection (other processes, this process's other
-        threads) counts; the guard's token cache asks it on each hit (see
-        :class:`~oauth_middleware.stores.base.ChangeStore`). One caller at a
-        time: the cache asks under its lock.
+        Read from memory shared by every process of the host (the file
+        ``<database>-changes``, see :mod:`~oauth_middleware.stores.change_file`):
+        the guard's token cache asks it on each hit (see
+        :class:`~oauth_middleware.stores.base.ChangeStore`). Writes made to the
+        database by other programs do not move it.
 
-        :returns: which connection answered (counted from 1 for this store, a forked
-            child and a reopened store counting on) and its ``data_version``: counts of
-            two connections are not comparable, so a new one is always a change.
-        :raises StoreUnavailable: the file cannot be read.
+        :raises StoreUnavailable: the file cannot be created or mapped.
         """
-        pid = os.getpid()
-        watcher = self._watcher
-        try:
-            if watcher is None or watcher[0] != pid:
-                # A parent's connection is left alone, like the others a fork inherits.
-                if watcher is not None:
-                    self._inherited.append(watcher[2])
-                watcher = self._watcher = (pid, self._watchers + 1, self._open())
-                self._watchers += 1
-            # fetchall: a statement left unfinished would hold a read snapshot open.
-            return watcher[1], int(watcher[2].execute("PRAGMA data_version").fetchall()[0][0])
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
+        return self._marks.read()
 
     def close(self) -> None:
         """Close this process's connections, every thread's; a later call opens new ones."""
         pid = os.getpid()
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None and watcher[0] == pid:
-            with suppress(sqlite3.Error):
-                watcher[2].close()
+        self._marks.close()
         with self._lock_of(pid):
             for ident in list(self._conns):
                 # Popped one by one, as _release does: whichever pops a connection closes it.

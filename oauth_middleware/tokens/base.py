@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..models import AccessToken
 
 if TYPE_CHECKING:
+    from ..clock import Clock
     from ..repository import Repository
 
 
@@ -52,6 +53,21 @@ class TokenFormat(Protocol):
         :param jkt: the DPoP key thumbprint to bind it to (RFC 9449 §6), or None for a bearer token.
         :param audience: the resources it is for (RFC 8707); empty: the server's default audience.
         :param act: who acts for the subject (RFC 8693 §4.1), for a delegated token.
+        """
+
+    @property
+    def clock(self) -> Clock:
+        """The time tokens expire by."""
+
+    def stamp(self) -> Hashable | None:
+        """A value that stays the same while every token :meth:`verify` accepted since is still
+        good (its expiry aside), or None when the format cannot vouch for that now.
+
+        The guard keeps the headers it verified with the stamp read before
+        verifying them, and answers a header again without verifying it while
+        the stamp is unchanged (:mod:`oauth_middleware.verified_headers`).
+        None (a cache turned off, a revocation channel down) sends every
+        request through :meth:`verify`.
         """
 
     def verify(self, token: str) -> AccessToken:

@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import jwt
@@ -57,6 +57,8 @@ class VerifiedCache:
         self.size = size
         self._entries: OrderedDict[str, AccessToken] = OrderedDict()
         self._lock = threading.Lock()
+        #: Moves whenever a token is forgotten before its expiry (revoked here, or all cleared).
+        self.epoch = 0
 
     def get(self, token: str, now: float) -> AccessToken | None:
         """The verified token, or None when unknown or expired."""
@@ -85,11 +87,13 @@ class VerifiedCache:
     def discard(self, token: str) -> None:
         """Forget a token (it was revoked here)."""
         with self._lock:
+            self.epoch += 1
             self._entries.pop(token, None)
 
     def clear(self) -> None:
         """Forget every token."""
         with self._lock:
+            self.epoch += 1
             self._entries.clear()
 
     def __len__(self) -> int:
@@ -213,6 +217,20 @@ class JWTTokens:
         if family is not None:
             self.join_family(access, family)
         return access
+
+    def stamp(self) -> Hashable | None:
+        """Verdicts hold while no token was forgotten here and, with revocation checks, none ended.
+
+        None without the verified-token cache (every request checks the
+        signature) or when the guard's token cache cannot vouch for the deny list.
+        """
+        if not self.cache.size:
+            return None
+        if not self.check_revocation:
+            return self.cache.epoch
+        repository = self.repository
+        denied = None if repository is None else repository.stamp()
+        return None if denied is None else (self.cache.epoch, denied)
 
     def verify(self, token: str) -> AccessToken:
         """The valid token, from the cache or by checking its signature and claims.

@@ -65,6 +65,10 @@ class OpaqueTokens:
         self.repository.save_access_token(token_id, record, self.ttl)
         return record.access_token(token, token_id)
 
+    def stamp(self) -> int | None:
+        """The guard's token cache's stamp: verdicts hold while no token ended (None without a cache)."""
+        return self.repository.stamp()
+
     def verify(self, token: str) -> AccessToken:
         """Look the token up by hash; unknown, expired or of a deleted registration is ``invalid_token``."""
         access = self.repository.load_access_token(token, digest(token))
