@@ -93,6 +93,9 @@ class Guard:
         )
         #: Refuse a request no scope rule matches (``scope_rules_default = deny``).
         self.deny_unmatched = settings.scope_rules_default == "deny"
+        #: Whether a token's scopes let it make a request, by method, path and scopes, remembered
+        #: (bounded) for the memo's answers, which otherwise do little else.
+        self.scopes_allow = functools.lru_cache(maxsize=1024)(self._scopes_allow)
         #: Token types with headers for the app's successful responses (``response_headers()``,
         #: an optional method: DPoP's next nonce); the Bearer path does not call anything.
         self.headers_of: dict[TokenType, Callable[[], tuple[tuple[str, str], ...]]] = {
@@ -137,20 +140,20 @@ class Guard:
             return self.app(environ, start_response)
         verified = self.verified
         header = environ.get("HTTP_AUTHORIZATION")
-        if verified is not None and header is not None and (entry := verified.get(header)) is not None:
+        if verified is not None and (entry := verified.get(header)) is not None:  # type: ignore[arg-type]
             token = entry[0]
             try:
                 recalled = (
                     token.expires_at > self.now()
                     and entry[1] == self.token_stamp()
-                    and self.scope_error(token, environ, path) is None
+                    and self.scopes_allow(environ.get("REQUEST_METHOD", "GET"), path, token.scopes)
                     and not (self.query_tokens and "access_token=" in environ.get("QUERY_STRING", ""))
                 )
             except Exception:
                 recalled = False  # the full way below answers, and logs what went wrong
             if recalled:
                 inject(environ, token)
-                return self.app(environ, _VaryStart(start_response))  # type: ignore[arg-type]
+                return self.app(environ, functools.partial(_vary_start, start_response))  # type: ignore[arg-type]
         presented = None
         try:
             presented = self.extract(environ)
@@ -170,7 +173,7 @@ class Guard:
         if headers_of is None and presented.source == "header":
             if stamp is not None and verified is not None and header and presented.token_type is self.bearer:
                 verified.put(header, token, stamp)
-            return self.app(environ, _VaryStart(start_response))  # type: ignore[arg-type]
+            return self.app(environ, functools.partial(_vary_start, start_response))  # type: ignore[arg-type]
         extra = () if headers_of is None else headers_of()
         return self.app(
             environ, _mark_response(start_response, private=presented.source == "query", extra=extra)
@@ -211,23 +214,23 @@ class Guard:
         if self.reads_store:
             self.outage.succeeded()
         self.audience.check(token)
-        error = self.scope_error(token, environ, path)
+        error = self.scope_error(environ.get("REQUEST_METHOD", "GET"), path, token.scopes)
         if error is not None:
             raise error
         return token
 
-    def scope_error(
-        self, token: AccessToken, environ: WSGIEnvironment, path: str
-    ) -> InsufficientScope | None:
-        """What the first scope rule matching the request says of ``token``: None when it may pass."""
-        needed = self.required_scopes(environ.get("REQUEST_METHOD", "GET"), path)
+    def scope_error(self, method: str, path: str, scopes: tuple[str, ...]) -> InsufficientScope | None:
+        """What the first scope rule matching the request says of a token's ``scopes``: None to pass."""
+        needed = self.required_scopes(method, path)
         if needed is None:
             return InsufficientScope((), "no scope rule allows this request") if self.deny_unmatched else None
-        scopes = token.scopes
         for scope in needed:
             if scope not in scopes:
                 return InsufficientScope(needed)
         return None
+
+    def _scopes_allow(self, method: str, path: str, scopes: tuple[str, ...]) -> bool:
+        return self.scope_error(method, path, scopes) is None
 
     def error(self, error: BearerError, presented: Presented | None) -> Response:
         """Render a guard error, challenging with the presented token's type, else with every enabled one."""
@@ -260,31 +263,33 @@ def _mark_response(
     return start  # type: ignore[return-value]
 
 
-class _VaryStart:
+def _vary_start(
+    start_response: StartResponse, status: str, headers: list[tuple[str, str]], exc_info: object = None
+) -> object:
     """``start_response`` for the common case: a header token and no headers of its type.
 
     What :func:`_mark_response` does with ``private`` false and nothing
-    extra, as one small object rather than a closure with a loop per request.
+    extra; bound with :func:`functools.partial`, which costs less per
+    request than a closure or an object.
     """
-
-    __slots__ = ("start_response",)
-
-    def __init__(self, start_response: StartResponse) -> None:
-        self.start_response = start_response
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
-        _vary_on_authorization(headers)
-        return self.start_response(status, headers, exc_info)  # type: ignore[arg-type]
+    _vary_on_authorization(headers)
+    return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
 
 def _vary_on_authorization(headers: list[tuple[str, str]]) -> None:
     """Add ``Authorization`` to the response's ``Vary`` (one header, added if the app set none)."""
+    for name, _ in headers:
+        # The length first: most names are not four letters, and lowering each was measurable.
+        if len(name) == 4 and name.lower() == "vary":
+            break
+    else:
+        headers.append(("Vary", "Authorization"))
+        return
     for index, (name, value) in enumerate(headers):
-        if name.lower() == "vary":
+        if len(name) == 4 and name.lower() == "vary":
             if "authorization" not in value.lower():
                 headers[index] = (name, f"{value}, Authorization")
             return
-    headers.append(("Vary", "Authorization"))
 
 
 def _make_private(headers: list[tuple[str, str]]) -> None:

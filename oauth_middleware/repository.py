@@ -80,7 +80,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -150,6 +150,10 @@ class Repository:
         self.client_store = client_store or store
         self.clock = clock
         self.cache = cache
+        #: The guard's token cache's stamp (:meth:`TokenCache.stamp
+        #: <oauth_middleware.token_cache.TokenCache.stamp>`), always None without a cache; the
+        #: cache's own method, not a call through this one: the guard asks it on every request.
+        self.stamp: Callable[[], int | None] = _no_stamp if cache is None else cache.stamp
         #: The store, when it counts several counters in one operation (asked once, not per call).
         self._batch_counters = store if isinstance(store, BatchCounterStore) else None
 
@@ -607,11 +611,6 @@ class Repository:
 
     # -- ended tokens --------------------------------------------------------
 
-    def stamp(self) -> int | None:
-        """The guard's token cache's stamp (:meth:`TokenCache.stamp
-        <oauth_middleware.token_cache.TokenCache.stamp>`); None without a cache."""
-        return None if self.cache is None else self.cache.stamp()
-
     def ended(self, *keys: str) -> None:
         """Tell every guard's cache that the tokens under ``keys`` ended (deleted or denied).
 
@@ -627,6 +626,11 @@ class Repository:
             self.store.publish(REVOKED_CHANNEL, " ".join(keys))
         else:
             self.store.put(GENERATION_KEY, new_generation(), None)
+
+
+def _no_stamp() -> None:
+    """The stamp of a repository without a cache: verdicts are never remembered."""
+    return None
 
 
 def _user_digest(user_id: str) -> str:
