@@ -20,7 +20,8 @@ Why it is safe with threads and forked workers:
 The schema is versioned with ``PRAGMA user_version`` and created or
 upgraded on first use by :data:`MIGRATIONS`. A file the store creates is
 readable and writable by its owner only (mode 0600, and so are its ``-wal``
-and ``-shm``); a file that already exists keeps its mode. Expired rows are
+and ``-shm``, and ``-changes``, the change mark of
+:mod:`~oauth_middleware.stores.change_file`); a file that already exists keeps its mode. Expired rows are
 deleted by a sweep of at most :data:`SWEEP_BATCH` rows per table.
 """
 
