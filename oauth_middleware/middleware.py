@@ -17,7 +17,7 @@ from .models import Client
 from .outage import OutageLog
 from .proxies import Origin, check_https, request_origin_once
 from .request_context import read_request
-from .responses import oauth_error, render, render_error
+from .responses import RenderedJSON, oauth_error, render, render_error
 from .server import AuthorizationServer
 from .settings import Settings
 from .stores import Store
@@ -105,7 +105,7 @@ class OAuth2Middleware:
         if endpoint is None:
             return self.guard(environ, start_response)
         request = Request(environ, charset="utf-8")
-        response: Response
+        response: Response | RenderedJSON
         try:
             origin = self.admit(request)
             if request.method not in endpoint.methods:
