@@ -212,7 +212,6 @@ class Throttle:
         """
         deadline = self.clock.monotonic() + MAX_WAIT
         while True:
-            self._refuse_if_blocked(counters)
             attempt = self._count(counters)
             if attempt is not None:
                 return attempt
@@ -224,12 +223,18 @@ class Throttle:
         """Count an attempt against every counter, or against none when one is full.
 
         The counters are counted together (one store operation where the store
-        has one) and all given back when one of them went past its limit.
+        has one, which also looks for blocks) and all given back when one of
+        them went past its limit.
+
+        :raises TooManyRequests: a subject is blocked (nothing was counted).
         """
         if not counters:
             return Attempt(self, ())
         subjects = tuple([counter.subject for counter in counters])
         counts = self.repository.count_attempts(subjects, self.window)
+        if counts is None:
+            self._refuse_if_blocked(counters)
+            return None  # the block ended between the store's look and ours: try again
         for counter, count in zip(counters, counts, strict=True):
             if count > counter.limit:
                 self.repository.give_back_attempts(subjects)  # not counted: it will not be checked
