@@ -20,7 +20,7 @@ which one host commonly owns whole.
 **Counted first.** An attempt is counted *before* its credentials are
 checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
 prove right; a store that can do both counters in one operation does
-(SQLite: one statement each way). An attempt that finds its counter full is never checked: it
+(SQLite: one statement each way, the look for blocks inside the first). An attempt that finds its counter full is never checked: it
 waits (up to a second) for attempts still being checked to give their count
 back, and is refused if none does. However many requests arrive at once, no
 more credential checks fail per window than the limit allows, and a burst
