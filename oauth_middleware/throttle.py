@@ -115,10 +115,13 @@ class Attempt:
     :param counts: each counter with the count this attempt brought it to.
     """
 
-    def __init__(self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...]) -> None:
+    def __init__(
+        self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...], subjects: tuple[str, ...]
+    ) -> None:
         self.throttle = throttle
         self.counts = counts
-        self.subjects = tuple([counter.subject for counter, _ in counts])
+        #: The subjects of ``counts``' counters, in order.
+        self.subjects = subjects
 
     def succeeded(self) -> None:
         """Give the attempt back: right credentials are no failure."""
@@ -160,6 +163,9 @@ class Throttle:
         self.trusted_proxies = settings.trusted_proxies
         self.normalize = settings.normalize_username or normalize_username
         self._warned_unknown = False
+        # Counters are values of the address and subject alone: built once per pair (bounded),
+        # as counted_address formats an address once, not on every token request.
+        self._counters = functools.lru_cache(maxsize=4096)(self._new_counters)
 
     def origin(self, request: Request | RequestContext) -> Origin:
         """Where ``request`` comes from, computed once per request (:func:`.request_origin_once`).
@@ -181,7 +187,7 @@ class Throttle:
         address = None if origin.address is None else counted_address(origin.address)
         return self._counters(address, subject)
 
-    def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
+    def _new_counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
         counters = []
         if subject is not None:
             counters.append(Counter(f"addr:{address or 'unknown'}|{subject}", self.max_failures))
@@ -229,7 +235,7 @@ class Throttle:
         :raises TooManyRequests: a subject is blocked (nothing was counted).
         """
         if not counters:
-            return Attempt(self, ())
+            return Attempt(self, (), ())
         subjects = tuple([counter.subject for counter in counters])
         counts = self.repository.count_attempts(subjects, self.window)
         if counts is None:
@@ -239,7 +245,7 @@ class Throttle:
             if count > counter.limit:
                 self.repository.give_back_attempts(subjects)  # not counted: it will not be checked
                 return None
-        return Attempt(self, tuple(zip(counters, counts, strict=True)))
+        return Attempt(self, tuple(zip(counters, counts, strict=True)), subjects)
 
     def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
         """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.
