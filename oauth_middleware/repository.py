@@ -170,6 +170,8 @@ class Repository:
         #: The store, when it counts several counters in one operation (asked once, not per call).
         self._batch_counters = store if isinstance(store, BatchCounterStore) else None
         self._unblocked_counters = store if isinstance(store, UnblockedCounterStore) else None
+        #: Whether :meth:`count_attempts` looks for blocks itself (in the same store operation).
+        self.counts_look_for_blocks = self._unblocked_counters is not None
         #: Client id -> the value last read for it and the client built from that value.
         self._clients_built: dict[str, tuple[Value, Client]] = {}
 
@@ -421,20 +423,19 @@ class Repository:
     # -- throttling ----------------------------------------------------------
 
     def count_attempts(self, subjects: tuple[str, ...], window: int) -> tuple[int, ...] | None:
-        """Count an authentication against each of ``subjects`` before it is checked, unless one of
-        them is blocked; their counts in this ``window``, or None (blocked: nothing counted).
+        """Count an authentication against each of ``subjects`` before it is checked; their counts
+        in this ``window``. One store operation where the store has one.
 
-        One store operation where the store has one, look for blocks included.
+        Where the store can (:attr:`counts_look_for_blocks`), that operation also looks
+        for the subjects' blocks, and None means one is blocked: nothing was counted.
         """
         counters = tuple([f"fail:{subject}" for subject in subjects])
         if self._unblocked_counters is not None:
             blocks = tuple([f"block:{subject}" for subject in subjects])
             return self._unblocked_counters.incr_many_unless(counters, window, blocks)
-        # Comprehensions, not generators: this runs on every token request.
-        if any([self.store.get(f"block:{subject}") is not None for subject in subjects]):
-            return None
         if self._batch_counters is not None:
             return self._batch_counters.incr_many(counters, window)
+        # Comprehensions, not generators: this runs on every token request.
         return tuple([self.store.incr(counter, window) for counter in counters])
 
     def give_back_attempts(self, subjects: tuple[str, ...]) -> None:

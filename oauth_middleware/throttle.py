@@ -20,9 +20,10 @@ which one host commonly owns whole.
 **Counted first.** An attempt is counted *before* its credentials are
 checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
 prove right; a store that can do both counters in one operation does
-(SQLite: one statement each way, the look for blocks inside the first). An attempt that finds its counter full is never checked: it
-waits (up to a second) for attempts still being checked to give their count
-back, and is refused if none does. However many requests arrive at once, no
+(SQLite: one statement each way, the look for blocks inside the first).
+An attempt that finds its counter full is never checked: it waits (up to a
+second) for attempts still being checked to give their count back, and is
+refused if none does. However many requests arrive at once, no
 more credential checks fail per window than the limit allows, and a burst
 of right ones is only held up for the milliseconds its checks take. When a failure fills a counter, its pair or
 address is blocked for ``throttle_window`` seconds: 429 with
@@ -218,6 +219,8 @@ class Throttle:
         """
         deadline = self.clock.monotonic() + MAX_WAIT
         while True:
+            if not self.repository.counts_look_for_blocks:
+                self._refuse_if_blocked(counters)
             attempt = self._count(counters)
             if attempt is not None:
                 return attempt
@@ -229,10 +232,10 @@ class Throttle:
         """Count an attempt against every counter, or against none when one is full.
 
         The counters are counted together (one store operation where the store
-        has one, which also looks for blocks) and all given back when one of
-        them went past its limit.
+        has one) and all given back when one of them went past its limit.
 
-        :raises TooManyRequests: a subject is blocked (nothing was counted).
+        :raises TooManyRequests: the store's operation looked for blocks too and found
+            one (nothing was counted).
         """
         if not counters:
             return Attempt(self, (), ())
