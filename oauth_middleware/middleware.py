@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from webob import Request, Response
+from webob import Response
 
 from .clock import SYSTEM_CLOCK, Clock
 from .endpoints import routes
@@ -17,7 +17,7 @@ from .models import Client
 from .outage import OutageLog
 from .proxies import Origin, check_https, request_origin_once
 from .request_context import read_request
-from .responses import oauth_error, render, render_error
+from .responses import RenderedJSON, oauth_error, render, render_error
 from .server import AuthorizationServer
 from .settings import Settings
 from .stores import Store
@@ -101,18 +101,19 @@ class OAuth2Middleware:
         self.server.close()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        endpoint = self.routes.get(environ.get("PATH_INFO", ""))
+        path: str = environ.get("PATH_INFO", "")
+        endpoint = self.routes.get(path)
         if endpoint is None:
             return self.guard(environ, start_response)
-        request = Request(environ, charset="utf-8")
-        response: Response
+        # No WebOb request here: the environ is read directly (most endpoints never need one).
+        response: Response | RenderedJSON
         try:
-            origin = self.admit(request)
-            if request.method not in endpoint.methods:
+            origin = self.admit(environ, path)
+            if environ["REQUEST_METHOD"] not in endpoint.methods:
                 raise MethodNotAllowed(endpoint.methods)
-            context = read_request(request, origin, form=endpoint.form)
+            context = read_request(environ, origin, form=endpoint.form)
             response = render(endpoint.handler(self.server, context))
-            if request.path_info in self.credential_paths:
+            if endpoint.credentials:
                 self.outage.succeeded()  # an outage seen here ends here too, guard traffic or not
         except OAuthError as error:
             response = render_error(error, self.settings.realm)
@@ -121,26 +122,25 @@ class OAuth2Middleware:
             response = oauth_error(TemporarilyUnavailable("the store is unavailable"), self.settings.realm)
         except Exception:
             # Never a traceback to the client; the log has it for the operator.
-            log.exception("unexpected error on %s", request.path_info)
+            log.exception("unexpected error on %s", path)
             response = oauth_error(ServerError("internal error"), self.settings.realm)
         return response(environ, start_response)
 
-    def admit(self, request: Request) -> Origin:
+    def admit(self, environ: WSGIEnvironment, path: str) -> Origin:
         """Checks every request to our endpoints passes before an endpoint reads it; its origin.
 
         The scheme a trusted proxy reports becomes the request's own (issuer
         URLs, Secure cookies); plain HTTP is refused where credentials travel
         (``require_https``); the body is capped (``max_body_size``).
 
+        :param path: the path the request was routed by.
         :raises OAuthError: ``invalid_request`` (an error page at the
             authorization endpoint) or 413.
         """
         settings = self.settings
-        environ = request.environ
         origin = request_origin_once(environ, settings.trusted_proxies)
         if origin.proxied:
             environ["wsgi.url_scheme"] = origin.scheme
-        path = request.path_info
         if settings.require_https and path in self.credential_paths:
             pages = (settings.authorize_path, settings.device_verification_path, settings.applications_path)
             check_https(origin, page=path in pages)

@@ -81,7 +81,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .clock import SYSTEM_CLOCK, Clock
 from .models import AccessToken, Client
@@ -107,10 +107,27 @@ if TYPE_CHECKING:
     from .token_cache import TokenCache
 
 _CLIENTS_INDEX = "clients"
+#: Most clients whose built :class:`Client` a repository keeps (see :meth:`Repository.get_client`).
+_CLIENTS_BUILT = 1024
 #: Written anew whenever a token is ended, for the caches of stores without a channel.
 GENERATION_KEY = "revocations"
 #: Where the keys of ended tokens are published, on a store with a channel.
 REVOKED_CHANNEL = "revoked"
+
+
+@runtime_checkable
+class UnblockedCounterStore(Protocol):
+    """A store that counts several counters up unless a key is live, in one operation (SQLite).
+
+    The throttle's look for blocks and its count of an attempt then cost one
+    statement (one write transaction) instead of three, and a block set
+    between the two can no longer let an attempt be counted.
+    """
+
+    def incr_many_unless(
+        self, keys: tuple[str, ...], ttl: int, blocks: tuple[str, ...]
+    ) -> tuple[int, ...] | None:
+        """``incr_many(keys, ttl)`` when none of ``blocks`` holds a live value; else None, nothing counted."""
 
 
 def new_generation() -> Value:
@@ -156,13 +173,33 @@ class Repository:
         self.stamp: Callable[[], int | None] = _no_stamp if cache is None else cache.stamp
         #: The store, when it counts several counters in one operation (asked once, not per call).
         self._batch_counters = store if isinstance(store, BatchCounterStore) else None
+        self._unblocked_counters = store if isinstance(store, UnblockedCounterStore) else None
+        #: Whether :meth:`count_attempts` looks for blocks itself (in the same store operation).
+        self.counts_look_for_blocks = self._unblocked_counters is not None
+        #: Client id -> the value last read for it and the client built from that value.
+        self._clients_built: dict[str, tuple[Value, Client]] = {}
 
     # -- clients -----------------------------------------------------------
 
     def get_client(self, client_id: str) -> Client | None:
-        """The client registered as ``client_id``, or None."""
+        """The client registered as ``client_id``, or None.
+
+        The store is read on every call. What is kept is only the object built
+        from a value, returned again while the value read equals it: a client
+        changed or removed anywhere (a secret rotated by another process) is
+        seen at once, and the rebuild, a twentieth of a token request, is skipped.
+        """
         value = self.client_store.get(f"client:{client_id}")
-        return None if value is None else Client.from_value(value)
+        if value is None:
+            return None
+        built = self._clients_built.get(client_id)
+        if built is not None and built[0] == value:
+            return built[1]
+        client = Client.from_value(value)
+        if len(self._clients_built) >= _CLIENTS_BUILT:
+            self._clients_built.clear()  # bounded: many clients just build each time more often
+        self._clients_built[client_id] = (value, client)
+        return client
 
     def save_client(self, client: Client) -> None:
         """Register or replace a client."""
@@ -391,13 +428,21 @@ class Repository:
 
     # -- throttling ----------------------------------------------------------
 
-    def count_attempts(self, subjects: tuple[str, ...], window: int) -> tuple[int, ...]:
+    def count_attempts(self, subjects: tuple[str, ...], window: int) -> tuple[int, ...] | None:
         """Count an authentication against each of ``subjects`` before it is checked; their counts
-        in this ``window``. One store operation where the store has one."""
+        in this ``window``. One store operation where the store has one.
+
+        Where the store can (:attr:`counts_look_for_blocks`), that operation also looks
+        for the subjects' blocks, and None means one is blocked: nothing was counted.
+        """
+        counters = tuple([f"fail:{subject}" for subject in subjects])
+        if self._unblocked_counters is not None:
+            blocks = tuple([f"block:{subject}" for subject in subjects])
+            return self._unblocked_counters.incr_many_unless(counters, window, blocks)
         if self._batch_counters is not None:
-            return self._batch_counters.incr_many(tuple([f"fail:{subject}" for subject in subjects]), window)
+            return self._batch_counters.incr_many(counters, window)
         # Comprehensions, not generators: this runs on every token request.
-        return tuple([self.store.incr(f"fail:{subject}", window) for subject in subjects])
+        return tuple([self.store.incr(counter, window) for counter in counters])
 
     def give_back_attempts(self, subjects: tuple[str, ...]) -> None:
         """Take back an attempt counted by :meth:`count_attempts` (its credentials were right).

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from webob import Request
+from webob.headers import EnvironHeaders
 
 from .errors import InvalidRequest
 from .forms import endpoint_form_items
@@ -47,7 +48,7 @@ class RequestContext(NamedTuple):
 
     Example::
 
-        context = read_request(Request(environ), origin, form=True)
+        context = read_request(environ, origin, form=True)
         context.form["grant_type"]
     """
 
@@ -65,36 +66,36 @@ class RequestContext(NamedTuple):
         return str(Request(self.environ).url)
 
 
-def read_request(request: Request, origin: Origin, *, form: bool) -> RequestContext:
-    """The context of ``request``, its form parsed when the endpoint reads one.
+def read_request(environ: WSGIEnvironment, origin: Origin, *, form: bool) -> RequestContext:
+    """The context of the request ``environ``, its form parsed when the endpoint reads one.
 
     :param origin: the request's origin (the middleware computed it for the HTTPS check).
     :param form: whether the endpoint reads a form-encoded body (POST).
     :raises InvalidRequest: with ``form``: not form-encoded, undecodable,
         repeated names or an over-long value (:mod:`oauth_middleware.limits`).
     """
-    environ = request.environ
-    params, resources = form_params(request) if form else (_EMPTY, ())
+    params, resources = form_params(environ) if form else (_EMPTY, ())
     return RequestContext(
         environ["REQUEST_METHOD"],
         environ.get("PATH_INFO", ""),
         origin,
-        request.headers,
+        EnvironHeaders(environ),
         params,
         environ,
         resources,
     )
 
 
-def form_params(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
+def form_params(environ: WSGIEnvironment) -> tuple[dict[str, str], tuple[str, ...]]:
     """The form parameters of a POST to one of our endpoints, each present once (the body is consumed),
     and the ``resource`` values, which may repeat (RFC 8707 §2; empty ones count as absent).
 
     :raises InvalidRequest: not form-encoded, undecodable, repeated names or an over-long value.
     """
-    if request.content_type.lower() != _FORM:
+    # The media type as WebOb's ``Request.content_type`` gives it: parameters (a charset) cut off.
+    if environ.get("CONTENT_TYPE", "").split(";", 1)[0].lower() != _FORM:
         raise InvalidRequest(f"the body must be {_FORM}")
-    items = endpoint_form_items(request.environ, InvalidRequest)
+    items = endpoint_form_items(environ, InvalidRequest)
     check_lengths(items)
     resources = tuple(value for name, value in items if name == "resource" and value)
     return single_params(item for item in items if item[0] != "resource"), resources

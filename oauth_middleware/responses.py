@@ -10,10 +10,11 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from webob import Response
+from webob.util import status_reasons
 
 from .errors import (
     BearerError,
@@ -26,6 +27,9 @@ from .errors import (
     TooManyRequests,
     UseDPoPNonce,
 )
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
@@ -61,14 +65,43 @@ class JSONReply(NamedTuple):
 Reply: TypeAlias = "JSONReply | Response"
 
 
-def render(reply: Reply) -> Response:
-    """The HTTP response of an endpoint's reply."""
+class RenderedJSON(NamedTuple):
+    """A :class:`JSONReply` rendered: a WSGI app sending what :func:`json_response` would.
+
+    The token endpoint's answer, built without a WebOb response: building and
+    calling one was a tenth of a token request.
+
+    :param status: the status line.
+    :param headerlist: ``Content-Type``, ``Content-Length``, the no-store headers
+        unless cacheable, then the reply's own.
+    :param body: the encoded JSON.
+    """
+
+    status: str
+    headerlist: list[tuple[str, str]]
+    body: bytes
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        start_response(self.status, self.headerlist)
+        # HEAD: the headers of a GET, no body (as a WebOb response answers it).
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [self.body]
+
+
+def render(reply: Reply) -> Response | RenderedJSON:
+    """The HTTP response of an endpoint's reply (a WSGI app)."""
     if isinstance(reply, Response):
         return reply
-    response = json_response(reply.body, reply.status, cache=reply.cache)
-    if reply.headers:
+    reason = status_reasons.get(reply.status)
+    if reason is None:  # a status of a plug-in's own: WebOb says what it can
+        response = json_response(reply.body, reply.status, cache=reply.cache)
         response.headerlist.extend(reply.headers)
-    return response
+        return response
+    body = _JSON.encode(reply.body).encode("utf-8")
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if not reply.cache:
+        headers.extend(_NO_STORE)
+    headers.extend(reply.headers)
+    return RenderedJSON(f"{reply.status} {reason}", headers, body)
 
 
 def json_response(body: Mapping[str, Any], status: int = 200, *, cache: bool = False) -> Response:

@@ -20,9 +20,10 @@ which one host commonly owns whole.
 **Counted first.** An attempt is counted *before* its credentials are
 checked (``Store.incr`` is atomic) and given back (``Store.decr``) when they
 prove right; a store that can do both counters in one operation does
-(SQLite: one statement each way). An attempt that finds its counter full is never checked: it
-waits (up to a second) for attempts still being checked to give their count
-back, and is refused if none does. However many requests arrive at once, no
+(SQLite: one statement each way, the look for blocks inside the first).
+An attempt that finds its counter full is never checked: it waits (up to a
+second) for attempts still being checked to give their count back, and is
+refused if none does. However many requests arrive at once, no
 more credential checks fail per window than the limit allows, and a burst
 of right ones is only held up for the milliseconds its checks take. When a failure fills a counter, its pair or
 address is blocked for ``throttle_window`` seconds: 429 with
@@ -115,10 +116,13 @@ class Attempt:
     :param counts: each counter with the count this attempt brought it to.
     """
 
-    def __init__(self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...]) -> None:
+    def __init__(
+        self, throttle: Throttle, counts: tuple[tuple[Counter, int], ...], subjects: tuple[str, ...]
+    ) -> None:
         self.throttle = throttle
         self.counts = counts
-        self.subjects = tuple([counter.subject for counter, _ in counts])
+        #: The subjects of ``counts``' counters, in order.
+        self.subjects = subjects
 
     def succeeded(self) -> None:
         """Give the attempt back: right credentials are no failure."""
@@ -160,6 +164,9 @@ class Throttle:
         self.trusted_proxies = settings.trusted_proxies
         self.normalize = settings.normalize_username or normalize_username
         self._warned_unknown = False
+        # Counters are values of the address and subject alone: built once per pair (bounded),
+        # as counted_address formats an address once, not on every token request.
+        self._counters = functools.lru_cache(maxsize=4096)(self._new_counters)
 
     def origin(self, request: Request | RequestContext) -> Origin:
         """Where ``request`` comes from, computed once per request (:func:`.request_origin_once`).
@@ -181,7 +188,7 @@ class Throttle:
         address = None if origin.address is None else counted_address(origin.address)
         return self._counters(address, subject)
 
-    def _counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
+    def _new_counters(self, address: str | None, subject: str | None) -> tuple[Counter, ...]:
         counters = []
         if subject is not None:
             counters.append(Counter(f"addr:{address or 'unknown'}|{subject}", self.max_failures))
@@ -212,7 +219,8 @@ class Throttle:
         """
         deadline = self.clock.monotonic() + MAX_WAIT
         while True:
-            self._refuse_if_blocked(counters)
+            if not self.repository.counts_look_for_blocks:
+                self._refuse_if_blocked(counters)
             attempt = self._count(counters)
             if attempt is not None:
                 return attempt
@@ -225,16 +233,22 @@ class Throttle:
 
         The counters are counted together (one store operation where the store
         has one) and all given back when one of them went past its limit.
+
+        :raises TooManyRequests: the store's operation looked for blocks too and found
+            one (nothing was counted).
         """
         if not counters:
-            return Attempt(self, ())
+            return Attempt(self, (), ())
         subjects = tuple([counter.subject for counter in counters])
         counts = self.repository.count_attempts(subjects, self.window)
+        if counts is None:
+            self._refuse_if_blocked(counters)
+            return None  # the block ended between the store's look and ours: try again
         for counter, count in zip(counters, counts, strict=True):
             if count > counter.limit:
                 self.repository.give_back_attempts(subjects)  # not counted: it will not be checked
                 return None
-        return Attempt(self, tuple(zip(counters, counts, strict=True)))
+        return Attempt(self, tuple(zip(counters, counts, strict=True)), subjects)
 
     def clear(self, address: IPAddress | None, subject: str | None) -> tuple[str, ...]:
         """Forget the count and block of an address (None: unknown) and of its pair with ``subject``.

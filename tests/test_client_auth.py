@@ -215,6 +215,34 @@ def test_basic_and_the_origin_are_read_once_per_token_request(app, monkeypatch):
     assert calls == {"basic": 1, "origin": 1}
 
 
+# -- a changed client is seen at once ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["rotate", "grants", "remove"])
+def test_a_client_changed_by_another_process_is_seen_by_the_next_request(make_middleware, tmp_path, change):
+    # Two middlewares on one SQLite file: two workers. Each keeps the client it built last.
+    store = f"sqlite:///{tmp_path}/oauth.db"
+    worker, other = make_middleware(store=store), make_middleware(store=store)
+    app = webtest.TestApp(worker)
+    fields = {"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic"}
+    register(other, "rotating", SECRET, **fields)
+    for _ in range(2):  # built, then the built one again
+        authenticate(app, TOKEN, by_basic, "rotating", status=200)
+    if change == "rotate":
+        register(other, "rotating", "the-new-secret-0123456789", **fields)
+        authenticate(app, TOKEN, by_basic, "rotating", status=401)
+        authenticate(app, TOKEN, by_basic, "rotating", "the-new-secret-0123456789", status=200)
+    elif change == "grants":
+        register(other, "rotating", SECRET, **{**fields, "grant_types": ["refresh_token"]})
+        response = authenticate(app, TOKEN, by_basic, "rotating", status=400)
+        assert response.json["error"] == "unauthorized_client"
+    else:
+        other.server.repository.remove_client("rotating")
+        assert authenticate(app, TOKEN, by_basic, "rotating", status=401).json["error"] == "invalid_client"
+    worker.close()
+    other.close()
+
+
 # -- plug-in methods: an entry point and the Python API ---------------------------------------------------
 
 

@@ -17,14 +17,14 @@ import json
 import math
 import re
 import string
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 import pytest
 from fuzz_support import examples
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oauth_middleware import pkce, settings
+from oauth_middleware import forms, pkce, settings
 from oauth_middleware.authorization import redirect_uri_matches
 from oauth_middleware.clients import check_redirect_uri, is_loopback_host
 from oauth_middleware.errors import (
@@ -289,6 +289,29 @@ def test_single_params_any_input(items):
         return
     assert len(set(names)) == len(names)
     assert params == {name: value for name, value in items if value != ""}
+
+
+# -- a token endpoint's form body -------------------------------------------------------------
+
+
+@examples(300)
+@given(
+    text=st.one_of(
+        noisy_text,
+        st.text(alphabet=st.sampled_from("ab=&%+2F "), max_size=30),  # the splitting characters, dense
+    )
+)
+@example(text="grant_type=client_credentials&scope=read")
+@example(text="&&a&=b&c=d=e&")
+def test_endpoint_form_parsing_is_parse_qsl_whatever_the_body(text):
+    # The fast path for bodies without escapes gives what parse_qsl gives, or fails as it fails.
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError) as error:
+        with pytest.raises(type(error)):
+            forms._parse_form(text)
+        return
+    assert forms._parse_form(text) == expected
 
 
 # -- redirect URI comparison (RFC 9700 §4.1.3, RFC 8252 §7.3) ------------------------------

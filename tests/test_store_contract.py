@@ -543,6 +543,28 @@ def test_sqlite_concurrent_incr_many_counts_every_call(sqlite_store: SQLiteStore
     assert sorted(b for _, b in results) == list(range(1, THREADS + 1))
 
 
+def test_sqlite_incr_many_unless_counts_nothing_while_a_block_is_live(tmp_path: Path) -> None:
+    clock = FakeClock()
+    opened = SQLiteStore(StoreConfig(sqlite_url(tmp_path), clock=clock))
+    try:
+        blocks = ("block:a", "block:b")
+        assert opened.incr_many_unless(("a", "b"), 60, blocks) == (1, 1)
+        opened.put("block:b", {"u": 1}, 10)
+        assert opened.incr_many_unless(("a", "b"), 60, blocks) is None
+        assert opened.incr_many_unless(("b", "a"), 60, ("block:b",)) is None
+        assert (opened.get("a"), opened.get("b")) == ({"n": 1}, {"n": 1})  # neither was counted
+        clock.advance(11)  # the block is over
+        assert opened.incr_many_unless(("b", "a"), 60, blocks) == (2, 2)
+    finally:
+        opened.close()
+
+
+def test_sqlite_concurrent_incr_many_unless_counts_every_call(sqlite_store: SQLiteStore) -> None:
+    results = run_together(THREADS, lambda i: sqlite_store.incr_many_unless(("a", "b"), 60, ("block:a",)))
+    assert sorted(a for a, _ in results) == list(range(1, THREADS + 1))
+    assert sorted(b for _, b in results) == list(range(1, THREADS + 1))
+
+
 # -- the change mark the guard's token cache asks (ChangeStore): SQLite and memory ----
 
 

@@ -185,6 +185,37 @@ def test_success_does_not_reset_the_count(app):
     assert_throttled(client_token(app, status=429))
 
 
+@pytest.mark.parametrize("store_url", ["memory://", "sqlite"])
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        pytest.param({"grant_type": "client_credentials"}, 200, id="token-issued"),
+        pytest.param({"grant_type": "client_credentials", "scope": "nope"}, 400, id="grant-refused"),
+        pytest.param(
+            {"grant_type": "password", "username": "x", "password": "y"}, 400, id="grant-not-allowed"
+        ),
+    ],
+)
+def test_right_secrets_are_given_back_whether_or_not_a_token_follows(
+    make_middleware, tmp_path, store_url, params, status
+):
+    # A right secret's attempt is given back whatever the grant then answers, on every store.
+    store_url = f"sqlite:///{tmp_path}/oauth.db" if store_url == "sqlite" else store_url
+    middleware = throttled_middleware(make_middleware, store=store_url, throttle_address_max_failures="3")
+    app = webtest.TestApp(middleware)
+    headers = {"Authorization": basic(SERVICE_ID, SERVICE_SECRET)}
+    for _ in range(5):  # beyond both limits
+        app.post(TOKEN, params, headers=headers, extra_environ=addr("192.0.2.1"), status=status)
+    counts = [
+        middleware.server.store.get(f"fail:{subject}")
+        for subject in ("addr:192.0.2.1", f"addr:192.0.2.1|client:{SERVICE_ID}")
+    ]
+    assert counts == [{"n": 0}, {"n": 0}]
+    client_token(app, secret=WRONG, status=401)
+    client_token(app, secret=WRONG, status=401)
+    client_token(app, status=200)  # two failures, still below the limit of 3
+
+
 def test_block_ends_after_the_window_and_blocked_requests_do_not_extend_it(make_middleware, clock):
     app = webtest.TestApp(make_middleware(throttle_max_failures="2", throttle_window="1", clock=clock))
     client_token(app, secret=WRONG, status=401)

@@ -130,6 +130,29 @@ def _decr_many(count: int) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _incr_many_unless(count: int, blocks: int) -> str:
+    """:func:`_incr_many` for ``count`` keys, counting none while one of ``blocks`` keys is live.
+
+    Parameters: expiry, now, the keys, the block keys. An ``INSERT ... SELECT``
+    whose ``WHERE NOT EXISTS`` reads the blocks inside the statement's own
+    write transaction: the look and the count are one atomic step. Blocked,
+    it inserts nothing and returns no row.
+    """
+    keys = ", ".join(f"(?{3 + i})" for i in range(count))
+    block_keys = ", ".join(f"?{3 + count + i}" for i in range(blocks))
+    return (  # Numbered placeholders only, as above.
+        f"INSERT INTO kv (key, value, expires) SELECT column1, '{{\"n\":1}}', ?1 FROM (VALUES {keys})"  # noqa: S608
+        f" WHERE NOT EXISTS (SELECT 1 FROM kv WHERE key IN ({block_keys}) AND (expires IS NULL OR expires > ?2))"
+        " ON CONFLICT (key) DO UPDATE SET"
+        " value = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?2 THEN excluded.value"
+        " ELSE json_set(kv.value, '$.n', json_extract(kv.value, '$.n') + 1) END,"
+        " expires = CASE WHEN kv.expires IS NOT NULL AND kv.expires <= ?2 THEN excluded.expires"
+        " ELSE kv.expires END"
+        " RETURNING key, json_extract(value, '$.n')"
+    )
+
+
 _DECR = (
     "UPDATE kv SET value = json_set(value, '$.n', json_extract(value, '$.n') - 1)"
     " WHERE key = ? AND (expires IS NULL OR expires > ?) AND json_extract(value, '$.n') > 0"
@@ -525,6 +548,28 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
             if max(deleted) >= SWEEP_BATCH:
                 self._next_sweep = now_mono
+
+    @_translate_errors
+    def incr_many_unless(
+        self, keys: tuple[str, ...], ttl: int, blocks: tuple[str, ...]
+    ) -> tuple[int, ...] | None:
+        """:meth:`incr_many` unless one of ``blocks`` holds a live value (then None, nothing counted);
+        one statement, the look included (the throttle's look for blocks and its count)."""
+        if not _ONE_STATEMENT_COUNTERS or not keys or len(set(keys)) != len(keys):
+            # The look, then the count: as stores without this method do it.
+            if any(self.get(block) is not None for block in blocks):
+                return None
+            return tuple(self.incr(key, ttl) for key in keys)
+        now = self.clock.time()
+        conn = self._connection()
+        rows = conn.execute(
+            _incr_many_unless(len(keys), len(blocks)), (now + ttl, now, *keys, *blocks)
+        ).fetchall()
+        self._maybe_sweep(conn)
+        if not rows:
+            return None
+        counts = {key: int(count) for key, count in rows}
+        return tuple(counts[key] for key in keys)
 
 
 class _ThreadEnd:

@@ -93,6 +93,7 @@ class TokenIssuer:
                 # The new grant produced this token too: revoking the grant must revoke it.
                 self.tokens.join_family(access, family)
             expires_in = max(1, access.expires_at - int(self.clock.time()))
+        scope = scope_string(scopes)
         # Who got a token for what; never the token itself.
         log.info(
             "token %s: client_id=%r user=%r grant=%s scope=%r",
@@ -100,7 +101,7 @@ class TokenIssuer:
             client.client_id,
             None if user_id is None else user_id[:100],
             grant_type,
-            scope_string(scopes),
+            scope,
         )
         body: dict[str, Any] = {
             "access_token": access.token,
@@ -108,5 +109,5 @@ class TokenIssuer:
             "expires_in": expires_in,
         }
         if scopes:
-            body["scope"] = scope_string(scopes)
+            body["scope"] = scope
         return body
