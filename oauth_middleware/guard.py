@@ -160,7 +160,9 @@ class Guard:
             if presented is None:
                 raise MissingToken()
             # Read before verifying: a token ended meanwhile moves it, and the verdict is not kept.
-            stamp = self.token_stamp() if verified is not None and presented.source == "header" else None
+            # Only for what the memo keeps: a Bearer header (self.bearer is None without a memo).
+            remember = presented.token_type is self.bearer and presented.source == "header"
+            stamp = self.token_stamp() if remember else None
             token = self.authenticate(presented, environ, path)
         except BearerError as error:
             return self.error(error, presented)(environ, start_response)
@@ -171,7 +173,7 @@ class Guard:
         inject(environ, token)
         headers_of = self.headers_of.get(presented.token_type) if self.headers_of else None
         if headers_of is None and presented.source == "header":
-            if stamp is not None and verified is not None and header and presented.token_type is self.bearer:
+            if stamp is not None and verified is not None and header:
                 verified.put(header, token, stamp)
             return self.app(environ, functools.partial(_vary_start, start_response))  # type: ignore[arg-type]
         extra = () if headers_of is None else headers_of()
